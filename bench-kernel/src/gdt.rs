@@ -1,0 +1,88 @@
+//! GDT with kernel code/data segments and a TSS providing the IST stacks.
+//!
+//! Every exception handler runs on an IST stack: the precompiled `core` uses the
+//! System V red zone, so an exception delivered on the interrupted stack could
+//! overwrite live data below RSP. The IST also gives #DF/#NMI/#MC a known-good stack.
+
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+
+use crate::sync::RacyCell;
+
+/// Size of each IST stack.
+pub const IST_STACK_SIZE: usize = 32 * 1024;
+
+/// IST slots (0-based, as the `x86_64` crate's `set_stack_index` counts them).
+/// Exceptions that can nest inside another handler get their own stack, because a
+/// nested exception on the SAME IST slot restarts at the top and clobbers the outer
+/// frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum IstSlot {
+    DoubleFault = 0,
+    Nmi = 1,
+    MachineCheck = 2,
+    PageFault = 3,
+    GeneralProtection = 4,
+    Debug = 5,
+    Other = 6,
+}
+
+pub const IST_SLOTS: usize = 7;
+
+#[repr(C, align(16))]
+struct IstStack([u8; IST_STACK_SIZE]);
+
+static IST_STACKS: RacyCell<[IstStack; IST_SLOTS]> =
+    RacyCell::new([const { IstStack([0; IST_STACK_SIZE]) }; IST_SLOTS]);
+static TSS: RacyCell<TaskStateSegment> = RacyCell::new(TaskStateSegment::new());
+static GDT: RacyCell<GlobalDescriptorTable> = RacyCell::new(GlobalDescriptorTable::new());
+
+/// Selectors of the loaded GDT.
+#[derive(Clone, Copy, Debug)]
+pub struct Selectors {
+    pub code: SegmentSelector,
+    pub data: SegmentSelector,
+    pub tss: SegmentSelector,
+}
+
+/// `[bottom, top)` of the stack behind IST slot `slot`.
+pub fn ist_stack_range(slot: IstSlot) -> (u64, u64) {
+    let base = IST_STACKS.get() as u64 + (slot as u64) * IST_STACK_SIZE as u64;
+    (base, base + IST_STACK_SIZE as u64)
+}
+
+/// Build and load the GDT and TSS, reload the segment registers. Call once, early.
+pub fn init() -> Selectors {
+    // SAFETY: called once during single-threaded boot before any exception handler
+    // is installed; nothing else references TSS/GDT yet. After loading, both are
+    // only read by the CPU and never mutated again, so the `'static` shared
+    // references handed to the x86_64 crate stay valid.
+    unsafe {
+        let tss = &mut *TSS.get();
+        for slot in 0..IST_SLOTS {
+            let base = IST_STACKS.get() as u64 + (slot * IST_STACK_SIZE) as u64;
+            // Stacks grow down: the IST entry is the (16-byte aligned) top.
+            tss.interrupt_stack_table[slot] = VirtAddr::new(base + IST_STACK_SIZE as u64);
+        }
+        let tss: &'static TaskStateSegment = &*TSS.get();
+
+        let gdt = &mut *GDT.get();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+        let gdt: &'static GlobalDescriptorTable = &*GDT.get();
+        gdt.load();
+
+        CS::set_reg(code);
+        SS::set_reg(data);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        load_tss(tss_sel);
+
+        Selectors { code, data, tss: tss_sel }
+    }
+}

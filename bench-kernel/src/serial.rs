@@ -1,0 +1,106 @@
+//! COM1 console via `uart_16550` and the `print!`/`println!` macros.
+//!
+//! Single core, interrupts off: the only re-entrancy is an exception (or panic)
+//! raised while a print is in progress. A `BUSY` flag detects that case, and the
+//! re-entrant printer then uses a fresh, un-initialised handle on the same port
+//! instead of aliasing the global one, so reports always get out and nothing
+//! deadlocks.
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use uart_16550::backend::PioBackend;
+use uart_16550::{BaudRate, Config, Uart16550, Uart16550Tty, Uart16550TtyError};
+
+use crate::sync::RacyCell;
+
+/// I/O port base of COM1.
+pub const COM1_PORT: u16 = 0x3f8;
+
+type Tty = Uart16550Tty<PioBackend>;
+
+static CONSOLE: RacyCell<Option<Tty>> = RacyCell::new(None);
+static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// Initialise COM1 (115200 8N1, FIFO on) and run the UART loopback self-test.
+pub fn init() -> Result<(), Uart16550TtyError> {
+    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    // SAFETY: COM1 is a standard port range owned by this kernel alone.
+    let tty = unsafe { Uart16550Tty::new_port(COM1_PORT, config)? };
+    BUSY.store(true, Ordering::SeqCst);
+    // SAFETY: BUSY held, so no other reference to CONSOLE exists.
+    unsafe { *CONSOLE.get() = Some(tty) };
+    BUSY.store(false, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Run `f` with a writer to COM1.
+pub fn with_console<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
+    if BUSY.swap(true, Ordering::SeqCst) {
+        // Re-entered from an exception/panic that interrupted a print: use a
+        // separate handle on the already configured device.
+        return f(&mut emergency_writer());
+    }
+    // SAFETY: BUSY was false and is now held by us: no other reference exists.
+    let console = unsafe { &mut *CONSOLE.get() };
+    let result = match console {
+        Some(tty) => f(tty),
+        None => f(&mut emergency_writer()),
+    };
+    BUSY.store(false, Ordering::SeqCst);
+    result
+}
+
+/// Writer that needs no global state: a handle on COM1 that skips initialisation
+/// (whatever state the device is in, QEMU and real 16550s still transmit).
+fn emergency_writer() -> impl Write {
+    // SAFETY: COM1 port range; constructing the handle does not touch the device.
+    match unsafe { Uart16550::new_port(COM1_PORT) } {
+        Ok(uart) => EmergencyWriter(Some(Tty::from_inner(uart))),
+        Err(_) => EmergencyWriter(None),
+    }
+}
+
+struct EmergencyWriter(Option<Tty>);
+
+impl Write for EmergencyWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match &mut self.0 {
+            Some(tty) => tty.write_str(s),
+            None => Err(fmt::Error),
+        }
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    with_console(|w| {
+        let _ = w.write_fmt(args);
+    });
+}
+
+/// Wait until the UART has sent everything, so an exit right after a print loses
+/// nothing. (QEMU transmits synchronously, real hardware does not.)
+pub fn flush() {
+    // Line status register, bit 6: transmitter empty. Bounded so a missing UART
+    // cannot hang the exit path.
+    let mut lsr = x86_64::instructions::port::PortReadOnly::<u8>::new(COM1_PORT + 5);
+    for _ in 0..100_000 {
+        // SAFETY: reading the LSR has no side effects beyond clearing error bits.
+        if unsafe { lsr.read() } & 0x40 != 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::serial::_print(format_args!($($arg)*)));
+}
+
+#[macro_export]
+macro_rules! println {
+    () => ($crate::print!("\n"));
+    ($($arg:tt)*) => ($crate::serial::_print(format_args!("{}\n", format_args!($($arg)*))));
+}

@@ -1,0 +1,177 @@
+//! The bitmap allocator of the Shelter kernel: one bit per pool page, plus a next-free hint (the
+//! lowest word that may hold a free bit) so allocation does not rescan the full prefix.
+
+use super::{AllocError, FreeError, PageAllocator, ROOT_PAGE};
+use crate::pool::MAX_POOL_PAGES;
+
+const WORDS: usize = MAX_POOL_PAGES as usize / 64;
+
+#[derive(Clone)]
+pub struct BitmapAllocator {
+    /// Bit set = page in use. Bits past `capacity` are set so they are never handed out.
+    words: [u64; WORDS],
+    capacity: u32,
+    used: u32,
+    /// No word below this one has a free bit.
+    hint: usize,
+}
+
+impl core::fmt::Debug for BitmapAllocator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BitmapAllocator")
+            .field("capacity", &self.capacity)
+            .field("used", &self.used)
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
+impl BitmapAllocator {
+    /// A fresh bitmap over `capacity` pages (at most [`MAX_POOL_PAGES`]): only the root is taken.
+    pub fn new(capacity: u32) -> Self {
+        Self::from_counter(capacity, 1)
+    }
+
+    /// The bootloader-to-kernel hand-over: pages `0..counter` are in use (a bump allocator's
+    /// counter), the rest free. O(N/64): whole words are written, not bits.
+    /// `capacity` is clamped to [`MAX_POOL_PAGES`], `counter` to `1..=capacity`.
+    pub fn from_counter(capacity: u32, counter: u32) -> Self {
+        let capacity = capacity.min(MAX_POOL_PAGES);
+        let counter = counter.clamp(1, capacity.max(1));
+        let mut a = BitmapAllocator { words: [0; WORDS], capacity, used: counter, hint: 0 };
+        a.fill_prefix(counter);
+        a.hint = counter as usize / 64;
+        a
+    }
+
+    fn fill_prefix(&mut self, counter: u32) {
+        let full = counter as usize / 64;
+        self.words[..full].fill(!0);
+        if counter % 64 != 0 {
+            self.words[full] = (1u64 << (counter % 64)) - 1;
+        }
+        // Padding past the capacity counts as used so `allocate` never returns it.
+        let cap = self.capacity as usize;
+        if cap % 64 != 0 {
+            self.words[cap / 64] |= !0u64 << (cap % 64);
+        }
+        let cap_words = cap.div_ceil(64);
+        self.words[cap_words..].fill(!0);
+    }
+
+    fn check(&self, index: u32) -> Result<(), FreeError> {
+        if index >= self.capacity {
+            Err(FreeError::OutOfPool { index, capacity: self.capacity })
+        } else if index == ROOT_PAGE {
+            Err(FreeError::Root)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl PageAllocator for BitmapAllocator {
+    #[inline]
+    fn allocate(&mut self) -> Result<u32, AllocError> {
+        let cap_words = (self.capacity as usize).div_ceil(64);
+        let mut w = self.hint;
+        while w < cap_words {
+            let word = self.words[w];
+            if word != !0 {
+                let bit = (!word).trailing_zeros();
+                self.words[w] = word | (1 << bit);
+                self.used += 1;
+                self.hint = w;
+                return Ok(w as u32 * 64 + bit);
+            }
+            w += 1;
+        }
+        self.hint = cap_words;
+        Err(AllocError::Exhausted { capacity: self.capacity })
+    }
+
+    #[inline]
+    fn free(&mut self, index: u32) -> Result<(), FreeError> {
+        self.check(index)?;
+        let (w, bit) = (index as usize / 64, index % 64);
+        if self.words[w] & (1 << bit) == 0 {
+            return Err(FreeError::NotAllocated { index });
+        }
+        self.words[w] &= !(1 << bit);
+        self.used -= 1;
+        self.hint = self.hint.min(w);
+        Ok(())
+    }
+
+    fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    fn used(&self) -> u32 {
+        self.used
+    }
+
+    fn is_allocated(&self, index: u32) -> bool {
+        index < self.capacity && self.words[index as usize / 64] & (1 << (index % 64)) != 0
+    }
+
+    fn can_free(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_bitmap_holds_only_the_root() {
+        let mut a = BitmapAllocator::new(100);
+        assert_eq!((a.used(), a.left()), (1, 99));
+        assert!(a.is_allocated(0) && !a.is_allocated(1));
+        for want in 1..100 {
+            assert_eq!(a.allocate(), Ok(want));
+        }
+        // Padding bits 100..128 of the last word are never handed out.
+        assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: 100 }));
+    }
+
+    #[test]
+    fn from_counter_matches_a_bump_hand_over() {
+        for (cap, counter) in [(64, 1), (64, 64), (4096, 63), (4096, 64), (4096, 65), (65536, 4000)] {
+            let mut a = BitmapAllocator::from_counter(cap, counter);
+            assert_eq!(a.used(), counter, "cap {cap} counter {counter}");
+            for i in 0..cap {
+                assert_eq!(a.is_allocated(i), i < counter, "page {i}");
+            }
+            if counter < cap {
+                assert_eq!(a.allocate(), Ok(counter));
+            } else {
+                assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: cap }));
+            }
+        }
+    }
+
+    #[test]
+    fn free_errors_are_values() {
+        let mut a = BitmapAllocator::new(64);
+        let p = a.allocate().unwrap();
+        assert_eq!(a.free(p), Ok(()));
+        assert_eq!(a.free(p), Err(FreeError::NotAllocated { index: p }));
+        assert_eq!(a.free(0), Err(FreeError::Root));
+        assert_eq!(a.free(64), Err(FreeError::OutOfPool { index: 64, capacity: 64 }));
+        assert_eq!(a.free(u32::MAX), Err(FreeError::OutOfPool { index: u32::MAX, capacity: 64 }));
+        assert_eq!(a.used(), 1);
+    }
+
+    #[test]
+    fn freed_low_page_is_reused_first() {
+        let mut a = BitmapAllocator::new(256);
+        let pages: [u32; 200] = core::array::from_fn(|_| a.allocate().unwrap());
+        a.free(pages[150]).unwrap();
+        a.free(pages[3]).unwrap();
+        assert_eq!(a.allocate(), Ok(pages[3]));
+        assert_eq!(a.allocate(), Ok(pages[150]));
+        assert_eq!(a.allocate(), Ok(201));
+    }
+}

@@ -1,0 +1,86 @@
+//! The bump/counter allocator of the Blastproof bootloader: one counter, no freeing.
+
+use super::{AllocError, FreeError, PageAllocator};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BumpAllocator {
+    next: u32,
+    capacity: u32,
+}
+
+impl BumpAllocator {
+    /// A fresh counter over `capacity` pages: page 0 (the root) is already taken.
+    pub fn new(capacity: u32) -> Self {
+        BumpAllocator { next: 1, capacity }
+    }
+
+    /// The counter value, as handed to the kernel's bitmap ([`super::BitmapAllocator::from_counter`]).
+    pub fn counter(&self) -> u32 {
+        self.next
+    }
+}
+
+impl PageAllocator for BumpAllocator {
+    #[inline]
+    fn allocate(&mut self) -> Result<u32, AllocError> {
+        if self.next < self.capacity {
+            self.next += 1;
+            Ok(self.next - 1)
+        } else {
+            Err(AllocError::Exhausted { capacity: self.capacity })
+        }
+    }
+
+    fn free(&mut self, index: u32) -> Result<(), FreeError> {
+        if index >= self.capacity {
+            Err(FreeError::OutOfPool { index, capacity: self.capacity })
+        } else if index == super::ROOT_PAGE {
+            Err(FreeError::Root)
+        } else {
+            Err(FreeError::Unsupported)
+        }
+    }
+
+    fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    fn used(&self) -> u32 {
+        self.next
+    }
+
+    fn is_allocated(&self, index: u32) -> bool {
+        index < self.next
+    }
+
+    fn can_free(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_up_then_exhausts() {
+        let mut a = BumpAllocator::new(64);
+        assert_eq!(a.used(), 1);
+        for want in 1..64 {
+            assert_eq!(a.allocate(), Ok(want));
+        }
+        assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: 64 }));
+        assert_eq!(a.used(), 64);
+        assert_eq!(a.left(), 0);
+    }
+
+    #[test]
+    fn free_is_an_error_never_a_panic() {
+        let mut a = BumpAllocator::new(64);
+        a.allocate().unwrap();
+        assert_eq!(a.free(1), Err(FreeError::Unsupported));
+        assert_eq!(a.free(0), Err(FreeError::Root));
+        assert_eq!(a.free(64), Err(FreeError::OutOfPool { index: 64, capacity: 64 }));
+        assert_eq!(a.used(), 2);
+    }
+}

@@ -1,0 +1,87 @@
+//! Page allocators over a pool: they hand out pool page *indices*; page 0 (the PML4) is
+//! allocated from the start and can never be freed.
+
+mod bitmap;
+mod bump;
+
+pub use bitmap::BitmapAllocator;
+pub use bump::BumpAllocator;
+
+use crate::pool::Pool;
+use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size4KiB};
+
+/// The index of the pool's root page (PML4).
+pub const ROOT_PAGE: u32 = 0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocError {
+    /// Every page of the pool is in use.
+    Exhausted { capacity: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreeError {
+    /// The index is not a page of this pool.
+    OutOfPool { index: u32, capacity: u32 },
+    /// The page is free already (double free, or never handed out).
+    NotAllocated { index: u32 },
+    /// Page 0 is the PML4 of the address space and is never returned.
+    Root,
+    /// This allocator cannot free (the bump allocator only counts up).
+    Unsupported,
+}
+
+impl core::fmt::Display for AllocError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AllocError::Exhausted { capacity } => write!(f, "pool exhausted: all {capacity} pages in use"),
+        }
+    }
+}
+
+impl core::fmt::Display for FreeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FreeError::OutOfPool { index, capacity } => {
+                write!(f, "page {index} is not in the pool (0..{capacity})")
+            }
+            FreeError::NotAllocated { index } => write!(f, "page {index} is not allocated"),
+            FreeError::Root => f.write_str("page 0 is the pool's PML4 and cannot be freed"),
+            FreeError::Unsupported => f.write_str("this allocator cannot free pages"),
+        }
+    }
+}
+
+/// A page allocator over the pages of one pool.
+pub trait PageAllocator {
+    /// Hand out one free page index.
+    fn allocate(&mut self) -> Result<u32, AllocError>;
+    /// Return a page handed out by [`PageAllocator::allocate`].
+    fn free(&mut self, index: u32) -> Result<(), FreeError>;
+    /// Pages in the pool, including the root.
+    fn capacity(&self) -> u32;
+    /// Pages in use, including the root.
+    fn used(&self) -> u32;
+    fn is_allocated(&self, index: u32) -> bool;
+    /// Whether [`PageAllocator::free`] can ever succeed (the mapper then returns empty tables).
+    fn can_free(&self) -> bool;
+
+    fn left(&self) -> u32 {
+        self.capacity() - self.used()
+    }
+}
+
+/// Lets the x86_64 crate's mappers (`OffsetPageTable::map_to`) take their table frames from a pool:
+/// the peer we measure against uses exactly the same pages.
+pub struct PoolFrames<'a, A: PageAllocator> {
+    pub pool: Pool,
+    pub alloc: &'a mut A,
+}
+
+// SAFETY: the allocator hands out each pool page once, and pool pages are reserved for tables.
+unsafe impl<A: PageAllocator> FrameAllocator<Size4KiB> for PoolFrames<'_, A> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let index = self.alloc.allocate().ok()?;
+        Some(PhysFrame::containing_address(self.pool.page_phys(index)))
+    }
+}

@@ -1,0 +1,151 @@
+//! Capacity accounting: how many pool pages a layout needs, and how many a pool has left.
+//!
+//! [`predict_tables`] is a pure function of the virtual layout: the pool-size model that tells a
+//! kernel developer whether the standard 4096-page pool suffices.
+
+use crate::page_size::PageSize;
+use x86_64::VirtAddr;
+
+/// Bytes of virtual space one table at `level` covers (1 = PT: 2 MiB, ..., 4 = PML4: 256 TiB).
+pub const fn table_span_shift(level: u8) -> u32 {
+    12 + 9 * level as u32
+}
+
+/// Tables of levels `leaf..=top` that must be created to map `[start, last]` below a missing
+/// entry of level `top + 1`: at each level, one per distinct span the range touches.
+pub(crate) fn tables_below(top: u8, leaf: u8, start: u64, last: u64) -> u64 {
+    (leaf..=top)
+        .map(|level| {
+            let shift = table_span_shift(level);
+            (last >> shift) - (start >> shift) + 1
+        })
+        .sum()
+}
+
+/// Pool pages per paging level, as the mapper keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableCount {
+    pub pml4: u64,
+    pub pdpt: u64,
+    pub pd: u64,
+    pub pt: u64,
+}
+
+impl TableCount {
+    pub fn total(&self) -> u64 {
+        self.pml4 + self.pdpt + self.pd + self.pt
+    }
+
+    /// By level number: 4 = PML4 ... 1 = PT.
+    pub fn level(&self, level: u8) -> u64 {
+        match level {
+            4 => self.pml4,
+            3 => self.pdpt,
+            2 => self.pd,
+            1 => self.pt,
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn level_mut(&mut self, level: u8) -> &mut u64 {
+        match level {
+            4 => &mut self.pml4,
+            3 => &mut self.pdpt,
+            2 => &mut self.pd,
+            _ => &mut self.pt,
+        }
+    }
+}
+
+/// The pool's state: tables per level and pages left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub tables: TableCount,
+    /// Pages the allocator counts as used (tables, plus anything else handed out).
+    pub used: u32,
+    pub left: u32,
+    pub capacity: u32,
+}
+
+/// A virtual range mapped with one page size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub start: VirtAddr,
+    pub pages: u64,
+    pub size: PageSize,
+}
+
+impl Region {
+    pub fn last(&self) -> u64 {
+        self.start.as_u64() + (self.pages * self.size.bytes() - 1)
+    }
+}
+
+/// Page tables needed to map `regions` into a fresh pool (the root included).
+///
+/// Regions must not overlap and must have `pages > 0`; they are sorted in place (no allocation,
+/// so this runs in the kernel too). Two regions sharing a table's span share the table.
+pub fn predict_tables(regions: &mut [Region]) -> TableCount {
+    regions.sort_unstable_by_key(|r| r.start.as_u64());
+    let mut count = TableCount { pml4: 1, ..TableCount::default() };
+    for level in 1..=3u8 {
+        let shift = table_span_shift(level);
+        // Sorted by start, so the first span of each region is >= every span counted before.
+        let mut counted: Option<u64> = None;
+        let mut n = 0;
+        for r in regions.iter().filter(|r| r.size.level() <= level) {
+            let (first, last) = (r.start.as_u64() >> shift, r.last() >> shift);
+            let from = match counted {
+                Some(c) if c >= first => c + 1,
+                _ => first,
+            };
+            if last >= from {
+                n += last - from + 1;
+            }
+            counted = Some(counted.map_or(last, |c| c.max(last)));
+        }
+        *count.level_mut(level) = n;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(start: u64, pages: u64, size: PageSize) -> Region {
+        Region { start: VirtAddr::new(start), pages, size }
+    }
+
+    #[test]
+    fn one_gib_of_4kib_pages() {
+        let t = predict_tables(&mut [region(0x4000_0000, 262_144, PageSize::Size4KiB)]);
+        assert_eq!(t, TableCount { pml4: 1, pdpt: 1, pd: 1, pt: 512 });
+    }
+
+    #[test]
+    fn sixty_four_gib_of_2mib_pages() {
+        let t = predict_tables(&mut [region(0, 64 * 512, PageSize::Size2MiB)]);
+        assert_eq!(t, TableCount { pml4: 1, pdpt: 1, pd: 64, pt: 0 });
+    }
+
+    #[test]
+    fn neighbours_share_tables_and_halves_do_not() {
+        let mut r = [
+            region(0xffff_8000_0020_0000, 1, PageSize::Size4KiB),
+            region(0x1000, 1, PageSize::Size4KiB),
+            region(0x3000, 2, PageSize::Size4KiB),
+            region(0xffff_8000_4000_0000, 1, PageSize::Size1GiB),
+        ];
+        let t = predict_tables(&mut r);
+        assert_eq!(t, TableCount { pml4: 1, pdpt: 2, pd: 2, pt: 2 });
+    }
+
+    #[test]
+    fn spans_crossing_a_table_boundary() {
+        // 2 pages straddling a 2 MiB boundary need two PTs, one PD.
+        let t = predict_tables(&mut [region(0x1f_f000, 2, PageSize::Size4KiB)]);
+        assert_eq!(t, TableCount { pml4: 1, pdpt: 1, pd: 1, pt: 2 });
+        assert_eq!(tables_below(3, 1, 0x1f_f000, 0x20_0fff), 4);
+    }
+}
