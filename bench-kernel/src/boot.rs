@@ -58,7 +58,7 @@ mb2_header_end:
     .long pvh_entry
     .balign 4
 
-    /* ---------------- boot-time data that must survive .bss zeroing: none ---------------- */
+    /* ---- boot page tables and stack: in .bss, used only after it has been zeroed ---- */
     .section .bss.boot, "aw", @nobits
     .balign 4096
 boot_pml4:      .skip 4096
@@ -100,8 +100,11 @@ pvh_entry:
     cld
     mov ${pvh_magic}, %ebp
 
-    /* ebp = boot magic, ebx = boot info physical address; both kept to the end */
+    /* ebp = boot magic, ebx = boot info physical address */
 boot32_common:
+    /* cpuid clobbers ebx: keep the boot info pointer in esi (untouched from here on) */
+    mov %ebx, %esi
+
     /* Zero .bss first: the stack and page tables below live there. */
     mov $__bss_start, %edi
     mov $__bss_end, %ecx
@@ -120,7 +123,6 @@ boot32_common:
     cpuid
     test $(1 << 29), %edx
     jz no_long_mode
-    mov %edx, %esi                      /* remember NX (bit 20) for EFER below */
 
     /* PML4[0] -> PDPT; PDPT[0..4] -> PD0..PD3 (present | writable) */
     mov $boot_pdpt, %eax
@@ -151,16 +153,19 @@ boot32_common:
     or $(1 << 5), %eax                  /* PAE */
     mov %eax, %cr4
 
+    mov $0x80000001, %eax
+    cpuid
+    mov %edx, %edi                      /* NX support: bit 20 */
     mov $0xc0000080, %ecx               /* IA32_EFER */
     rdmsr
     or $(1 << 8), %eax                  /* LME */
-    test $(1 << 20), %esi
+    test $(1 << 20), %edi
     jz 3f
     or $(1 << 11), %eax                 /* NXE: the lab maps pages with NX bits */
 3:  wrmsr
 
     mov %cr0, %eax
-    or $0x80000001, %eax                /* PG | PE */
+    or $0x80010001, %eax                /* PG | WP (honour read-only pages in ring 0) | PE */
     mov %eax, %cr0
 
     lgdt boot_gdt_ptr
@@ -205,7 +210,7 @@ boot64:
     fninit
 
     mov %ebp, %edi                      /* boot_magic (zero-extended) */
-    mov %ebx, %esi                      /* boot_info_paddr (zero-extended) */
+    mov %esi, %esi                      /* boot_info_paddr (zero-extend) */
     xor %ebp, %ebp                      /* terminate frame-pointer chains */
     call {kmain}
 7:  cli
@@ -233,12 +238,12 @@ unsafe extern "C" {
 
 /// Physical (= virtual) extent `[start, end)` of the loaded kernel image including `.bss`.
 pub fn kernel_image_range() -> (u64, u64) {
-    // SAFETY: linker-script symbols; only their addresses are taken.
-    unsafe { (&raw const __kernel_start as u64, &raw const __kernel_end as u64) }
+    // Linker-script symbols: only their addresses are taken (no unsafe needed).
+    (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
 }
 
 /// `[bottom, top)` of the boot stack `kmain` runs on.
 pub fn boot_stack_range() -> (u64, u64) {
-    // SAFETY: symbols from the boot assembly; only their addresses are taken.
-    unsafe { (&raw const boot_stack_bottom as u64, &raw const boot_stack_top as u64) }
+    // Symbols from the boot assembly: only their addresses are taken.
+    (&raw const boot_stack_bottom as u64, &raw const boot_stack_top as u64)
 }

@@ -7,7 +7,6 @@
 //! so any Rust handler may clobber XMM registers) and calls [`exception_dispatch`].
 
 use core::arch::naked_asm;
-use core::fmt::Write;
 
 use x86_64::registers::control::Cr2;
 

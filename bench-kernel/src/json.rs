@@ -11,7 +11,7 @@ pub struct Str<'a>(pub &'a str);
 impl fmt::Display for Str<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_char('"')?;
-        Escaper(f).write_str(self.0)?;
+        Escaper(&mut *f).write_str(self.0)?;
         f.write_char('"')
     }
 }

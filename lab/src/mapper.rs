@@ -381,7 +381,8 @@ impl<A: PageAllocator> PoolMapper<A> {
         for i in fi..=li {
             let lo = base + i as u64 * entry_span(level);
             let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
-            let e = self.read(table, i);
+            // A fresh table's entries are garbage until written: never read them.
+            let e = if fresh { 0 } else { self.read(table, i) };
             let (child, child_fresh) = if e == 0 {
                 let c = self.alloc.allocate().map_err(|_| MapError::PoolExhausted {
                     needed: 1,

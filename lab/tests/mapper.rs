@@ -337,3 +337,24 @@ fn pool_rejects_bad_sizes_and_alignment() {
     let mem = SimMemory::new(10);
     assert_eq!(mem.pool(0, 64), Err(PoolError::FrameOutOfRange { phys_end: 64 * 4096 }));
 }
+
+#[test]
+fn pool_pages_need_not_be_zeroed_and_reset_starts_over() {
+    let mem = SimMemory::new(3 + 64);
+    let pool = mem.pool(3, 64).unwrap();
+    // Garbage everywhere, as in RAM the kernel carves a pool from.
+    unsafe { std::ptr::write_bytes(pool.page_ptr(0) as *mut u8, 0xa5, 64 * 4096) };
+    let mut m = PoolMapper::create(pool, BumpAllocator::new(64));
+    for round in 0..3 {
+        for i in [0u64, 1, 2, 511, 512, 513] {
+            m.map_page(va(0xffff_8000_0000_0000 + i * 4096), pa(i * 4096), KIB4, RW).unwrap().ignore();
+        }
+        m.map_range(va(0x4000_0000), pa(0), 2, MIB2, RW).unwrap().ignore();
+        let mut n = 0;
+        m.for_each_mapping(&mut |_| n += 1).unwrap();
+        assert_eq!(n, 8, "round {round}: only what was mapped is visible");
+        assert_eq!(oracle(&mem, &m, 0xffff_8000_0020_1000).map(|x| x.0), Some(0x20_1000));
+        // Reset reuses the same (now dirty) pages.
+        m.reset(BumpAllocator::new(64));
+    }
+}

@@ -1,0 +1,172 @@
+//! bench-kernel: boot platform of a small no_std benchmark kernel.
+//!
+//! Built for the host target (`x86_64-unknown-linux-gnu`) as a freestanding static
+//! ELF; see README.md for build/run and `boot` for the entry protocols.
+//!
+//! Serial protocol: every line is one JSON object (`"type"`: boot, memmap, check,
+//! selftest, fault, panic, exit) or a human-readable line starting with `# `.
+
+#![no_std]
+#![no_main]
+
+mod bench;
+mod boot;
+mod bootinfo;
+mod cpu;
+mod exit;
+mod fixedstr;
+mod gdt;
+mod idt;
+mod interrupts;
+mod json;
+mod panic;
+mod probe;
+mod rt;
+mod selftest;
+mod serial;
+mod sync;
+
+use core::fmt::Write;
+
+pub use bench::set_current_bench;
+use json::{Hex, Str};
+
+/// Entered from `boot` in 64-bit mode on the boot stack, with paging (identity map
+/// of 0..4 GiB) and SSE enabled and `.bss` zeroed.
+///
+/// `boot_magic` is [`boot::PVH_START_INFO_MAGIC`] or
+/// [`boot::MULTIBOOT2_BOOTLOADER_MAGIC`]; `boot_info_paddr` points at the
+/// protocol's boot information.
+#[unsafe(no_mangle)]
+pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
+    // Keep going without a verified UART: output may still work, and the exit code
+    // tells the story either way.
+    let serial_ok = serial::init();
+    gdt::init();
+    idt::init();
+    set_current_bench("boot");
+    // Leading newline: firmware (SeaBIOS "Booting from ROM..") leaves the line open.
+    println!("\n# bench-kernel {}", env!("CARGO_PKG_VERSION"));
+    if let Err(e) = serial_ok {
+        println!("# warning: COM1 init/loopback failed: {e}");
+    }
+
+    let info = match bootinfo::parse(boot_magic, boot_info_paddr) {
+        Ok(info) => info,
+        Err(e) => {
+            println!("{{\"type\":\"boot_error\",\"msg\":\"{}\"}}", Escaped(&e));
+            println!("# boot info error: {e}");
+            exit::exit_failure();
+        }
+    };
+    let free = info.free_regions();
+    let cpu = cpu::CpuFacts::detect();
+    let pit = cpu::calibrate_tsc_pit();
+    let (kstart, kend) = boot::kernel_image_range();
+
+    serial::with_console(|w| {
+        let _ = write!(
+            w,
+            "{{\"type\":\"boot\",\"protocol\":{},\"cmdline\":{},\"cmdline_truncated\":{},\
+             \"free_ram_bytes\":{},\"free_regions\":{},\"kernel_start\":{},\"kernel_end\":{},\
+             \"rsdp\":{},\"cpu\":",
+            Str(info.protocol.name()),
+            Str(info.cmdline()),
+            info.cmdline_truncated,
+            free.total_bytes(),
+            free.as_slice().len(),
+            Hex(kstart),
+            Hex(kend),
+            Hex(info.rsdp_paddr.unwrap_or(0)),
+        );
+        let _ = cpu.write_json(w, pit.ok());
+        let _ = writeln!(w, "}}");
+
+        let _ = write!(w, "{{\"type\":\"memmap\",\"truncated\":{},\"entries\":[", info.memmap_truncated);
+        for (i, r) in info.memory_map().iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(w, "{sep}{{\"base\":{},\"len\":{},\"type\":{}}}", Hex(r.base), Hex(r.len), r.kind);
+        }
+        let _ = write!(w, "],\"free\":[");
+        for (i, r) in free.as_slice().iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(w, "{sep}{{\"start\":{},\"end\":{}}}", Hex(r.start), Hex(r.end));
+        }
+        let _ = writeln!(w, "],\"free_truncated\":{}}}", free.truncated);
+        let _ = writeln!(
+            w,
+            "# booted via {} cmdline='{}' free RAM {} MiB in {} regions; CPU {} ({}), TSC {}",
+            info.protocol.name(),
+            info.cmdline(),
+            free.total_bytes() >> 20,
+            free.as_slice().len(),
+            cpu.brand,
+            cpu.hypervisor.as_ref().map_or("bare metal", |h| h.as_str()),
+            match pit {
+                Ok(hz) => TscText(Ok(hz)),
+                Err(e) => TscText(Err(e)),
+            },
+        );
+    });
+
+    set_current_bench("selftest");
+    let summary = selftest::run();
+    println!(
+        "{{\"type\":\"selftest\",\"passed\":{},\"failed\":{}}}",
+        summary.passed, summary.failed
+    );
+
+    // Deliberate, unprotected faults to demonstrate the crash-report paths.
+    match info.arg("fault") {
+        Some("pf") => {
+            set_current_bench("fault_demo_pf");
+            // SAFETY: not safe at all, on purpose: this must fault and be reported.
+            let v = unsafe { core::ptr::read_volatile(selftest::UNMAPPED_CANONICAL as *const u8) };
+            println!("# unreachable: read {v}");
+        }
+        Some("gp") => {
+            set_current_bench("fault_demo_gp");
+            // SAFETY: as above; non-canonical address -> #GP.
+            let v = unsafe { core::ptr::read_volatile(selftest::NON_CANONICAL as *const u8) };
+            println!("# unreachable: read {v}");
+        }
+        Some("ud") => {
+            set_current_bench("fault_demo_ud");
+            // SAFETY: raises #UD on purpose.
+            unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+        }
+        Some("panic") => {
+            set_current_bench("fault_demo_panic");
+            panic!("deliberate panic requested by the command line (\"fault=panic\")");
+        }
+        Some(other) => println!("# unknown fault={other} ignored"),
+        None => {}
+    }
+
+    let ok = summary.failed == 0;
+    println!(
+        "{{\"type\":\"exit\",\"ok\":{ok},\"qemu_status\":{}}}",
+        if ok { exit::QEMU_STATUS_SUCCESS } else { exit::QEMU_STATUS_FAILURE }
+    );
+    if ok { exit::exit_success() } else { exit::exit_failure() }
+}
+
+/// Display adapter: JSON-escape any `Display` value (for use inside quotes).
+struct Escaped<'a, T: core::fmt::Display>(&'a T);
+
+impl<T: core::fmt::Display> core::fmt::Display for Escaped<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(json::Escaper(f), "{}", self.0)
+    }
+}
+
+struct TscText(Result<u64, cpu::CalibrationError>);
+
+impl core::fmt::Display for TscText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.0 {
+            Ok(hz) => write!(f, "{}.{:03} MHz by PIT", hz / 1_000_000, (hz / 1000) % 1000),
+            Err(e) => write!(f, "PIT calibration failed: {e}"),
+        }
+    }
+}
