@@ -24,7 +24,7 @@ pub const MULTIBOOT2_BOOTLOADER_MAGIC: u64 = 0x36d7_6289;
 pub const PVH_START_INFO_MAGIC: u64 = 0x336e_c578;
 
 /// Size of the stack `kmain` runs on.
-pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 
 global_asm!(
     r#"
@@ -233,7 +233,6 @@ unsafe extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
     static boot_stack_bottom: u8;
-    static boot_stack_top: u8;
 }
 
 /// Physical (= virtual) extent `[start, end)` of the loaded kernel image including `.bss`.
@@ -242,8 +241,15 @@ pub fn kernel_image_range() -> (u64, u64) {
     (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
 }
 
-/// `[bottom, top)` of the boot stack `kmain` runs on.
-pub fn boot_stack_range() -> (u64, u64) {
-    // Symbols from the boot assembly: only their addresses are taken.
-    (&raw const boot_stack_bottom as u64, &raw const boot_stack_top as u64)
+/// Deepest boot-stack use so far, in bytes. The stack starts zeroed (it is in
+/// `.bss`), so the lowest non-zero byte marks the high-water mark. There is no guard
+/// page (the identity map uses 2 MiB pages): a full stack means it has overflowed into
+/// whatever precedes it in `.bss`.
+pub fn boot_stack_high_water() -> u64 {
+    let bottom = &raw const boot_stack_bottom;
+    // SAFETY: the boot stack is BOOT_STACK_SIZE readable bytes starting at its bottom
+    // symbol; it is only read, through a raw slice of plain bytes.
+    let stack = unsafe { core::slice::from_raw_parts(bottom, BOOT_STACK_SIZE) };
+    let untouched = stack.iter().position(|&b| b != 0).unwrap_or(BOOT_STACK_SIZE);
+    (BOOT_STACK_SIZE - untouched) as u64
 }

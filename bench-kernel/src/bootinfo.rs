@@ -141,11 +141,6 @@ impl BootInfo {
         self.cmdline.as_str()
     }
 
-    /// Whether the whitespace-separated command line contains exactly `word`.
-    pub fn has_arg(&self, word: &str) -> bool {
-        self.cmdline().split_ascii_whitespace().any(|w| w == word)
-    }
-
     /// Value of the first `key=value` argument.
     pub fn arg(&self, key: &str) -> Option<&str> {
         self.cmdline()

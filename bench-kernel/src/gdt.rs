@@ -7,7 +7,7 @@
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
 
 use crate::sync::RacyCell;
@@ -41,14 +41,6 @@ static IST_STACKS: RacyCell<[IstStack; IST_SLOTS]> =
 static TSS: RacyCell<TaskStateSegment> = RacyCell::new(TaskStateSegment::new());
 static GDT: RacyCell<GlobalDescriptorTable> = RacyCell::new(GlobalDescriptorTable::new());
 
-/// Selectors of the loaded GDT.
-#[derive(Clone, Copy, Debug)]
-pub struct Selectors {
-    pub code: SegmentSelector,
-    pub data: SegmentSelector,
-    pub tss: SegmentSelector,
-}
-
 /// `[bottom, top)` of the stack behind IST slot `slot`.
 pub fn ist_stack_range(slot: IstSlot) -> (u64, u64) {
     let base = IST_STACKS.get() as u64 + (slot as u64) * IST_STACK_SIZE as u64;
@@ -56,7 +48,7 @@ pub fn ist_stack_range(slot: IstSlot) -> (u64, u64) {
 }
 
 /// Build and load the GDT and TSS, reload the segment registers. Call once, early.
-pub fn init() -> Selectors {
+pub fn init() {
     // SAFETY: called once during single-threaded boot before any exception handler
     // is installed; nothing else references TSS/GDT yet. After loading, both are
     // only read by the CPU and never mutated again, so the `'static` shared
@@ -82,7 +74,22 @@ pub fn init() -> Selectors {
         DS::set_reg(data);
         ES::set_reg(data);
         load_tss(tss_sel);
+    }
+}
 
-        Selectors { code, data, tss: tss_sel }
+/// Point IST slot `slot` somewhere else (the CPU reads the TSS at each exception).
+///
+/// # Safety
+/// `top` must be a usable 16-byte-aligned stack top for every exception routed to
+/// `slot` — or the caller wants the resulting fault (the `fault=df` demo points the
+/// #PF stack at unmapped memory to force a double fault).
+pub unsafe fn set_ist_top(slot: IstSlot, top: u64) {
+    // SAFETY: single core; the CPU only reads the TSS, during exception delivery.
+    // The TSS is packed: write the field without creating a reference to it.
+    unsafe {
+        let tss = TSS.get();
+        let mut table = (*tss).interrupt_stack_table;
+        table[slot as usize] = VirtAddr::new(top);
+        (*tss).interrupt_stack_table = table;
     }
 }

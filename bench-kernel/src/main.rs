@@ -69,7 +69,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
             w,
             "{{\"type\":\"boot\",\"protocol\":{},\"cmdline\":{},\"cmdline_truncated\":{},\
              \"free_ram_bytes\":{},\"free_regions\":{},\"kernel_start\":{},\"kernel_end\":{},\
-             \"rsdp\":{},\"cpu\":",
+             \"boot_info\":{},\"rsdp\":{},\"cpu\":",
             Str(info.protocol.name()),
             Str(info.cmdline()),
             info.cmdline_truncated,
@@ -77,6 +77,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
             free.as_slice().len(),
             Hex(kstart),
             Hex(kend),
+            Hex(info.info_paddr),
             Hex(info.rsdp_paddr.unwrap_or(0)),
         );
         let _ = cpu.write_json(w, pit.ok());
@@ -135,6 +136,16 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
             // SAFETY: raises #UD on purpose.
             unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
         }
+        Some("df") => {
+            set_current_bench("fault_demo_df");
+            // A #PF whose IST stack is unmapped cannot be delivered -> #DF (own IST).
+            // SAFETY: deliberately breaks #PF delivery; the run ends in the #DF report.
+            unsafe {
+                gdt::set_ist_top(gdt::IstSlot::PageFault, selftest::UNMAPPED_CANONICAL);
+                let v = core::ptr::read_volatile(selftest::UNMAPPED_CANONICAL as *const u8);
+                println!("# unreachable: read {v}");
+            }
+        }
         Some("panic") => {
             set_current_bench("fault_demo_panic");
             panic!("deliberate panic requested by the command line (\"fault=panic\")");
@@ -145,8 +156,9 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
 
     let ok = summary.failed == 0;
     println!(
-        "{{\"type\":\"exit\",\"ok\":{ok},\"qemu_status\":{}}}",
-        if ok { exit::QEMU_STATUS_SUCCESS } else { exit::QEMU_STATUS_FAILURE }
+        "{{\"type\":\"exit\",\"ok\":{ok},\"qemu_status\":{},\"boot_stack_used_bytes\":{}}}",
+        if ok { exit::QEMU_STATUS_SUCCESS } else { exit::QEMU_STATUS_FAILURE },
+        boot::boot_stack_high_water()
     );
     if ok { exit::exit_success() } else { exit::exit_failure() }
 }

@@ -132,16 +132,11 @@ pub fn try_recover(frame: &mut Frame) -> bool {
     if frame.vector != VECTOR_PF && frame.vector != VECTOR_GP {
         return false;
     }
-    let addr = |sym: &u8| sym as *const u8 as u64;
-    // SAFETY: only the addresses of the asm labels are taken.
-    let (read_insn, read_recover, write_insn, write_recover) = unsafe {
-        (
-            addr(&*(&raw const bk_probe_read_insn)),
-            addr(&*(&raw const bk_probe_read_recover)),
-            addr(&*(&raw const bk_probe_write_insn)),
-            addr(&*(&raw const bk_probe_write_recover)),
-        )
-    };
+    // Only the addresses of the asm labels are taken.
+    let read_insn = &raw const bk_probe_read_insn as u64;
+    let read_recover = &raw const bk_probe_read_recover as u64;
+    let write_insn = &raw const bk_probe_write_insn as u64;
+    let write_recover = &raw const bk_probe_write_recover as u64;
     let recover = match frame.rip {
         rip if rip == read_insn => read_recover,
         rip if rip == write_insn => write_recover,

@@ -173,6 +173,10 @@ pub fn run() -> Summary {
         x0 == PATTERN && x15 == PATTERN && ret == u64::MAX
     });
 
+    check(&mut s, "multiboot2_parse_fixture", multiboot2_fixture);
+
+    check(&mut s, "mem_functions", mem_functions);
+
     check(&mut s, "paging_and_sse_flags", |d| {
         let efer = Efer::read();
         let cr0 = Cr0::read();
@@ -187,4 +191,101 @@ pub fn run() -> Summary {
     });
 
     s
+}
+
+/// QEMU boots us via PVH only, so the multiboot2 parser is exercised on a synthetic
+/// info structure: cmdline tag, mmap tag (2 entries), end tag.
+fn multiboot2_fixture(d: &mut FixedStr<256>) -> bool {
+    #[repr(C, align(8))]
+    struct Info([u8; 104]);
+    fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    const RAM_END: u64 = 0x800_0000;
+    let mut info = Info([0; 104]);
+    let b = &mut info.0;
+    put(b, 0, &104u32.to_le_bytes()); // total_size
+    put(b, 8, &1u32.to_le_bytes()); // tag 1: cmdline
+    put(b, 12, &20u32.to_le_bytes());
+    put(b, 16, b"mb2 fixture\0");
+    put(b, 32, &6u32.to_le_bytes()); // tag 6: mmap
+    put(b, 36, &64u32.to_le_bytes());
+    put(b, 40, &24u32.to_le_bytes()); // entry_size
+    put(b, 48, &0u64.to_le_bytes()); // entry 0: low RAM
+    put(b, 56, &0x9f000u64.to_le_bytes());
+    put(b, 64, &1u32.to_le_bytes());
+    put(b, 72, &0x10_0000u64.to_le_bytes()); // entry 1: 1 MiB .. 128 MiB
+    put(b, 80, &(RAM_END - 0x10_0000).to_le_bytes());
+    put(b, 88, &1u32.to_le_bytes());
+    put(b, 96, &0u32.to_le_bytes()); // end tag
+    put(b, 100, &8u32.to_le_bytes());
+
+    let parsed = crate::bootinfo::parse(
+        crate::boot::MULTIBOOT2_BOOTLOADER_MAGIC,
+        &raw const info as u64,
+    );
+    let info = match parsed {
+        Ok(info) => info,
+        Err(e) => {
+            let _ = write!(d, "parse error: {e}");
+            return false;
+        }
+    };
+    let free = info.free_regions();
+    let (_, kernel_end) = crate::boot::kernel_image_range();
+    let _ = write!(
+        d,
+        "cmdline='{}' entries={} free={:#x} in {} regions",
+        info.cmdline(),
+        info.memory_map().len(),
+        free.total_bytes(),
+        free.as_slice().len()
+    );
+    info.protocol == crate::bootinfo::Protocol::Multiboot2
+        && info.cmdline() == "mb2 fixture"
+        && info.memory_map().len() == 2
+        && info.memory_map()[1].base == 0x10_0000
+        // RAM above 1 MiB minus the kernel image (which holds this fixture, on the boot stack).
+        && free.as_slice().len() == 1
+        && free.total_bytes() == RAM_END - kernel_end
+}
+
+/// Our `mem*` replace libc's. LLVM knows these names as builtins and would inline or
+/// constant-fold direct calls, so they are called through opaque (`black_box`)
+/// function pointers to exercise the real code, incl. both `memmove` directions.
+fn mem_functions(d: &mut FixedStr<256>) -> bool {
+    use core::hint::black_box;
+    type Copy = unsafe extern "C" fn(*mut u8, *const u8, usize) -> *mut u8;
+    type Set = unsafe extern "C" fn(*mut u8, i32, usize) -> *mut u8;
+    type Cmp = unsafe extern "C" fn(*const u8, *const u8, usize) -> i32;
+    let memcpy = black_box(crate::rt::memcpy as Copy);
+    let memmove = black_box(crate::rt::memmove as Copy);
+    let memset = black_box(crate::rt::memset as Set);
+    let memcmp = black_box(crate::rt::memcmp as Cmp);
+    let mut a = [0u8; 64];
+    let mut b = [0u8; 64];
+    for (i, x) in a.iter_mut().enumerate() {
+        *x = i as u8;
+    }
+    // SAFETY: all ranges are inside the local 64-byte arrays.
+    let (cpy, fwd, bwd, set, cmp) = unsafe {
+        memcpy(b.as_mut_ptr(), a.as_ptr(), 64);
+        let cpy = b == a;
+        // dest above src (backward copy): b[8..40] = old b[0..32]
+        memmove(b.as_mut_ptr().add(8), b.as_ptr(), 32);
+        let bwd = (0..32).all(|i| b[8 + i] == i as u8) && b[0..8] == a[0..8];
+        // dest below src (forward copy): a[0..32] = old a[8..40]
+        memmove(a.as_mut_ptr(), a.as_ptr().add(8), 32);
+        let fwd = (0..32).all(|i| a[i] == (i + 8) as u8);
+        memset(a.as_mut_ptr(), 0x7e, 16);
+        let set = a[..16].iter().all(|&x| x == 0x7e) && a[16] == 24;
+        let c = [1u8, 2, 3];
+        let e = [1u8, 2, 4];
+        let cmp = memcmp(c.as_ptr(), e.as_ptr(), 3) < 0
+            && memcmp(e.as_ptr(), c.as_ptr(), 3) > 0
+            && memcmp(c.as_ptr(), c.as_ptr(), 3) == 0;
+        (cpy, fwd, bwd, set, cmp)
+    };
+    let _ = write!(d, "memcpy={cpy} memmove_fwd={fwd} memmove_bwd={bwd} memset={set} memcmp={cmp}");
+    cpy && fwd && bwd && set && cmp
 }

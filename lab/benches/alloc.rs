@@ -130,11 +130,17 @@ fn fill_then_free<C: Contender>(c: &mut Criterion, group: &str, name: &str) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements((N - 1) as u64));
     g.bench_function(BenchmarkId::new("fill", name), |b| {
-        b.iter_custom(|iters| timed::<C>(iters, |_| {}, |c| {
-            for _ in 1..N {
-                black_box(c.alloc());
-            }
-        }))
+        b.iter_custom(|iters| {
+            timed::<C>(
+                iters,
+                |_| {},
+                |c| {
+                    for _ in 1..N {
+                        black_box(c.alloc());
+                    }
+                },
+            )
+        })
     });
     g.finish();
 }
@@ -210,7 +216,12 @@ fn benches(c: &mut Criterion) {
     for n in [1024u32, 4096, 16384, 65536] {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("lab-bitmap", n), &n, |b, &n| {
-            b.iter(|| black_box(BitmapAllocator::from_counter(black_box(n), black_box(n / 2))))
+            b.iter(|| {
+                black_box(BitmapAllocator::from_counter(
+                    black_box(n),
+                    black_box(n / 2),
+                ))
+            })
         });
         g.bench_with_input(BenchmarkId::new("bitmap-allocator", n), &n, |b, &n| {
             b.iter(|| {

@@ -23,21 +23,29 @@ const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 const VIRT: u64 = 0xffff_8000_0000_0000;
 const PHYS: u64 = 0x1_0000_0000;
 
-fn map_to_loop<S: x86_64::structures::paging::PageSize + std::fmt::Debug>(mem: &SimMemory, mapper: &mut PoolMapper<BumpAllocator>, pages: u64)
-where
+fn map_to_loop<S: x86_64::structures::paging::PageSize + std::fmt::Debug>(
+    mem: &SimMemory,
+    mapper: &mut PoolMapper<BumpAllocator>,
+    pages: u64,
+) where
     for<'a> x86_64::structures::paging::OffsetPageTable<'a>: Mapper<S>,
 {
     let pool = *mapper.pool();
     let mut bump = BumpAllocator::new(POOL);
     // SAFETY: the pool comes from `mem`; our mapper is not used while the peer runs.
     let mut opt = unsafe { mem.offset_page_table(&pool) };
-    let mut frames = PoolFrames { pool, alloc: &mut bump };
+    let mut frames = PoolFrames {
+        pool,
+        alloc: &mut bump,
+    };
     let (v, p) = (black_box(VIRT), black_box(PHYS));
     for i in 0..pages {
         let page = Page::<S>::from_start_address(VirtAddr::new(v + i * S::SIZE)).unwrap();
         let frame = PhysFrame::<S>::from_start_address(PhysAddr::new(p + i * S::SIZE)).unwrap();
         // SAFETY: simulated memory; the frames are never accessed.
-        unsafe { opt.map_to(page, frame, FLAGS, &mut frames) }.unwrap().ignore();
+        unsafe { opt.map_to(page, frame, FLAGS, &mut frames) }
+            .unwrap()
+            .ignore();
     }
 }
 
@@ -46,12 +54,17 @@ fn group(c: &mut Criterion, name: &str, size: PageSize, pages: u64) {
     let pool = mem.pool(0, POOL).unwrap();
     let mut mapper = PoolMapper::create(pool, BumpAllocator::new(POOL));
     // How many bytes of tables the mapping writes (each created table page, once).
-    mapper.map_range(VirtAddr::new(VIRT), PhysAddr::new(PHYS), pages, size, FLAGS).unwrap().ignore();
+    mapper
+        .map_range(VirtAddr::new(VIRT), PhysAddr::new(PHYS), pages, size, FLAGS)
+        .unwrap()
+        .ignore();
     let table_bytes = mapper.usage().tables.total() * 4096;
 
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(pages));
-    let mut run = |id: &str, mapper: &mut PoolMapper<BumpAllocator>, f: &dyn Fn(&mut PoolMapper<BumpAllocator>)| {
+    let mut run = |id: &str,
+                   mapper: &mut PoolMapper<BumpAllocator>,
+                   f: &dyn Fn(&mut PoolMapper<BumpAllocator>)| {
         g.bench_function(BenchmarkId::new(id, pages), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -66,15 +79,28 @@ fn group(c: &mut Criterion, name: &str, size: PageSize, pages: u64) {
         });
     };
     run("lab-map_range", &mut mapper, &|m| {
-        m.map_range(black_box(VirtAddr::new(VIRT)), black_box(PhysAddr::new(PHYS)), black_box(pages), size, FLAGS)
-            .unwrap()
-            .ignore()
+        m.map_range(
+            black_box(VirtAddr::new(VIRT)),
+            black_box(PhysAddr::new(PHYS)),
+            black_box(pages),
+            size,
+            FLAGS,
+        )
+        .unwrap()
+        .ignore()
     });
     if size == PageSize::Size4KiB {
         run("lab-map_page-loop", &mut mapper, &|m| {
             let (v, p) = (black_box(VIRT), black_box(PHYS));
             for i in 0..pages {
-                m.map_page(VirtAddr::new(v + i * 4096), PhysAddr::new(p + i * 4096), size, FLAGS).unwrap().ignore();
+                m.map_page(
+                    VirtAddr::new(v + i * 4096),
+                    PhysAddr::new(p + i * 4096),
+                    size,
+                    FLAGS,
+                )
+                .unwrap()
+                .ignore();
             }
         });
     }
@@ -84,7 +110,13 @@ fn group(c: &mut Criterion, name: &str, size: PageSize, pages: u64) {
     });
     run("write_bytes-limit", &mut mapper, &|m| {
         // SAFETY: the pool's own memory, table_bytes <= pool size.
-        unsafe { std::ptr::write_bytes(m.pool().page_ptr(0) as *mut u8, 0, black_box(table_bytes as usize)) }
+        unsafe {
+            std::ptr::write_bytes(
+                m.pool().page_ptr(0) as *mut u8,
+                0,
+                black_box(table_bytes as usize),
+            )
+        }
     });
     g.finish();
 }

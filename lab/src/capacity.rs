@@ -87,7 +87,10 @@ impl Region {
 /// so this runs in the kernel too). Two regions sharing a table's span share the table.
 pub fn predict_tables(regions: &mut [Region]) -> TableCount {
     regions.sort_unstable_by_key(|r| r.start.as_u64());
-    let mut count = TableCount { pml4: 1, ..TableCount::default() };
+    let mut count = TableCount {
+        pml4: 1,
+        ..TableCount::default()
+    };
     for level in 1..=3u8 {
         let shift = table_span_shift(level);
         // Sorted by start, so the first span of each region is >= every span counted before.
@@ -114,19 +117,39 @@ mod tests {
     use super::*;
 
     fn region(start: u64, pages: u64, size: PageSize) -> Region {
-        Region { start: VirtAddr::new(start), pages, size }
+        Region {
+            start: VirtAddr::new(start),
+            pages,
+            size,
+        }
     }
 
     #[test]
     fn one_gib_of_4kib_pages() {
         let t = predict_tables(&mut [region(0x4000_0000, 262_144, PageSize::Size4KiB)]);
-        assert_eq!(t, TableCount { pml4: 1, pdpt: 1, pd: 1, pt: 512 });
+        assert_eq!(
+            t,
+            TableCount {
+                pml4: 1,
+                pdpt: 1,
+                pd: 1,
+                pt: 512
+            }
+        );
     }
 
     #[test]
     fn sixty_four_gib_of_2mib_pages() {
         let t = predict_tables(&mut [region(0, 64 * 512, PageSize::Size2MiB)]);
-        assert_eq!(t, TableCount { pml4: 1, pdpt: 1, pd: 64, pt: 0 });
+        assert_eq!(
+            t,
+            TableCount {
+                pml4: 1,
+                pdpt: 1,
+                pd: 64,
+                pt: 0
+            }
+        );
     }
 
     #[test]
@@ -138,14 +161,30 @@ mod tests {
             region(0xffff_8000_4000_0000, 1, PageSize::Size1GiB),
         ];
         let t = predict_tables(&mut r);
-        assert_eq!(t, TableCount { pml4: 1, pdpt: 2, pd: 2, pt: 2 });
+        assert_eq!(
+            t,
+            TableCount {
+                pml4: 1,
+                pdpt: 2,
+                pd: 2,
+                pt: 2
+            }
+        );
     }
 
     #[test]
     fn spans_crossing_a_table_boundary() {
         // 2 pages straddling a 2 MiB boundary need two PTs, one PD.
         let t = predict_tables(&mut [region(0x1f_f000, 2, PageSize::Size4KiB)]);
-        assert_eq!(t, TableCount { pml4: 1, pdpt: 1, pd: 1, pt: 2 });
+        assert_eq!(
+            t,
+            TableCount {
+                pml4: 1,
+                pdpt: 1,
+                pd: 1,
+                pt: 2
+            }
+        );
         assert_eq!(tables_below(3, 1, 0x1f_f000, 0x20_0fff), 4);
     }
 }

@@ -20,7 +20,12 @@ pub struct FlushRange {
 
 impl FlushRange {
     pub(crate) fn new(start: u64, last: u64, step: PageSize, pages: u64) -> Self {
-        FlushRange { start, last, step, pages }
+        FlushRange {
+            start,
+            last,
+            step,
+            pages,
+        }
     }
 
     pub fn start(&self) -> VirtAddr {

@@ -18,6 +18,7 @@ extern crate std;
 
 pub mod allocator;
 pub mod capacity;
+pub mod fill;
 pub mod flush;
 pub mod mapper;
 pub mod page_size;
@@ -26,7 +27,9 @@ pub mod ptp;
 #[cfg(feature = "std")]
 pub mod sim;
 
-pub use allocator::{AllocError, BitmapAllocator, BumpAllocator, FreeError, PageAllocator, PoolFrames};
+pub use allocator::{
+    AllocError, BitmapAllocator, BumpAllocator, FreeError, PageAllocator, PoolFrames,
+};
 pub use capacity::{predict_tables, Region, TableCount, Usage};
 pub use flush::FlushRange;
 pub use mapper::{MapError, Mapping, PoolMapper, TranslateError, Translation, UnmapError};

@@ -28,7 +28,11 @@ pub enum MapError {
     /// allocator that cannot free kept it after an unmap).
     TableInTheWay { virt: VirtAddr },
     /// `virt` or `phys` is not aligned to the page size.
-    Misaligned { virt: u64, phys: u64, size: PageSize },
+    Misaligned {
+        virt: u64,
+        phys: u64,
+        size: PageSize,
+    },
     /// The range reaches `addr`, outside the canonical half it starts in (or past 2^64).
     NonCanonical { addr: u64 },
     /// The physical range reaches `phys`, past the 52-bit physical address space.
@@ -40,13 +44,24 @@ pub enum MapError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnmapError {
     /// Nothing maps `virt`.
-    NotMapped { virt: VirtAddr },
+    NotMapped {
+        virt: VirtAddr,
+    },
     /// The range cuts through the huge page that maps `virt`.
-    PartialHugePage { virt: VirtAddr, size: PageSize },
+    PartialHugePage {
+        virt: VirtAddr,
+        size: PageSize,
+    },
     /// Start or length not a multiple of 4 KiB (or, for a single page, of its page size).
-    Misaligned { virt: u64 },
-    NonCanonical { addr: u64 },
-    ForeignTable { phys: u64 },
+    Misaligned {
+        virt: u64,
+    },
+    NonCanonical {
+        addr: u64,
+    },
+    ForeignTable {
+        phys: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,13 +148,27 @@ impl<A: PageAllocator> PoolMapper<A> {
     pub fn create(pool: Pool, alloc: A) -> Self {
         // SAFETY: the pool's window reaches page 0, reserved for the root.
         unsafe { core::ptr::write_bytes(pool.page_ptr(ROOT_PAGE), 0, 1) };
-        PoolMapper { pool, alloc, tables: TableCount { pml4: 1, ..TableCount::default() } }
+        PoolMapper {
+            pool,
+            alloc,
+            tables: TableCount {
+                pml4: 1,
+                ..TableCount::default()
+            },
+        }
     }
 
     /// Take over tables that already exist in the pool (e.g. the bootloader's), with the
     /// allocator that describes them. Counts the tables with one walk.
     pub fn adopt(pool: Pool, alloc: A) -> Result<Self, TranslateError> {
-        let mut m = PoolMapper { pool, alloc, tables: TableCount { pml4: 1, ..TableCount::default() } };
+        let mut m = PoolMapper {
+            pool,
+            alloc,
+            tables: TableCount {
+                pml4: 1,
+                ..TableCount::default()
+            },
+        };
         let mut tables = m.tables;
         m.walk_tables(ROOT_PAGE, 4, &mut |level| *tables.level_mut(level) += 1)?;
         m.tables = tables;
@@ -151,7 +180,10 @@ impl<A: PageAllocator> PoolMapper<A> {
         // SAFETY: as in `create`.
         unsafe { core::ptr::write_bytes(self.pool.page_ptr(ROOT_PAGE), 0, 1) };
         self.alloc = alloc;
-        self.tables = TableCount { pml4: 1, ..TableCount::default() };
+        self.tables = TableCount {
+            pml4: 1,
+            ..TableCount::default()
+        };
     }
 
     pub fn pool(&self) -> &Pool {
@@ -206,7 +238,8 @@ impl<A: PageAllocator> PoolMapper<A> {
 
     // ---- mapping ---------------------------------------------------------------------------
 
-    /// Map one page (walks from the root).
+    /// Map one page: one walk from the root, creating missing tables on the way. On error
+    /// nothing changes (tables created by this call are unlinked and freed again).
     pub fn map_page(
         &mut self,
         virt: VirtAddr,
@@ -214,7 +247,94 @@ impl<A: PageAllocator> PoolMapper<A> {
         size: PageSize,
         flags: F,
     ) -> Result<FlushRange, MapError> {
-        self.map_range(virt, phys, 1, size, flags)
+        let (va, p) = (virt.as_u64(), phys.as_u64());
+        if va % size.bytes() != 0 || p % size.bytes() != 0 {
+            return Err(MapError::Misaligned {
+                virt: va,
+                phys: p,
+                size,
+            });
+        }
+        if p + size.bytes() > MAX_PHYS {
+            return Err(MapError::FrameOutOfRange {
+                phys: p + size.bytes(),
+            });
+        }
+        let bits = Bits::new(size, flags);
+        // (parent table, entry index, child) for each table created, to undo on error.
+        let mut created = [(0u32, 0usize, 0u32, 0u8); 3];
+        let mut n = 0;
+        let mut table = ROOT_PAGE;
+        let mut result = Ok(());
+        for level in (bits.leaf + 1..=4).rev() {
+            let i = index(va, level);
+            let e = self.read(table, i);
+            if e == 0 {
+                let Ok(c) = self.alloc.allocate() else {
+                    result = Err(MapError::PoolExhausted {
+                        needed: (level - bits.leaf) as u64,
+                        left: 0,
+                    });
+                    break;
+                };
+                // SAFETY: a pool page just handed out; it becomes a table, so clear it.
+                unsafe { core::ptr::write_bytes(self.pool.page_ptr(c), 0, 1) };
+                self.write(table, i, self.pool.page_phys(c).as_u64() | bits.table_bits);
+                *self.tables.level_mut(level - 1) += 1;
+                created[n] = (table, i, c, level - 1);
+                n += 1;
+                table = c;
+            } else if is_huge(e, level) {
+                result = Err(MapError::AlreadyMapped { virt });
+                break;
+            } else {
+                match self.child(e) {
+                    Ok(c) => {
+                        if e & bits.table_bits != bits.table_bits {
+                            self.write(table, i, e | bits.table_bits);
+                        }
+                        table = c;
+                    }
+                    Err(phys) => {
+                        result = Err(MapError::ForeignTable { phys });
+                        break;
+                    }
+                }
+            }
+        }
+        let err = match result {
+            Ok(()) => {
+                let i = index(va, bits.leaf);
+                let e = self.read(table, i);
+                if e == 0 {
+                    self.write(table, i, p | bits.leaf_bits);
+                    return Ok(FlushRange::new(va, va + (size.bytes() - 1), size, 1));
+                }
+                if bits.leaf > 1 && !is_huge(e, bits.leaf) {
+                    MapError::TableInTheWay { virt }
+                } else {
+                    MapError::AlreadyMapped { virt }
+                }
+            }
+            Err(e) => e,
+        };
+        // Only tables created here can be empty now (a conflict sits in an existing table, so
+        // in practice this undoes a partial walk that ran out of pages).
+        let mut freed = 0;
+        for &(parent, i, c, level) in created[..n].iter().rev() {
+            if self.alloc.free(c).is_ok() {
+                self.write(parent, i, 0);
+                *self.tables.level_mut(level) -= 1;
+                freed += 1;
+            }
+        }
+        Err(match err {
+            MapError::PoolExhausted { needed, .. } => MapError::PoolExhausted {
+                needed: needed + freed,
+                left: self.alloc.left(),
+            },
+            other => other,
+        })
     }
 
     /// Map `count` pages of `size` from `virt` to `phys` (batched; all or nothing).
@@ -232,30 +352,32 @@ impl<A: PageAllocator> PoolMapper<A> {
     ) -> Result<FlushRange, MapError> {
         let (start, p) = (virt.as_u64(), phys.as_u64());
         if start % size.bytes() != 0 || p % size.bytes() != 0 {
-            return Err(MapError::Misaligned { virt: start, phys: p, size });
+            return Err(MapError::Misaligned {
+                virt: start,
+                phys: p,
+                size,
+            });
         }
         if count == 0 {
             return Ok(FlushRange::new(start, start, size, 0));
         }
-        let last = range_last(start, count, size).map_err(|addr| MapError::NonCanonical { addr })?;
+        let last =
+            range_last(start, count, size).map_err(|addr| MapError::NonCanonical { addr })?;
         let phys_end = (count as u128) * size.bytes() as u128 + p as u128;
         if phys_end > MAX_PHYS as u128 {
-            return Err(MapError::FrameOutOfRange { phys: phys_end.min(u64::MAX as u128) as u64 });
+            return Err(MapError::FrameOutOfRange {
+                phys: phys_end.min(u64::MAX as u128) as u64,
+            });
         }
         let leaf = size.level();
         let needed = self.plan(ROOT_PAGE, 4, start, last, leaf)?;
         if needed > self.alloc.left() as u64 {
-            return Err(MapError::PoolExhausted { needed, left: self.alloc.left() });
+            return Err(MapError::PoolExhausted {
+                needed,
+                left: self.alloc.left(),
+            });
         }
-        let mut leaf_bits = (flags | F::PRESENT).bits() & !F::HUGE_PAGE.bits() & !ADDR_MASK;
-        if leaf > 1 {
-            leaf_bits |= F::HUGE_PAGE.bits();
-        }
-        let mut table_bits = (F::PRESENT | F::WRITABLE).bits();
-        if flags.contains(F::USER_ACCESSIBLE) {
-            table_bits |= F::USER_ACCESSIBLE.bits();
-        }
-        let bits = Bits { leaf, leaf_bits, table_bits };
+        let bits = Bits::new(size, flags);
         self.fill(ROOT_PAGE, 4, false, start, last, p, &bits)?;
         Ok(FlushRange::new(start, last, size, count))
     }
@@ -273,14 +395,20 @@ impl<A: PageAllocator> PoolMapper<A> {
     ) -> Result<RegionStats, MapError> {
         let (v0, p0) = (virt.as_u64(), phys.as_u64());
         if v0 % PAGE_BYTES != 0 || p0 % PAGE_BYTES != 0 || bytes % PAGE_BYTES != 0 {
-            return Err(MapError::Misaligned { virt: v0, phys: p0, size: PageSize::Size4KiB });
+            return Err(MapError::Misaligned {
+                virt: v0,
+                phys: p0,
+                size: PageSize::Size4KiB,
+            });
         }
         let mut stats = RegionStats::default();
         let (mut v, mut p, mut rem) = (v0, p0, bytes);
         while rem > 0 {
             let size = [PageSize::Size1GiB, PageSize::Size2MiB]
                 .into_iter()
-                .find(|s| sizes.allows(*s) && v % s.bytes() == 0 && p % s.bytes() == 0 && rem >= s.bytes())
+                .find(|s| {
+                    sizes.allows(*s) && v % s.bytes() == 0 && p % s.bytes() == 0 && rem >= s.bytes()
+                })
                 .unwrap_or(PageSize::Size4KiB);
             // Stop this chunk where a larger page could begin.
             let mut count = rem / size.bytes();
@@ -294,7 +422,8 @@ impl<A: PageAllocator> PoolMapper<A> {
                 }
             }
             let virt_now = VirtAddr::try_new(v).map_err(|_| MapError::NonCanonical { addr: v })?;
-            if let Err(e) = self.map_range(virt_now, PhysAddr::new_truncate(p), count, size, flags) {
+            if let Err(e) = self.map_range(virt_now, PhysAddr::new_truncate(p), count, size, flags)
+            {
                 if v > v0 {
                     // Only chunks this call mapped: the range was verified free before each.
                     let _ = self.unmap_range(virt, v - v0).map(FlushRange::ignore);
@@ -315,7 +444,14 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 
     /// Read-only pass: conflicts, and how many tables the range is missing.
-    fn plan(&self, table: u32, level: u8, start: u64, last: u64, leaf: u8) -> Result<u64, MapError> {
+    fn plan(
+        &self,
+        table: u32,
+        level: u8,
+        start: u64,
+        last: u64,
+        leaf: u8,
+    ) -> Result<u64, MapError> {
         let (fi, li) = (index(start, level), index(last, level));
         let base = start & !((1u64 << table_span_shift(level)) - 1);
         if level == leaf {
@@ -340,9 +476,13 @@ impl<A: PageAllocator> PoolMapper<A> {
             if e == 0 {
                 needed += tables_below(level - 1, leaf, s, l);
             } else if is_huge(e, level) {
-                return Err(MapError::AlreadyMapped { virt: VirtAddr::new_truncate(s) });
+                return Err(MapError::AlreadyMapped {
+                    virt: VirtAddr::new_truncate(s),
+                });
             } else {
-                let child = self.child(e).map_err(|phys| MapError::ForeignTable { phys })?;
+                let child = self
+                    .child(e)
+                    .map_err(|phys| MapError::ForeignTable { phys })?;
                 needed += self.plan(child, level - 1, s, l, leaf)?;
             }
         }
@@ -370,11 +510,10 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
         if level == bits.leaf {
             let step = entry_span(level);
-            let first = phys | bits.leaf_bits;
-            for (k, i) in (fi..=li).enumerate() {
-                // SAFETY: i < 512. Plain stores in one loop: the compiler vectorises it.
-                unsafe { t.add(i).write(first + k as u64 * step) };
-            }
+            // SAFETY: entries fi..=li of this table.
+            unsafe {
+                crate::fill::fill_entries(t.add(fi), li - fi + 1, phys | bits.leaf_bits, step)
+            };
             return Ok(());
         }
         let base = start & !((1u64 << table_span_shift(level)) - 1);
@@ -395,9 +534,21 @@ impl<A: PageAllocator> PoolMapper<A> {
                 if e & bits.table_bits != bits.table_bits {
                     self.write(table, i, e | bits.table_bits);
                 }
-                (self.child(e).map_err(|phys| MapError::ForeignTable { phys })?, false)
+                (
+                    self.child(e)
+                        .map_err(|phys| MapError::ForeignTable { phys })?,
+                    false,
+                )
             };
-            self.fill(child, level - 1, child_fresh, s, l, phys + (s - start), bits)?;
+            self.fill(
+                child,
+                level - 1,
+                child_fresh,
+                s,
+                l,
+                phys + (s - start),
+                bits,
+            )?;
         }
         Ok(())
     }
@@ -411,7 +562,9 @@ impl<A: PageAllocator> PoolMapper<A> {
             TranslateError::ForeignTable { phys } => UnmapError::ForeignTable { phys },
         })?;
         if !virt.is_aligned(t.size.bytes()) {
-            return Err(UnmapError::Misaligned { virt: virt.as_u64() });
+            return Err(UnmapError::Misaligned {
+                virt: virt.as_u64(),
+            });
         }
         let flush = self.unmap_range(virt, t.size.bytes())?;
         Ok((t, flush))
@@ -432,7 +585,12 @@ impl<A: PageAllocator> PoolMapper<A> {
         let last = range_last(start, bytes / PAGE_BYTES, PageSize::Size4KiB)
             .map_err(|addr| UnmapError::NonCanonical { addr })?;
         self.check_unmap(ROOT_PAGE, 4, start, last)?;
-        let mut acc = Unmapped { pages: 0, step: PageSize::Size1GiB, first: u64::MAX, last: 0 };
+        let mut acc = Unmapped {
+            pages: 0,
+            step: PageSize::Size1GiB,
+            first: u64::MAX,
+            last: 0,
+        };
         self.clear(ROOT_PAGE, 4, start, last, &mut acc);
         if acc.pages == 0 {
             return Ok(FlushRange::new(start, start, PageSize::Size4KiB, 0));
@@ -453,10 +611,15 @@ impl<A: PageAllocator> PoolMapper<A> {
             if is_huge(e, level) {
                 if start > lo || last < hi {
                     let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
-                    return Err(UnmapError::PartialHugePage { virt: VirtAddr::new_truncate(lo), size });
+                    return Err(UnmapError::PartialHugePage {
+                        virt: VirtAddr::new_truncate(lo),
+                        size,
+                    });
                 }
             } else {
-                let child = self.child(e).map_err(|phys| UnmapError::ForeignTable { phys })?;
+                let child = self
+                    .child(e)
+                    .map_err(|phys| UnmapError::ForeignTable { phys })?;
                 self.check_unmap(child, level - 1, start.max(lo), last.min(hi))?;
             }
         }
@@ -477,7 +640,11 @@ impl<A: PageAllocator> PoolMapper<A> {
             let hi = lo + (entry_span(level) - 1);
             if level == 1 || is_huge(e, level) {
                 self.write(table, i, 0);
-                acc.add(lo, hi, PageSize::from_level(level).unwrap_or(PageSize::Size4KiB));
+                acc.add(
+                    lo,
+                    hi,
+                    PageSize::from_level(level).unwrap_or(PageSize::Size4KiB),
+                );
                 continue;
             }
             let Ok(child) = self.child(e) else {
@@ -518,7 +685,9 @@ impl<A: PageAllocator> PoolMapper<A> {
                 let phys = PhysAddr::new_truncate(frame + (va & (size.bytes() - 1)));
                 return Ok(Translation { phys, size, flags });
             }
-            table = self.child(e).map_err(|phys| TranslateError::ForeignTable { phys })?;
+            table = self
+                .child(e)
+                .map_err(|phys| TranslateError::ForeignTable { phys })?;
         }
         Err(TranslateError::NotMapped { virt })
     }
@@ -528,7 +697,13 @@ impl<A: PageAllocator> PoolMapper<A> {
         self.visit(ROOT_PAGE, 4, 0, f)
     }
 
-    fn visit(&self, table: u32, level: u8, base: u64, f: &mut impl FnMut(Mapping)) -> Result<(), TranslateError> {
+    fn visit(
+        &self,
+        table: u32,
+        level: u8,
+        base: u64,
+        f: &mut impl FnMut(Mapping),
+    ) -> Result<(), TranslateError> {
         for i in 0..ENTRIES {
             let e = self.read(table, i);
             if e & F::PRESENT.bits() == 0 {
@@ -544,7 +719,9 @@ impl<A: PageAllocator> PoolMapper<A> {
                     flags: F::from_bits_truncate(e & !ADDR_MASK),
                 });
             } else {
-                let child = self.child(e).map_err(|phys| TranslateError::ForeignTable { phys })?;
+                let child = self
+                    .child(e)
+                    .map_err(|phys| TranslateError::ForeignTable { phys })?;
                 self.visit(child, level - 1, va, f)?;
             }
         }
@@ -552,7 +729,12 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 
     /// Visit every table below `table` (not `table` itself), reporting its level.
-    fn walk_tables(&self, table: u32, level: u8, f: &mut impl FnMut(u8)) -> Result<(), TranslateError> {
+    fn walk_tables(
+        &self,
+        table: u32,
+        level: u8,
+        f: &mut impl FnMut(u8),
+    ) -> Result<(), TranslateError> {
         if level == 1 {
             return Ok(());
         }
@@ -561,7 +743,9 @@ impl<A: PageAllocator> PoolMapper<A> {
             if e & F::PRESENT.bits() == 0 || is_huge(e, level) {
                 continue;
             }
-            let child = self.child(e).map_err(|phys| TranslateError::ForeignTable { phys })?;
+            let child = self
+                .child(e)
+                .map_err(|phys| TranslateError::ForeignTable { phys })?;
             f(level - 1);
             self.walk_tables(child, level - 1, f)?;
         }
@@ -569,10 +753,30 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 }
 
+/// Entry bits for one mapping call.
 struct Bits {
     leaf: u8,
     leaf_bits: u64,
     table_bits: u64,
+}
+
+impl Bits {
+    fn new(size: PageSize, flags: F) -> Self {
+        let leaf = size.level();
+        let mut leaf_bits = (flags | F::PRESENT).bits() & !F::HUGE_PAGE.bits() & !ADDR_MASK;
+        if leaf > 1 {
+            leaf_bits |= F::HUGE_PAGE.bits();
+        }
+        let mut table_bits = (F::PRESENT | F::WRITABLE).bits();
+        if flags.contains(F::USER_ACCESSIBLE) {
+            table_bits |= F::USER_ACCESSIBLE.bits();
+        }
+        Bits {
+            leaf,
+            leaf_bits,
+            table_bits,
+        }
+    }
 }
 
 struct Unmapped {

@@ -54,9 +54,18 @@ pub struct PageSizes {
 }
 
 impl PageSizes {
-    pub const ONLY_4KIB: PageSizes = PageSizes { huge_2mib: false, huge_1gib: false };
-    pub const UP_TO_2MIB: PageSizes = PageSizes { huge_2mib: true, huge_1gib: false };
-    pub const ALL: PageSizes = PageSizes { huge_2mib: true, huge_1gib: true };
+    pub const ONLY_4KIB: PageSizes = PageSizes {
+        huge_2mib: false,
+        huge_1gib: false,
+    };
+    pub const UP_TO_2MIB: PageSizes = PageSizes {
+        huge_2mib: true,
+        huge_1gib: false,
+    };
+    pub const ALL: PageSizes = PageSizes {
+        huge_2mib: true,
+        huge_1gib: true,
+    };
 
     pub const fn allows(self, size: PageSize) -> bool {
         match size {

@@ -35,9 +35,14 @@ impl core::fmt::Display for PoolError {
                 f,
                 "pool size {pages} pages is outside {MIN_POOL_PAGES}..={MAX_POOL_PAGES}"
             ),
-            PoolError::Misaligned { addr } => write!(f, "pool address {addr:#x} is not 4 KiB aligned"),
+            PoolError::Misaligned { addr } => {
+                write!(f, "pool address {addr:#x} is not 4 KiB aligned")
+            }
             PoolError::FrameOutOfRange { phys_end } => {
-                write!(f, "pool ends at {phys_end:#x}, beyond the 52-bit physical space")
+                write!(
+                    f,
+                    "pool ends at {phys_end:#x}, beyond the 52-bit physical space"
+                )
             }
         }
     }
@@ -61,16 +66,24 @@ impl Pool {
             return Err(PoolError::BadSize { pages });
         }
         if !phys.is_aligned(PAGE_BYTES) {
-            return Err(PoolError::Misaligned { addr: phys.as_u64() });
+            return Err(PoolError::Misaligned {
+                addr: phys.as_u64(),
+            });
         }
         if !window.is_aligned(PAGE_BYTES) {
-            return Err(PoolError::Misaligned { addr: window.as_u64() });
+            return Err(PoolError::Misaligned {
+                addr: window.as_u64(),
+            });
         }
         let phys_end = phys.as_u64() + pages as u64 * PAGE_BYTES;
         if phys_end > MAX_PHYS {
             return Err(PoolError::FrameOutOfRange { phys_end });
         }
-        Ok(Pool { phys, pages, window })
+        Ok(Pool {
+            phys,
+            pages,
+            window,
+        })
     }
 
     /// The same pool reached through another window, e.g. its own self-map once the PTP that

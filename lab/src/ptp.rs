@@ -33,14 +33,28 @@ impl<A: PageAllocator> Ptp<A> {
         let mut mapper = PoolMapper::create(pool, alloc);
         let before = mapper.allocator().used();
         mapper
-            .map_range(self_map, pool.phys_base(), pool.pages() as u64, PageSize::Size4KiB, SELF_MAP_FLAGS)?
+            .map_range(
+                self_map,
+                pool.phys_base(),
+                pool.pages() as u64,
+                PageSize::Size4KiB,
+                SELF_MAP_FLAGS,
+            )?
             .ignore(); // not loaded yet: nothing to flush
         let self_map_tables = mapper.allocator().used() - before;
-        Ok(Ptp { mapper, kind: PtpKind::Modifiable { self_map }, self_map_tables })
+        Ok(Ptp {
+            mapper,
+            kind: PtpKind::Modifiable { self_map },
+            self_map_tables,
+        })
     }
 
     pub fn unmodifiable(pool: Pool, alloc: A) -> Self {
-        Ptp { mapper: PoolMapper::create(pool, alloc), kind: PtpKind::Unmodifiable, self_map_tables: 0 }
+        Ptp {
+            mapper: PoolMapper::create(pool, alloc),
+            kind: PtpKind::Unmodifiable,
+            self_map_tables: 0,
+        }
     }
 
     pub fn kind(&self) -> PtpKind {

@@ -16,10 +16,14 @@ impl SimMemory {
     /// `pages` pages of zeroed memory, physical addresses `0 .. pages * 4 KiB`.
     pub fn new(pages: u64) -> Self {
         let bytes = (pages.max(1) * PAGE_BYTES) as usize;
-        let layout = Layout::from_size_align(bytes, PAGE_BYTES as usize).expect("simulated memory size");
+        let layout =
+            Layout::from_size_align(bytes, PAGE_BYTES as usize).expect("simulated memory size");
         // SAFETY: non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of host memory for {bytes} bytes of simulated RAM");
+        assert!(
+            !ptr.is_null(),
+            "out of host memory for {bytes} bytes of simulated RAM"
+        );
         SimMemory { ptr, layout }
     }
 
@@ -36,7 +40,9 @@ impl SimMemory {
     pub fn pool(&self, first_page: u64, pages: u32) -> Result<Pool, PoolError> {
         let end = first_page + pages as u64;
         if end > self.pages() {
-            return Err(PoolError::FrameOutOfRange { phys_end: end * PAGE_BYTES });
+            return Err(PoolError::FrameOutOfRange {
+                phys_end: end * PAGE_BYTES,
+            });
         }
         let phys = PhysAddr::new(first_page * PAGE_BYTES);
         // SAFETY: the window lies inside this buffer, which outlives the borrow-free `Pool` only
@@ -50,7 +56,12 @@ impl SimMemory {
     /// `pool` must come from this memory, and nothing else may use its tables meanwhile.
     pub unsafe fn offset_page_table(&self, pool: &Pool) -> OffsetPageTable<'static> {
         // SAFETY: per the caller; the root is a 4 KiB aligned page of this buffer.
-        unsafe { OffsetPageTable::new(&mut *(pool.page_ptr(0) as *mut PageTable), self.phys_offset()) }
+        unsafe {
+            OffsetPageTable::new(
+                &mut *(pool.page_ptr(0) as *mut PageTable),
+                self.phys_offset(),
+            )
+        }
     }
 }
 

@@ -73,16 +73,30 @@ proptest! {
 
 #[derive(Debug, Clone)]
 enum MapOp {
-    Map { start: u64, count: u64, size: PageSize, frame: u64, user: bool },
-    Unmap { start: u64, pages: u64 },
+    Map {
+        start: u64,
+        count: u64,
+        size: PageSize,
+        frame: u64,
+        user: bool,
+    },
+    Unmap {
+        start: u64,
+        pages: u64,
+    },
 }
 
 /// Addresses from a small grid of table indices, so that ranges collide, share tables, cross
 /// table boundaries and use both canonical halves.
 fn grid_addr(size: PageSize) -> impl Strategy<Value = u64> {
     let pick = |v: &'static [u64]| prop::sample::select(v);
-    (pick(&[0, 1, 256, 511]), pick(&[0, 1, 511]), pick(&[0, 1, 511]), pick(&[0, 1, 510, 511])).prop_map(
-        move |(l4, l3, l2, l1)| {
+    (
+        pick(&[0, 1, 256, 511]),
+        pick(&[0, 1, 511]),
+        pick(&[0, 1, 511]),
+        pick(&[0, 1, 510, 511]),
+    )
+        .prop_map(move |(l4, l3, l2, l1)| {
             let (l2, l1) = match size {
                 PageSize::Size4KiB => (l2, l1),
                 PageSize::Size2MiB => (l2, 0),
@@ -90,18 +104,26 @@ fn grid_addr(size: PageSize) -> impl Strategy<Value = u64> {
             };
             let va = (l4 << 39) | (l3 << 30) | (l2 << 21) | (l1 << 12);
             ((va << 16) as i64 >> 16) as u64
-        },
-    )
+        })
 }
 
 fn map_op() -> impl Strategy<Value = MapOp> {
     let size = prop_oneof![6 => Just(PageSize::Size4KiB), 3 => Just(PageSize::Size2MiB), 1 => Just(PageSize::Size1GiB)];
     let map = size.prop_flat_map(|size| {
-        (grid_addr(size), 1u64..4, 0u64..1 << 20, any::<bool>()).prop_map(move |(start, count, frame, user)| {
-            MapOp::Map { start, count, size, frame: frame * size.bytes() % (1 << 51), user }
-        })
+        (grid_addr(size), 1u64..4, 0u64..1 << 20, any::<bool>()).prop_map(
+            move |(start, count, frame, user)| MapOp::Map {
+                start,
+                count,
+                size,
+                frame: frame * size.bytes() % (1 << 51),
+                user,
+            },
+        )
     });
-    let unmap = (grid_addr(PageSize::Size4KiB), prop_oneof![Just(1u64), Just(3), Just(512), Just(1024), Just(262_144)])
+    let unmap = (
+        grid_addr(PageSize::Size4KiB),
+        prop_oneof![Just(1u64), Just(3), Just(512), Just(1024), Just(262_144)],
+    )
         .prop_map(|(start, pages)| MapOp::Unmap { start, pages });
     prop_oneof![3 => map, 2 => unmap]
 }
@@ -125,33 +147,61 @@ fn overlapping(model: &Model, start: u64, last: u64) -> Vec<(u64, u64, PageSize)
 }
 
 fn regions(model: &Model) -> Vec<Region> {
-    model.iter().map(|(s, (_, size, _))| Region { start: VirtAddr::new(*s), pages: 1, size: *size }).collect()
+    model
+        .iter()
+        .map(|(s, (_, size, _))| Region {
+            start: VirtAddr::new(*s),
+            pages: 1,
+            size: *size,
+        })
+        .collect()
 }
 
-fn check_against_model<A: PageAllocator>(mem: &SimMemory, m: &PoolMapper<A>, model: &Model) -> Result<(), TestCaseError> {
+fn check_against_model<A: PageAllocator>(
+    mem: &SimMemory,
+    m: &PoolMapper<A>,
+    model: &Model,
+) -> Result<(), TestCaseError> {
     // SAFETY: the pool comes from `mem`; nothing else uses it during the check.
     let oracle = unsafe { mem.offset_page_table(m.pool()) };
     for (&start, &(phys, size, flags)) in model {
         for off in [0, size.bytes() - 1] {
-            let t = m.translate(VirtAddr::new(start + off)).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            let t = m
+                .translate(VirtAddr::new(start + off))
+                .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
             prop_assert_eq!((t.phys.as_u64(), t.size), (phys + off, size));
             match oracle.translate(VirtAddr::new(start + off)) {
-                TranslateResult::Mapped { frame, offset, flags: f } => {
+                TranslateResult::Mapped {
+                    frame,
+                    offset,
+                    flags: f,
+                } => {
                     prop_assert_eq!(frame.start_address().as_u64() + offset, phys + off);
-                    prop_assert_eq!(f & (F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE), flags);
+                    prop_assert_eq!(
+                        f & (F::USER_ACCESSIBLE | F::WRITABLE | F::NO_EXECUTE),
+                        flags
+                    );
                 }
                 other => prop_assert!(false, "oracle: {:#x} not mapped: {:?}", start + off, other),
             }
         }
     }
     let mut seen = Vec::new();
-    m.for_each_mapping(&mut |map| seen.push((map.virt.as_u64(), map.phys.as_u64(), map.size))).unwrap();
-    let want: Vec<_> = model.iter().map(|(s, (p, size, _))| (*s, *p, *size)).collect();
+    m.for_each_mapping(&mut |map| seen.push((map.virt.as_u64(), map.phys.as_u64(), map.size)))
+        .unwrap();
+    let want: Vec<_> = model
+        .iter()
+        .map(|(s, (p, size, _))| (*s, *p, *size))
+        .collect();
     prop_assert_eq!(seen, want);
     Ok(())
 }
 
-fn run_mapper_model<A: PageAllocator>(alloc: A, ops: Vec<MapOp>, exact_tables: bool) -> Result<(), TestCaseError> {
+fn run_mapper_model<A: PageAllocator>(
+    alloc: A,
+    ops: Vec<MapOp>,
+    exact_tables: bool,
+) -> Result<(), TestCaseError> {
     let pages = alloc.capacity();
     let mem = SimMemory::new(2 + pages as u64);
     let pool = mem.pool(2, pages).unwrap();
@@ -159,18 +209,44 @@ fn run_mapper_model<A: PageAllocator>(alloc: A, ops: Vec<MapOp>, exact_tables: b
     let mut model = Model::new();
     for op in ops {
         match op {
-            MapOp::Map { start, count, size, frame, user } => {
-                let flags = F::WRITABLE | if user { F::USER_ACCESSIBLE } else { F::NO_EXECUTE };
-                let result = m.map_range(VirtAddr::new(start), PhysAddr::new(frame), count, size, flags);
+            MapOp::Map {
+                start,
+                count,
+                size,
+                frame,
+                user,
+            } => {
+                let flags = F::WRITABLE
+                    | if user {
+                        F::USER_ACCESSIBLE
+                    } else {
+                        F::NO_EXECUTE
+                    };
+                // Single pages go through map_page (one walk), longer runs through map_range (batched).
+                let (v, p) = (VirtAddr::new(start), PhysAddr::new(frame));
+                let result = if count == 1 {
+                    m.map_page(v, p, size, flags)
+                } else {
+                    m.map_range(v, p, count, size, flags)
+                };
                 let Some(last) = end(start, count * size.bytes()) else {
-                    prop_assert!(matches!(result, Err(MapError::NonCanonical { .. })), "{:?}", result);
+                    prop_assert!(
+                        matches!(result, Err(MapError::NonCanonical { .. })),
+                        "{:?}",
+                        result
+                    );
                     continue;
                 };
                 let hits = overlapping(&model, start, last);
                 if !hits.is_empty() {
                     prop_assert!(
-                        matches!(result, Err(MapError::AlreadyMapped { .. } | MapError::TableInTheWay { .. })),
-                        "overlap {:x?} but {:?}", hits, result
+                        matches!(
+                            result,
+                            Err(MapError::AlreadyMapped { .. } | MapError::TableInTheWay { .. })
+                        ),
+                        "overlap {:x?} but {:?}",
+                        hits,
+                        result
                     );
                     continue;
                 }
@@ -178,37 +254,67 @@ fn run_mapper_model<A: PageAllocator>(alloc: A, ops: Vec<MapOp>, exact_tables: b
                     // Tables needed = prediction with the new range - prediction without it.
                     let mut before = regions(&model);
                     let mut after = before.clone();
-                    after.push(Region { start: VirtAddr::new(start), pages: count, size });
-                    let needed = predict_tables(&mut after).total() - predict_tables(&mut before).total();
+                    after.push(Region {
+                        start: VirtAddr::new(start),
+                        pages: count,
+                        size,
+                    });
+                    let needed =
+                        predict_tables(&mut after).total() - predict_tables(&mut before).total();
                     if needed > m.usage().left as u64 {
-                        prop_assert_eq!(result, Err(MapError::PoolExhausted { needed, left: m.usage().left }));
+                        prop_assert_eq!(
+                            result,
+                            Err(MapError::PoolExhausted {
+                                needed,
+                                left: m.usage().left
+                            })
+                        );
                         continue;
                     }
                     prop_assert!(result.is_ok(), "{:?}", result);
                 } else if result.is_err() {
                     // Bump pools keep empty tables, which may stand where a huge page is wanted.
                     prop_assert!(
-                        matches!(result, Err(MapError::TableInTheWay { .. } | MapError::PoolExhausted { .. })),
-                        "{:?}", result
+                        matches!(
+                            result,
+                            Err(MapError::TableInTheWay { .. } | MapError::PoolExhausted { .. })
+                        ),
+                        "{:?}",
+                        result
                     );
                     continue;
                 }
                 result.unwrap().ignore();
                 for k in 0..count {
-                    model.insert(start + k * size.bytes(), (frame + k * size.bytes(), size, flags));
+                    model.insert(
+                        start + k * size.bytes(),
+                        (frame + k * size.bytes(), size, flags),
+                    );
                 }
             }
             MapOp::Unmap { start, pages } => {
                 let bytes = pages * 4096;
                 let result = m.unmap_range(VirtAddr::new(start), bytes);
                 let Some(last) = end(start, bytes) else {
-                    prop_assert!(matches!(result, Err(UnmapError::NonCanonical { .. })), "{:?}", result);
+                    prop_assert!(
+                        matches!(result, Err(UnmapError::NonCanonical { .. })),
+                        "{:?}",
+                        result
+                    );
                     continue;
                 };
                 let hits = overlapping(&model, start, last);
-                let partial = hits.iter().find(|(s, _, size)| *s < start || s + (size.bytes() - 1) > last);
+                let partial = hits
+                    .iter()
+                    .find(|(s, _, size)| *s < start || s + (size.bytes() - 1) > last);
                 if let Some((s, _, size)) = partial {
-                    prop_assert_eq!(result, Err(UnmapError::PartialHugePage { virt: VirtAddr::new(*s), size: *size }));
+                    prop_assert_eq!(
+                        result,
+                        Err(UnmapError::PartialHugePage {
+                            virt: VirtAddr::new(*s),
+                            size: *size
+                        })
+                    );
                     continue;
                 }
                 let flush = result.map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
@@ -227,13 +333,20 @@ fn run_mapper_model<A: PageAllocator>(alloc: A, ops: Vec<MapOp>, exact_tables: b
     check_against_model(&mem, &m, &model)?;
     // Unmap everything, one mapping at a time.
     for &start in model.keys() {
-        m.unmap_page(VirtAddr::new(start)).map_err(|e| TestCaseError::fail(format!("{e:?}")))?.1.ignore();
+        m.unmap_page(VirtAddr::new(start))
+            .map_err(|e| TestCaseError::fail(format!("{e:?}")))?
+            .1
+            .ignore();
     }
     let mut any = false;
     m.for_each_mapping(&mut |_| any = true).unwrap();
     prop_assert!(!any);
     if m.allocator().can_free() {
-        prop_assert_eq!(m.usage().used, 1, "the bitmap pool is back to just the root");
+        prop_assert_eq!(
+            m.usage().used,
+            1,
+            "the bitmap pool is back to just the root"
+        );
     }
     Ok(())
 }

@@ -38,7 +38,12 @@ impl BitmapAllocator {
     pub fn from_counter(capacity: u32, counter: u32) -> Self {
         let capacity = capacity.min(MAX_POOL_PAGES);
         let counter = counter.clamp(1, capacity.max(1));
-        let mut a = BitmapAllocator { words: [0; WORDS], capacity, used: counter, hint: 0 };
+        let mut a = BitmapAllocator {
+            words: [0; WORDS],
+            capacity,
+            used: counter,
+            hint: 0,
+        };
         a.fill_prefix(counter);
         a.hint = counter as usize / 64;
         a
@@ -61,7 +66,10 @@ impl BitmapAllocator {
 
     fn check(&self, index: u32) -> Result<(), FreeError> {
         if index >= self.capacity {
-            Err(FreeError::OutOfPool { index, capacity: self.capacity })
+            Err(FreeError::OutOfPool {
+                index,
+                capacity: self.capacity,
+            })
         } else if index == ROOT_PAGE {
             Err(FreeError::Root)
         } else {
@@ -87,7 +95,9 @@ impl PageAllocator for BitmapAllocator {
             w += 1;
         }
         self.hint = cap_words;
-        Err(AllocError::Exhausted { capacity: self.capacity })
+        Err(AllocError::Exhausted {
+            capacity: self.capacity,
+        })
     }
 
     #[inline]
@@ -138,7 +148,14 @@ mod tests {
 
     #[test]
     fn from_counter_matches_a_bump_hand_over() {
-        for (cap, counter) in [(64, 1), (64, 64), (4096, 63), (4096, 64), (4096, 65), (65536, 4000)] {
+        for (cap, counter) in [
+            (64, 1),
+            (64, 64),
+            (4096, 63),
+            (4096, 64),
+            (4096, 65),
+            (65536, 4000),
+        ] {
             let mut a = BitmapAllocator::from_counter(cap, counter);
             assert_eq!(a.used(), counter, "cap {cap} counter {counter}");
             for i in 0..cap {
@@ -159,8 +176,20 @@ mod tests {
         assert_eq!(a.free(p), Ok(()));
         assert_eq!(a.free(p), Err(FreeError::NotAllocated { index: p }));
         assert_eq!(a.free(0), Err(FreeError::Root));
-        assert_eq!(a.free(64), Err(FreeError::OutOfPool { index: 64, capacity: 64 }));
-        assert_eq!(a.free(u32::MAX), Err(FreeError::OutOfPool { index: u32::MAX, capacity: 64 }));
+        assert_eq!(
+            a.free(64),
+            Err(FreeError::OutOfPool {
+                index: 64,
+                capacity: 64
+            })
+        );
+        assert_eq!(
+            a.free(u32::MAX),
+            Err(FreeError::OutOfPool {
+                index: u32::MAX,
+                capacity: 64
+            })
+        );
         assert_eq!(a.used(), 1);
     }
 

@@ -27,13 +27,18 @@ impl PageAllocator for BumpAllocator {
             self.next += 1;
             Ok(self.next - 1)
         } else {
-            Err(AllocError::Exhausted { capacity: self.capacity })
+            Err(AllocError::Exhausted {
+                capacity: self.capacity,
+            })
         }
     }
 
     fn free(&mut self, index: u32) -> Result<(), FreeError> {
         if index >= self.capacity {
-            Err(FreeError::OutOfPool { index, capacity: self.capacity })
+            Err(FreeError::OutOfPool {
+                index,
+                capacity: self.capacity,
+            })
         } else if index == super::ROOT_PAGE {
             Err(FreeError::Root)
         } else {
@@ -80,7 +85,13 @@ mod tests {
         a.allocate().unwrap();
         assert_eq!(a.free(1), Err(FreeError::Unsupported));
         assert_eq!(a.free(0), Err(FreeError::Root));
-        assert_eq!(a.free(64), Err(FreeError::OutOfPool { index: 64, capacity: 64 }));
+        assert_eq!(
+            a.free(64),
+            Err(FreeError::OutOfPool {
+                index: 64,
+                capacity: 64
+            })
+        );
         assert_eq!(a.used(), 2);
     }
 }

@@ -34,7 +34,9 @@ pub enum FreeError {
 impl core::fmt::Display for AllocError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            AllocError::Exhausted { capacity } => write!(f, "pool exhausted: all {capacity} pages in use"),
+            AllocError::Exhausted { capacity } => {
+                write!(f, "pool exhausted: all {capacity} pages in use")
+            }
         }
     }
 }
