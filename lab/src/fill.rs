@@ -12,8 +12,7 @@ const AVX2: u8 = 2;
 static PATH: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 fn detect() -> u8 {
-    // SAFETY: cpuid exists on every x86-64 CPU.
-    let (l1, l7) = unsafe { (__cpuid(1), __cpuid_count(7, 0)) };
+    let (l1, l7) = (__cpuid(1), __cpuid_count(7, 0));
     let osxsave = l1.ecx & (1 << 27) != 0;
     let avx2 = l7.ebx & (1 << 5) != 0;
     if !(osxsave && avx2) {
@@ -72,7 +71,7 @@ unsafe fn fill_sse2(dst: *mut u64, n: usize, first: u64, step: u64) {
     let mut i = 0;
     // SAFETY (whole body): indices stay below n, per the caller's contract.
     unsafe {
-        if n > 0 && (dst as usize) % 16 != 0 {
+        if n > 0 && !(dst as usize).is_multiple_of(16) {
             dst.write(first);
             i = 1;
         }
@@ -100,7 +99,7 @@ unsafe fn fill_avx2(dst: *mut u64, n: usize, first: u64, step: u64) {
     let mut i = 0;
     // SAFETY (whole body): indices stay below n, per the caller's contract.
     unsafe {
-        while i < n && (dst.add(i) as usize) % 32 != 0 {
+        while i < n && !(dst.add(i) as usize).is_multiple_of(32) {
             dst.add(i).write(first + i as u64 * step);
             i += 1;
         }
@@ -134,7 +133,7 @@ mod tests {
         for off in [0usize, 1, 2, 3, 5] {
             for n in [0usize, 1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 100, 507 - off] {
                 for f in [fill_sse2, fill_avx2, fill_entries] {
-                    if f as usize == fill_avx2 as usize && path() != AVX2 {
+                    if f as usize == fill_avx2 as *const () as usize && path() != AVX2 {
                         continue;
                     }
                     t.0.fill(0xdead);

@@ -394,7 +394,7 @@ impl<A: PageAllocator> PoolMapper<A> {
         flags: F,
     ) -> Result<RegionStats, MapError> {
         let (v0, p0) = (virt.as_u64(), phys.as_u64());
-        if v0 % PAGE_BYTES != 0 || p0 % PAGE_BYTES != 0 || bytes % PAGE_BYTES != 0 {
+        if v0 % PAGE_BYTES != 0 || p0 % PAGE_BYTES != 0 || !bytes.is_multiple_of(PAGE_BYTES) {
             return Err(MapError::Misaligned {
                 virt: v0,
                 phys: p0,
@@ -489,6 +489,7 @@ impl<A: PageAllocator> PoolMapper<A> {
         Ok(needed)
     }
 
+    #[allow(clippy::too_many_arguments)] // the recursion's state, kept in registers
     fn fill(
         &mut self,
         table: u32,
@@ -576,7 +577,7 @@ impl<A: PageAllocator> PoolMapper<A> {
     /// anything changes.
     pub fn unmap_range(&mut self, virt: VirtAddr, bytes: u64) -> Result<FlushRange, UnmapError> {
         let start = virt.as_u64();
-        if start % PAGE_BYTES != 0 || bytes % PAGE_BYTES != 0 {
+        if !start.is_multiple_of(PAGE_BYTES) || !bytes.is_multiple_of(PAGE_BYTES) {
             return Err(UnmapError::Misaligned { virt: start });
         }
         if bytes == 0 {

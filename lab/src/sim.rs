@@ -4,7 +4,7 @@
 
 use crate::pool::{Pool, PoolError, PAGE_BYTES};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use x86_64::structures::paging::{OffsetPageTable, PageTable};
+use x86_64::structures::paging::OffsetPageTable;
 use x86_64::{PhysAddr, VirtAddr};
 
 pub struct SimMemory {
@@ -58,7 +58,7 @@ impl SimMemory {
         // SAFETY: per the caller; the root is a 4 KiB aligned page of this buffer.
         unsafe {
             OffsetPageTable::new(
-                &mut *(pool.page_ptr(0) as *mut PageTable),
+                &mut *pool.page_ptr(0),
                 self.phys_offset(),
             )
         }

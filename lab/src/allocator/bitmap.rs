@@ -52,12 +52,12 @@ impl BitmapAllocator {
     fn fill_prefix(&mut self, counter: u32) {
         let full = counter as usize / 64;
         self.words[..full].fill(!0);
-        if counter % 64 != 0 {
+        if !counter.is_multiple_of(64) {
             self.words[full] = (1u64 << (counter % 64)) - 1;
         }
         // Padding past the capacity counts as used so `allocate` never returns it.
         let cap = self.capacity as usize;
-        if cap % 64 != 0 {
+        if !cap.is_multiple_of(64) {
             self.words[cap / 64] |= !0u64 << (cap % 64);
         }
         let cap_words = cap.div_ceil(64);
