@@ -56,12 +56,7 @@ impl SimMemory {
     /// `pool` must come from this memory, and nothing else may use its tables meanwhile.
     pub unsafe fn offset_page_table(&self, pool: &Pool) -> OffsetPageTable<'static> {
         // SAFETY: per the caller; the root is a 4 KiB aligned page of this buffer.
-        unsafe {
-            OffsetPageTable::new(
-                &mut *pool.page_ptr(0),
-                self.phys_offset(),
-            )
-        }
+        unsafe { OffsetPageTable::new(&mut *pool.page_ptr(0), self.phys_offset()) }
     }
 }
 
