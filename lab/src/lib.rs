@@ -9,7 +9,10 @@
 //! - [`flush`]: what a page-table change asks of the TLB, and the strategies that satisfy it;
 //! - [`ptp`]: modifiable (self-mapped) and unmodifiable PTPs;
 //! - [`capacity`]: pool usage per level and the pure prediction of the pages a layout needs;
-//! - [`sim`] (feature `std`): simulated physical memory for the host.
+//! - [`sim`] (feature `std`): simulated physical memory for the host;
+//! - [`timing`], [`report`], [`suites`]: the RDTSC harness, JSON Lines records, and the
+//!   benchmark table run by the kernel and the host runner alike;
+//! - [`cpu`], [`json`], [`fixedstr`]: CPU facts and allocation-free output helpers.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -18,14 +21,20 @@ extern crate std;
 
 pub mod allocator;
 pub mod capacity;
+pub mod cpu;
 pub mod fill;
+pub mod fixedstr;
 pub mod flush;
+pub mod json;
 pub mod mapper;
 pub mod page_size;
 pub mod pool;
 pub mod ptp;
+pub mod report;
 #[cfg(feature = "std")]
 pub mod sim;
+pub mod suites;
+pub mod timing;
 
 pub use allocator::{
     AllocError, BitmapAllocator, BumpAllocator, FreeError, PageAllocator, PoolFrames,

@@ -33,35 +33,39 @@ impl BitmapAllocator {
     }
 
     /// The bootloader-to-kernel hand-over: pages `0..counter` are in use (a bump allocator's
-    /// counter), the rest free. O(N/64): whole words are written, not bits.
-    /// `capacity` is clamped to [`MAX_POOL_PAGES`], `counter` to `1..=capacity`.
+    /// counter), the rest free. `capacity` is clamped to [`MAX_POOL_PAGES`], `counter` to
+    /// `1..=capacity`.
     pub fn from_counter(capacity: u32, counter: u32) -> Self {
-        let capacity = capacity.min(MAX_POOL_PAGES);
-        let counter = counter.clamp(1, capacity.max(1));
         let mut a = BitmapAllocator {
             words: [0; WORDS],
-            capacity,
-            used: counter,
+            capacity: 0,
+            used: 0,
             hint: 0,
         };
-        a.fill_prefix(counter);
-        a.hint = counter as usize / 64;
+        a.reset_from_counter(capacity, counter);
         a
     }
 
-    fn fill_prefix(&mut self, counter: u32) {
+    /// [`BitmapAllocator::from_counter`] in place, in O(N/64): only the pool's own words are
+    /// written (whole words, not bits); words past the capacity are never read.
+    pub fn reset_from_counter(&mut self, capacity: u32, counter: u32) {
+        let capacity = capacity.min(MAX_POOL_PAGES);
+        let counter = counter.clamp(1, capacity.max(1));
+        self.capacity = capacity;
+        self.used = counter;
+        self.hint = counter as usize / 64;
         let full = counter as usize / 64;
+        let cap_words = (capacity as usize).div_ceil(64);
         self.words[..full].fill(!0);
+        self.words[full..cap_words].fill(0);
         if !counter.is_multiple_of(64) {
             self.words[full] = (1u64 << (counter % 64)) - 1;
         }
         // Padding past the capacity counts as used so `allocate` never returns it.
-        let cap = self.capacity as usize;
+        let cap = capacity as usize;
         if !cap.is_multiple_of(64) {
             self.words[cap / 64] |= !0u64 << (cap % 64);
         }
-        let cap_words = cap.div_ceil(64);
-        self.words[cap_words..].fill(!0);
     }
 
     fn check(&self, index: u32) -> Result<(), FreeError> {
@@ -167,6 +171,32 @@ mod tests {
                 assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: cap }));
             }
         }
+    }
+
+    #[test]
+    fn reset_from_counter_reuses_a_dirty_bitmap() {
+        let mut a = BitmapAllocator::new(4096);
+        while a.allocate().is_ok() {}
+        a.reset_from_counter(100, 70);
+        assert_eq!((a.capacity(), a.used()), (100, 70));
+        for i in 0..100 {
+            assert_eq!(a.is_allocated(i), i < 70, "page {i}");
+        }
+        assert!(
+            !a.is_allocated(100) && !a.is_allocated(4000),
+            "past the capacity is not the pool"
+        );
+        assert_eq!(
+            a.free(4000),
+            Err(FreeError::OutOfPool {
+                index: 4000,
+                capacity: 100
+            })
+        );
+        for want in 70..100 {
+            assert_eq!(a.allocate(), Ok(want));
+        }
+        assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: 100 }));
     }
 
     #[test]

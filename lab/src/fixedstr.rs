@@ -11,7 +11,10 @@ pub struct FixedStr<const N: usize> {
 
 impl<const N: usize> FixedStr<N> {
     pub const fn new() -> Self {
-        Self { buf: [0; N], len: 0 }
+        Self {
+            buf: [0; N],
+            len: 0,
+        }
     }
 
     /// Copy at most `N` bytes of `bytes`; invalid UTF-8 is cut at the first bad byte.
@@ -68,3 +71,11 @@ impl<const N: usize> fmt::Debug for FixedStr<N> {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
+
+impl<const N: usize> PartialEq for FixedStr<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl<const N: usize> Eq for FixedStr<N> {}

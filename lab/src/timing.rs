@@ -1,0 +1,290 @@
+//! The RDTSC timing harness, shared by the bench kernel and the host runner.
+//!
+//! - Reads are fenced on both sides (`lfence; rdtsc; lfence` at the start, `rdtscp; lfence` at
+//!   the end where the CPU has RDTSCP), so the timed work can neither leak out nor in.
+//! - The harness's own overhead (an empty timed interval, minimum of many) is measured once
+//!   and subtracted from every sample.
+//! - Warm-up runs are discarded; each sample times one batch of operations; the number of
+//!   samples adapts to a tick budget (as kvm-unit-tests' cycle goal does), between a minimum
+//!   and the sample buffer's size.
+//! - The summary is per operation: n, min, p50, p90, p99, max, mean, overhead.
+
+use core::arch::x86_64::{__rdtscp, _mm_lfence, _rdtsc};
+
+pub const MAX_SAMPLES: usize = 512;
+
+#[inline(always)]
+pub fn start() -> u64 {
+    // SAFETY: lfence and rdtsc exist on every x86-64 CPU.
+    unsafe {
+        _mm_lfence();
+        let t = _rdtsc();
+        _mm_lfence();
+        t
+    }
+}
+
+#[inline(always)]
+pub fn stop(rdtscp: bool) -> u64 {
+    // SAFETY: rdtscp only when the CPU has it (caller's flag, from CPUID).
+    unsafe {
+        if rdtscp {
+            let mut aux = 0;
+            let t = __rdtscp(&mut aux);
+            _mm_lfence();
+            t
+        } else {
+            _mm_lfence();
+            let t = _rdtsc();
+            _mm_lfence();
+            t
+        }
+    }
+}
+
+/// How hard to try: a tick budget per benchmark and sample bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub ticks: u64,
+    pub min_samples: usize,
+    pub max_samples: usize,
+    pub warmup: usize,
+}
+
+impl Budget {
+    /// Default run: ~0.2 s of TSC per benchmark at 2.5 GHz.
+    pub const FULL: Budget = Budget {
+        ticks: 500_000_000,
+        min_samples: 10,
+        max_samples: MAX_SAMPLES,
+        warmup: 2,
+    };
+    /// `--quick`: a few samples each.
+    pub const QUICK: Budget = Budget {
+        ticks: 20_000_000,
+        min_samples: 3,
+        max_samples: 32,
+        warmup: 1,
+    };
+    /// Self-test: one sample, no warm-up; only the checks matter.
+    pub const SELFTEST: Budget = Budget {
+        ticks: 0,
+        min_samples: 1,
+        max_samples: 1,
+        warmup: 0,
+    };
+}
+
+/// Per-operation statistics of one benchmark, in TSC ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub ops_per_sample: u64,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// Ticks subtracted from every sample (per sample, not per op).
+    pub overhead: u64,
+}
+
+pub struct Harness {
+    pub rdtscp: bool,
+    pub overhead: u64,
+    pub budget: Budget,
+    samples: [u64; MAX_SAMPLES],
+}
+
+impl Harness {
+    /// Measure the empty interval's cost (minimum of 1000) on this CPU.
+    pub fn new(rdtscp: bool, budget: Budget) -> Self {
+        let mut overhead = u64::MAX;
+        for _ in 0..1000 {
+            let t0 = start();
+            let t1 = stop(rdtscp);
+            overhead = overhead.min(t1.wrapping_sub(t0));
+        }
+        Harness {
+            rdtscp,
+            overhead,
+            budget,
+            samples: [0; MAX_SAMPLES],
+        }
+    }
+
+    /// Time `batch` (which performs `ops_per_sample` operations on `state`) after an untimed
+    /// `setup` of the same state, until the budget is spent.
+    pub fn run<T, S, B>(
+        &mut self,
+        ops_per_sample: u64,
+        state: &mut T,
+        mut setup: S,
+        mut batch: B,
+    ) -> Summary
+    where
+        S: FnMut(&mut T),
+        B: FnMut(&mut T),
+    {
+        for _ in 0..self.budget.warmup {
+            setup(state);
+            batch(state);
+        }
+        let max = self.budget.max_samples.clamp(1, MAX_SAMPLES);
+        let (mut n, mut spent) = (0, 0u64);
+        while n < max && (n < self.budget.min_samples || spent < self.budget.ticks) {
+            setup(state);
+            let t0 = start();
+            batch(state);
+            let t1 = stop(self.rdtscp);
+            let ticks = t1.wrapping_sub(t0);
+            spent = spent.saturating_add(ticks);
+            self.samples[n] = ticks.saturating_sub(self.overhead);
+            n += 1;
+        }
+        summarize(&mut self.samples[..n], ops_per_sample, self.overhead)
+    }
+}
+
+/// Sort `samples` (ticks per batch) and summarise them per operation.
+pub fn summarize(samples: &mut [u64], ops_per_sample: u64, overhead: u64) -> Summary {
+    samples.sort_unstable();
+    let n = samples.len();
+    let ops = ops_per_sample.max(1) as f64;
+    let pct = |p: usize| -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        // Nearest rank.
+        let rank = (p * n).div_ceil(100).clamp(1, n);
+        samples[rank - 1] as f64 / ops
+    };
+    let sum: u128 = samples.iter().map(|&s| s as u128).sum();
+    Summary {
+        n,
+        ops_per_sample,
+        min: samples.first().map_or(0.0, |&s| s as f64 / ops),
+        p50: pct(50),
+        p90: pct(90),
+        p99: pct(99),
+        max: samples.last().map_or(0.0, |&s| s as f64 / ops),
+        mean: if n == 0 {
+            0.0
+        } else {
+            sum as f64 / n as f64 / ops
+        },
+        overhead,
+    }
+}
+
+/// A fixed amount of dependent integer work, timed: the ticks per iteration tell native
+/// execution (about one core cycle per iteration) from an emulator translating every
+/// instruction. The decision itself ([`Execution::classify`]) also uses the hypervisor name.
+pub fn calibration_loop(rdtscp: bool) -> f64 {
+    const ITERS: u64 = 100_000;
+    let mut best = u64::MAX;
+    for _ in 0..5 {
+        let t0 = start();
+        let mut x: u64 = 1;
+        for i in 0..ITERS {
+            // A dependent chain the optimiser cannot fold.
+            x = core::hint::black_box(x.wrapping_mul(3).wrapping_add(i));
+        }
+        core::hint::black_box(x);
+        best = best.min(stop(rdtscp).wrapping_sub(t0));
+    }
+    best as f64 / ITERS as f64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    Native,
+    Emulated,
+}
+
+impl Execution {
+    /// Ticks per calibration iteration above which execution counts as emulated: native CPUs
+    /// take 1-4 (a multiply-add chain through memory via black_box), TCG an order more.
+    pub const EMULATED_ABOVE: f64 = 12.0;
+
+    pub fn classify(hypervisor: Option<&str>, ticks_per_iter: f64) -> Execution {
+        if hypervisor.is_some_and(|h| h.starts_with("TCG")) || ticks_per_iter > Self::EMULATED_ABOVE
+        {
+            Execution::Emulated
+        } else {
+            Execution::Native
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Execution::Native => "native",
+            Execution::Emulated => "emulated",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_per_op_with_nearest_rank_percentiles() {
+        let mut s: [u64; 10] = [100, 10, 90, 20, 80, 30, 70, 40, 60, 50];
+        let sum = summarize(&mut s, 10, 7);
+        assert_eq!(
+            (sum.n, sum.min, sum.max, sum.mean, sum.overhead),
+            (10, 1.0, 10.0, 5.5, 7)
+        );
+        assert_eq!((sum.p50, sum.p90, sum.p99), (5.0, 9.0, 10.0));
+        let one = summarize(&mut [42], 1, 0);
+        assert_eq!((one.p50, one.p99, one.min), (42.0, 42.0, 42.0));
+        let none = summarize(&mut [], 1, 0);
+        assert_eq!((none.n, none.mean), (0, 0.0));
+    }
+
+    #[test]
+    fn harness_respects_sample_bounds_and_runs_setup_before_each_sample() {
+        let mut h = Harness::new(
+            false,
+            Budget {
+                ticks: u64::MAX,
+                min_samples: 1,
+                max_samples: 7,
+                warmup: 2,
+            },
+        );
+        let mut count = (0, 0);
+        let s = h.run(3, &mut count, |c| c.0 += 1, |c| c.1 += 1);
+        assert_eq!((s.n, count.0, count.1, s.ops_per_sample), (7, 9, 9, 3));
+        let mut h = Harness::new(
+            false,
+            Budget {
+                ticks: 0,
+                min_samples: 4,
+                max_samples: 100,
+                warmup: 0,
+            },
+        );
+        assert_eq!(
+            h.run(1, &mut (), |_| {}, |_| {}).n,
+            4,
+            "budget spent: stops at the minimum"
+        );
+    }
+
+    #[test]
+    fn classification_uses_the_hypervisor_name_first() {
+        assert_eq!(
+            Execution::classify(Some("TCGTCGTCGTCG"), 1.0),
+            Execution::Emulated
+        );
+        assert_eq!(
+            Execution::classify(Some("KVMKVMKVM"), 2.0),
+            Execution::Native
+        );
+        assert_eq!(Execution::classify(None, 40.0), Execution::Emulated);
+        assert_eq!(Execution::classify(None, 1.5), Execution::Native);
+    }
+}
