@@ -10,10 +10,14 @@ use x86_64::instructions::port::Port;
 pub const EXIT_SUCCESS_VALUE: u32 = 0x10;
 /// Value written to port 0xf4 on failure: QEMU exits with status 35.
 pub const EXIT_FAILURE_VALUE: u32 = 0x11;
+/// Value written on a bad command line (nothing was measured): QEMU exits with status 37.
+pub const EXIT_USAGE_VALUE: u32 = 0x12;
 /// QEMU process exit status after [`exit_success`].
 pub const QEMU_STATUS_SUCCESS: i32 = ((EXIT_SUCCESS_VALUE << 1) | 1) as i32;
 /// QEMU process exit status after [`exit_failure`].
 pub const QEMU_STATUS_FAILURE: i32 = ((EXIT_FAILURE_VALUE << 1) | 1) as i32;
+/// QEMU process exit status after a bad command line.
+pub const QEMU_STATUS_USAGE: i32 = ((EXIT_USAGE_VALUE << 1) | 1) as i32;
 
 const ISA_DEBUG_EXIT_PORT: u16 = 0xf4;
 
@@ -22,6 +26,7 @@ const ISA_DEBUG_EXIT_PORT: u16 = 0xf4;
 pub enum ExitCode {
     Success,
     Failure,
+    Usage,
 }
 
 impl ExitCode {
@@ -29,6 +34,7 @@ impl ExitCode {
         match self {
             ExitCode::Success => EXIT_SUCCESS_VALUE,
             ExitCode::Failure => EXIT_FAILURE_VALUE,
+            ExitCode::Usage => EXIT_USAGE_VALUE,
         }
     }
 }

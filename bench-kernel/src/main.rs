@@ -20,6 +20,7 @@ mod idt;
 mod interrupts;
 use lab::json;
 mod panic;
+mod platform;
 mod probe;
 mod rt;
 mod selftest;
@@ -30,6 +31,9 @@ use core::fmt::Write;
 
 pub use bench::set_current_bench;
 use json::{Hex, Str};
+use lab::report::{self, RunInfo};
+use lab::suites::Config;
+use lab::timing::Execution;
 
 /// Entered from `boot` in 64-bit mode on the boot stack, with paging (identity map
 /// of 0..4 GiB) and SSE enabled and `.bss` zeroed.
@@ -154,13 +158,66 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
         None => {}
     }
 
-    let ok = summary.failed == 0;
+    // The benchmark run proper: the command line selects mode, suites and pool sizes.
+    let cfg = match Config::parse(info.cmdline(), &["fault"]) {
+        Ok(cfg) => cfg,
+        Err(e) => usage_error("bad_cmdline", format_args!("{e}")),
+    };
+    let mut kernel = match platform::Kernel::new(cpu, &free, cfg.largest_pool()) {
+        Ok(k) => k,
+        Err(why) => usage_error("pool_does_not_fit", format_args!("{why}")),
+    };
+    set_current_bench("calibration");
+    let calibration = lab::timing::calibration_loop(cpu.rdtscp);
+    let (tsc_hz, tsc_source) = match (cpu.tsc_hz(), pit) {
+        (Some((hz, src)), _) => (Some(hz), src.name()),
+        (None, Ok(hz)) => (Some(hz), "pit"),
+        (None, Err(_)) => (None, "unknown"),
+    };
+    let budget = lab::suites::budget(&cfg);
+    let mut harness = lab::timing::Harness::new(cpu.rdtscp, budget);
+    let info_rec = RunInfo {
+        place: "kernel",
+        execution: Execution::classify(cpu.hypervisor.as_ref().map(|h| h.as_str()), calibration),
+        calibration_ticks_per_iter: calibration,
+        tsc_hz,
+        tsc_hz_source: tsc_source,
+        cpu: &cpu,
+        pit_hz: pit.ok(),
+        cfg: &cfg,
+        harness_overhead: harness.overhead,
+        budget,
+    };
+    let mut out = platform::SerialOut;
+    let _ = report::run(&mut out, &info_rec);
+    println!("# pools at {:#x}, harness overhead {} ticks", kernel.region(), harness.overhead);
+    let counts = lab::suites::run_all(&mut kernel, &mut out, &mut harness, &cfg);
+
+    let ok = summary.failed == 0 && counts.checks_failed == 0;
+    let _ = report::end(&mut out, if ok { "ok" } else { "checks_failed" }, &counts);
     println!(
         "{{\"type\":\"exit\",\"ok\":{ok},\"qemu_status\":{},\"boot_stack_used_bytes\":{}}}",
         if ok { exit::QEMU_STATUS_SUCCESS } else { exit::QEMU_STATUS_FAILURE },
         boot::boot_stack_high_water()
     );
     if ok { exit::exit_success() } else { exit::exit_failure() }
+}
+
+/// A bad command line or a pool that cannot fit: one error record naming the value, then the
+/// usage exit code (nothing was measured).
+fn usage_error(kind: &str, msg: core::fmt::Arguments<'_>) -> ! {
+    let mut out = platform::SerialOut;
+    let _ = lab::report::Obj::new(&mut out, "error")
+        .str("kind", kind)
+        .with("msg", |w| {
+            w.write_char('"')?;
+            json::Escaper(&mut *w).write_fmt(msg)?;
+            w.write_char('"')
+        })
+        .end();
+    println!("# error: {msg}");
+    println!("{{\"type\":\"exit\",\"ok\":false,\"qemu_status\":{}}}", exit::QEMU_STATUS_USAGE);
+    exit::exit(exit::ExitCode::Usage)
 }
 
 /// Display adapter: JSON-escape any `Display` value (for use inside quotes).

@@ -1,0 +1,118 @@
+//! The bench kernel as a `lab::suites::Platform`: pools carved from free RAM (reached through
+//! the boot identity map), ring-0 operations for the PTP checks, serial output.
+
+use core::fmt::{self, Write};
+
+use lab::allocator::BitmapAllocator;
+use lab::cpu::CpuFacts;
+use lab::mapper::{MapError, PoolMapper};
+use lab::page_size::PageSizes;
+use lab::pool::{Pool, PAGE_BYTES};
+use lab::suites::{reason, Fault, Mmu, Platform, Reason};
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
+use x86_64::{PhysAddr, VirtAddr};
+
+use crate::bootinfo::{FreeRegions, IDENTITY_MAP_END};
+
+pub struct Kernel {
+    pub cpu: CpuFacts,
+    /// Physical (= virtual, identity map) start of the pool region: the largest pool, then
+    /// one scratch page.
+    region: u64,
+    largest: u32,
+}
+
+impl Kernel {
+    /// Carve room for the largest pool plus a scratch page from the first free region that
+    /// holds it. The error names the sizes.
+    pub fn new(cpu: CpuFacts, free: &FreeRegions, largest: u32) -> Result<Kernel, Reason> {
+        let need = (largest as u64 + 1) * PAGE_BYTES;
+        let biggest = free.as_slice().iter().map(|r| r.len()).max().unwrap_or(0);
+        match free.as_slice().iter().find(|r| r.len() >= need) {
+            Some(r) => Ok(Kernel { cpu, region: r.start, largest }),
+            None => Err(reason(format_args!(
+                "a pool of {largest} pages ({} MiB) plus a scratch page does not fit in free RAM: the largest free region is {} MiB",
+                (largest as u64 * PAGE_BYTES) >> 20,
+                biggest >> 20
+            ))),
+        }
+    }
+
+    pub fn region(&self) -> u64 {
+        self.region
+    }
+}
+
+impl Platform for Kernel {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn cpu(&self) -> &CpuFacts {
+        &self.cpu
+    }
+
+    fn pool(&mut self, pages: u32) -> Result<Pool, Reason> {
+        if pages > self.largest {
+            return Err(reason(format_args!("pool of {pages} pages is larger than the carved region ({})", self.largest)));
+        }
+        // SAFETY: the region is free RAM reserved for pools, identity mapped (phys = virt).
+        unsafe { Pool::new(PhysAddr::new(self.region), pages, VirtAddr::new(self.region)) }
+            .map_err(|e| reason(format_args!("{e}")))
+    }
+
+    fn scratch(&self) -> PhysAddr {
+        PhysAddr::new(self.region + self.largest as u64 * PAGE_BYTES)
+    }
+
+    fn set_current_bench(&mut self, name: &'static str) {
+        crate::set_current_bench(name);
+    }
+
+    fn mmu(&mut self) -> Option<&mut dyn Mmu> {
+        Some(self)
+    }
+}
+
+impl Mmu for Kernel {
+    /// The kernel runs identity-mapped: code, stacks, IDT/GDT/TSS, boot info and the pools all
+    /// live below 4 GiB. Map that range the same way (2 MiB pages, executable, as boot did).
+    fn map_kernel(&self, mapper: &mut PoolMapper<BitmapAllocator>) -> Result<(), MapError> {
+        mapper
+            .map_region(VirtAddr::new(0), PhysAddr::new(0), IDENTITY_MAP_END, PageSizes::UP_TO_2MIB, F::PRESENT | F::WRITABLE)
+            .map(|_| ())
+    }
+
+    fn cr3(&self) -> PhysFrame {
+        Cr3::read().0
+    }
+
+    unsafe fn load_cr3(&mut self, frame: PhysFrame) {
+        let flags = Cr3::read().1;
+        // SAFETY: per the trait's contract, the new tables map everything we touch.
+        unsafe { Cr3::write(frame, flags) };
+    }
+
+    fn probe_read(&mut self, addr: u64) -> Result<u8, Fault> {
+        crate::probe::probe_read(addr).map_err(fault)
+    }
+
+    fn probe_write(&mut self, addr: u64, value: u8) -> Result<(), Fault> {
+        // SAFETY: the suites only write their own scratch and pool bytes.
+        unsafe { crate::probe::probe_write(addr, value) }.map_err(fault)
+    }
+}
+
+fn fault(f: crate::probe::FaultInfo) -> Fault {
+    Fault { vector: f.vector, error_code: f.error_code, cr2: f.cr2 }
+}
+
+/// `fmt::Write` over the serial console.
+pub struct SerialOut;
+
+impl Write for SerialOut {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        crate::serial::with_console(|w| w.write_str(s))
+    }
+}
