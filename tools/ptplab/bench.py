@@ -1,0 +1,394 @@
+"""The main job: boot the bench kernel under QEMU (KVM or TCG) or run the host runner, collect
+its JSON Lines, write one new results file, and print a readable table.
+
+Every bad input is one line naming the value and a non-zero exit (BenchError); a hung guest is
+a timeout error showing the last serial lines; nothing already recorded is overwritten.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import schema
+from .table import render
+
+SUITES = ("alloc", "map", "ptp")
+MIN_POOL, MAX_POOL = 64, 65536
+PAGE = 4096
+# QEMU exit statuses of isa-debug-exit (bench-kernel/src/exit.rs).
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 33, 35, 37
+QEMU = "qemu-system-x86_64"
+REPO = Path(__file__).resolve().parents[2]
+KERNEL = REPO / "bench-kernel/target/x86_64-unknown-linux-gnu/release/bench-kernel"
+HOST_BIN = REPO / "target/release/ptp-host"
+
+
+class BenchError(Exception):
+    """A problem the user can fix; the message names the bad value."""
+
+    def __init__(self, msg: str, code: int = 2):
+        super().__init__(msg)
+        self.code = code
+
+
+# ---- arguments ---------------------------------------------------------------------------
+
+
+def parse_pools(text: str, guest_mib: int | None) -> list[int]:
+    pools = []
+    for word in text.split(","):
+        word = word.strip()
+        if not word.isdigit():
+            raise BenchError(f"--pool-pages: {word!r} is not a number of pages")
+        n = int(word)
+        if not MIN_POOL <= n <= MAX_POOL:
+            raise BenchError(f"--pool-pages: {n} is outside {MIN_POOL}..{MAX_POOL} pages")
+        pools.append(n)
+    if len(pools) > 8:
+        raise BenchError(f"--pool-pages: {len(pools)} sizes given, at most 8")
+    if guest_mib is not None:
+        # The pool plus a scratch page must fit beside the kernel (~2 MiB) and low memory.
+        for n in pools:
+            need = (n + 1) * PAGE / 2**20 + 4
+            if need > guest_mib:
+                raise BenchError(
+                    f"--pool-pages: a pool of {n} pages ({n * PAGE >> 20} MiB) does not fit in the guest's "
+                    f"{guest_mib} MiB of RAM (--memory)")
+    return pools
+
+
+def parse_suites(text: str) -> list[str]:
+    suites = [s.strip() for s in text.split(",") if s.strip()]
+    for s in suites:
+        if s not in SUITES:
+            raise BenchError(f"--suite: unknown suite {s!r} (known: {', '.join(SUITES)})")
+    if not suites:
+        raise BenchError("--suite: empty list")
+    return suites
+
+
+def positive(name: str):
+    def conv(text: str) -> int:
+        if not text.isdigit() or int(text) <= 0:
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a positive whole number")
+        return int(text)
+    return conv
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other bad input
+        raise BenchError(message)
+
+
+def arg_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="scripts/bench.sh", description="Run the PTP lab's benchmark suites.")
+    p.add_argument("--accel", default="auto", choices=["auto", "kvm", "tcg"],
+                   help="auto: probe KVM with a short boot, fall back to TCG loudly if it cannot run the kernel")
+    p.add_argument("--pool-pages", default="4096", help="pool sizes to sweep, e.g. 1024,4096,16384")
+    p.add_argument("--suite", default=",".join(SUITES), help="suites, e.g. alloc,map")
+    p.add_argument("--quick", action="store_true", help="a few samples per benchmark")
+    p.add_argument("--selftest", action="store_true", help="every check, minimal timing (what tests run)")
+    p.add_argument("--out", default=str(REPO / "results"), help="directory for the results file")
+    p.add_argument("--host", action="store_true", help="run the suites in a host process on simulated memory")
+    p.add_argument("--timeout", type=positive("--timeout"), default=None, help="seconds before a run counts as hung")
+    p.add_argument("--memory", type=positive("--memory"), default=None, help="guest RAM in MiB (default: fits the pools)")
+    p.add_argument("--seed", type=positive("--seed"), default=0x5EED)
+    p.add_argument("--kernel", default=str(KERNEL), help=argparse.SUPPRESS)
+    p.add_argument("--host-bin", default=str(HOST_BIN), help=argparse.SUPPRESS)
+    p.add_argument("--qemu", default=QEMU, help=argparse.SUPPRESS)
+    p.add_argument("--append-extra", default="", help=argparse.SUPPRESS)  # tests: raw kernel words
+    return p
+
+
+@dataclass
+class Plan:
+    pools: list[int]
+    suites: list[str]
+    quick: bool
+    selftest: bool
+    out: Path
+    host: bool
+    accel: str
+    timeout: int
+    memory: int
+    seed: int
+    kernel: Path
+    host_bin: Path
+    qemu: str
+    extra: str = ""
+
+    def cmdline(self) -> str:
+        words = [f"mode={'selftest' if self.selftest else 'bench'}", f"suites={','.join(self.suites)}",
+                 f"pools={','.join(map(str, self.pools))}", f"quick={int(self.quick)}", f"seed={self.seed}"]
+        return " ".join(words + ([self.extra] if self.extra else []))
+
+
+def plan_from_args(argv: list[str]) -> Plan:
+    a = arg_parser().parse_args(argv)
+    suites = parse_suites(a.suite)
+    pools = parse_pools(a.pool_pages, None)
+    memory = a.memory or max(512, ((max(pools) + 1) * PAGE >> 20) + 256)
+    parse_pools(a.pool_pages, None if a.host else memory)
+    timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800)
+    return Plan(pools=pools, suites=suites, quick=a.quick, selftest=a.selftest, out=Path(a.out), host=a.host,
+                accel=a.accel, timeout=timeout, memory=memory, seed=a.seed, kernel=Path(a.kernel),
+                host_bin=Path(a.host_bin), qemu=a.qemu, extra=a.append_extra)
+
+
+# ---- running -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    records: list[dict] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    status: int | None = None
+    timed_out: bool = False
+    first_result_s: float | None = None
+    wall_s: float = 0.0
+    boot: dict = field(default_factory=dict)
+
+    def end(self) -> dict | None:
+        return next((r for r in reversed(self.records) if r.get("type") == "end"), None)
+
+
+KERNEL_LOG_TYPES = {"boot", "memmap", "selftest", "exit", "boot_error"}
+
+
+def run_process(cmd: list[str], timeout: float, progress=None) -> Outcome:
+    """Run `cmd`, splitting its output into records and log lines as they arrive."""
+    out = Outcome()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True, errors="replace", bufsize=1)
+    timer = threading.Timer(timeout, lambda: (setattr(out, "timed_out", True), proc.kill()))
+    timer.start()
+    try:
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            rec = parse_line(line)
+            if rec is None:
+                out.log.append(line)
+                if progress and line.startswith("# suite"):
+                    progress(line[2:])
+                continue
+            if rec.get("type") in KERNEL_LOG_TYPES:
+                if rec["type"] in ("boot", "memmap"):
+                    out.boot[rec["type"]] = {k: v for k, v in rec.items() if k != "type"}
+                out.log.append(line)
+                continue
+            if rec.get("type") == "measurement" and out.first_result_s is None:
+                out.first_result_s = time.monotonic() - t0
+            out.records.append(rec)
+        out.status = proc.wait()
+    finally:
+        timer.cancel()
+    out.wall_s = time.monotonic() - t0
+    return out
+
+
+def parse_line(line: str) -> dict | None:
+    """A JSON object line, or None for log text (firmware noise, '# ' lines)."""
+    i = line.find("{\"type\"")
+    if i < 0:
+        return None
+    try:
+        rec = json.loads(line[i:])
+    except json.JSONDecodeError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def qemu_cmd(plan: Plan, accel: str, cmdline: str) -> list[str]:
+    cpu = "host" if accel == "kvm" else "max"
+    return [plan.qemu, "-accel", accel, "-cpu", cpu, "-m", f"{plan.memory}M", "-nographic", "-no-reboot",
+            "-serial", "stdio", "-display", "none", "-monitor", "none",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", str(plan.kernel), "-append", cmdline]
+
+
+def probe_kvm(plan: Plan) -> tuple[bool, str]:
+    """Can KVM run this kernel? A short selftest boot with -cpu host decides."""
+    dev = Path("/dev/kvm")
+    if not dev.exists():
+        return False, "/dev/kvm does not exist"
+    if not os.access(dev, os.R_OK | os.W_OK):
+        return False, "/dev/kvm is not readable and writable by this user"
+    probe = Plan(**{**plan.__dict__, "memory": 256})
+    out = run_process(qemu_cmd(probe, "kvm", "mode=selftest suites=alloc pools=64 quick=1"), timeout=15)
+    end = out.end()
+    if end and end.get("status") == "ok" and out.status == EXIT_OK:
+        return True, "a selftest boot under KVM passed"
+    if out.timed_out:
+        why = "the probe boot hung (no result within 15 s)"
+    else:
+        why = f"the probe boot ended with QEMU status {out.status}"
+    tail = " | ".join(line for line in out.log[-3:] if line.strip())
+    return False, f"{why}{': ' + tail if tail else ''}"
+
+
+def git_facts() -> tuple[str, bool]:
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return commit, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def qemu_version(qemu: str) -> str:
+    try:
+        first = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        return first[0] if first else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+# ---- results files -----------------------------------------------------------------------
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "unknown"
+
+
+def new_path(out_dir: Path, date: str, host: str, accel: str, partial: bool) -> Path:
+    """A name nothing has used: results/<date>-<host>-<accel>[-N][.partial].jsonl."""
+    stem = f"{date}-{slug(host)}-{accel}"
+    suffix = ".partial.jsonl" if partial else ".jsonl"
+    for n in range(1, 10_000):
+        name = stem + ("" if n == 1 else f"-{n}") + suffix
+        p = out_dir / name
+        if not p.exists() and not p.with_suffix(".log").exists():
+            return p
+    raise BenchError(f"{out_dir}: too many results for {stem}")
+
+
+def write_new(path: Path, records: list[dict], log: list[str]) -> None:
+    """Write to a temporary name, then rename: a reader never sees half a file."""
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, path)
+    if log:
+        log_path = path.with_suffix(".log")
+        tmp = log_path.with_name("." + log_path.name + ".tmp")
+        tmp.write_text("\n".join(log) + "\n")
+        os.replace(tmp, log_path)
+
+
+# ---- the job -----------------------------------------------------------------------------
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        return run(plan_from_args(argv))
+    except BenchError as e:
+        say(f"bench: error: {e}")
+        return e.code
+
+
+def run(plan: Plan) -> int:
+    try:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BenchError(f"--out: cannot create {plan.out}: {e.strerror}")
+    probe_note = None
+    if plan.host:
+        if not plan.host_bin.exists():
+            raise BenchError(f"host runner {plan.host_bin} not built (cargo build --release -p lab --features std)")
+        accel = "none"
+        cmd = [str(plan.host_bin)] + plan.cmdline().split()
+    else:
+        if shutil.which(plan.qemu) is None:
+            raise BenchError(f"{plan.qemu} not found: install the Debian package qemu-system-x86 "
+                             "(scripts/bench.sh does it when run as root)")
+        if not plan.kernel.exists():
+            raise BenchError(f"kernel {plan.kernel} not built (cd bench-kernel && cargo build --release)")
+        accel = plan.accel
+        if accel in ("auto", "kvm"):
+            ok, why = probe_kvm(plan)
+            probe_note = f"kvm probe: {'usable' if ok else 'unusable'}: {why}"
+            if ok:
+                accel = "kvm"
+            elif plan.accel == "kvm":
+                raise BenchError(f"--accel kvm: KVM cannot run the bench kernel here: {why}", code=3)
+            else:
+                accel = "tcg"
+                banner = "!" * 78
+                say(f"{banner}\n! KVM cannot run the bench kernel here: {why}\n"
+                    f"! Falling back to TCG (emulation). Results are labelled accel=tcg, execution=emulated:\n"
+                    f"! timings of privileged instructions (invlpg, CR3) mean nothing there.\n{banner}")
+        cmd = qemu_cmd(plan, accel, plan.cmdline())
+    say(f"bench: running {'host process' if plan.host else 'bench kernel under ' + accel.upper()}: "
+        f"suites {','.join(plan.suites)}, pools {','.join(map(str, plan.pools))}"
+        f"{', quick' if plan.quick else ''}{', selftest' if plan.selftest else ''} (timeout {plan.timeout} s)")
+    out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"))
+
+    commit, dirty = git_facts()
+    now = dt.datetime.now(dt.timezone.utc)
+    run_rec = next((r for r in out.records if r.get("type") == "run"), None)
+    if run_rec is not None:
+        run_rec.update({
+            "run_id": f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}", "accel": accel, "git_commit": commit,
+            "git_dirty": dirty, "host": socket.gethostname(), "started_utc": now.isoformat(timespec="seconds"),
+            "wall_s": round(out.wall_s, 3),
+            "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3),
+        })
+        if not plan.host:
+            run_rec.update({"qemu_version": qemu_version(plan.qemu), "qemu_args": cmd[1:], "boot": out.boot})
+        if probe_note:
+            run_rec["kvm_probe"] = probe_note
+        # The run record leads the file (the kernel prints its boot self-checks before it).
+        out.records.remove(run_rec)
+        out.records.insert(0, run_rec)
+
+    end = out.end()
+    failed_checks = [r for r in out.records if r.get("type") == "check" and not r.get("ok")]
+    fault = next((r for r in out.records if r.get("type") in ("fault", "panic")), None)
+    usage = next((r for r in out.records if r.get("type") == "error"), None)
+    complete = (end is not None and run_rec is not None and not out.timed_out
+                and out.status in ((0, 1) if plan.host else (EXIT_OK, EXIT_FAIL)))
+    if usage is not None:
+        # Nothing was measured: a bad command line or a pool that does not fit. No file.
+        raise BenchError(f"the kernel refused the run: {usage.get('msg')}")
+    path = new_path(plan.out, f"{now:%Y-%m-%d}", socket.gethostname(), accel, partial=not complete)
+    write_new(path, out.records, out.log)
+
+    problems = schema.validate(out.records) if complete else []
+    if complete:
+        print(render(out.records))
+        say(f"bench: wrote {path} ({sum(r.get('type') == 'measurement' for r in out.records)} measurements, "
+            f"{len(failed_checks)} failed checks) in {out.wall_s:.1f} s")
+    if out.timed_out:
+        tail = "\n".join(out.log[-15:])
+        raise BenchError(f"timeout: no end record after {plan.timeout} s; partial output kept in {path}\n"
+                         f"last serial lines:\n{tail}", code=4)
+    if not complete:
+        detail = json.dumps(fault) if fault else f"exit status {out.status}"
+        tail = "\n".join(out.log[-15:])
+        raise BenchError(f"the run crashed ({detail}); partial output kept in {path}\nlast lines:\n{tail}", code=5)
+    if problems:
+        raise BenchError("schema problems: " + "; ".join(problems[:5]), code=6)
+    if failed_checks:
+        names = ", ".join(f"{c.get('suite', '')}/{c['name']}" for c in failed_checks[:5])
+        raise BenchError(f"{len(failed_checks)} checks failed: {names} (see {path})", code=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
