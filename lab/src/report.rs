@@ -127,18 +127,26 @@ pub fn measurement(
         .end()
 }
 
+/// A check's identity: the suite and benchmark it belongs to, its name and pool size.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckKey<'a> {
+    pub suite: &'a str,
+    pub bench: &'a str,
+    pub name: &'a str,
+    pub pool_pages: u32,
+}
+
 pub fn check(
     w: &mut dyn Write,
-    suite: &str,
-    name: &str,
-    pool_pages: u32,
+    key: CheckKey<'_>,
     ok: bool,
     detail: fmt::Arguments<'_>,
 ) -> fmt::Result {
     Obj::new(w, "check")
-        .str("suite", suite)
-        .str("name", name)
-        .num("pool_pages", pool_pages as u64)
+        .str("suite", key.suite)
+        .str("bench", key.bench)
+        .str("name", key.name)
+        .num("pool_pages", key.pool_pages as u64)
         .bool("ok", ok)
         .with("detail", |w| {
             w.write_char('"')?;
@@ -209,11 +217,15 @@ mod tests {
             per: "op",
         };
         measurement(&mut out, key, format_args!("{{}}"), &s).unwrap();
+        let key = CheckKey {
+            suite: "ptp",
+            bench: "ptp_build",
+            name: "alias",
+            pool_pages: 64,
+        };
         check(
             &mut out,
-            "ptp",
-            "alias",
-            64,
+            key,
             false,
             format_args!("read {:#x}, \"want\" 0x5a", 0),
         )
@@ -225,7 +237,7 @@ mod tests {
             .unwrap();
         let lines: std::vec::Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "{\"type\":\"measurement\",\"suite\":\"alloc\",\"bench\":\"bump_alloc\",\"impl\":\"lab-bump\",\"pool_pages\":64,\"params\":{},\"unit\":\"ticks\",\"per\":\"op\",\"ops_per_sample\":4,\"n\":2,\"min\":1.000,\"p50\":1.500,\"p90\":2.000,\"p99\":2.000,\"max\":2.000,\"mean\":1.500,\"overhead\":30}");
-        assert_eq!(lines[1], "{\"type\":\"check\",\"suite\":\"ptp\",\"name\":\"alias\",\"pool_pages\":64,\"ok\":false,\"detail\":\"read 0x0, \\\"want\\\" 0x5a\"}");
+        assert_eq!(lines[1], "{\"type\":\"check\",\"suite\":\"ptp\",\"bench\":\"ptp_build\",\"name\":\"alias\",\"pool_pages\":64,\"ok\":false,\"detail\":\"read 0x0, \\\"want\\\" 0x5a\"}");
         assert_eq!(lines[2], "{\"type\":\"x\",\"nan\":null,\"none\":null}");
     }
 }

@@ -154,3 +154,40 @@ def records(benches: list[Bench], verdicts: list[Verdict], run: dict) -> list[di
                         "ratio": round(v.ratio, 3), "met": v.status == "MET"})
     out.append({"type": "end", "status": "ok", "measurements": len(benches)})
     return out
+
+
+def main(argv: list[str]) -> int:
+    """Print criterion's figures and the speed targets; record them as a new results file."""
+    import argparse
+    import datetime as dt
+    import os
+    import socket
+    import sys
+
+    from . import bench
+
+    ap = argparse.ArgumentParser(prog="ptplab criterion")
+    ap.add_argument("--dir", default="target/criterion")
+    ap.add_argument("--out", default="results")
+    a = ap.parse_args(argv)
+    try:
+        benches = load(Path(a.dir))
+    except CriterionError as e:
+        print(f"criterion: error: {e}", file=sys.stderr)
+        return 2
+    verdicts = judge(benches)
+    print(render(benches, verdicts))
+    commit, dirty = bench.git_facts()
+    now = dt.datetime.now(dt.timezone.utc)
+    brand = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    run = {"type": "run", "schema": 1, "where": "host", "accel": "none", "execution": "native",
+           "cpu": {"brand": brand}, "config": {"source": "criterion", "dir": a.dir},
+           "run_id": f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}", "git_commit": commit, "git_dirty": dirty,
+           "host": socket.gethostname(), "started_utc": now.isoformat(timespec="seconds")}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = bench.new_path(out, f"{now:%Y-%m-%d}", socket.gethostname(), "criterion", partial=False)
+    bench.write_new(path, records(benches, verdicts, run), [])
+    print(f"criterion: wrote {path}", file=sys.stderr)
+    return 0

@@ -118,8 +118,13 @@ impl Ctx<'_> {
     }
 
     pub fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) -> bool {
-        let pages = self.pages();
-        let _ = report::check(self.out, self.suite.name(), name, pages, ok, detail);
+        let key = report::CheckKey {
+            suite: self.suite.name(),
+            bench: self.bench,
+            name,
+            pool_pages: self.pages(),
+        };
+        let _ = report::check(self.out, key, ok, detail);
         self.counts.checks += 1;
         if !ok {
             self.counts.checks_failed += 1;

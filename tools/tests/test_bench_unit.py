@@ -1,0 +1,102 @@
+"""The bench job's own logic, without booting anything."""
+import json
+import os
+import stat
+
+import pytest
+
+from ptplab import bench, schema
+from ptplab.bench import BenchError
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--suite", "alloc,tlb"], "unknown suite 'tlb'"),
+    (["--pool-pages", "0"], "0 is outside 64..65536"),
+    (["--pool-pages", "4096,abc"], "'abc' is not a number"),
+    (["--pool-pages", "-5"], "'-5' is not a number"),
+    (["--pool-pages", "65536", "--memory", "128"], "a pool of 65536 pages (256 MiB) does not fit in the guest's 128 MiB"),
+    (["--accel", "xen"], "invalid choice: 'xen'"),
+    (["--timeout", "0"], "--timeout: '0' is not a positive whole number"),
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+])
+def test_bad_input_is_one_line_naming_the_value(argv, message, capsys):
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1, err
+
+
+def test_defaults_fit_the_pools_in_guest_ram():
+    p = bench.plan_from_args(["--pool-pages", "1024,65536", "--quick"])
+    assert p.pools == [1024, 65536] and p.memory >= 256 + 256 and p.timeout == 120
+    assert p.cmdline() == "mode=bench suites=alloc,map,ptp pools=1024,65536 quick=1 seed=24301"
+
+
+def test_missing_qemu_names_the_package(tmp_path, capsys):
+    rc = bench.main(["--qemu", "definitely-not-a-qemu", "--out", str(tmp_path)])
+    assert rc == 2
+    assert "definitely-not-a-qemu not found: install the Debian package qemu-system-x86" in capsys.readouterr().err
+
+
+def test_result_names_never_reuse_a_file(tmp_path):
+    first = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=False)
+    assert first.name == "2026-11-24-my-host-tcg.jsonl"
+    bench.write_new(first, [{"type": "run"}], ["log line"])
+    second = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=False)
+    assert second.name == "2026-11-24-my-host-tcg-2.jsonl"
+    partial = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=True)
+    assert partial.name == "2026-11-24-my-host-tcg.partial.jsonl"
+    assert first.with_suffix(".log").read_text() == "log line\n"
+    assert not list(tmp_path.glob(".*.tmp")), "temporary files are renamed away"
+
+
+def test_serial_lines_split_into_records_and_log():
+    assert bench.parse_line("Booting from ROM..{\"type\":\"check\",\"ok\":true}") == {"type": "check", "ok": True}
+    assert bench.parse_line("# bench-kernel 0.1.0") is None
+    assert bench.parse_line("{\"type\":\"check\", broken") is None
+    assert bench.parse_line("SeaBIOS (version 1.16)") is None
+
+
+def fake_qemu(tmp_path, body: str):
+    path = tmp_path / "fake-qemu"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+def test_a_hung_guest_is_a_timeout_with_the_last_lines_and_a_partial_file(tmp_path, capsys):
+    kernel = tmp_path / "kernel"
+    kernel.write_text("")
+    q = fake_qemu(tmp_path, 'echo "# suite alloc pool_pages 64"\necho \'{"type":"run","schema":1}\'\n'
+                            'echo "last words"\nexec sleep 30\n')
+    rc = bench.main(["--accel", "tcg", "--timeout", "2", "--qemu", str(q), "--kernel", str(kernel),
+                     "--out", str(tmp_path / "res")])
+    err = capsys.readouterr().err
+    assert rc == 4
+    assert "timeout: no end record after 2 s" in err and "last words" in err
+    partial = list((tmp_path / "res").glob("*.partial.jsonl"))
+    assert len(partial) == 1 and json.loads(partial[0].read_text().splitlines()[0])["type"] == "run"
+
+
+def test_kvm_probe_failure_is_detected_quickly_and_explained(tmp_path):
+    kernel = tmp_path / "kernel"
+    kernel.write_text("")
+    q = fake_qemu(tmp_path, 'echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69" >&2\nexit 134\n')
+    plan = bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)])
+    if not (os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)):
+        pytest.skip("no accessible /dev/kvm: the probe stops before booting")
+    ok, why = bench.probe_kvm(plan)
+    assert not ok
+    assert "QEMU status 134" in why and "MSR 0x10a" in why
+
+
+def test_schema_catches_missing_fields_and_disorder():
+    good = [{"type": "run", "schema": 1, "where": "kernel", "execution": "emulated", "cpu": {}, "config": {},
+             "run_id": "x", "accel": "tcg", "git_commit": "c", "git_dirty": False},
+            {"type": "end", "status": "ok"}]
+    assert schema.validate(good) == []
+    bad = [dict(good[0], accel="warp"), {"type": "measurement", "suite": "map"}]
+    problems = schema.validate(bad)
+    assert "record 1 (run): accel 'warp' not one of" in problems[0]
+    assert any("record 2 (measurement): missing 'bench'" in p for p in problems)
+    assert problems[-1] == "record 2: the last record must be the end record"

@@ -1,0 +1,166 @@
+"""The bench kernel booted under QEMU/TCG (KVM cannot run ring-0 guests here), and the bench
+job end to end. Needs the kernel and host runner built (scripts/test.sh builds them)."""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ptplab import bench, schema
+
+REPO = Path(__file__).resolve().parents[2]
+KERNEL = bench.KERNEL
+# Every entry of lab/src/suites/mod.rs's BENCHES table: each must be measured or skipped.
+BENCHES = {
+    "alloc": ["bump_alloc", "bitmap_alloc_seq", "bitmap_alloc_50pct_random", "bitmap_alloc_95pct_full",
+              "bitmap_free", "bitmap_init_from_counter"],
+    "map": ["map_1GiB_4KiB", "map_64GiB_2MiB", "map_64GiB_1GiB"],
+    "ptp": ["ptp_build", "ptp_modifiable_in_cr3", "ptp_unmodifiable_in_cr3"],
+}
+
+pytestmark = pytest.mark.skipif(not KERNEL.exists(), reason=f"{KERNEL} not built (scripts/test.sh builds it)")
+
+
+def boot(append: str, memory: str = "256M", timeout: int = 60):
+    cmd = ["timeout", str(timeout), "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", memory,
+           "-nographic", "-no-reboot", "-serial", "stdio", "-display", "none", "-monitor", "none",
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", str(KERNEL), "-append", append]
+    p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    records = [r for r in map(bench.parse_line, p.stdout.splitlines()) if r is not None]
+    return p.returncode, records, p.stdout
+
+
+@pytest.fixture(scope="module")
+def selftest(tmp_path_factory):
+    """One selftest run through the bench job: all suites, a pool too small for some maps."""
+    out = tmp_path_factory.mktemp("results")
+    rc = bench.main(["--selftest", "--accel", "tcg", "--pool-pages", "64,1024", "--out", str(out)])
+    files = list(out.glob("*.jsonl"))
+    return rc, files, [json.loads(line) for line in files[0].read_text().splitlines()] if files else []
+
+
+def test_selftest_passes_every_check(selftest):
+    rc, files, records = selftest
+    assert rc == 0 and len(files) == 1 and not files[0].name.endswith(".partial.jsonl")
+    checks = [r for r in records if r["type"] == "check"]
+    assert len(checks) >= 50
+    assert [c for c in checks if not c["ok"]] == []
+    names = {c["name"] for c in checks}
+    for must in ["modifiable_alias_write_read", "modifiable_unmap_flush_then_fault", "self_map_aliases_pool",
+                 "mapper_rebased_to_self_map", "no_self_map", "unmodifiable_unmap_flush_then_fault",
+                 "x86_64_map_to_layout", "map_range_layout", "probe_unmapped_pf", "sse_state_preserved"]:
+        assert must in names
+
+
+def test_selftest_output_is_schema_valid_and_labelled(selftest):
+    _, _, records = selftest
+    assert schema.validate(records) == []
+    run = records[0]
+    assert (run["where"], run["accel"], run["execution"]) == ("kernel", "tcg", "emulated")
+    assert run["cpu"]["hypervisor"] == "TCGTCGTCGTCG" and run["tsc_hz_source"] == "pit"
+    assert run["config"] == {"mode": "selftest", "suites": ["alloc", "map", "ptp"], "pool_pages": [64, 1024],
+                             "quick": False, "seed": 24301}
+    assert run["qemu_args"][:4] == ["-accel", "tcg", "-cpu", "max"] and run["qemu_version"].startswith("QEMU")
+    assert records[-1]["type"] == "end" and records[-1]["status"] == "ok"
+
+
+def test_every_suite_entry_is_measured_or_skipped_with_a_reason(selftest):
+    _, _, records = selftest
+    for pool in (64, 1024):
+        for suite, benches in BENCHES.items():
+            for b in benches:
+                done = [r for r in records if r.get("bench") == b and r.get("pool_pages") == pool
+                        and r["type"] in ("measurement", "skip", "check")]
+                assert done, f"{suite}/{b} pool {pool}: neither measured nor skipped"
+                for s in (r for r in done if r["type"] == "skip"):
+                    assert s["reason"], f"{b}: a skip needs a reason"
+    skips = {(r["bench"], r["pool_pages"]): r["reason"] for r in records if r["type"] == "skip"}
+    assert skips == {("map_1GiB_4KiB", 64): "pool of 64 pages is too small: the mapping needs 515",
+                     ("map_64GiB_2MiB", 64): "pool of 64 pages is too small: the mapping needs 66"}
+
+
+def test_in_kernel_measurements_have_every_summary_field(selftest):
+    _, _, records = selftest
+    m = next(r for r in records if r["type"] == "measurement" and r["impl"] == "x86_64-map_to"
+             and r["bench"] == "map_1GiB_4KiB")
+    assert (m["unit"], m["per"], m["ops_per_sample"], m["n"]) == ("ticks", "page", 262144, 1)
+    assert m["min"] <= m["p50"] <= m["p90"] <= m["p99"] <= m["max"]
+
+
+@pytest.mark.parametrize("append, kind, message", [
+    ("suites=alloc,tlb", "bad_cmdline", "unknown suite 'tlb' (known: alloc, map, ptp)"),
+    ("pools=0", "bad_cmdline", "pool size 0 pages is outside 64..=65536"),
+    ("pools=4096,lots", "bad_cmdline", "pools: 'lots' is not a number"),
+    ("colour=red", "bad_cmdline", "unknown option 'colour'"),
+    ("pools=65536", "pool_does_not_fit", "a pool of 65536 pages (256 MiB) plus a scratch page does not fit in free RAM"),
+])
+def test_bad_command_lines_are_refused_with_the_usage_exit(append, kind, message):
+    rc, records, out = boot(append, memory="128M")
+    assert rc == bench.EXIT_USAGE, out[-500:]
+    err = [r for r in records if r["type"] == "error"]
+    assert len(err) == 1 and err[0]["kind"] == kind and message in err[0]["msg"]
+    assert not [r for r in records if r["type"] == "measurement"]
+
+
+@pytest.mark.parametrize("append, vector, cr2", [("fault=pf", 14, "0x700000000000"), ("fault=gp", 13, None),
+                                                 ("fault=ud", 6, None)])
+def test_a_cpu_exception_is_reported_and_fails_the_run(append, vector, cr2):
+    rc, records, out = boot(append + " suites=alloc pools=64")
+    assert rc == bench.EXIT_FAIL
+    fault = [r for r in records if r["type"] == "fault"]
+    assert len(fault) == 1, out[-800:]
+    f = fault[0]
+    assert f["vector"] == vector and f["rip"].startswith("0x") and f["error_code"].startswith("0x")
+    assert f["bench"].startswith("fault_demo")
+    if cr2:
+        assert f["cr2"] == cr2
+
+
+def test_bench_job_keeps_a_crashed_run_as_partial(tmp_path, capsys):
+    rc = bench.main(["--accel", "tcg", "--quick", "--suite", "alloc", "--pool-pages", "64", "--out", str(tmp_path),
+                     "--append-extra", "fault=pf"])
+    err = capsys.readouterr().err
+    assert rc == 5 and '"vector": 14' in err
+    assert [p.name.endswith(".partial.jsonl") for p in tmp_path.glob("*.jsonl")] == [True]
+
+
+def test_bench_job_reports_a_kernel_refusal_and_writes_nothing(tmp_path, capsys):
+    # The kernel's own refusal (tested above by booting) as the bench job sees it.
+    q = tmp_path / "fake-qemu"
+    q.write_text('#!/bin/sh\necho \'{"type":"error","kind":"pool_does_not_fit","msg":"a pool of 65536 pages (256 MiB) '
+                 'plus a scratch page does not fit in free RAM: the largest free region is 250 MiB"}\'\nexit 37\n')
+    q.chmod(0o755)
+    rc = bench.main(["--accel", "tcg", "--pool-pages", "65536", "--qemu", str(q), "--out", str(tmp_path / "res")])
+    assert rc == 2
+    assert "the kernel refused the run: a pool of 65536 pages (256 MiB)" in capsys.readouterr().err
+    assert list((tmp_path / "res").iterdir()) == [], "nothing measured, nothing written"
+
+
+def test_bench_sh_quick_under_tcg_writes_new_files_and_never_overwrites(tmp_path):
+    cmd = [str(REPO / "scripts/bench.sh"), "--quick", "--accel", "tcg", "--suite", "map,ptp", "--pool-pages", "1024",
+           "--out", str(tmp_path)]
+    for _ in range(2):
+        p = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+        assert p.returncode == 0, p.stderr[-2000:]
+    files = sorted(f.name for f in tmp_path.glob("*.jsonl"))
+    assert len(files) == 2 and files[0] != files[1]
+    assert "x86_64-map_to" in p.stdout and "speed targets:" in p.stdout
+    assert "suite map pool_pages 1024" in p.stderr, "progress per suite"
+
+
+def test_bench_sh_bad_input_exits_non_zero_naming_the_value(tmp_path):
+    p = subprocess.run([str(REPO / "scripts/bench.sh"), "--suite", "tlb", "--out", str(tmp_path)],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert p.returncode == 2 and "unknown suite 'tlb'" in p.stderr
+
+
+def test_host_runner_uses_the_same_schema(tmp_path):
+    if not bench.HOST_BIN.exists():
+        pytest.skip("host runner not built")
+    rc = bench.main(["--host", "--selftest", "--pool-pages", "64,1024", "--out", str(tmp_path)])
+    assert rc == 0
+    records = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
+    assert schema.validate(records) == []
+    assert (records[0]["where"], records[0]["accel"]) == ("host", "none")
+    ring0 = [r for r in records if r["type"] == "skip" and r["bench"].endswith("_in_cr3")]
+    assert len(ring0) == 4 and all("needs ring 0" in r["reason"] for r in ring0)
