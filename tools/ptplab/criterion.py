@@ -83,8 +83,9 @@ def load(root: Path) -> list[Bench]:
 
 
 def find(benches: list[Bench], group: str, function: str) -> Bench | None:
-    """The benchmark of `function` in `group` (the first parameter if there are several)."""
-    return next((b for b in benches if b.group == group and b.function == function), None)
+    """The contender `function` in `group`: criterion's function id, or its parameter where
+    the function names the operation (BenchmarkId::new("fill", contender))."""
+    return next((b for b in benches if b.group == group and function in (b.function, b.param)), None)
 
 
 @dataclass(frozen=True)
