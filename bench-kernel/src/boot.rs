@@ -238,7 +238,10 @@ unsafe extern "C" {
 /// Physical (= virtual) extent `[start, end)` of the loaded kernel image including `.bss`.
 pub fn kernel_image_range() -> (u64, u64) {
     // Linker-script symbols: only their addresses are taken (no unsafe needed).
-    (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
+    (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    )
 }
 
 /// Deepest boot-stack use so far, in bytes. The stack starts zeroed (it is in
@@ -250,6 +253,9 @@ pub fn boot_stack_high_water() -> u64 {
     // SAFETY: the boot stack is BOOT_STACK_SIZE readable bytes starting at its bottom
     // symbol; it is only read, through a raw slice of plain bytes.
     let stack = unsafe { core::slice::from_raw_parts(bottom, BOOT_STACK_SIZE) };
-    let untouched = stack.iter().position(|&b| b != 0).unwrap_or(BOOT_STACK_SIZE);
+    let untouched = stack
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(BOOT_STACK_SIZE);
     (BOOT_STACK_SIZE - untouched) as u64
 }

@@ -70,7 +70,10 @@ impl fmt::Display for BootInfoError {
             Self::UnknownMagic(m) => write!(f, "unknown boot magic {m:#x}"),
             Self::NullInfo => write!(f, "boot info pointer is null"),
             Self::OutsideIdentityMap { paddr, len } => {
-                write!(f, "boot data at {paddr:#x} (+{len:#x}) is outside the 4 GiB identity map")
+                write!(
+                    f,
+                    "boot data at {paddr:#x} (+{len:#x}) is outside the 4 GiB identity map"
+                )
             }
             Self::BadPvhMagic(m) => write!(f, "bad hvm_start_info magic {m:#x}"),
             Self::PvhNoMemmap { version } => {
@@ -78,7 +81,10 @@ impl fmt::Display for BootInfoError {
             }
             Self::BadMultiboot2Size(s) => write!(f, "bad multiboot2 info size {s}"),
             Self::BadMultiboot2Tag { offset, kind, size } => {
-                write!(f, "bad multiboot2 tag type {kind} size {size} at offset {offset}")
+                write!(
+                    f,
+                    "bad multiboot2 tag type {kind} size {size} at offset {offset}"
+                )
             }
             Self::Multiboot2NoMemmap => write!(f, "multiboot2 info has no memory map tag"),
         }
@@ -172,8 +178,10 @@ impl BootInfo {
         if len == 0 || self.boot_ranges_len == MAX_BOOT_RANGES {
             return;
         }
-        self.boot_ranges[self.boot_ranges_len] =
-            Range { start, end: start.saturating_add(len) };
+        self.boot_ranges[self.boot_ranges_len] = Range {
+            start,
+            end: start.saturating_add(len),
+        };
         self.boot_ranges_len += 1;
     }
 
@@ -182,12 +190,20 @@ impl BootInfo {
     /// whole 4 KiB pages and sorted by address.
     pub fn free_regions(&self) -> FreeRegions {
         let mut set = FreeRegions::new();
-        for r in self.memory_map().iter().filter(|r| r.kind == MEMORY_TYPE_RAM) {
+        for r in self
+            .memory_map()
+            .iter()
+            .filter(|r| r.kind == MEMORY_TYPE_RAM)
+        {
             let start = r.base.max(LOW_MEMORY_END);
             let end = r.base.saturating_add(r.len).min(IDENTITY_MAP_END);
             set.push(start, end);
         }
-        for r in self.memory_map().iter().filter(|r| r.kind != MEMORY_TYPE_RAM) {
+        for r in self
+            .memory_map()
+            .iter()
+            .filter(|r| r.kind != MEMORY_TYPE_RAM)
+        {
             set.remove(r.base, r.base.saturating_add(r.len));
         }
         let (kstart, kend) = crate::boot::kernel_image_range();
@@ -211,7 +227,11 @@ pub struct FreeRegions {
 
 impl FreeRegions {
     fn new() -> Self {
-        Self { ranges: [Range::default(); MAX_FREE_REGIONS], len: 0, truncated: false }
+        Self {
+            ranges: [Range::default(); MAX_FREE_REGIONS],
+            len: 0,
+            truncated: false,
+        }
     }
 
     pub fn as_slice(&self) -> &[Range] {
@@ -367,7 +387,9 @@ fn parse_pvh(paddr: u64) -> Result<BootInfo, BootInfoError> {
         return Err(BootInfoError::BadPvhMagic(si.magic));
     }
     if si.version < 1 {
-        return Err(BootInfoError::PvhNoMemmap { version: si.version });
+        return Err(BootInfoError::PvhNoMemmap {
+            version: si.version,
+        });
     }
     let mut info = BootInfo::new(Protocol::Pvh, paddr);
     info.push_boot_range(paddr, size);
@@ -402,7 +424,11 @@ fn parse_pvh(paddr: u64) -> Result<BootInfo, BootInfoError> {
     for i in 0..u64::from(si.memmap_entries) {
         // SAFETY: inside the checked table.
         let e: HvmMemmapEntry = unsafe { read_phys(si.memmap_paddr + i * entry) };
-        info.push_region(MemoryRegion { base: e.addr, len: e.size, kind: e.kind });
+        info.push_region(MemoryRegion {
+            base: e.addr,
+            len: e.size,
+            kind: e.kind,
+        });
     }
     Ok(info)
 }
@@ -450,8 +476,11 @@ fn parse_multiboot2(paddr: u64) -> Result<BootInfo, BootInfoError> {
             MB2_TAG_MMAP => {
                 have_mmap = true;
                 // SAFETY: within the tag (size >= 8 checked; entry header needs 16).
-                let entry_size: u32 =
-                    if size >= 16 { unsafe { read_phys(tag + 8) } } else { 0 };
+                let entry_size: u32 = if size >= 16 {
+                    unsafe { read_phys(tag + 8) }
+                } else {
+                    0
+                };
                 if entry_size < 24 {
                     return Err(BootInfoError::BadMultiboot2Tag { offset, kind, size });
                 }
@@ -461,7 +490,11 @@ fn parse_multiboot2(paddr: u64) -> Result<BootInfo, BootInfoError> {
                     // SAFETY: the entry lies inside the tag.
                     let (base, len, ty): (u64, u64, u32) =
                         unsafe { (read_phys(at), read_phys(at + 8), read_phys(at + 16)) };
-                    info.push_region(MemoryRegion { base, len, kind: ty });
+                    info.push_region(MemoryRegion {
+                        base,
+                        len,
+                        kind: ty,
+                    });
                     e += entry_size;
                 }
             }

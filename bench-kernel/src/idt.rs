@@ -33,9 +33,8 @@ pub const fn ist_slot(vector: usize) -> IstSlot {
 /// depend on the phantom type), so the first 32 form an array. With raw handler
 /// addresses the signature typing buys nothing anyway.
 fn exception_entries(idt: &mut InterruptDescriptorTable) -> &mut [Entry<HandlerFunc>; 32] {
-    const _: () = assert!(
-        size_of::<InterruptDescriptorTable>() == 256 * size_of::<Entry<HandlerFunc>>()
-    );
+    const _: () =
+        assert!(size_of::<InterruptDescriptorTable>() == 256 * size_of::<Entry<HandlerFunc>>());
     // SAFETY: layout argument above; the borrow of `idt` is carried over.
     unsafe { &mut *(idt as *mut InterruptDescriptorTable).cast::<[Entry<HandlerFunc>; 32]>() }
 }

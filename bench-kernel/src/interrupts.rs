@@ -47,8 +47,8 @@ pub struct Frame {
 /// Mnemonics of the 32 architectural exception vectors.
 pub const EXCEPTION_NAMES: [&str; 32] = [
     "#DE", "#DB", "#NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS",
-    "#GP", "#PF", "#RES15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#RES22", "#RES23",
-    "#RES24", "#RES25", "#RES26", "#RES27", "#HV", "#VC", "#SX", "#RES31",
+    "#GP", "#PF", "#RES15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#RES22", "#RES23", "#RES24",
+    "#RES25", "#RES26", "#RES27", "#HV", "#VC", "#SX", "#RES31",
 ];
 
 pub const VECTOR_GP: u64 = 13;

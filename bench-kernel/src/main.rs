@@ -87,15 +87,30 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
         let _ = cpu.write_json(w, pit.ok());
         let _ = writeln!(w, "}}");
 
-        let _ = write!(w, "{{\"type\":\"memmap\",\"truncated\":{},\"entries\":[", info.memmap_truncated);
+        let _ = write!(
+            w,
+            "{{\"type\":\"memmap\",\"truncated\":{},\"entries\":[",
+            info.memmap_truncated
+        );
         for (i, r) in info.memory_map().iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            let _ = write!(w, "{sep}{{\"base\":{},\"len\":{},\"type\":{}}}", Hex(r.base), Hex(r.len), r.kind);
+            let _ = write!(
+                w,
+                "{sep}{{\"base\":{},\"len\":{},\"type\":{}}}",
+                Hex(r.base),
+                Hex(r.len),
+                r.kind
+            );
         }
         let _ = write!(w, "],\"free\":[");
         for (i, r) in free.as_slice().iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            let _ = write!(w, "{sep}{{\"start\":{},\"end\":{}}}", Hex(r.start), Hex(r.end));
+            let _ = write!(
+                w,
+                "{sep}{{\"start\":{},\"end\":{}}}",
+                Hex(r.start),
+                Hex(r.end)
+            );
         }
         let _ = writeln!(w, "],\"free_truncated\":{}}}", free.truncated);
         let _ = writeln!(
@@ -190,17 +205,29 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
     };
     let mut out = platform::SerialOut;
     let _ = report::run(&mut out, &info_rec);
-    println!("# pools at {:#x}, harness overhead {} ticks", kernel.region(), harness.overhead);
+    println!(
+        "# pools at {:#x}, harness overhead {} ticks",
+        kernel.region(),
+        harness.overhead
+    );
     let counts = lab::suites::run_all(&mut kernel, &mut out, &mut harness, &cfg);
 
     let ok = summary.failed == 0 && counts.checks_failed == 0;
     let _ = report::end(&mut out, if ok { "ok" } else { "checks_failed" }, &counts);
     println!(
         "{{\"type\":\"exit\",\"ok\":{ok},\"qemu_status\":{},\"boot_stack_used_bytes\":{}}}",
-        if ok { exit::QEMU_STATUS_SUCCESS } else { exit::QEMU_STATUS_FAILURE },
+        if ok {
+            exit::QEMU_STATUS_SUCCESS
+        } else {
+            exit::QEMU_STATUS_FAILURE
+        },
         boot::boot_stack_high_water()
     );
-    if ok { exit::exit_success() } else { exit::exit_failure() }
+    if ok {
+        exit::exit_success()
+    } else {
+        exit::exit_failure()
+    }
 }
 
 /// A bad command line or a pool that cannot fit: one error record naming the value, then the
@@ -216,7 +243,10 @@ fn usage_error(kind: &str, msg: core::fmt::Arguments<'_>) -> ! {
         })
         .end();
     println!("# error: {msg}");
-    println!("{{\"type\":\"exit\",\"ok\":false,\"qemu_status\":{}}}", exit::QEMU_STATUS_USAGE);
+    println!(
+        "{{\"type\":\"exit\",\"ok\":false,\"qemu_status\":{}}}",
+        exit::QEMU_STATUS_USAGE
+    );
     exit::exit(exit::ExitCode::Usage)
 }
 

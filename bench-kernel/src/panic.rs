@@ -20,7 +20,13 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         let _ = write!(Escaper(&mut *w), "{}", info.message());
         let _ = w.write_str("\",\"location\":\"");
         if let Some(loc) = info.location() {
-            let _ = write!(Escaper(&mut *w), "{}:{}:{}", loc.file(), loc.line(), loc.column());
+            let _ = write!(
+                Escaper(&mut *w),
+                "{}:{}:{}",
+                loc.file(),
+                loc.line(),
+                loc.column()
+            );
         }
         let _ = writeln!(w, "\",\"bench\":{}}}", Str(bench));
         let _ = write!(w, "# PANIC in bench '{bench}': {}", info.message());

@@ -1,14 +1,17 @@
 //! The bench kernel as a `lab::suites::Platform`: pools carved from free RAM (reached through
 //! the boot identity map), ring-0 operations for the PTP checks, serial output.
 
+// Errors are bounded strings (no allocator), which clippy finds large.
+#![allow(clippy::result_large_err)]
+
 use core::fmt::{self, Write};
 
 use lab::allocator::BitmapAllocator;
 use lab::cpu::CpuFacts;
 use lab::mapper::{MapError, PoolMapper};
 use lab::page_size::PageSizes;
-use lab::pool::{Pool, PAGE_BYTES};
-use lab::suites::{reason, Fault, Mmu, Platform, Reason};
+use lab::pool::{PAGE_BYTES, Pool};
+use lab::suites::{Fault, Mmu, Platform, Reason, reason};
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
@@ -30,7 +33,11 @@ impl Kernel {
         let need = (largest as u64 + 1) * PAGE_BYTES;
         let biggest = free.as_slice().iter().map(|r| r.len()).max().unwrap_or(0);
         match free.as_slice().iter().find(|r| r.len() >= need) {
-            Some(r) => Ok(Kernel { cpu, region: r.start, largest }),
+            Some(r) => Ok(Kernel {
+                cpu,
+                region: r.start,
+                largest,
+            }),
             None => Err(reason(format_args!(
                 "a pool of {largest} pages ({} MiB) plus a scratch page does not fit in free RAM: the largest free region is {} MiB",
                 (largest as u64 * PAGE_BYTES) >> 20,
@@ -55,11 +62,20 @@ impl Platform for Kernel {
 
     fn pool(&mut self, pages: u32) -> Result<Pool, Reason> {
         if pages > self.largest {
-            return Err(reason(format_args!("pool of {pages} pages is larger than the carved region ({})", self.largest)));
+            return Err(reason(format_args!(
+                "pool of {pages} pages is larger than the carved region ({})",
+                self.largest
+            )));
         }
         // SAFETY: the region is free RAM reserved for pools, identity mapped (phys = virt).
-        unsafe { Pool::new(PhysAddr::new(self.region), pages, VirtAddr::new(self.region)) }
-            .map_err(|e| reason(format_args!("{e}")))
+        unsafe {
+            Pool::new(
+                PhysAddr::new(self.region),
+                pages,
+                VirtAddr::new(self.region),
+            )
+        }
+        .map_err(|e| reason(format_args!("{e}")))
     }
 
     fn scratch(&self) -> PhysAddr {
@@ -80,7 +96,13 @@ impl Mmu for Kernel {
     /// live below 4 GiB. Map that range the same way (2 MiB pages, executable, as boot did).
     fn map_kernel(&self, mapper: &mut PoolMapper<BitmapAllocator>) -> Result<(), MapError> {
         mapper
-            .map_region(VirtAddr::new(0), PhysAddr::new(0), IDENTITY_MAP_END, PageSizes::UP_TO_2MIB, F::PRESENT | F::WRITABLE)
+            .map_region(
+                VirtAddr::new(0),
+                PhysAddr::new(0),
+                IDENTITY_MAP_END,
+                PageSizes::UP_TO_2MIB,
+                F::PRESENT | F::WRITABLE,
+            )
             .map(|_| ())
     }
 
@@ -105,7 +127,11 @@ impl Mmu for Kernel {
 }
 
 fn fault(f: crate::probe::FaultInfo) -> Fault {
-    Fault { vector: f.vector, error_code: f.error_code, cr2: f.cr2 }
+    Fault {
+        vector: f.vector,
+        error_code: f.error_code,
+        cr2: f.cr2,
+    }
 }
 
 /// `fmt::Write` over the serial console.

@@ -29,7 +29,10 @@ pub struct FaultInfo {
 
 impl FaultInfo {
     pub fn name(&self) -> &'static str {
-        crate::interrupts::EXCEPTION_NAMES.get(self.vector as usize).copied().unwrap_or("#??")
+        crate::interrupts::EXCEPTION_NAMES
+            .get(self.vector as usize)
+            .copied()
+            .unwrap_or("#??")
     }
 }
 
@@ -145,7 +148,11 @@ pub fn try_recover(frame: &mut Frame) -> bool {
     let info = FaultInfo {
         vector: frame.vector as u8,
         error_code: frame.error_code,
-        cr2: if frame.vector == VECTOR_PF { Cr2::read_raw() } else { 0 },
+        cr2: if frame.vector == VECTOR_PF {
+            Cr2::read_raw()
+        } else {
+            0
+        },
         rip: frame.rip,
         handler_frame: frame as *const Frame as u64,
     };

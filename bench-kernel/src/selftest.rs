@@ -286,6 +286,9 @@ fn mem_functions(d: &mut FixedStr<256>) -> bool {
             && memcmp(c.as_ptr(), c.as_ptr(), 3) == 0;
         (cpy, fwd, bwd, set, cmp)
     };
-    let _ = write!(d, "memcpy={cpy} memmove_fwd={fwd} memmove_bwd={bwd} memset={set} memcmp={cmp}");
+    let _ = write!(
+        d,
+        "memcpy={cpy} memmove_fwd={fwd} memmove_bwd={bwd} memset={set} memcmp={cmp}"
+    );
     cpy && fwd && bwd && set && cmp
 }

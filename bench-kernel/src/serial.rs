@@ -24,7 +24,10 @@ static BUSY: AtomicBool = AtomicBool::new(false);
 
 /// Initialise COM1 (115200 8N1, FIFO on) and run the UART loopback self-test.
 pub fn init() -> Result<(), Uart16550TtyError> {
-    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    let config = Config {
+        baud_rate: BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
     // SAFETY: COM1 is a standard port range owned by this kernel alone.
     let tty = unsafe { Uart16550Tty::new_port(COM1_PORT, config)? };
     BUSY.store(true, Ordering::SeqCst);

@@ -198,7 +198,6 @@ fn run(ctx: &mut Ctx<'_>, (size, count): (PageSize, u64)) {
             };
         },
     );
-    let (st, _) = peer;
     match PoolMapper::adopt(pool, BumpAllocator::new(n)) {
         Ok(adopted) => verify(
             ctx,
@@ -229,7 +228,6 @@ fn run(ctx: &mut Ctx<'_>, (size, count): (PageSize, u64)) {
             }
         },
     );
-    drop(st);
 }
 
 /// The x86_64 crate's per-page `map_to`, over the pool through its window.
