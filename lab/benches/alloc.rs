@@ -129,7 +129,7 @@ fn slots(n: usize, seed: u64) -> Vec<usize> {
 fn fill_then_free<C: Contender>(c: &mut Criterion, group: &str, name: &str) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements((N - 1) as u64));
-    g.bench_function(BenchmarkId::new("fill", name), |b| {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             timed::<C>(
                 iters,
@@ -156,7 +156,7 @@ fn churn<C: Contender>(c: &mut Criterion, fill_pct: u32, name: &str) {
         .iter()
         .map(|s| s % live_n)
         .collect();
-    g.bench_function(BenchmarkId::new("free+alloc", name), |b| {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -190,7 +190,7 @@ fn scattered<C: Contender>(keep: usize) -> (C, Vec<u32>) {
 fn free_all<C: Contender>(c: &mut Criterion, name: &str) {
     let mut g = c.benchmark_group("alloc/free_all");
     g.throughput(Throughput::Elements((N - 1) as u64));
-    g.bench_function(BenchmarkId::new("free", name), |b| {
+    g.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
