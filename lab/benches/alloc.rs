@@ -45,17 +45,24 @@ impl Contender for BumpAllocator {
     fn free(&mut self, _: u32) {}
 }
 
-/// The floor for a bump allocator: an increment and a bound check, nothing else.
-struct BareCounter(u32);
+/// The floor for a bump allocator: an increment and a bound check, nothing else. The bound is
+/// a run-time value, as the bump allocator's capacity is.
+struct BareCounter {
+    next: u32,
+    cap: u32,
+}
 impl Contender for BareCounter {
     fn fresh() -> Self {
-        BareCounter(1)
+        BareCounter {
+            next: 1,
+            cap: black_box(N),
+        }
     }
     #[inline]
     fn alloc(&mut self) -> Option<u32> {
-        (self.0 < N).then(|| {
-            self.0 += 1;
-            self.0 - 1
+        (self.next < self.cap).then(|| {
+            self.next += 1;
+            self.next - 1
         })
     }
     fn free(&mut self, _: u32) {}

@@ -23,7 +23,8 @@ enum AllocOp {
 }
 
 fn alloc_ops() -> impl Strategy<Value = (u32, Vec<AllocOp>)> {
-    (64u32..300).prop_flat_map(|cap| {
+    // Small pools, and pools whose bitmap spans several summary words (> 4096 pages).
+    prop_oneof![64u32..300, 4000u32..=65536].prop_flat_map(|cap| {
         let op = prop_oneof![
             3 => Just(AllocOp::Alloc),
             2 => (0..cap + 8).prop_map(AllocOp::Free),
@@ -36,24 +37,23 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
     #[test]
-    fn bitmap_allocator_matches_a_set((cap, ops) in alloc_ops(), counter in 1u32..64) {
+    fn bitmap_allocator_matches_a_set((cap, ops) in alloc_ops(), counter_seed in 1u32..65536) {
+        let counter = 1 + counter_seed % cap;
         let mut a = BitmapAllocator::from_counter(cap, counter);
-        let mut model: BTreeSet<u32> = (0..counter).collect();
+        // Model: the free pages; the allocator must hand out the lowest.
+        let mut free: BTreeSet<u32> = (counter..cap).collect();
         for op in ops {
             match op {
-                AllocOp::Alloc => {
-                    let lowest_free = (0..cap).find(|i| !model.contains(i));
-                    match lowest_free {
-                        Some(i) => { prop_assert_eq!(a.allocate(), Ok(i)); model.insert(i); }
-                        None => prop_assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: cap })),
-                    }
-                }
+                AllocOp::Alloc => match free.pop_first() {
+                    Some(i) => prop_assert_eq!(a.allocate(), Ok(i)),
+                    None => prop_assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: cap })),
+                },
                 AllocOp::Free(i) => {
                     let want = if i >= cap {
                         Err(FreeError::OutOfPool { index: i, capacity: cap })
                     } else if i == 0 {
                         Err(FreeError::Root)
-                    } else if !model.remove(&i) {
+                    } else if !free.insert(i) {
                         Err(FreeError::NotAllocated { index: i })
                     } else {
                         Ok(())
@@ -61,10 +61,10 @@ proptest! {
                     prop_assert_eq!(a.free(i), want);
                 }
             }
-            prop_assert_eq!(a.used() as usize, model.len());
+            prop_assert_eq!(a.used(), cap - free.len() as u32);
         }
-        for i in 0..cap + 64 {
-            prop_assert_eq!(a.is_allocated(i), model.contains(&i));
+        for i in (0..cap + 64).step_by(if cap > 4096 { 7 } else { 1 }) {
+            prop_assert_eq!(a.is_allocated(i), i < cap && !free.contains(&i), "page {}", i);
         }
     }
 }

@@ -1,18 +1,26 @@
-//! The bitmap allocator of the Shelter kernel: one bit per pool page, plus a next-free hint (the
-//! lowest word that may hold a free bit) so allocation does not rescan the full prefix.
+//! The bitmap allocator of the Shelter kernel: one bit per pool page, a next-free hint (no word
+//! below it has a free page), and a summary with one bit per bitmap word that still has a free
+//! page. Allocation takes the hint's word when it has room (filling a pool sequentially never
+//! looks further); otherwise the summary finds the next word with room in a `trailing_zeros`,
+//! not a scan over full words, which matters once random frees have scattered the holes.
 
 use super::{AllocError, FreeError, PageAllocator, ROOT_PAGE};
 use crate::pool::MAX_POOL_PAGES;
 
 const WORDS: usize = MAX_POOL_PAGES as usize / 64;
+const SUMMARY: usize = WORDS / 64;
 
 #[derive(Clone)]
 pub struct BitmapAllocator {
     /// Bit set = page in use. Bits past `capacity` are set so they are never handed out.
     words: [u64; WORDS],
+    /// Bit `w` set = `words[w]` has a free page (only for words inside the capacity).
+    nonfull: [u64; SUMMARY],
     capacity: u32,
+    /// Bitmap words covering the capacity.
+    cap_words: usize,
     used: u32,
-    /// No word below this one has a free bit.
+    /// No bitmap word below this one has a free page.
     hint: usize,
 }
 
@@ -38,7 +46,9 @@ impl BitmapAllocator {
     pub fn from_counter(capacity: u32, counter: u32) -> Self {
         let mut a = BitmapAllocator {
             words: [0; WORDS],
+            nonfull: [0; SUMMARY],
             capacity: 0,
+            cap_words: 0,
             used: 0,
             hint: 0,
         };
@@ -53,9 +63,9 @@ impl BitmapAllocator {
         let counter = counter.clamp(1, capacity.max(1));
         self.capacity = capacity;
         self.used = counter;
-        self.hint = counter as usize / 64;
         let full = counter as usize / 64;
         let cap_words = (capacity as usize).div_ceil(64);
+        self.cap_words = cap_words;
         self.words[..full].fill(!0);
         self.words[full..cap_words].fill(0);
         if !counter.is_multiple_of(64) {
@@ -65,6 +75,62 @@ impl BitmapAllocator {
         let cap = capacity as usize;
         if !cap.is_multiple_of(64) {
             self.words[cap / 64] |= !0u64 << (cap % 64);
+        }
+        // The summary: only words from `full` on can have a free page.
+        self.nonfull[..cap_words.div_ceil(64)].fill(0);
+        for w in full..cap_words {
+            if self.words[w] != !0 {
+                self.nonfull[w / 64] |= 1 << (w % 64);
+            }
+        }
+        self.hint = full;
+    }
+
+    /// Take the lowest free page of `words[w]` (which has one).
+    #[inline(always)]
+    fn take(&mut self, w: usize, word: u64) -> u32 {
+        let bit = (!word).trailing_zeros();
+        let now = word | (1 << bit);
+        self.words[w] = now;
+        if now == !0 {
+            self.nonfull[w / 64] &= !(1 << (w % 64));
+        }
+        self.used += 1;
+        self.hint = w;
+        w as u32 * 64 + bit
+    }
+
+    /// The hint's word is full: the summary names the next word with room.
+    #[inline(never)]
+    fn allocate_after_full_word(&mut self) -> Result<u32, AllocError> {
+        let w = self.next_nonfull(self.hint + 1, self.cap_words);
+        if w >= self.cap_words {
+            self.hint = self.cap_words;
+            return Err(AllocError::Exhausted {
+                capacity: self.capacity,
+            });
+        }
+        let word = self.words[w];
+        Ok(self.take(w, word))
+    }
+
+    /// The first word at or after `from` with a free page, from the summary; `cap_words` if
+    /// there is none.
+    fn next_nonfull(&self, from: usize, cap_words: usize) -> usize {
+        let mut s = from / 64;
+        if s >= SUMMARY {
+            return cap_words;
+        }
+        let mut m = self.nonfull[s] & (!0u64 << (from % 64));
+        loop {
+            if m != 0 {
+                return (s * 64 + m.trailing_zeros() as usize).min(cap_words);
+            }
+            s += 1;
+            if s * 64 >= cap_words {
+                return cap_words;
+            }
+            m = self.nonfull[s];
         }
     }
 
@@ -85,33 +151,27 @@ impl BitmapAllocator {
 impl PageAllocator for BitmapAllocator {
     #[inline]
     fn allocate(&mut self) -> Result<u32, AllocError> {
-        let cap_words = (self.capacity as usize).div_ceil(64);
-        let mut w = self.hint;
-        while w < cap_words {
+        // Fast path: the hint's word has room (always, while a pool fills up in order).
+        let w = self.hint;
+        if w < self.cap_words {
             let word = self.words[w];
             if word != !0 {
-                let bit = (!word).trailing_zeros();
-                self.words[w] = word | (1 << bit);
-                self.used += 1;
-                self.hint = w;
-                return Ok(w as u32 * 64 + bit);
+                return Ok(self.take(w, word));
             }
-            w += 1;
         }
-        self.hint = cap_words;
-        Err(AllocError::Exhausted {
-            capacity: self.capacity,
-        })
+        self.allocate_after_full_word()
     }
 
     #[inline]
     fn free(&mut self, index: u32) -> Result<(), FreeError> {
         self.check(index)?;
         let (w, bit) = (index as usize / 64, index % 64);
-        if self.words[w] & (1 << bit) == 0 {
+        let word = self.words[w];
+        if word & (1 << bit) == 0 {
             return Err(FreeError::NotAllocated { index });
         }
-        self.words[w] &= !(1 << bit);
+        self.words[w] = word & !(1 << bit);
+        self.nonfull[w / 64] |= 1 << (w % 64);
         self.used -= 1;
         self.hint = self.hint.min(w);
         Ok(())
