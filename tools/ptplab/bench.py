@@ -29,6 +29,8 @@ PAGE = 4096
 # QEMU exit statuses of isa-debug-exit (bench-kernel/src/exit.rs).
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 33, 35, 37
 QEMU = "qemu-system-x86_64"
+# A selftest boot takes well under a second under KVM; a guest KVM cannot run hangs paused.
+PROBE_TIMEOUT_S = 10
 REPO = Path(__file__).resolve().parents[2]
 KERNEL = REPO / "bench-kernel/target/x86_64-unknown-linux-gnu/release/bench-kernel"
 HOST_BIN = REPO / "target/release/ptp-host"
@@ -225,12 +227,12 @@ def probe_kvm(plan: Plan) -> tuple[bool, str]:
     if not os.access(dev, os.R_OK | os.W_OK):
         return False, "/dev/kvm is not readable and writable by this user"
     probe = Plan(**{**plan.__dict__, "memory": 256})
-    out = run_process(qemu_cmd(probe, "kvm", "mode=selftest suites=alloc pools=64 quick=1"), timeout=15)
+    out = run_process(qemu_cmd(probe, "kvm", "mode=selftest suites=alloc pools=64 quick=1"), timeout=PROBE_TIMEOUT_S)
     end = out.end()
     if end and end.get("status") == "ok" and out.status == EXIT_OK:
         return True, "a selftest boot under KVM passed"
     if out.timed_out:
-        why = "the probe boot hung (no result within 15 s)"
+        why = f"the probe boot hung (no result within {PROBE_TIMEOUT_S} s)"
     else:
         why = f"the probe boot ended with QEMU status {out.status}"
     tail = " | ".join(line for line in out.log[-3:] if line.strip())

@@ -100,3 +100,16 @@ def test_schema_catches_missing_fields_and_disorder():
     assert "record 1 (run): accel 'warp' not one of" in problems[0]
     assert any("record 2 (measurement): missing 'bench'" in p for p in problems)
     assert problems[-1] == "record 2: the last record must be the end record"
+
+
+def test_kvm_probe_turns_a_paused_guest_into_a_quick_verdict(tmp_path, monkeypatch):
+    # Here KVM emulates ring 0, fails on the first SSE instruction and QEMU hangs paused.
+    if not (os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)):
+        pytest.skip("no accessible /dev/kvm: the probe stops before booting")
+    kernel = tmp_path / "kernel"
+    kernel.write_text("")
+    q = fake_qemu(tmp_path, 'echo "KVM internal error. Suberror: 1"\nexec sleep 30\n')
+    monkeypatch.setattr(bench, "PROBE_TIMEOUT_S", 1)
+    ok, why = bench.probe_kvm(bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)]))
+    assert not ok
+    assert why == "the probe boot hung (no result within 1 s): KVM internal error. Suberror: 1"
