@@ -603,3 +603,31 @@ fn map_page_out_of_pages_undoes_its_partial_walk() {
     assert_eq!(m.usage(), hole, "the PDPT taken on the way was given back");
     assert!(m.translate(va(0x80_0000_0000)).is_err());
 }
+
+#[test]
+fn a_borrowed_allocator_keeps_the_pool_state_after_the_ptp() {
+    let mem = SimMemory::new(3 + 4096);
+    let pool = mem.pool(3, 4096).unwrap();
+    let mut alloc = BitmapAllocator::new(4096);
+    let tables = Ptp::modifiable(pool, &mut alloc, va(0xffff_ff00_0000_0000))
+        .unwrap()
+        .self_map_tables();
+    assert_eq!(tables, 10);
+    // The PTP is gone; the bitmap it borrowed says what it took: root + self-map tables.
+    assert_eq!(alloc.used(), 11);
+    let mut again = PoolMapper::adopt(pool, &mut alloc).unwrap();
+    assert_eq!(
+        again.usage().tables,
+        TableCount {
+            pml4: 1,
+            pdpt: 1,
+            pd: 1,
+            pt: 8
+        }
+    );
+    again
+        .unmap_range(va(0xffff_ff00_0000_0000), 4096 * 4096)
+        .unwrap()
+        .ignore();
+    assert_eq!(alloc.used(), 1);
+}
