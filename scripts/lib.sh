@@ -15,6 +15,21 @@ ensure_qemu() {
     return 1
 }
 
+ensure_grub() {
+    command -v grub-mkrescue >/dev/null && command -v xorriso >/dev/null && command -v mformat >/dev/null &&
+        [ -d /usr/lib/grub/i386-pc ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing grub-pc-bin grub-common xorriso mtools (apt-get)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                grub-pc-bin grub-common xorriso mtools >&2 && return 0
+        echo "setup: error: apt-get could not install the GRUB ISO tools" >&2
+        return 1
+    fi
+    echo "setup: error: grub-mkrescue/xorriso/mtools missing; install grub-pc-bin grub-common xorriso mtools" >&2
+    return 1
+}
+
 ensure_pytest() {
     python3 -c 'import pytest' 2>/dev/null && return 0
     echo "setup: installing pytest (pip)" >&2

@@ -11,6 +11,7 @@ step() { echo; echo "== $*"; }
 
 step setup
 ensure_qemu
+ensure_grub
 ensure_pytest
 
 step "format"

@@ -178,26 +178,55 @@ def run_process(cmd: list[str], timeout: float, progress=None) -> Outcome:
     timer.start()
     try:
         for raw in proc.stdout:
-            line = raw.rstrip("\n")
-            rec = parse_line(line)
-            if rec is None:
-                out.log.append(line)
-                if progress and line.startswith("# suite"):
-                    progress(line[2:])
-                continue
-            if rec.get("type") in KERNEL_LOG_TYPES:
-                if rec["type"] in ("boot", "memmap"):
-                    out.boot[rec["type"]] = {k: v for k, v in rec.items() if k != "type"}
-                out.log.append(line)
-                continue
-            if rec.get("type") == "measurement" and out.first_result_s is None:
-                out.first_result_s = time.monotonic() - t0
-            out.records.append(rec)
+            take_line(out, raw.rstrip("\n"), t0, progress)
         out.status = proc.wait()
     finally:
         timer.cancel()
     out.wall_s = time.monotonic() - t0
     return out
+
+
+def take_line(out: Outcome, line: str, t0: float, progress=None) -> None:
+    """File one line of output: a record, or log text (boot and memory-map objects are kept
+    for the run record)."""
+    rec = parse_line(line)
+    if rec is None:
+        out.log.append(line)
+        if progress and line.startswith("# suite"):
+            progress(line[2:])
+        return
+    if rec.get("type") in KERNEL_LOG_TYPES:
+        if rec["type"] in ("boot", "memmap"):
+            out.boot[rec["type"]] = {k: v for k, v in rec.items() if k != "type"}
+        out.log.append(line)
+        return
+    if rec.get("type") == "measurement" and out.first_result_s is None:
+        out.first_result_s = time.monotonic() - t0
+    out.records.append(rec)
+
+
+def complete_run_record(out: Outcome, accel: str, extra: dict) -> dict | None:
+    """Add what only the host knows to the run record and put it first (the kernel prints its
+    boot self-checks before it). None if the run never printed one."""
+    run_rec = next((r for r in out.records if r.get("type") == "run"), None)
+    if run_rec is None:
+        return None
+    commit, dirty = git_facts()
+    now = dt.datetime.now(dt.timezone.utc)
+    run_rec.update({
+        "run_id": f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}", "accel": accel, "git_commit": commit,
+        "git_dirty": dirty, "host": socket.gethostname(), "started_utc": now.isoformat(timespec="seconds"),
+        **extra,
+    })
+    if out.boot:
+        run_rec["boot"] = out.boot
+    out.records.remove(run_rec)
+    out.records.insert(0, run_rec)
+    return run_rec
+
+
+def today() -> str:
+    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}"
 
 
 def parse_line(line: str) -> dict | None:
@@ -339,25 +368,16 @@ def run(plan: Plan) -> int:
     say(f"bench: running {'host process' if plan.host else 'bench kernel under ' + accel.upper()}: "
         f"suites {','.join(plan.suites)}, pools {','.join(map(str, plan.pools))}"
         f"{', quick' if plan.quick else ''}{', selftest' if plan.selftest else ''} (timeout {plan.timeout} s)")
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"))
 
-    commit, dirty = git_facts()
-    now = dt.datetime.now(dt.timezone.utc)
-    run_rec = next((r for r in out.records if r.get("type") == "run"), None)
-    if run_rec is not None:
-        run_rec.update({
-            "run_id": f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}", "accel": accel, "git_commit": commit,
-            "git_dirty": dirty, "host": socket.gethostname(), "started_utc": now.isoformat(timespec="seconds"),
-            "wall_s": round(out.wall_s, 3),
-            "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3),
-        })
-        if not plan.host:
-            run_rec.update({"qemu_version": qemu_version(plan.qemu), "qemu_args": cmd[1:], "boot": out.boot})
-        if probe_note:
-            run_rec["kvm_probe"] = probe_note
-        # The run record leads the file (the kernel prints its boot self-checks before it).
-        out.records.remove(run_rec)
-        out.records.insert(0, run_rec)
+    extra = {"started_utc": started, "wall_s": round(out.wall_s, 3),
+             "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3)}
+    if not plan.host:
+        extra.update({"qemu_version": qemu_version(plan.qemu), "qemu_args": cmd[1:]})
+    if probe_note:
+        extra["kvm_probe"] = probe_note
+    run_rec = complete_run_record(out, accel, extra)
 
     end = out.end()
     failed_checks = [r for r in out.records if r.get("type") == "check" and not r.get("ok")]
@@ -368,7 +388,7 @@ def run(plan: Plan) -> int:
     if usage is not None:
         # Nothing was measured: a bad command line or a pool that does not fit. No file.
         raise BenchError(f"the kernel refused the run: {usage.get('msg')}")
-    path = new_path(plan.out, f"{now:%Y-%m-%d}", socket.gethostname(), accel, partial=not complete)
+    path = new_path(plan.out, today(), socket.gethostname(), accel, partial=not complete)
     write_new(path, out.records, out.log)
 
     problems = schema.validate(out.records) if complete else []
@@ -390,6 +410,38 @@ def run(plan: Plan) -> int:
         names = ", ".join(f"{c.get('suite', '')}/{c['name']}" for c in failed_checks[:5])
         raise BenchError(f"{len(failed_checks)} checks failed: {names} (see {path})", code=1)
     return 0
+
+
+def collect(argv: list[str]) -> int:
+    """Turn a captured serial log (bare metal, or any QEMU run made by hand) into a results file."""
+    ap = Parser(prog="python3 -m ptplab collect", description=collect.__doc__)
+    ap.add_argument("log", help="the serial output, as captured")
+    ap.add_argument("--accel", required=True, choices=["bare-metal", "kvm", "tcg"], help="how it ran")
+    ap.add_argument("--out", default=str(REPO / "results"))
+    try:
+        a = ap.parse_args(argv)
+        try:
+            text = Path(a.log).read_text(errors="replace")
+        except OSError as e:
+            raise BenchError(f"{a.log}: {e.strerror}")
+        out = Outcome()
+        for line in text.splitlines():
+            take_line(out, line.rstrip("\r"), time.monotonic())
+        run_rec = complete_run_record(out, a.accel, {"collected_from": str(a.log), "started_utc": None})
+        if run_rec is None:
+            raise BenchError(f"{a.log}: no run record: not the bench kernel's output, or cut before it")
+        complete = out.end() is not None
+        problems = schema.validate(out.records) if complete else []
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        path = new_path(Path(a.out), today(), socket.gethostname(), a.accel, partial=not complete)
+        write_new(path, out.records, out.log)
+        say(f"collect: wrote {path}{'' if complete else ' (no end record: partial)'}")
+        if problems:
+            raise BenchError("schema problems: " + "; ".join(problems[:5]), code=6)
+        return 0 if complete else 5
+    except BenchError as e:
+        say(f"collect: error: {e}")
+        return e.code
 
 
 if __name__ == "__main__":

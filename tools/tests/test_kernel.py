@@ -164,3 +164,43 @@ def test_host_runner_uses_the_same_schema(tmp_path):
     assert (records[0]["where"], records[0]["accel"]) == ("host", "none")
     ring0 = [r for r in records if r["type"] == "skip" and r["bench"].endswith("_in_cr3")]
     assert len(ring0) == 4 and all("needs ring 0" in r["reason"] for r in ring0)
+
+
+def test_grub_boots_the_kernel_through_multiboot2(tmp_path):
+    from ptplab.iso import make_iso
+    iso = make_iso(KERNEL, "mode=selftest suites=alloc,ptp pools=64", tmp_path / "bench.iso")
+    cmd = ["timeout", "120", "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256M", "-nographic",
+           "-no-reboot", "-serial", "stdio", "-display", "none", "-monitor", "none",
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-cdrom", str(iso)]
+    p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    records = [r for r in map(bench.parse_line, p.stdout.splitlines()) if r is not None]
+    assert p.returncode == bench.EXIT_OK, p.stdout[-1500:]
+    boot = next(r for r in records if r["type"] == "boot")
+    assert (boot["protocol"], boot["cmdline"]) == ("multiboot2", "mode=selftest suites=alloc,ptp pools=64")
+    assert boot["free_ram_bytes"] > 200 << 20
+    checks = [r for r in records if r["type"] == "check"]
+    assert checks and all(c["ok"] for c in checks)
+    assert any(c["name"] == "modifiable_unmap_flush_then_fault" for c in checks)
+
+
+def test_iso_refuses_a_command_line_grub_would_interpret(tmp_path):
+    from ptplab.iso import IsoError, make_iso
+    with pytest.raises(IsoError, match=r"kernel command line 'pools=64; reboot' has characters"):
+        make_iso(KERNEL, "pools=64; reboot", tmp_path / "x.iso")
+
+
+def test_collect_turns_a_captured_serial_log_into_a_labelled_results_file(tmp_path):
+    rc, records, stdout = boot("mode=selftest suites=alloc pools=64")
+    assert rc == bench.EXIT_OK
+    log = tmp_path / "serial.log"
+    log.write_text(stdout)
+    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 0
+    recs = [json.loads(line) for line in next((tmp_path / "res").glob("*-bare-metal.jsonl")).read_text().splitlines()]
+    assert schema.validate(recs) == []
+    assert recs[0]["accel"] == "bare-metal" and recs[0]["boot"]["boot"]["protocol"] == "pvh"
+    # A log cut before the end is kept as partial; one without a run record is refused.
+    log.write_text(stdout[: stdout.index('"type":"end"')])
+    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 5
+    assert len(list((tmp_path / "res").glob("*.partial.jsonl"))) == 1
+    log.write_text("SeaBIOS\n")
+    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 2
