@@ -41,7 +41,7 @@ impl BitmapAllocator {
     }
 
     /// The bootloader-to-kernel hand-over: pages `0..counter` are in use (a bump allocator's
-    /// counter), the rest free. `capacity` is clamped to [`MAX_POOL_PAGES`], `counter` to
+    /// counter), the rest free. `capacity` is clamped to `1..=`[`MAX_POOL_PAGES`], `counter` to
     /// `1..=capacity`.
     pub fn from_counter(capacity: u32, counter: u32) -> Self {
         let mut a = BitmapAllocator {
@@ -59,8 +59,9 @@ impl BitmapAllocator {
     /// [`BitmapAllocator::from_counter`] in place, in O(N/64): only the pool's own words are
     /// written (whole words, not bits); words past the capacity are never read.
     pub fn reset_from_counter(&mut self, capacity: u32, counter: u32) {
-        let capacity = capacity.min(MAX_POOL_PAGES);
-        let counter = counter.clamp(1, capacity.max(1));
+        // A pool always has its root page: at least one page.
+        let capacity = capacity.clamp(1, MAX_POOL_PAGES);
+        let counter = counter.clamp(1, capacity);
         self.capacity = capacity;
         self.used = counter;
         let full = counter as usize / 64;
@@ -257,6 +258,15 @@ mod tests {
             assert_eq!(a.allocate(), Ok(want));
         }
         assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: 100 }));
+    }
+
+    #[test]
+    fn out_of_range_sizes_are_clamped_not_panics() {
+        let mut a = BitmapAllocator::new(0);
+        assert_eq!((a.capacity(), a.used(), a.left()), (1, 1, 0));
+        assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: 1 }));
+        let b = BitmapAllocator::from_counter(1 << 20, 1 << 30);
+        assert_eq!((b.capacity(), b.used()), (MAX_POOL_PAGES, MAX_POOL_PAGES));
     }
 
     #[test]

@@ -9,9 +9,12 @@ pub struct BumpAllocator {
 }
 
 impl BumpAllocator {
-    /// A fresh counter over `capacity` pages: page 0 (the root) is already taken.
+    /// A fresh counter over `capacity` pages (at least 1): page 0 (the root) is already taken.
     pub fn new(capacity: u32) -> Self {
-        BumpAllocator { next: 1, capacity }
+        BumpAllocator {
+            next: 1,
+            capacity: capacity.max(1),
+        }
     }
 
     /// The counter value, as handed to the kernel's bitmap ([`super::BitmapAllocator::from_counter`]).
@@ -77,6 +80,13 @@ mod tests {
         assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: 64 }));
         assert_eq!(a.used(), 64);
         assert_eq!(a.left(), 0);
+    }
+
+    #[test]
+    fn a_zero_page_pool_still_has_its_root() {
+        let mut a = BumpAllocator::new(0);
+        assert_eq!((a.capacity(), a.used(), a.left()), (1, 1, 0));
+        assert_eq!(a.allocate(), Err(AllocError::Exhausted { capacity: 1 }));
     }
 
     #[test]
