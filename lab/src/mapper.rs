@@ -39,6 +39,10 @@ pub enum MapError {
     FrameOutOfRange { phys: u64 },
     /// A table entry points at `phys`, outside the pool: these tables were not built by it.
     ForeignTable { phys: u64 },
+    /// The allocator handed out page `index`, past the pool's `pages`: it describes a larger
+    /// pool than the mapper's (a set-up error: the page is given back, never written; a
+    /// range mapping may have been partly done).
+    AllocatorOutsidePool { index: u32, pages: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +235,22 @@ impl<A: PageAllocator> PoolMapper<A> {
         unsafe { self.entries(table).add(i).write(value) }
     }
 
+    /// A page for a new table, checked to be inside the pool.
+    fn table_page(&mut self) -> Result<u32, MapError> {
+        let c = self
+            .alloc
+            .allocate()
+            .map_err(|_| MapError::PoolExhausted { needed: 1, left: 0 })?;
+        if c >= self.pool.pages() {
+            let _ = self.alloc.free(c);
+            return Err(MapError::AllocatorOutsidePool {
+                index: c,
+                pages: self.pool.pages(),
+            });
+        }
+        Ok(c)
+    }
+
     fn child(&self, entry: u64) -> Result<u32, u64> {
         let phys = entry & ADDR_MASK;
         self.pool.index_of(PhysAddr::new_truncate(phys)).ok_or(phys)
@@ -270,12 +290,19 @@ impl<A: PageAllocator> PoolMapper<A> {
             let i = index(va, level);
             let e = self.read(table, i);
             if e == 0 {
-                let Ok(c) = self.alloc.allocate() else {
-                    result = Err(MapError::PoolExhausted {
-                        needed: (level - bits.leaf) as u64,
-                        left: 0,
-                    });
-                    break;
+                let c = match self.table_page() {
+                    Ok(c) => c,
+                    Err(MapError::PoolExhausted { .. }) => {
+                        result = Err(MapError::PoolExhausted {
+                            needed: (level - bits.leaf) as u64,
+                            left: 0,
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 };
                 // SAFETY: a pool page just handed out; it becomes a table, so clear it.
                 unsafe { core::ptr::write_bytes(self.pool.page_ptr(c), 0, 1) };
@@ -524,10 +551,7 @@ impl<A: PageAllocator> PoolMapper<A> {
             // A fresh table's entries are garbage until written: never read them.
             let e = if fresh { 0 } else { self.read(table, i) };
             let (child, child_fresh) = if e == 0 {
-                let c = self.alloc.allocate().map_err(|_| MapError::PoolExhausted {
-                    needed: 1,
-                    left: self.alloc.left(),
-                })?;
+                let c = self.table_page()?;
                 self.write(table, i, self.pool.page_phys(c).as_u64() | bits.table_bits);
                 *self.tables.level_mut(level - 1) += 1;
                 (c, true)

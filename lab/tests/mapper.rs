@@ -631,3 +631,26 @@ fn a_borrowed_allocator_keeps_the_pool_state_after_the_ptp() {
         .ignore();
     assert_eq!(alloc.used(), 1);
 }
+
+#[test]
+fn an_allocator_larger_than_the_pool_is_refused_not_followed() {
+    let mem = SimMemory::new(3 + 64 + 64);
+    let pool = mem.pool(3, 64).unwrap();
+    // A bitmap that believes in 128 pages, with the first 64 taken: its next page is outside.
+    let mut m = PoolMapper::create(pool, BitmapAllocator::from_counter(128, 64));
+    assert_eq!(
+        m.map_page(va(0x1000), pa(0), KIB4, RW),
+        Err(MapError::AllocatorOutsidePool {
+            index: 64,
+            pages: 64
+        })
+    );
+    assert_eq!(m.allocator().used(), 64, "the page was given back");
+    assert_eq!(
+        m.map_range(va(0x1000), pa(0), 2, KIB4, RW),
+        Err(MapError::AllocatorOutsidePool {
+            index: 64,
+            pages: 64
+        })
+    );
+}
