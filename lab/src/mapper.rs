@@ -482,6 +482,13 @@ impl<A: PageAllocator> PoolMapper<A> {
         let (fi, li) = (index(start, level), index(last, level));
         let base = start & !((1u64 << table_span_shift(level)) - 1);
         if level == leaf {
+            // SAFETY: entries fi..=li of a pool table. OR-ing them all first is one vectorised
+            // pass; only a conflict pays for finding the first used entry.
+            let run =
+                unsafe { core::slice::from_raw_parts(self.entries(table).add(fi), li - fi + 1) };
+            if run.iter().fold(0, |acc, &e| acc | e) == 0 {
+                return Ok(0);
+            }
             for i in fi..=li {
                 let e = self.read(table, i);
                 if e != 0 {
