@@ -16,6 +16,9 @@ pub struct FlushRange {
     step: PageSize,
     /// Mappings changed.
     pages: u64,
+    /// Page tables unlinked (and returned to the pool): their paging-structure cache entries
+    /// must go too, even when no mapping changed.
+    tables: u64,
 }
 
 impl FlushRange {
@@ -25,7 +28,13 @@ impl FlushRange {
             last,
             step,
             pages,
+            tables: 0,
         }
+    }
+
+    pub(crate) fn with_tables(mut self, tables: u64) -> Self {
+        self.tables = tables;
+        self
     }
 
     pub fn start(&self) -> VirtAddr {
@@ -41,8 +50,14 @@ impl FlushRange {
         self.step
     }
 
+    /// Page tables the change unlinked.
+    pub fn tables_freed(&self) -> u64 {
+        self.tables
+    }
+
+    /// Nothing to invalidate: no mapping changed and no table was unlinked.
     pub fn is_empty(&self) -> bool {
-        self.pages == 0
+        self.pages == 0 && self.tables == 0
     }
 
     /// The `invlpg` addresses that cover the range: one per `step`.
@@ -51,8 +66,10 @@ impl FlushRange {
         (0..n).map(move |i| VirtAddr::new_truncate(start + i * step))
     }
 
+    /// One `invlpg` per `step`; it also drops the paging-structure cache entries used for that
+    /// address, which covers unlinked tables.
     pub fn invlpg_count(&self) -> u64 {
-        if self.pages == 0 {
+        if self.is_empty() {
             0
         } else {
             (self.last - self.start) / self.step.bytes() + 1

@@ -259,7 +259,9 @@ impl<A: PageAllocator> PoolMapper<A> {
     // ---- mapping ---------------------------------------------------------------------------
 
     /// Map one page: one walk from the root, creating missing tables on the way. On error
-    /// nothing changes (tables created by this call are unlinked and freed again).
+    /// nothing changes (tables created by this call are unlinked and freed again). If these
+    /// tables are live in CR3, `invlpg` the address after an error all the same: the CPU may
+    /// have cached the way to a table that was unlinked again.
     pub fn map_page(
         &mut self,
         virt: VirtAddr,
@@ -284,6 +286,9 @@ impl<A: PageAllocator> PoolMapper<A> {
         // (parent table, entry index, child) for each table created, to undo on error.
         let mut created = [(0u32, 0usize, 0u32, 0u8); 3];
         let mut n = 0;
+        // Existing entries that need more permission bits: widened only once the leaf is written.
+        let mut widen = [(0u32, 0usize, 0u64); 3];
+        let mut nw = 0;
         let mut table = ROOT_PAGE;
         let mut result = Ok(());
         for level in (bits.leaf + 1..=4).rev() {
@@ -318,7 +323,8 @@ impl<A: PageAllocator> PoolMapper<A> {
                 match self.child(e) {
                     Ok(c) => {
                         if e & bits.table_bits != bits.table_bits {
-                            self.write(table, i, e | bits.table_bits);
+                            widen[nw] = (table, i, e);
+                            nw += 1;
                         }
                         table = c;
                     }
@@ -335,6 +341,9 @@ impl<A: PageAllocator> PoolMapper<A> {
                 let e = self.read(table, i);
                 if e == 0 {
                     self.write(table, i, p | bits.leaf_bits);
+                    for &(t, j, old) in &widen[..nw] {
+                        self.write(t, j, old | bits.table_bits);
+                    }
                     return Ok(FlushRange::new(va, va + (size.bytes() - 1), size, 1));
                 }
                 if bits.leaf > 1 && !is_huge(e, bits.leaf) {
@@ -410,8 +419,10 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 
     /// Map `bytes` from `virt` to `phys` with the largest page sizes that alignment and `sizes`
-    /// allow (4 KiB head and tail, 2 MiB / 1 GiB middle). Not atomic across chunks: on error the
-    /// chunks already mapped are unmapped again.
+    /// allow (4 KiB head and tail, 2 MiB / 1 GiB middle). The whole range is checked first
+    /// (canonical, in the physical space); then chunk by chunk, and on an error the chunks
+    /// already mapped are unmapped again. If the tables are live in CR3, flush the range after
+    /// an error: that undo returns no flush promise.
     pub fn map_region(
         &mut self,
         virt: VirtAddr,
@@ -429,6 +440,17 @@ impl<A: PageAllocator> PoolMapper<A> {
             });
         }
         let mut stats = RegionStats::default();
+        if bytes == 0 {
+            return Ok(stats);
+        }
+        // The whole region, checked up front: no chunk may wrap past 2^64 or reach the hole.
+        range_last(v0, bytes / PAGE_BYTES, PageSize::Size4KiB)
+            .map_err(|addr| MapError::NonCanonical { addr })?;
+        if p0 as u128 + bytes as u128 > MAX_PHYS as u128 {
+            return Err(MapError::FrameOutOfRange {
+                phys: (p0 as u128 + bytes as u128).min(u64::MAX as u128) as u64,
+            });
+        }
         let (mut v, mut p, mut rem) = (v0, p0, bytes);
         while rem > 0 {
             let size = [PageSize::Size1GiB, PageSize::Size2MiB]
@@ -619,15 +641,18 @@ impl<A: PageAllocator> PoolMapper<A> {
         self.check_unmap(ROOT_PAGE, 4, start, last)?;
         let mut acc = Unmapped {
             pages: 0,
+            tables: 0,
             step: PageSize::Size1GiB,
             first: u64::MAX,
             last: 0,
         };
         self.clear(ROOT_PAGE, 4, start, last, &mut acc);
-        if acc.pages == 0 {
+        if acc.pages == 0 && acc.tables == 0 {
             return Ok(FlushRange::new(start, start, PageSize::Size4KiB, 0));
         }
-        Ok(FlushRange::new(acc.first, acc.last, acc.step, acc.pages))
+        // Step-aligned, so every `step` page between first and last gets its `invlpg`.
+        let first = acc.first & !(acc.step.bytes() - 1);
+        Ok(FlushRange::new(first, acc.last, acc.step, acc.pages).with_tables(acc.tables))
     }
 
     fn check_unmap(&self, table: u32, level: u8, start: u64, last: u64) -> Result<(), UnmapError> {
@@ -687,6 +712,10 @@ impl<A: PageAllocator> PoolMapper<A> {
             if empty && self.alloc.can_free() && self.alloc.free(child).is_ok() {
                 self.write(table, i, 0);
                 *self.tables.level_mut(level - 1) -= 1;
+                acc.add_table(
+                    start.max(lo),
+                    PageSize::from_level(level).unwrap_or(PageSize::Size1GiB),
+                );
             } else {
                 kept_any = true;
             }
@@ -813,6 +842,7 @@ impl Bits {
 
 struct Unmapped {
     pages: u64,
+    tables: u64,
     step: PageSize,
     first: u64,
     last: u64,
@@ -821,6 +851,18 @@ struct Unmapped {
 impl Unmapped {
     fn add(&mut self, lo: u64, hi: u64, size: PageSize) {
         self.pages += 1;
+        self.cover(lo, hi, size);
+    }
+
+    /// A table was unlinked; `at` is an address of its span inside the range and `size` the
+    /// largest page size not above its span. Flushing the `size` page around `at` reaches the
+    /// paging-structure cache entries that pointed at it, so the step never grows past `size`.
+    fn add_table(&mut self, at: u64, size: PageSize) {
+        self.tables += 1;
+        self.cover(at, at, size);
+    }
+
+    fn cover(&mut self, lo: u64, hi: u64, size: PageSize) {
         self.step = self.step.min(size);
         self.first = self.first.min(lo);
         self.last = self.last.max(hi);

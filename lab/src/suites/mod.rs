@@ -235,7 +235,14 @@ fn always(_: &mut Ctx<'_>) -> Result<(), Reason> {
     Ok(())
 }
 
+/// The PTP checks load tables into CR3; the self-map is NX, which needs the CPU's NX bit
+/// (EFER.NXE): without it bit 63 is reserved and every access would fault.
 fn needs_ring0(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
+    if !ctx.platform.cpu().nx {
+        return Err(reason(format_args!(
+            "CPU lacks NX (CPUID 0x80000001 EDX.NX): the PTP's NX self-map would fault"
+        )));
+    }
     match ctx.platform.mmu() {
         Some(_) => Ok(()),
         None => Err(reason(format_args!(
