@@ -13,6 +13,31 @@
 //! - [`timing`], [`report`], [`suites`]: the RDTSC harness, JSON Lines records, and the
 //!   benchmark table run by the kernel and the host runner alike;
 //! - [`cpu`], [`json`], [`fixedstr`]: CPU facts and allocation-free output helpers.
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "std")] {
+//! use lab::{BitmapAllocator, PageSizes, PageTableFlags as F, PhysAddr, Ptp, VirtAddr};
+//!
+//! // On the host, simulated memory; in a kernel: `unsafe { Pool::new(phys, 4096, window) }`.
+//! let mem = lab::sim::SimMemory::new(4096);
+//! let pool = mem.pool(0, 4096).unwrap();
+//! // The bootloader's counter (here: only the root used) becomes the kernel's bitmap.
+//! let alloc = BitmapAllocator::from_counter(4096, 1);
+//! let mut ptp = Ptp::modifiable(pool, alloc, VirtAddr::new(0xffff_ff00_0000_0000)).unwrap();
+//! assert_eq!(ptp.self_map_tables(), 10); // 4096 / 512 PTs, a PD and a PDPT
+//!
+//! let (virt, phys) = (VirtAddr::new(0xffff_8000_0000_0000), PhysAddr::new(0x4000_0000));
+//! let stats = ptp.mapper.map_region(virt, phys, 1 << 30, PageSizes::UP_TO_2MIB, F::PRESENT | F::WRITABLE).unwrap();
+//! assert_eq!(stats.pages_2mib, 512);
+//! // Unmapping returns what the TLB must forget; the caller picks the strategy
+//! // (`flush_each()` or `flush_all()` in ring 0).
+//! let flush = ptp.mapper.unmap_range(virt, 1 << 30).unwrap();
+//! assert_eq!((flush.pages(), flush.invlpg_count()), (512, 512));
+//! flush.ignore();
+//! # }
+//! ```
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
