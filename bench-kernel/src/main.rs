@@ -236,11 +236,7 @@ fn usage_error(kind: &str, msg: core::fmt::Arguments<'_>) -> ! {
     let mut out = platform::SerialOut;
     let _ = lab::report::Obj::new(&mut out, "error")
         .str("kind", kind)
-        .with("msg", |w| {
-            w.write_char('"')?;
-            json::Escaper(&mut *w).write_fmt(msg)?;
-            w.write_char('"')
-        })
+        .str_fmt("msg", msg)
         .end();
     println!("# error: {msg}");
     println!(

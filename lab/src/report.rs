@@ -27,6 +27,19 @@ impl<'w> Obj<'w> {
         }
     }
 
+    /// A string formatted while written, JSON-escaped (no allocator for a `format!`).
+    pub fn str_fmt(mut self, k: &str, v: fmt::Arguments<'_>) -> Self {
+        self.key(k);
+        if self.result.is_ok() {
+            self.result = (|| {
+                self.w.write_char('"')?;
+                crate::json::Escaper(&mut *self.w).write_fmt(v)?;
+                self.w.write_char('"')
+            })();
+        }
+        self
+    }
+
     pub fn str(mut self, k: &str, v: &str) -> Self {
         self.key(k);
         if self.result.is_ok() {
@@ -148,11 +161,7 @@ pub fn check(
         .str("name", key.name)
         .num("pool_pages", key.pool_pages as u64)
         .bool("ok", ok)
-        .with("detail", |w| {
-            w.write_char('"')?;
-            crate::json::Escaper(&mut *w).write_fmt(detail)?;
-            w.write_char('"')
-        })
+        .str_fmt("detail", detail)
         .end()
 }
 

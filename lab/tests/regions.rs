@@ -22,9 +22,10 @@ fn mappings<A: PageAllocator>(m: &PoolMapper<A>) -> Vec<(u64, u64, PageSize)> {
     v
 }
 
-/// map_region whose range runs past the top of the address space wraps to virtual 0.
+/// A region running past the top of the address space is refused whole (it used to wrap to
+/// virtual 0).
 #[test]
-fn map_region_wraps_past_top_of_address_space() {
+fn map_region_past_the_top_of_the_address_space_is_refused() {
     let mem = SimMemory::new(2 + 64);
     let pool = mem.pool(2, 64).unwrap();
     let mut m = PoolMapper::create(pool, BitmapAllocator::new(64));
@@ -46,9 +47,10 @@ fn map_region_wraps_past_top_of_address_space() {
     assert_eq!(m.usage().used, 1);
 }
 
-/// map_region that reaches the non-canonical hole after a chunk boundary leaves the first chunk.
+/// A region reaching the canonical hole after a chunk boundary maps nothing (it used to leave
+/// the first chunk mapped).
 #[test]
-fn map_region_noncanonical_after_a_chunk_leaves_it_mapped() {
+fn map_region_into_the_canonical_hole_maps_nothing() {
     let mem = SimMemory::new(2 + 64);
     let pool = mem.pool(2, 64).unwrap();
     let mut m = PoolMapper::create(pool, BitmapAllocator::new(64));
@@ -71,9 +73,9 @@ fn map_region_noncanonical_after_a_chunk_leaves_it_mapped() {
     assert_eq!(m.usage().used, 1);
 }
 
-/// map_page: an error leaves existing intermediate entries widened.
+/// A failed map_page leaves existing table entries as they were (it used to widen them).
 #[test]
-fn map_page_error_widens_existing_table_entries() {
+fn a_failed_map_page_leaves_table_entries_as_they_were() {
     let mem = SimMemory::new(2 + 64);
     let pool = mem.pool(2, 64).unwrap();
     let mut m = PoolMapper::create(pool, BitmapAllocator::new(64));
@@ -323,9 +325,10 @@ fn tables_freed_by_an_unmap_are_in_its_flush_range() {
     );
 }
 
-/// Wrap variant: when the wrapped-around chunk fails, `v > v0` is false and nothing is rolled back.
+/// The wrap variant with virtual 0 taken: the region is refused and only the page that was
+/// there stays (the wrapped chunk used to fail and leave the top page mapped).
 #[test]
-fn map_region_wrap_then_error_leaks_top_page() {
+fn map_region_past_the_top_leaves_other_mappings_alone() {
     let mem = SimMemory::new(2 + 64);
     let pool = mem.pool(2, 64).unwrap();
     let mut m = PoolMapper::create(pool, BitmapAllocator::new(64));
