@@ -20,9 +20,20 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
-# Tables the mappings need (lab::capacity::predict_tables; asserted by the kernel's checks).
-TABLES_NEEDED = {"map_1GiB_4KiB": 515, "map_64GiB_2MiB": 66}
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+sys.path.insert(0, str(ROOT / "tools"))
+from ptplab import lab  # noqa: E402  (the lab's own capacity model, asked through ptp-host)
+
+
+def tables_needed() -> dict[str, int]:
+    """Pool pages each benchmark mapping takes (vystem_ptp::predict_tables, via `ptp-host capacity`)."""
+    return {m["bench"]: m["tables"] for m in lab.capacity((lab.facts()["pool_pages"]["standard"],))["mappings"]}
+
+
+def self_map_tables(pools: list[int]) -> dict[int, int]:
+    """Pool pages the self-map of a modifiable PTP takes, built by the lab at each size."""
+    return {int(n): t for n, t in lab.capacity(tuple(pools))["self_map_tables"].items()}
 
 
 def load_runs(paths: list[Path]) -> dict[tuple, list[list[dict]]]:
@@ -35,8 +46,8 @@ def load_runs(paths: list[Path]) -> dict[tuple, list[list[dict]]]:
         if not recs or recs[0].get("type") != "run" or recs[-1].get("type") != "end":
             continue
         run = recs[0]
-        if run.get("config", {}).get("source") == "criterion":
-            continue  # criterion reports ns on the host; the README quotes those
+        if run.get("config", {}).get("source") == "criterion" or run.get("timer", {}).get("kind") == "criterion":
+            continue  # criterion reports ns, not ticks; the README quotes those
         groups[(run.get("where"), run.get("accel"), run.get("execution"))].append(recs)
     return groups
 
@@ -57,7 +68,7 @@ def map_cost(runs: list[list[dict]]) -> dict[tuple[str, int], dict[str, float]]:
     out: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
     for recs in runs:
         for r in recs:
-            if r.get("type") == "measurement" and r.get("bench") in TABLES_NEEDED:
+            if r.get("type") == "measurement" and r.get("bench") in tables_needed():
                 key = (r["bench"], r["pool_pages"])
                 cur = out[key].get(r["impl"])
                 out[key][r["impl"]] = r["p50"] if cur is None else min(cur, r["p50"])
@@ -66,7 +77,7 @@ def map_cost(runs: list[list[dict]]) -> dict[tuple[str, int], dict[str, float]]:
 
 def pool_share(bench: str, pool_pages: int) -> float:
     """Fraction of a pool the mapping's tables take."""
-    return TABLES_NEEDED[bench] / pool_pages
+    return tables_needed()[bench] / pool_pages
 
 
 def report(groups: dict[tuple, list[list[dict]]]) -> str:
@@ -78,10 +89,11 @@ def report(groups: dict[tuple, list[list[dict]]]) -> str:
         build = ptp_build_cost(runs)
         if build:
             lines.append("   PTP build, ticks (p50): pool pages, modifiable, unmodifiable, self-map table pages")
+            self_map = self_map_tables(sorted(build))
             for n in sorted(build):
                 b = build[n]
                 lines.append(f"   {n:>6} {b.get('modifiable', float('nan')):>12.0f} "
-                             f"{b.get('unmodifiable', float('nan')):>12.0f} {n // 512 + (n % 512 > 0) + 2:>6}")
+                             f"{b.get('unmodifiable', float('nan')):>12.0f} {self_map[n]:>6}")
         mc = map_cost(runs)
         if mc:
             lines.append("   mapping, ticks per page (p50): bench, pool, map_range, map_to, ratio, pool share")

@@ -41,5 +41,5 @@ build_kernel() {
 }
 
 build_host_runner() {
-    nice cargo build --release --quiet -p lab --features std --bin ptp-host
+    nice cargo build --release --quiet -p ptp-lab --features std --bin ptp-host
 }

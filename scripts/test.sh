@@ -18,18 +18,19 @@ step "format"
 cargo fmt --all --check
 (cd bench-kernel && cargo fmt --check)
 
-step "clippy (warnings denied)"
-cargo clippy --quiet -p lab --features std --all-targets -- -D warnings
-cargo clippy --quiet -p lab -- -D warnings
+step "clippy (warnings denied): std and no_std, and the kernel"
+cargo clippy --quiet -p vystem-ptp -p ptp-lab --features ptp-lab/std --all-targets -- -D warnings
+cargo clippy --quiet -p vystem-ptp -p ptp-lab -- -D warnings
 (cd bench-kernel && cargo clippy --quiet --release -- -D warnings)
 
-step "lab: unit and property tests"
-cargo test --quiet -p lab --features std
+step "vystem-ptp and ptp-lab: unit, property and doc tests"
+cargo test --quiet -p vystem-ptp --features std
+cargo test --quiet -p ptp-lab --features std
 
-step "builds: kernel, host runner, criterion benches"
+step "builds: kernel, host runner, criterion driver"
 build_kernel
 build_host_runner
-cargo bench --quiet -p lab --features std --no-run
+cargo bench --quiet -p ptp-lab --features std --no-run
 
 step "kernel under TCG, bench job, notebooks (pytest)"
 python3 -m pytest -q tools/tests notebooks

@@ -224,7 +224,7 @@ no_long_mode_msg:
 "#,
     stack_size = const BOOT_STACK_SIZE,
     pvh_magic = const PVH_START_INFO_MAGIC,
-    exit_failure = const crate::exit::EXIT_FAILURE_VALUE,
+    exit_failure = const ptp_lab::exit::ExitCode::Failure.port_value(),
     kmain = sym crate::kmain,
     options(att_syntax)
 );

@@ -1,4 +1,4 @@
-//! Kernel-only CPU timing pieces: the PIT-calibrated TSC. CPU facts live in `lab::cpu`,
+//! Kernel-only CPU timing pieces: the PIT-calibrated TSC. CPU facts live in `ptp_lab::cpu`,
 //! shared with the host runner.
 
 use core::arch::asm;
@@ -6,7 +6,7 @@ use core::fmt;
 
 use x86_64::instructions::port::Port;
 
-pub use lab::cpu::*;
+pub use ptp_lab::cpu::*;
 
 /// Read the TSC. `lfence` first so earlier instructions have completed (ordering is
 /// what matters when bracketing a measured interval).

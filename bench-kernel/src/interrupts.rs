@@ -8,51 +8,10 @@
 
 use core::arch::naked_asm;
 
+use ptp_lab::record::{self, FaultRecord};
 use x86_64::registers::control::Cr2;
 
-use crate::json::{Hex, Str};
-
-/// Register state at exception entry, in the order `common_entry` lays it out on the
-/// stack (lowest address first). Handlers may modify it (e.g. `rip`) before `iretq`.
-#[repr(C)]
-#[derive(Debug)]
-pub struct Frame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    /// Pushed by the stub.
-    pub vector: u64,
-    /// Pushed by the CPU, or 0 pushed by the stub for vectors without one.
-    pub error_code: u64,
-    // Pushed by the CPU (64-bit mode always pushes SS:RSP).
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
-/// Mnemonics of the 32 architectural exception vectors.
-pub const EXCEPTION_NAMES: [&str; 32] = [
-    "#DE", "#DB", "#NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS",
-    "#GP", "#PF", "#RES15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#RES22", "#RES23", "#RES24",
-    "#RES25", "#RES26", "#RES27", "#HV", "#VC", "#SX", "#RES31",
-];
-
-pub const VECTOR_GP: u64 = 13;
-pub const VECTOR_PF: u64 = 14;
+use crate::frame::{self, Frame};
 
 /// Common path for all vectors. Entered with the stack holding
 /// `[vector][error code][rip][cs][rflags][rsp][ss]`.
@@ -150,29 +109,37 @@ extern "C" fn exception_dispatch(frame: &mut Frame) {
 }
 
 fn report_and_exit(frame: &Frame) -> ! {
-    let vector = frame.vector as usize;
-    let name = EXCEPTION_NAMES.get(vector).copied().unwrap_or("#??");
+    let name = frame::name(frame.vector);
     // CR2 is only meaningful for #PF, but reported always: it is cheap and harmless.
     let cr2 = Cr2::read_raw();
     let bench = crate::bench::current_bench();
     crate::serial::with_console(|w| {
-        let _ = writeln!(
+        let _ = record::fault(
             w,
-            "{{\"type\":\"fault\",\"vector\":{},\"name\":{},\"error_code\":{},\"rip\":{},\"cr2\":{},\"rsp\":{},\"bench\":{}}}",
-            vector,
-            Str(name),
-            Hex(frame.error_code),
-            Hex(frame.rip),
-            Hex(cr2),
-            Hex(frame.rsp),
-            Str(bench),
+            &FaultRecord {
+                vector: frame.vector as u8,
+                name,
+                error_code: frame.error_code,
+                rip: frame.rip,
+                cr2,
+                rsp: frame.rsp,
+                bench,
+            },
         );
         let _ = writeln!(
             w,
-            "# FATAL: unexpected exception {name} (vector {vector}) in bench '{bench}': \
+            "# FATAL: unexpected exception {name} (vector {}) in bench '{bench}': \
              rip={:#x} error_code={:#x} cr2={:#x} rsp={:#x} rbp={:#x} rax={:#x} rdi={:#x} rsi={:#x}",
-            frame.rip, frame.error_code, cr2, frame.rsp, frame.rbp, frame.rax, frame.rdi, frame.rsi,
+            frame.vector,
+            frame.rip,
+            frame.error_code,
+            cr2,
+            frame.rsp,
+            frame.rbp,
+            frame.rax,
+            frame.rdi,
+            frame.rsi,
         );
     });
-    crate::exit::exit_failure()
+    crate::exit::exit(ptp_lab::exit::ExitCode::Failure)
 }

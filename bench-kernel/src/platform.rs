@@ -1,17 +1,15 @@
-//! The bench kernel as a `lab::suites::Platform`: pools carved from free RAM (reached through
-//! the boot identity map), ring-0 operations for the PTP checks, serial output.
+//! The bench kernel as a `ptp_lab::platform::Platform`: pools carved from free RAM (reached
+//! through the boot identity map), ring-0 operations for the PTP checks, serial output.
 
 // Errors are bounded strings (no allocator), which clippy finds large.
 #![allow(clippy::result_large_err)]
 
 use core::fmt::{self, Write};
 
-use lab::allocator::BitmapAllocator;
-use lab::cpu::CpuFacts;
-use lab::mapper::{MapError, PoolMapper};
-use lab::page_size::PageSizes;
-use lab::pool::{PAGE_BYTES, Pool};
-use lab::suites::{Fault, Mmu, Platform, Reason, reason};
+use ptp_lab::cpu::CpuFacts;
+use ptp_lab::platform::{Fault, Mmu, Place, Platform, Reason, Tsc, reason};
+use vystem_ptp::pool::PAGE_BYTES;
+use vystem_ptp::{BitmapAllocator, MapError, PageSizes, Pool, PoolMapper};
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
@@ -19,7 +17,9 @@ use x86_64::{PhysAddr, VirtAddr};
 use crate::bootinfo::{FreeRegions, IDENTITY_MAP_END};
 
 pub struct Kernel {
-    pub cpu: CpuFacts,
+    cpu: CpuFacts,
+    /// The PIT-calibrated TSC frequency, if the calibration worked.
+    pit_hz: Option<u64>,
     /// Physical (= virtual, identity map) start of the pool region: the largest pool, then
     /// one scratch page.
     region: u64,
@@ -29,12 +29,18 @@ pub struct Kernel {
 impl Kernel {
     /// Carve room for the largest pool plus a scratch page from the first free region that
     /// holds it. The error names the sizes.
-    pub fn new(cpu: CpuFacts, free: &FreeRegions, largest: u32) -> Result<Kernel, Reason> {
+    pub fn new(
+        cpu: CpuFacts,
+        pit_hz: Option<u64>,
+        free: &FreeRegions,
+        largest: u32,
+    ) -> Result<Kernel, Reason> {
         let need = (largest as u64 + 1) * PAGE_BYTES;
         let biggest = free.as_slice().iter().map(|r| r.len()).max().unwrap_or(0);
         match free.as_slice().iter().find(|r| r.len() >= need) {
             Some(r) => Ok(Kernel {
                 cpu,
+                pit_hz,
                 region: r.start,
                 largest,
             }),
@@ -52,12 +58,18 @@ impl Kernel {
 }
 
 impl Platform for Kernel {
-    fn name(&self) -> &'static str {
-        "kernel"
+    fn place(&self) -> Place {
+        Place::Kernel
     }
 
     fn cpu(&self) -> &CpuFacts {
         &self.cpu
+    }
+
+    /// CPUID's figure where it has one, else the PIT calibration.
+    fn tsc(&mut self) -> Tsc {
+        let pit = self.pit_hz;
+        Tsc::choose(&self.cpu, || pit.map(|hz| (hz, "pit")), pit)
     }
 
     fn pool(&mut self, pages: u32) -> Result<Pool, Reason> {
@@ -88,6 +100,10 @@ impl Platform for Kernel {
 
     fn mmu(&mut self) -> Option<&mut dyn Mmu> {
         Some(self)
+    }
+
+    fn has_heap(&self) -> bool {
+        false
     }
 }
 

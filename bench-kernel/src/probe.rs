@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use x86_64::registers::control::Cr2;
 
-use crate::interrupts::{Frame, VECTOR_GP, VECTOR_PF};
+use crate::frame::{Frame, VECTOR_GP, VECTOR_PF};
 use crate::sync::RacyCell;
 
 /// What the CPU reported for a recovered fault.
@@ -29,10 +29,7 @@ pub struct FaultInfo {
 
 impl FaultInfo {
     pub fn name(&self) -> &'static str {
-        crate::interrupts::EXCEPTION_NAMES
-            .get(self.vector as usize)
-            .copied()
-            .unwrap_or("#??")
+        crate::frame::name(self.vector as u64)
     }
 }
 

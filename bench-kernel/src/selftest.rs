@@ -8,11 +8,11 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
-use crate::fixedstr::FixedStr;
+use crate::frame::{VECTOR_GP, VECTOR_PF};
 use crate::gdt::{IstSlot, ist_stack_range};
-use crate::interrupts::{VECTOR_GP, VECTOR_PF};
-use crate::json::Str;
 use crate::probe::{self, FaultInfo};
+use ptp_lab::fixedstr::FixedStr;
+use ptp_lab::record::{self, BOOT_SUITE, CheckKey, Counts};
 
 /// Canonical (bit 47 clear) but outside the 4 GiB identity map: must #PF.
 pub const UNMAPPED_CANONICAL: u64 = 0x0000_7000_0000_0000;
@@ -28,33 +28,30 @@ const PF_WRITE: u64 = 1 << 1;
 
 static PROBE_TARGET: AtomicU8 = AtomicU8::new(0xa5);
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Summary {
-    pub passed: u32,
-    pub failed: u32,
-}
+/// Boot self-checks, written as `check` records of the `boot` suite (no pool size).
+const BENCH: &str = "selftest";
 
-impl Summary {
-    fn record(&mut self, name: &str, ok: bool, detail: &FixedStr<256>) {
-        if ok {
-            self.passed += 1;
-        } else {
-            self.failed += 1;
-        }
-        crate::println!(
-            "{{\"type\":\"check\",\"name\":{},\"ok\":{},\"detail\":{}}}",
-            Str(name),
-            ok,
-            Str(detail.as_str())
-        );
+fn record(counts: &mut Counts, name: &str, ok: bool, detail: &FixedStr<256>) {
+    counts.checks += 1;
+    if !ok {
+        counts.checks_failed += 1;
     }
+    let key = CheckKey {
+        suite: BOOT_SUITE,
+        bench: BENCH,
+        name,
+        pool_pages: None,
+    };
+    crate::serial::with_console(|w| {
+        let _ = record::check(w, key, ok, format_args!("{detail}"));
+    });
 }
 
 /// Run a check closure that fills `detail` and returns pass/fail.
-fn check(summary: &mut Summary, name: &str, f: impl FnOnce(&mut FixedStr<256>) -> bool) {
+fn check(counts: &mut Counts, name: &str, f: impl FnOnce(&mut FixedStr<256>) -> bool) {
     let mut detail = FixedStr::<256>::new();
     let ok = f(&mut detail);
-    summary.record(name, ok, &detail);
+    record(counts, name, ok, &detail);
 }
 
 fn describe(d: &mut FixedStr<256>, r: &Result<impl core::fmt::Debug, FaultInfo>) {
@@ -76,8 +73,9 @@ fn frame_on(slot: IstSlot, f: &FaultInfo) -> bool {
     (lo..hi).contains(&f.handler_frame)
 }
 
-pub fn run() -> Summary {
-    let mut s = Summary::default();
+/// Run every boot self-check; the counts seed the run's `end` record.
+pub fn run() -> Counts {
+    let mut s = Counts::default();
     let target = PROBE_TARGET.as_ptr() as u64;
 
     check(&mut s, "probe_mapped_read", |d| {

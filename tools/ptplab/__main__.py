@@ -1,4 +1,4 @@
-"""python3 -m ptplab bench|show|criterion ..."""
+"""python3 -m ptplab bench|show|iso|collect|facts ..."""
 from __future__ import annotations
 
 import sys
@@ -8,9 +8,11 @@ from . import bench
 
 
 def usage() -> int:
-    print("usage: python3 -m ptplab bench [options] | show FILE... | criterion [--dir D] [--out DIR]\n"
+    print("usage: python3 -m ptplab bench [options] | show FILE...\n"
           "       python3 -m ptplab iso OUT.iso [KERNEL COMMAND LINE...]\n"
-          "       python3 -m ptplab collect SERIAL_LOG --accel bare-metal|kvm|tcg [--out DIR]", file=sys.stderr)
+          "       python3 -m ptplab collect SERIAL_LOG --accel bare-metal|kvm|tcg [--out DIR]\n"
+          "       python3 -m ptplab facts   (what the Rust side declares: records, names, limits, targets)",
+          file=sys.stderr)
     return 2
 
 
@@ -39,9 +41,12 @@ def main(argv: list[str]) -> int:
             return 2
         print(f"iso: wrote {out}: boot it (BIOS) and read the results on COM1 at 115200 baud", file=sys.stderr)
         return 0
-    if cmd == "criterion":
-        from .criterion import main as crit
-        return crit(rest)
+    if cmd == "facts":
+        import json
+
+        from . import lab
+        print(json.dumps(lab.facts(), indent=1))
+        return 0
     print(f"ptplab: unknown command {cmd!r}", file=sys.stderr)
     return usage()
 

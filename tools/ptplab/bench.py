@@ -20,20 +20,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import schema
+from . import lab, schema
 from .table import render
 
-SUITES = ("alloc", "map", "ptp")
-MIN_POOL, MAX_POOL = 64, 65536
 PAGE = 4096
-# QEMU exit statuses of isa-debug-exit (bench-kernel/src/exit.rs).
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 33, 35, 37
 QEMU = "qemu-system-x86_64"
 # A selftest boot takes well under a second under KVM; a guest KVM cannot run hangs paused.
 PROBE_TIMEOUT_S = 10
-REPO = Path(__file__).resolve().parents[2]
+REPO = lab.REPO
 KERNEL = REPO / "bench-kernel/target/x86_64-unknown-linux-gnu/release/bench-kernel"
-HOST_BIN = REPO / "target/release/ptp-host"
+HOST_BIN = lab.HOST_BIN
+# The criterion driver over the same table (lab/ptp-lab/benches/lab.rs); PTP_LAB_ARGS carries the run's words.
+CRITERION = ["cargo", "bench", "--quiet", "-p", "ptp-lab", "--features", "std", "--bench", "lab", "--"]
 
 
 class BenchError(Exception):
@@ -48,17 +46,18 @@ class BenchError(Exception):
 
 
 def parse_pools(text: str, guest_mib: int | None) -> list[int]:
+    limits = lab.facts()["pool_pages"]
     pools = []
     for word in text.split(","):
         word = word.strip()
         if not word.isdigit():
             raise BenchError(f"--pool-pages: {word!r} is not a number of pages")
         n = int(word)
-        if not MIN_POOL <= n <= MAX_POOL:
-            raise BenchError(f"--pool-pages: {n} is outside {MIN_POOL}..{MAX_POOL} pages")
+        if not limits["min"] <= n <= limits["max"]:
+            raise BenchError(f"--pool-pages: {n} is outside {limits['min']}..{limits['max']} pages")
         pools.append(n)
-    if len(pools) > 8:
-        raise BenchError(f"--pool-pages: {len(pools)} sizes given, at most 8")
+    if len(pools) > limits["max_pools"]:
+        raise BenchError(f"--pool-pages: {len(pools)} sizes given, at most {limits['max_pools']}")
     if guest_mib is not None:
         # The pool plus a scratch page must fit beside the kernel (~2 MiB) and low memory.
         for n in pools:
@@ -71,10 +70,11 @@ def parse_pools(text: str, guest_mib: int | None) -> list[int]:
 
 
 def parse_suites(text: str) -> list[str]:
+    known = lab.facts()["suites"]
     suites = [s.strip() for s in text.split(",") if s.strip()]
     for s in suites:
-        if s not in SUITES:
-            raise BenchError(f"--suite: unknown suite {s!r} (known: {', '.join(SUITES)})")
+        if s not in known:
+            raise BenchError(f"--suite: unknown suite {s!r} (known: {', '.join(known)})")
     if not suites:
         raise BenchError("--suite: empty list")
     return suites
@@ -97,15 +97,18 @@ def arg_parser() -> argparse.ArgumentParser:
     p = Parser(prog="scripts/bench.sh", description="Run the PTP lab's benchmark suites.")
     p.add_argument("--accel", default="auto", choices=["auto", "kvm", "tcg"],
                    help="auto: probe KVM with a short boot, fall back to TCG loudly if it cannot run the kernel")
-    p.add_argument("--pool-pages", default="4096", help="pool sizes to sweep, e.g. 1024,4096,16384")
-    p.add_argument("--suite", default=",".join(SUITES), help="suites, e.g. alloc,map")
+    p.add_argument("--pool-pages", default=None, help="pool sizes to sweep, e.g. 1024,4096,16384 "
+                   "(default: the standard size)")
+    p.add_argument("--suite", default=None, help="suites, e.g. alloc,map (default: all)")
     p.add_argument("--quick", action="store_true", help="a few samples per benchmark")
     p.add_argument("--selftest", action="store_true", help="every check, minimal timing (what tests run)")
     p.add_argument("--out", default=str(REPO / "results"), help="directory for the results file")
     p.add_argument("--host", action="store_true", help="run the suites in a host process on simulated memory")
+    p.add_argument("--criterion", action="store_true",
+                   help="run the suites under criterion on the host (arguments after -- go to criterion)")
     p.add_argument("--timeout", type=positive("--timeout"), default=None, help="seconds before a run counts as hung")
     p.add_argument("--memory", type=positive("--memory"), default=None, help="guest RAM in MiB (default: fits the pools)")
-    p.add_argument("--seed", type=positive("--seed"), default=0x5EED)
+    p.add_argument("--seed", type=positive("--seed"), default=None)
     p.add_argument("--kernel", default=str(KERNEL), help=argparse.SUPPRESS)
     p.add_argument("--host-bin", default=str(HOST_BIN), help=argparse.SUPPRESS)
     p.add_argument("--qemu", default=QEMU, help=argparse.SUPPRESS)
@@ -121,6 +124,7 @@ class Plan:
     selftest: bool
     out: Path
     host: bool
+    criterion: bool
     accel: str
     timeout: int
     memory: int
@@ -129,6 +133,7 @@ class Plan:
     host_bin: Path
     qemu: str
     extra: str = ""
+    criterion_args: list[str] = field(default_factory=list)
 
     def cmdline(self) -> str:
         words = [f"mode={'selftest' if self.selftest else 'bench'}", f"suites={','.join(self.suites)}",
@@ -137,15 +142,23 @@ class Plan:
 
 
 def plan_from_args(argv: list[str]) -> Plan:
+    rest: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, rest = argv[:i], argv[i + 1:]
     a = arg_parser().parse_args(argv)
-    suites = parse_suites(a.suite)
-    pools = parse_pools(a.pool_pages, None)
+    facts = lab.facts()
+    suites = parse_suites(a.suite or ",".join(facts["suites"]))
+    pool_text = a.pool_pages or str(facts["pool_pages"]["standard"])
+    pools = parse_pools(pool_text, None)
+    on_host = a.host or a.criterion
     memory = a.memory or max(512, ((max(pools) + 1) * PAGE >> 20) + 256)
-    parse_pools(a.pool_pages, None if a.host else memory)
+    parse_pools(pool_text, None if on_host else memory)
     timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800)
     return Plan(pools=pools, suites=suites, quick=a.quick, selftest=a.selftest, out=Path(a.out), host=a.host,
-                accel=a.accel, timeout=timeout, memory=memory, seed=a.seed, kernel=Path(a.kernel),
-                host_bin=Path(a.host_bin), qemu=a.qemu, extra=a.append_extra)
+                criterion=a.criterion, accel=a.accel, timeout=timeout, memory=memory,
+                seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
+                host_bin=Path(a.host_bin), qemu=a.qemu, extra=a.append_extra, criterion_args=rest)
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -165,15 +178,16 @@ class Outcome:
         return next((r for r in reversed(self.records) if r.get("type") == "end"), None)
 
 
-KERNEL_LOG_TYPES = {"boot", "memmap", "selftest", "exit", "boot_error"}
+KERNEL_LOG_TYPES = {"boot", "memmap", "selftest", "exit"}
 
 
-def run_process(cmd: list[str], timeout: float, progress=None) -> Outcome:
+def run_process(cmd: list[str], timeout: float, progress=None, env: dict | None = None) -> Outcome:
     """Run `cmd`, splitting its output into records and log lines as they arrive."""
     out = Outcome()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, errors="replace", bufsize=1)
+                            text=True, errors="replace", bufsize=1, cwd=REPO,
+                            env=None if env is None else {**os.environ, **env})
     timer = threading.Timer(timeout, lambda: (setattr(out, "timed_out", True), proc.kill()))
     timer.start()
     try:
@@ -241,11 +255,17 @@ def parse_line(line: str) -> dict | None:
     return rec if isinstance(rec, dict) else None
 
 
-def qemu_cmd(plan: Plan, accel: str, cmdline: str) -> list[str]:
+def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str]) -> list[str]:
+    """The one QEMU command line: `boot` is `-kernel K -append LINE` (PVH) or `-cdrom ISO` (GRUB)."""
     cpu = "host" if accel == "kvm" else "max"
-    return [plan.qemu, "-accel", accel, "-cpu", cpu, "-m", f"{plan.memory}M", "-nographic", "-no-reboot",
+    port = lab.facts()["exit"]["debug_exit_port"]
+    return [qemu, "-accel", accel, "-cpu", cpu, "-m", f"{memory_mib}M", "-nographic", "-no-reboot",
             "-serial", "stdio", "-display", "none", "-monitor", "none",
-            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", str(plan.kernel), "-append", cmdline]
+            "-device", f"isa-debug-exit,iobase={port:#x},iosize=0x04", *boot]
+
+
+def qemu_cmd(plan: Plan, accel: str, cmdline: str) -> list[str]:
+    return qemu_args(plan.qemu, accel, plan.memory, ["-kernel", str(plan.kernel), "-append", cmdline])
 
 
 def probe_kvm(plan: Plan) -> tuple[bool, str]:
@@ -258,7 +278,7 @@ def probe_kvm(plan: Plan) -> tuple[bool, str]:
     probe = Plan(**{**plan.__dict__, "memory": 256})
     out = run_process(qemu_cmd(probe, "kvm", "mode=selftest suites=alloc pools=64 quick=1"), timeout=PROBE_TIMEOUT_S)
     end = out.end()
-    if end and end.get("status") == "ok" and out.status == EXIT_OK:
+    if end and end.get("status") == "ok" and out.status == lab.kernel_status("success"):
         return True, "a selftest boot under KVM passed"
     if out.timed_out:
         why = f"the probe boot hung (no result within {PROBE_TIMEOUT_S} s)"
@@ -339,11 +359,19 @@ def run(plan: Plan) -> int:
     except OSError as e:
         raise BenchError(f"--out: cannot create {plan.out}: {e.strerror}")
     probe_note = None
-    if plan.host:
+    env = None
+    exit_codes = lab.facts()["exit"]
+    if plan.criterion:
+        accel, label = "none", "criterion"
+        cmd = CRITERION + plan.criterion_args
+        env = {"PTP_LAB_ARGS": plan.cmdline()}
+        done = set(exit_codes["host"][k] for k in ("success", "failure"))
+    elif plan.host:
         if not plan.host_bin.exists():
-            raise BenchError(f"host runner {plan.host_bin} not built (cargo build --release -p lab --features std)")
-        accel = "none"
+            raise BenchError(f"host runner {plan.host_bin} not built (cargo build --release -p ptp-lab --features std)")
+        accel = label = "none"
         cmd = [str(plan.host_bin)] + plan.cmdline().split()
+        done = set(exit_codes["host"][k] for k in ("success", "failure"))
     else:
         if shutil.which(plan.qemu) is None:
             raise BenchError(f"{plan.qemu} not found: install the Debian package qemu-system-x86 "
@@ -364,16 +392,19 @@ def run(plan: Plan) -> int:
                 say(f"{banner}\n! KVM cannot run the bench kernel here: {why}\n"
                     f"! Falling back to TCG (emulation). Results are labelled accel=tcg, execution=emulated:\n"
                     f"! timings of privileged instructions (invlpg, CR3) mean nothing there.\n{banner}")
+        label = accel
         cmd = qemu_cmd(plan, accel, plan.cmdline())
-    say(f"bench: running {'host process' if plan.host else 'bench kernel under ' + accel.upper()}: "
-        f"suites {','.join(plan.suites)}, pools {','.join(map(str, plan.pools))}"
+        done = set(exit_codes["kernel"][k]["qemu_status"] for k in ("success", "failure"))
+    where = ("criterion on the host" if plan.criterion else "host process" if plan.host
+             else "bench kernel under " + accel.upper())
+    say(f"bench: running {where}: suites {','.join(plan.suites)}, pools {','.join(map(str, plan.pools))}"
         f"{', quick' if plan.quick else ''}{', selftest' if plan.selftest else ''} (timeout {plan.timeout} s)")
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"))
+    out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"), env=env)
 
     extra = {"started_utc": started, "wall_s": round(out.wall_s, 3),
              "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3)}
-    if not plan.host:
+    if not (plan.host or plan.criterion):
         extra.update({"qemu_version": qemu_version(plan.qemu), "qemu_args": cmd[1:]})
     if probe_note:
         extra["kvm_probe"] = probe_note
@@ -383,12 +414,11 @@ def run(plan: Plan) -> int:
     failed_checks = [r for r in out.records if r.get("type") == "check" and not r.get("ok")]
     fault = next((r for r in out.records if r.get("type") in ("fault", "panic")), None)
     usage = next((r for r in out.records if r.get("type") == "error"), None)
-    complete = (end is not None and run_rec is not None and not out.timed_out
-                and out.status in ((0, 1) if plan.host else (EXIT_OK, EXIT_FAIL)))
-    if usage is not None:
+    complete = end is not None and run_rec is not None and not out.timed_out and out.status in done
+    if out.status == exit_codes["kernel"]["usage"]["qemu_status"] and not (plan.host or plan.criterion):
         # Nothing was measured: a bad command line or a pool that does not fit. No file.
-        raise BenchError(f"the kernel refused the run: {usage.get('msg')}")
-    path = new_path(plan.out, today(), socket.gethostname(), accel, partial=not complete)
+        raise BenchError(f"the kernel refused the run: {usage.get('msg') if usage else 'usage exit'}")
+    path = new_path(plan.out, today(), socket.gethostname(), label, partial=not complete)
     write_new(path, out.records, out.log)
 
     problems = schema.validate(out.records) if complete else []

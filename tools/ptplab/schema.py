@@ -1,13 +1,18 @@
-"""Schema version 1 of the lab's JSON Lines results (documented in results/README.md)."""
+"""The results files' schema. Version 2 is declared by the Rust record writer (`ptp-host facts`,
+lab/ptp-lab/src/record.rs); version 1 is the shape of the files recorded before it, frozen here
+so they stay readable (results are data: never rewritten). Documented in results/README.md."""
 from __future__ import annotations
 
-SCHEMA = 1
+from . import lab
 
-SUMMARY = ["n", "min", "p50", "p90", "p99", "max", "mean"]
+# Added to the run record by the bench job, which alone knows them (bench.complete_run_record).
+JOB_FIELDS = ["run_id", "accel", "git_commit", "git_dirty"]
+ACCEL = {"kvm", "tcg", "bare-metal", "none"}
 
-REQUIRED = {
-    "run": ["schema", "where", "execution", "cpu", "config", "run_id", "accel", "git_commit", "git_dirty"],
-    "measurement": ["suite", "bench", "impl", "params", "unit", "per", "ops_per_sample"] + SUMMARY,
+_V1_SUMMARY = ["n", "min", "p50", "p90", "p99", "max", "mean"]
+V1 = {
+    "run": ["schema", "where", "execution", "cpu", "config"],
+    "measurement": ["suite", "bench", "impl", "params", "unit", "per", "ops_per_sample"] + _V1_SUMMARY,
     "check": ["name", "ok", "detail"],
     "skip": ["bench", "reason"],
     "target": ["name", "want", "ratio", "met"],
@@ -16,37 +21,69 @@ REQUIRED = {
     "error": ["kind", "msg"],
     "end": ["status"],
 }
+# Schema-1 criterion measurements carried criterion's estimate only, no sample summary.
+V1_CRITERION_MEASUREMENT = ["suite", "bench", "impl", "params", "unit", "per", "ops_per_sample", "mean", "ci_low",
+                            "ci_high"]
 
-WHERE = {"kernel", "host"}
-ACCEL = {"kvm", "tcg", "bare-metal", "none"}
-EXECUTION = {"native", "emulated"}
+
+def version(records: list[dict]) -> int | None:
+    run = records[0] if records and records[0].get("type") == "run" else {}
+    return run.get("schema")
+
+
+def required(schema: int) -> dict[str, list[str]]:
+    """Fields each record type must have in files of this schema version."""
+    if schema == 1:
+        return V1
+    facts = lab.facts()
+    if schema != facts["schema"]:
+        raise KeyError(schema)
+    return dict(facts["records"])
 
 
 def validate(records: list[dict]) -> list[str]:
     """Every problem found, as text naming the record (1-based) and field; [] when valid."""
     errors = []
     if not records or records[0].get("type") != "run":
-        errors.append("record 1: the first record must be the run record")
+        return ["record 1: the first record must be the run record"]
+    schema = version(records)
+    try:
+        shapes = required(schema)
+    except KeyError:
+        return [f"record 1 (run): schema {schema!r} is not one these tools read (1, {lab.facts()['schema']})"]
+    facts = lab.facts()
+    allowed = {"where": set(facts["where"]), "accel": ACCEL, "execution": set(facts["execution"])}
     for i, r in enumerate(records, 1):
         t = r.get("type")
-        if t not in REQUIRED:
+        if t not in shapes:
             errors.append(f"record {i}: unknown type {t!r}")
             continue
-        for k in REQUIRED[t]:
+        fields = shapes[t]
+        if schema == 1 and t == "measurement" and r.get("source") == "criterion":
+            fields = V1_CRITERION_MEASUREMENT
+        if t == "run":
+            fields = fields + JOB_FIELDS
+        for k in fields:
             if k not in r:
                 errors.append(f"record {i} ({t}): missing {k!r}")
         if t == "run":
-            if r.get("schema") != SCHEMA:
-                errors.append(f"record {i} (run): schema {r.get('schema')!r}, expected {SCHEMA}")
-            for k, allowed in (("where", WHERE), ("accel", ACCEL), ("execution", EXECUTION)):
-                if k in r and r[k] not in allowed:
-                    errors.append(f"record {i} (run): {k} {r[k]!r} not one of {sorted(allowed)}")
+            for k, ok in allowed.items():
+                if k in r and r[k] not in ok:
+                    errors.append(f"record {i} (run): {k} {r[k]!r} not one of {sorted(ok)}")
         if t == "measurement":
             if r.get("per") not in ("op", "page", "iter"):
                 errors.append(f"record {i} (measurement): per {r.get('per')!r}")
             vals = [r.get(k) for k in ("min", "p50", "p90", "p99", "max")]
             if all(isinstance(v, (int, float)) for v in vals) and vals != sorted(vals):
                 errors.append(f"record {i} (measurement): min <= p50 <= p90 <= p99 <= max does not hold: {vals}")
-    if records and records[-1].get("type") != "end":
+    if records[-1].get("type") != "end":
         errors.append(f"record {len(records)}: the last record must be the end record")
     return errors
+
+
+def estimate(m: dict) -> float | None:
+    """The figure ratios compare: criterion's mean estimate where it has a confidence interval,
+    else the median (as the Rust judge does: timing::Summary::estimate)."""
+    if m.get("ci_low") is not None or m.get("source") == "criterion":
+        return m.get("mean")
+    return m.get("p50")

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
         recs = load(path)
         problems = schema.validate(recs)
         if problems:
-            print(f"{path}: not a complete schema-{schema.SCHEMA} run: {problems[0]}", file=sys.stderr)
+            print(f"{path}: not a complete run: {problems[0]}", file=sys.stderr)
             bad += 1
             continue
         groups.setdefault(group_key(recs), []).append((path, recs))

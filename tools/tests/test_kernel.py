@@ -6,37 +6,26 @@ from pathlib import Path
 
 import pytest
 
-from ptplab import bench, schema
+from ptplab import bench, lab, schema
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL = bench.KERNEL
-# Every entry of lab/src/suites/mod.rs's BENCHES table: each must be measured or skipped.
-BENCHES = {
-    "alloc": ["bump_alloc", "bitmap_alloc_seq", "bitmap_alloc_50pct_random", "bitmap_alloc_95pct_full",
-              "bitmap_free", "bitmap_init_from_counter"],
-    "map": ["map_1GiB_4KiB", "map_64GiB_2MiB", "map_64GiB_1GiB"],
-    "ptp": ["ptp_build", "ptp_modifiable_in_cr3", "ptp_unmodifiable_in_cr3"],
-}
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = (lab.kernel_status(k) for k in ("success", "failure", "usage"))
 
 pytestmark = pytest.mark.skipif(not KERNEL.exists(), reason=f"{KERNEL} not built (scripts/test.sh builds it)")
 
 
-def boot(append: str, memory: str = "256M", timeout: int = 60):
-    cmd = ["timeout", str(timeout), "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", memory,
-           "-nographic", "-no-reboot", "-serial", "stdio", "-display", "none", "-monitor", "none",
-           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel", str(KERNEL), "-append", append]
+def boot(append: str, memory: int = 256, timeout: int = 60):
+    cmd = ["timeout", str(timeout)] + bench.qemu_args(bench.QEMU, "tcg", memory,
+                                                      ["-kernel", str(KERNEL), "-append", append])
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
     records = [r for r in map(bench.parse_line, p.stdout.splitlines()) if r is not None]
     return p.returncode, records, p.stdout
 
 
-@pytest.fixture(scope="module")
-def selftest(tmp_path_factory):
-    """One selftest run through the bench job: all suites, a pool too small for some maps."""
-    out = tmp_path_factory.mktemp("results")
-    rc = bench.main(["--selftest", "--accel", "tcg", "--pool-pages", "64,1024", "--out", str(out)])
-    files = list(out.glob("*.jsonl"))
-    return rc, files, [json.loads(line) for line in files[0].read_text().splitlines()] if files else []
+@pytest.fixture
+def selftest(kernel_selftest):
+    return kernel_selftest
 
 
 def test_selftest_passes_every_check(selftest):
@@ -58,6 +47,7 @@ def test_selftest_output_is_schema_valid_and_labelled(selftest):
     run = records[0]
     assert (run["where"], run["accel"], run["execution"]) == ("kernel", "tcg", "emulated")
     assert run["cpu"]["hypervisor"] == "TCGTCGTCGTCG" and run["tsc_hz_source"] == "pit"
+    assert "tsc_hz_source" not in run["cpu"], "each fact once: the chosen TSC source is the run's"
     assert run["config"] == {"mode": "selftest", "suites": ["alloc", "map", "ptp"], "pool_pages": [64, 1024],
                              "quick": False, "seed": 24301}
     assert run["qemu_args"][:4] == ["-accel", "tcg", "-cpu", "max"] and run["qemu_version"].startswith("QEMU")
@@ -67,14 +57,15 @@ def test_selftest_output_is_schema_valid_and_labelled(selftest):
 def test_every_suite_entry_is_measured_or_skipped_with_a_reason(selftest):
     _, _, records = selftest
     for pool in (64, 1024):
-        for suite, benches in BENCHES.items():
-            for b in benches:
-                done = [r for r in records if r.get("bench") == b and r.get("pool_pages") == pool
-                        and r["type"] in ("measurement", "skip", "check")]
-                assert done, f"{suite}/{b} pool {pool}: neither measured nor skipped"
-                for s in (r for r in done if r["type"] == "skip"):
-                    assert s["reason"], f"{b}: a skip needs a reason"
-    skips = {(r["bench"], r["pool_pages"]): r["reason"] for r in records if r["type"] == "skip"}
+        for b in lab.facts()["benches"]:
+            done = [r for r in records if r.get("bench") == b["name"] and r.get("pool_pages") == pool
+                    and r["type"] in ("measurement", "skip", "check")]
+            assert done, f"{b['suite']}/{b['name']} pool {pool}: neither measured nor skipped"
+            for s in (r for r in done if r["type"] == "skip"):
+                assert s["reason"], f"{b['name']}: a skip needs a reason"
+    host_only = lab.facts()["host_only"]["reason"]
+    skips = {(r["bench"], r["pool_pages"]): r["reason"] for r in records
+             if r["type"] == "skip" and r["reason"] != host_only}
     assert skips == {("map_1GiB_4KiB", 64): "pool of 64 pages is too small: the mapping needs 515",
                      ("map_64GiB_2MiB", 64): "pool of 64 pages is too small: the mapping needs 66"}
 
@@ -95,8 +86,8 @@ def test_in_kernel_measurements_have_every_summary_field(selftest):
     ("pools=65536", "pool_does_not_fit", "a pool of 65536 pages (256 MiB) plus a scratch page does not fit in free RAM"),
 ])
 def test_bad_command_lines_are_refused_with_the_usage_exit(append, kind, message):
-    rc, records, out = boot(append, memory="128M")
-    assert rc == bench.EXIT_USAGE, out[-500:]
+    rc, records, out = boot(append, memory=128)
+    assert rc == EXIT_USAGE, out[-500:]
     err = [r for r in records if r["type"] == "error"]
     assert len(err) == 1 and err[0]["kind"] == kind and message in err[0]["msg"]
     assert not [r for r in records if r["type"] == "measurement"]
@@ -106,7 +97,7 @@ def test_bad_command_lines_are_refused_with_the_usage_exit(append, kind, message
                                                  ("fault=ud", 6, None)])
 def test_a_cpu_exception_is_reported_and_fails_the_run(append, vector, cr2):
     rc, records, out = boot(append + " suites=alloc pools=64")
-    assert rc == bench.EXIT_FAIL
+    assert rc == EXIT_FAIL
     fault = [r for r in records if r["type"] == "fault"]
     assert len(fault) == 1, out[-800:]
     f = fault[0]
@@ -169,12 +160,10 @@ def test_host_runner_uses_the_same_schema(tmp_path):
 def test_grub_boots_the_kernel_through_multiboot2(tmp_path):
     from ptplab.iso import make_iso
     iso = make_iso(KERNEL, "mode=selftest suites=alloc,ptp pools=64", tmp_path / "bench.iso")
-    cmd = ["timeout", "120", "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "256M", "-nographic",
-           "-no-reboot", "-serial", "stdio", "-display", "none", "-monitor", "none",
-           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-cdrom", str(iso)]
+    cmd = ["timeout", "120"] + bench.qemu_args(bench.QEMU, "tcg", 256, ["-cdrom", str(iso)])
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
     records = [r for r in map(bench.parse_line, p.stdout.splitlines()) if r is not None]
-    assert p.returncode == bench.EXIT_OK, p.stdout[-1500:]
+    assert p.returncode == EXIT_OK, p.stdout[-1500:]
     boot = next(r for r in records if r["type"] == "boot")
     assert (boot["protocol"], boot["cmdline"]) == ("multiboot2", "mode=selftest suites=alloc,ptp pools=64")
     assert boot["free_ram_bytes"] > 200 << 20
@@ -191,7 +180,7 @@ def test_iso_refuses_a_command_line_grub_would_interpret(tmp_path):
 
 def test_collect_turns_a_captured_serial_log_into_a_labelled_results_file(tmp_path):
     rc, records, stdout = boot("mode=selftest suites=alloc pools=64")
-    assert rc == bench.EXIT_OK
+    assert rc == EXIT_OK
     log = tmp_path / "serial.log"
     log.write_text(stdout)
     assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 0

@@ -1,0 +1,254 @@
+//! Boot information from PVH (`hvm_start_info`) or multiboot2, reduced to what the
+//! kernel needs: the command line, the firmware memory map, and the free RAM left
+//! after removing the low 1 MiB, the kernel image and the boot information itself.
+//!
+//! Everything is read through the identity map, which covers physical 0..4 GiB only;
+//! pointers beyond that are rejected rather than followed.
+
+use core::fmt;
+use core::ptr;
+
+mod multiboot2;
+mod pvh;
+mod regions;
+
+pub use regions::{FreeRegions, Range};
+
+use crate::boot::{MULTIBOOT2_BOOTLOADER_MAGIC, PVH_START_INFO_MAGIC};
+use ptp_lab::fixedstr::FixedStr;
+
+/// Memory-map entries kept (more are dropped and flagged).
+pub const MAX_MEMMAP_ENTRIES: usize = 128;
+/// Command-line bytes kept (more are dropped and flagged).
+pub const MAX_CMDLINE: usize = 1024;
+/// Free-region list capacity: every RAM entry can be split by the exclusions.
+pub const MAX_FREE_REGIONS: usize = 2 * MAX_MEMMAP_ENTRIES;
+/// End of the boot identity map.
+pub const IDENTITY_MAP_END: u64 = 4 << 30;
+/// Below this, RAM is left alone (real-mode IVT/BDA/EBDA, option ROM data, and where
+/// QEMU's PVH loader puts its tables).
+pub const LOW_MEMORY_END: u64 = 1 << 20;
+
+pub(crate) const PAGE_SIZE: u64 = 4096;
+/// Memory-map type of usable RAM (same value in E820, PVH and multiboot2).
+pub const MEMORY_TYPE_RAM: u32 = 1;
+/// Boot-info ranges (structures, strings, tables, modules) remembered for exclusion.
+const MAX_BOOT_RANGES: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Pvh,
+    Multiboot2,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Pvh => "pvh",
+            Protocol::Multiboot2 => "multiboot2",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootInfoError {
+    /// `kmain` got a boot magic of no supported protocol.
+    UnknownMagic(u64),
+    /// The boot-info pointer is null.
+    NullInfo,
+    /// A structure lies (partly) outside the identity-mapped 0..4 GiB.
+    OutsideIdentityMap { paddr: u64, len: u64 },
+    /// `hvm_start_info.magic` is wrong.
+    BadPvhMagic(u32),
+    /// `hvm_start_info` version 0 carries no memory map (we need version >= 1).
+    PvhNoMemmap { version: u32 },
+    /// The multiboot2 info `total_size` is implausible.
+    BadMultiboot2Size(u32),
+    /// A multiboot2 tag header is inconsistent.
+    BadMultiboot2Tag { offset: u32, kind: u32, size: u32 },
+    /// No multiboot2 memory-map tag (type 6).
+    Multiboot2NoMemmap,
+}
+
+impl fmt::Display for BootInfoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::UnknownMagic(m) => write!(f, "unknown boot magic {m:#x}"),
+            Self::NullInfo => write!(f, "boot info pointer is null"),
+            Self::OutsideIdentityMap { paddr, len } => {
+                write!(
+                    f,
+                    "boot data at {paddr:#x} (+{len:#x}) is outside the 4 GiB identity map"
+                )
+            }
+            Self::BadPvhMagic(m) => write!(f, "bad hvm_start_info magic {m:#x}"),
+            Self::PvhNoMemmap { version } => {
+                write!(f, "hvm_start_info version {version} has no memory map")
+            }
+            Self::BadMultiboot2Size(s) => write!(f, "bad multiboot2 info size {s}"),
+            Self::BadMultiboot2Tag { offset, kind, size } => {
+                write!(
+                    f,
+                    "bad multiboot2 tag type {kind} size {size} at offset {offset}"
+                )
+            }
+            Self::Multiboot2NoMemmap => write!(f, "multiboot2 info has no memory map tag"),
+        }
+    }
+}
+
+/// One firmware memory-map entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryRegion {
+    pub base: u64,
+    pub len: u64,
+    /// E820-style type: 1 RAM, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 bad.
+    pub kind: u32,
+}
+
+pub struct BootInfo {
+    pub protocol: Protocol,
+    pub info_paddr: u64,
+    cmdline: FixedStr<MAX_CMDLINE>,
+    pub cmdline_truncated: bool,
+    memmap: [MemoryRegion; MAX_MEMMAP_ENTRIES],
+    memmap_len: usize,
+    pub memmap_truncated: bool,
+    /// ACPI RSDP physical address, when the loader provides it (PVH does).
+    pub rsdp_paddr: Option<u64>,
+    boot_ranges: [Range; MAX_BOOT_RANGES],
+    boot_ranges_len: usize,
+}
+
+impl BootInfo {
+    fn new(protocol: Protocol, info_paddr: u64) -> Self {
+        Self {
+            protocol,
+            info_paddr,
+            cmdline: FixedStr::new(),
+            cmdline_truncated: false,
+            memmap: [MemoryRegion::default(); MAX_MEMMAP_ENTRIES],
+            memmap_len: 0,
+            memmap_truncated: false,
+            rsdp_paddr: None,
+            boot_ranges: [Range::default(); MAX_BOOT_RANGES],
+            boot_ranges_len: 0,
+        }
+    }
+
+    pub fn cmdline(&self) -> &str {
+        self.cmdline.as_str()
+    }
+
+    /// Value of the first `key=value` argument.
+    pub fn arg(&self, key: &str) -> Option<&str> {
+        self.cmdline()
+            .split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    pub fn memory_map(&self) -> &[MemoryRegion] {
+        &self.memmap[..self.memmap_len]
+    }
+
+    /// Ranges occupied by boot information (structures, strings, tables, modules).
+    pub fn boot_ranges(&self) -> &[Range] {
+        &self.boot_ranges[..self.boot_ranges_len]
+    }
+
+    fn push_region(&mut self, region: MemoryRegion) {
+        if self.memmap_len == MAX_MEMMAP_ENTRIES {
+            self.memmap_truncated = true;
+            return;
+        }
+        self.memmap[self.memmap_len] = region;
+        self.memmap_len += 1;
+    }
+
+    fn push_boot_range(&mut self, start: u64, len: u64) {
+        // Overflowing this list would make free_regions() hand out boot data; it is
+        // sized far beyond what either protocol produces here (<= 4 + modules).
+        if len == 0 || self.boot_ranges_len == MAX_BOOT_RANGES {
+            return;
+        }
+        self.boot_ranges[self.boot_ranges_len] = Range {
+            start,
+            end: start.saturating_add(len),
+        };
+        self.boot_ranges_len += 1;
+    }
+
+    /// Usable RAM: type-1 entries clipped to [1 MiB, 4 GiB), minus every non-RAM
+    /// entry (maps can overlap), the kernel image and the boot information, shrunk to
+    /// whole 4 KiB pages and sorted by address.
+    pub fn free_regions(&self) -> FreeRegions {
+        let mut set = FreeRegions::new();
+        for r in self
+            .memory_map()
+            .iter()
+            .filter(|r| r.kind == MEMORY_TYPE_RAM)
+        {
+            let start = r.base.max(LOW_MEMORY_END);
+            let end = r.base.saturating_add(r.len).min(IDENTITY_MAP_END);
+            set.push(start, end);
+        }
+        for r in self
+            .memory_map()
+            .iter()
+            .filter(|r| r.kind != MEMORY_TYPE_RAM)
+        {
+            set.remove(r.base, r.base.saturating_add(r.len));
+        }
+        let (kstart, kend) = crate::boot::kernel_image_range();
+        set.remove(kstart, kend);
+        for r in self.boot_ranges() {
+            set.remove(r.start, r.end);
+        }
+        set.page_align();
+        set.sort();
+        set
+    }
+}
+
+/// Parse the boot information handed over by the entry code.
+pub fn parse(boot_magic: u64, info_paddr: u64) -> Result<BootInfo, BootInfoError> {
+    if info_paddr == 0 {
+        return Err(BootInfoError::NullInfo);
+    }
+    match boot_magic {
+        PVH_START_INFO_MAGIC => pvh::parse(info_paddr),
+        MULTIBOOT2_BOOTLOADER_MAGIC => multiboot2::parse(info_paddr),
+        other => Err(BootInfoError::UnknownMagic(other)),
+    }
+}
+
+/// Check that `[paddr, paddr + len)` lies inside the identity map.
+fn check_mapped(paddr: u64, len: u64) -> Result<(), BootInfoError> {
+    match paddr.checked_add(len) {
+        Some(end) if end <= IDENTITY_MAP_END => Ok(()),
+        _ => Err(BootInfoError::OutsideIdentityMap { paddr, len }),
+    }
+}
+
+/// Read a `T` from physical memory (identity-mapped, possibly unaligned).
+///
+/// # Safety
+/// `paddr..paddr+size_of::<T>()` must be RAM inside the identity map (checked by the
+/// caller with `check_mapped`), and every bit pattern must be a valid `T`.
+unsafe fn read_phys<T: Copy>(paddr: u64) -> T {
+    // SAFETY: forwarded to the caller.
+    unsafe { ptr::read_unaligned(paddr as *const T) }
+}
+
+/// Bounded copy of a NUL-terminated string at `paddr`; returns (string, bytes
+/// occupied including the NUL, truncated).
+fn read_c_string(paddr: u64) -> Result<(FixedStr<MAX_CMDLINE>, u64, bool), BootInfoError> {
+    // Only look at what we can keep, plus one byte to detect truncation.
+    let window = (MAX_CMDLINE as u64 + 1).min(IDENTITY_MAP_END.saturating_sub(paddr));
+    check_mapped(paddr, 1)?;
+    // SAFETY: `[paddr, paddr + window)` is inside the identity map.
+    let bytes = unsafe { core::slice::from_raw_parts(paddr as *const u8, window as usize) };
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let (s, complete) = FixedStr::from_bytes_lossy(&bytes[..len]);
+    Ok((s, len as u64 + 1, !complete))
+}

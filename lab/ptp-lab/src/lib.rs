@@ -1,0 +1,34 @@
+//! The PTP lab: everything around the `vystem-ptp` algorithms that measures them, written once
+//! and run in three places: the bench kernel (real page tables), the host runner and criterion
+//! (simulated memory, feature `std`).
+//!
+//! - [`suites`]: the benchmark table (one flat table: name, suite, precondition, run);
+//! - [`platform`]: where the table runs (kernel or host), and what ring 0 offers;
+//! - [`timing`]: the [`timing::Timer`] every measurement goes through, and the RDTSC harness;
+//! - [`session`]: one run, as every platform builds it;
+//! - [`record`]: the one writer of every JSON Lines record, and their declared shapes;
+//! - [`target`]: the speed targets and their judge;
+//! - [`config`], [`exit`], [`facts`]: the run's command line, exit codes, and the facts the
+//!   Python tools ask for;
+//! - [`cpu`]: CPU facts through raw-cpuid; [`json`], [`fixedstr`]: allocation-free output;
+//! - [`host`] (feature `std`): the host platform.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod config;
+pub mod cpu;
+pub mod exit;
+pub mod facts;
+pub mod fixedstr;
+#[cfg(feature = "std")]
+pub mod host;
+pub mod json;
+pub mod platform;
+pub mod record;
+pub mod session;
+pub mod suites;
+pub mod target;
+pub mod timing;

@@ -1,0 +1,110 @@
+//! Where the benchmark table runs: the bench kernel (real page tables, ring 0) or a host
+//! process (simulated memory). The suites see only this trait.
+
+// Reasons are bounded strings (no allocator), which clippy finds large.
+#![allow(clippy::result_large_err)]
+
+use crate::cpu::CpuFacts;
+use crate::fixedstr::FixedStr;
+use core::fmt::{self, Write};
+use vystem_ptp::{BitmapAllocator, MapError, Pool, PoolMapper};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
+
+/// A reason, for skip records and errors (no allocator: a bounded string).
+pub type Reason = FixedStr<160>;
+
+pub fn reason(args: fmt::Arguments<'_>) -> Reason {
+    let mut r = Reason::new();
+    let _ = r.write_fmt(args);
+    r
+}
+
+/// The run record's `where`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The bench kernel: real page tables, loaded into CR3.
+    Kernel,
+    /// A host process: simulated physical memory.
+    Host,
+}
+
+impl Place {
+    pub const ALL: [Place; 2] = [Place::Kernel, Place::Host];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Place::Kernel => "kernel",
+            Place::Host => "host",
+        }
+    }
+}
+
+/// The TSC frequency a run converts with, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tsc {
+    pub hz: Option<u64>,
+    /// `cpuid_0x15`, `hypervisor_0x40000010`, `cpuid_0x16_base`, `pit`, `host_clock`, `unknown`.
+    pub source: &'static str,
+    /// The kernel's PIT calibration, kept beside the chosen value as a cross-check.
+    pub pit_hz: Option<u64>,
+}
+
+impl Tsc {
+    /// CPUID's figure where it has one, else the platform's own measurement (`fallback`: the
+    /// kernel's PIT calibration, the host's clock), else unknown.
+    pub fn choose(
+        cpu: &CpuFacts,
+        fallback: impl FnOnce() -> Option<(u64, &'static str)>,
+        pit_hz: Option<u64>,
+    ) -> Tsc {
+        let (hz, source) = match cpu
+            .tsc_hz()
+            .map(|(hz, src)| (hz, src.name()))
+            .or_else(fallback)
+        {
+            Some((hz, source)) => (Some(hz), source),
+            None => (None, "unknown"),
+        };
+        Tsc { hz, source, pit_hz }
+    }
+}
+
+/// An exception caught by a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u8,
+    pub error_code: u64,
+    pub cr2: u64,
+}
+
+/// Where the suites run.
+pub trait Platform {
+    fn place(&self) -> Place;
+    fn cpu(&self) -> &CpuFacts;
+    fn tsc(&mut self) -> Tsc;
+    /// A pool of `pages` pages. Every pool size reuses the same memory, followed by one scratch
+    /// page ([`Platform::scratch`]) that is never part of a pool.
+    fn pool(&mut self, pages: u32) -> Result<Pool, Reason>;
+    /// The scratch page after the largest pool (alias checks).
+    fn scratch(&self) -> PhysAddr;
+    /// Named in fault reports, so a crash says which benchmark was running.
+    fn set_current_bench(&mut self, name: &'static str);
+    /// Ring-0 operations; `None` where the suites cannot touch CR3 (a host process).
+    fn mmu(&mut self) -> Option<&mut dyn Mmu>;
+    /// Whether peers that allocate on a heap can run (the host; the kernel has no heap).
+    fn has_heap(&self) -> bool;
+}
+
+/// What the PTP checks need from ring 0.
+pub trait Mmu {
+    /// Map into `mapper` what the running code needs to keep running once it is in CR3.
+    fn map_kernel(&self, mapper: &mut PoolMapper<BitmapAllocator>) -> Result<(), MapError>;
+    fn cr3(&self) -> PhysFrame;
+    /// # Safety
+    /// `frame` must be the root of page tables that map the running code, its stack, and
+    /// everything it will touch.
+    unsafe fn load_cr3(&mut self, frame: PhysFrame);
+    fn probe_read(&mut self, addr: u64) -> Result<u8, Fault>;
+    fn probe_write(&mut self, addr: u64, value: u8) -> Result<(), Fault>;
+}

@@ -1,0 +1,64 @@
+//! One run of the benchmark table, as every platform builds it: calibrate and classify the
+//! execution, write the `run` record, run the table, judge the speed targets, write `end`.
+//! The bench kernel, the host runner and the criterion driver all call [`run`].
+
+use crate::config::Config;
+use crate::exit::ExitCode;
+use crate::platform::Platform;
+use crate::record::{self, Counts, RunInfo};
+use crate::suites::{self, Tally};
+use crate::target::Judge;
+use crate::timing::{self, Execution, TimerScope};
+use core::fmt::Write;
+
+/// Run `cfg` on `platform`, timing through `scope`. `counts` carries what the caller already
+/// printed (the kernel's boot self-checks); the `end` record counts everything.
+pub fn run(
+    platform: &mut dyn Platform,
+    out: &mut dyn Write,
+    scope: &mut dyn TimerScope,
+    cfg: &Config,
+    mut counts: Counts,
+) -> Counts {
+    platform.set_current_bench("calibration");
+    let cpu = *platform.cpu();
+    let calibration = timing::calibration_loop(cpu.rdtscp);
+    let execution = Execution::classify(cpu.hypervisor.as_ref().map(|h| h.as_str()), calibration);
+    let place = platform.place();
+    let info = RunInfo {
+        place,
+        execution,
+        calibration_ticks_per_iter: calibration,
+        tsc: platform.tsc(),
+        cpu: &cpu,
+        cfg,
+        timer: &|w| scope.write_json(w),
+        fill: cpu.fill(),
+    };
+    let _ = record::run(out, &info);
+    let _ = writeln!(
+        out,
+        "# {} run, {}: {} ticks per calibration iteration",
+        place.name(),
+        execution.name(),
+        calibration
+    );
+    let mut judge = Judge::default();
+    let tally = Tally {
+        counts: &mut counts,
+        judge: &mut judge,
+    };
+    suites::run_all(platform, out, scope, cfg, tally);
+    judge.report(out, place, execution, cfg.pools(), &mut counts);
+    let _ = record::end(out, status(&counts).1, &counts);
+    counts
+}
+
+/// How a run with these counts ends: its exit code and `end` status.
+pub fn status(counts: &Counts) -> (ExitCode, &'static str) {
+    if counts.checks_failed == 0 {
+        (ExitCode::Success, "ok")
+    } else {
+        (ExitCode::Failure, "checks_failed")
+    }
+}

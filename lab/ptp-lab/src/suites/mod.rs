@@ -1,0 +1,261 @@
+//! The benchmarks, as one flat table (kvm-unit-tests style): each entry has a name, a suite, a
+//! precondition and a run. A precondition that fails prints a `skip` record with the reason
+//! instead of running. The same table runs in the bench kernel (real page tables), in the host
+//! runner and under criterion (simulated memory); what differs is the [`Platform`] and the
+//! [`Timer`].
+//!
+//! Entries that share a name answer one question: their contenders are compared side by side
+//! (one criterion group). Peers that need a heap are separate entries of the same name, whose
+//! precondition skips them in the kernel.
+
+// Preconditions return a bounded string (no allocator here), which clippy finds large.
+#![allow(clippy::result_large_err)]
+
+mod alloc;
+mod map;
+mod peers;
+mod ptp;
+
+use crate::config::{Config, Suite};
+use crate::platform::{reason, Platform, Reason};
+use crate::record::{self, Counts, Key};
+use crate::target::Judge;
+use crate::timing::{Closures, Id, Summary, Timer, TimerScope};
+use core::fmt::{self, Write};
+use vystem_ptp::Pool;
+
+pub use map::{Mapping, MAPPINGS};
+pub use ptp::SELF_MAP;
+
+/// One benchmark of the table.
+pub struct Bench {
+    pub name: &'static str,
+    pub suite: Suite,
+    pub precondition: fn(&mut Ctx<'_>) -> Result<(), Reason>,
+    pub run: fn(&mut Ctx<'_>),
+}
+
+pub static BENCHES: &[Bench] = &[
+    alloc::BUMP_ALLOC,
+    alloc::BITMAP_ALLOC_SEQ,
+    peers::BITMAP_ALLOC_SEQ,
+    alloc::BITMAP_CHURN_50,
+    peers::BITMAP_CHURN_50,
+    alloc::BITMAP_CHURN_95,
+    peers::BITMAP_CHURN_95,
+    alloc::BITMAP_FREE,
+    peers::BITMAP_FREE,
+    alloc::BITMAP_INIT,
+    peers::BITMAP_INIT,
+    map::MAP_1GIB_4KIB,
+    map::MAP_64GIB_2MIB,
+    map::MAP_64GIB_1GIB,
+    ptp::BUILD,
+    ptp::MODIFIABLE_IN_CR3,
+    ptp::UNMODIFIABLE_IN_CR3,
+];
+
+/// Contenders only the host measures, and why: they allocate on a heap, which the kernel lacks.
+pub const HOST_ONLY: (&[&str], &str) = (&[peers::BITMAP_ALLOCATOR, peers::BUDDY], peers::WHY);
+
+/// Everything a benchmark run gets.
+pub struct Ctx<'a> {
+    pub platform: &'a mut dyn Platform,
+    pub out: &'a mut dyn Write,
+    pub timer: &'a mut dyn Timer,
+    pub judge: &'a mut Judge,
+    pub pool: Pool,
+    pub cfg: &'a Config,
+    pub counts: &'a mut Counts,
+    pub bench: &'static str,
+    pub suite: Suite,
+}
+
+impl Ctx<'_> {
+    pub fn pages(&self) -> u32 {
+        self.pool.pages()
+    }
+
+    /// Time `batch` on `state` (after an untimed `setup`, each sample) and print the
+    /// measurement record; `ops` operations per batch, counted `per` "op" or "page".
+    #[allow(clippy::too_many_arguments)]
+    pub fn measure<T, S: FnMut(&mut T), B: FnMut(&mut T)>(
+        &mut self,
+        imp: &'static str,
+        per: &str,
+        ops: u64,
+        params: fmt::Arguments<'_>,
+        state: &mut T,
+        setup: S,
+        batch: B,
+    ) -> Option<Summary> {
+        let id = Id {
+            suite: self.suite.name(),
+            bench: self.bench,
+            imp,
+            pool_pages: self.pages(),
+        };
+        let mut work = Closures {
+            state,
+            setup,
+            batch,
+        };
+        let s = self.timer.time(id, ops, &mut work)?;
+        let key = Key {
+            suite: self.suite.name(),
+            bench: self.bench,
+            imp,
+            pool_pages: self.pages(),
+            per,
+        };
+        let _ = record::measurement(self.out, key, params, &s);
+        self.counts.measurements += 1;
+        self.judge.note(self.bench, imp, self.pages(), s.estimate());
+        Some(s)
+    }
+
+    pub fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) -> bool {
+        let key = record::CheckKey {
+            suite: self.suite.name(),
+            bench: self.bench,
+            name,
+            pool_pages: Some(self.pages()),
+        };
+        let _ = record::check(self.out, key, ok, detail);
+        self.counts.checks += 1;
+        if !ok {
+            self.counts.checks_failed += 1;
+        }
+        ok
+    }
+
+    pub fn skip(&mut self, why: &str) {
+        let pages = self.pages();
+        let _ = record::skip(self.out, self.suite.name(), self.bench, pages, why);
+        self.counts.skips += 1;
+    }
+
+    /// A deterministic pseudo-random stream from the run's seed (xorshift64).
+    pub fn rng(&self) -> Rng {
+        Rng(self.cfg.seed | 1)
+    }
+}
+
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform-ish in `lo..hi` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u32, hi: u32) -> u32 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + (self.next_u64() % (hi - lo) as u64) as u32
+    }
+}
+
+/// The distinct benchmark names of `suite`, in table order.
+pub fn names(suite: Suite) -> impl Iterator<Item = &'static str> {
+    BENCHES.iter().enumerate().filter_map(move |(i, b)| {
+        (b.suite == suite && !BENCHES[..i].iter().any(|e| e.name == b.name)).then_some(b.name)
+    })
+}
+
+/// What a run of the table accumulates.
+pub struct Tally<'a> {
+    pub counts: &'a mut Counts,
+    pub judge: &'a mut Judge,
+}
+
+/// Run every selected benchmark at every pool size: suite by suite, each benchmark (all its
+/// entries, every pool size) under one timer from `scope`. Progress goes to `out` as `# `
+/// lines.
+pub fn run_all(
+    platform: &mut dyn Platform,
+    out: &mut dyn Write,
+    scope: &mut dyn TimerScope,
+    cfg: &Config,
+    tally: Tally<'_>,
+) {
+    let Tally { counts, judge } = tally;
+    for suite in Suite::ALL.into_iter().filter(|s| cfg.suites.has(*s)) {
+        let _ = write!(out, "# suite {} pool_pages ", suite.name());
+        for (i, p) in cfg.pools().iter().enumerate() {
+            let _ = write!(out, "{}{p}", if i == 0 { "" } else { "," });
+        }
+        let _ = writeln!(out);
+        for name in names(suite) {
+            scope.with_timer(suite.name(), name, &mut |timer| {
+                for &pages in cfg.pools() {
+                    for b in BENCHES.iter().filter(|b| b.name == name) {
+                        run_entry(platform, out, timer, cfg, counts, judge, b, pages);
+                    }
+                }
+            });
+        }
+    }
+    platform.set_current_bench("end");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_entry(
+    platform: &mut dyn Platform,
+    out: &mut dyn Write,
+    timer: &mut dyn Timer,
+    cfg: &Config,
+    counts: &mut Counts,
+    judge: &mut Judge,
+    b: &Bench,
+    pages: u32,
+) {
+    platform.set_current_bench(b.name);
+    let pool = match platform.pool(pages) {
+        Ok(pool) => pool,
+        Err(why) => {
+            let _ = record::skip(out, b.suite.name(), b.name, pages, why.as_str());
+            counts.skips += 1;
+            return;
+        }
+    };
+    let mut ctx = Ctx {
+        platform,
+        out,
+        timer,
+        judge,
+        pool,
+        cfg,
+        counts,
+        bench: b.name,
+        suite: b.suite,
+    };
+    match (b.precondition)(&mut ctx) {
+        Ok(()) => (b.run)(&mut ctx),
+        Err(why) => ctx.skip(why.as_str()),
+    }
+}
+
+fn always(_: &mut Ctx<'_>) -> Result<(), Reason> {
+    Ok(())
+}
+
+/// The PTP checks load tables into CR3; the self-map is NX, which needs the CPU's NX bit
+/// (EFER.NXE): without it bit 63 is reserved and every access would fault.
+fn needs_ring0(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
+    if !ctx.platform.cpu().nx {
+        return Err(reason(format_args!(
+            "CPU lacks NX (CPUID 0x80000001 EDX.NX): the PTP's NX self-map would fault"
+        )));
+    }
+    match ctx.platform.mmu() {
+        Some(_) => Ok(()),
+        None => Err(reason(format_args!(
+            "needs ring 0 (CR3, invlpg, fault probes): runs in the bench kernel only"
+        ))),
+    }
+}

@@ -1,0 +1,307 @@
+//! The speed targets, in one table keyed by benchmark and contender, each with the direction of
+//! its ratio; and the judge that turns a run's measurements into `target` records. Targets live
+//! in benchmarks, never in tests: a missed target is a finding, not a failed run.
+
+use crate::platform::Place;
+use crate::record::{self, Counts, TargetRecord};
+use crate::timing::Execution;
+use core::fmt::Write;
+
+/// What a target wants of the ratio between two contenders' estimates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Want {
+    /// `other / ours >= x`: ours is at least x times faster (higher is better).
+    FasterBy(f64),
+    /// `ours / other <= x`: ours costs at most x times the other (lower is better).
+    WithinOf(f64),
+}
+
+impl Want {
+    pub fn ratio(self, ours: f64, other: f64) -> f64 {
+        match self {
+            Want::FasterBy(_) => other / ours,
+            Want::WithinOf(_) => ours / other,
+        }
+    }
+
+    pub fn met(self, ratio: f64) -> bool {
+        match self {
+            Want::FasterBy(x) => ratio >= x,
+            Want::WithinOf(x) => ratio <= x,
+        }
+    }
+
+    pub fn direction(self) -> &'static str {
+        match self {
+            Want::FasterBy(_) => "other/ours (higher is better)",
+            Want::WithinOf(_) => "ours/other (lower is better)",
+        }
+    }
+
+    /// ">= 15x" or "<= 1.2x".
+    pub fn text(self) -> (&'static str, f64) {
+        match self {
+            Want::FasterBy(x) => (">=", x),
+            Want::WithinOf(x) => ("<=", x),
+        }
+    }
+}
+
+/// A speed target on two contenders of one benchmark, judged at every pool size where both
+/// were measured, on runs at `on` (kernel targets: native runs only).
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub name: &'static str,
+    pub bench: &'static str,
+    pub ours: &'static str,
+    pub other: &'static str,
+    pub want: Want,
+    pub on: Place,
+}
+
+pub static TARGETS: &[Target] = &[
+    Target {
+        name: "map_range >= 15x faster than x86_64 map_to (1 GiB of 4 KiB pages)",
+        bench: "map_1GiB_4KiB",
+        ours: "lab-map_range",
+        other: "x86_64-map_to",
+        want: Want::FasterBy(15.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "map_range >= 10x faster than x86_64 map_to (64 GiB of 2 MiB pages)",
+        bench: "map_64GiB_2MiB",
+        ours: "lab-map_range",
+        other: "x86_64-map_to",
+        want: Want::FasterBy(10.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "map_range within 2x of the store limit (1 GiB of 4 KiB pages)",
+        bench: "map_1GiB_4KiB",
+        ours: "lab-map_range",
+        other: "memset-limit",
+        want: Want::WithinOf(2.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "map_range within 2x of the store limit (64 GiB of 2 MiB pages)",
+        bench: "map_64GiB_2MiB",
+        ours: "lab-map_range",
+        other: "memset-limit",
+        want: Want::WithinOf(2.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "bitmap allocation >= 2x faster than bitmap-allocator (fill)",
+        bench: "bitmap_alloc_seq",
+        ours: "lab-bitmap",
+        other: "bitmap-allocator",
+        want: Want::FasterBy(2.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "bitmap free+alloc >= 2x faster than bitmap-allocator (50 % random fill)",
+        bench: "bitmap_alloc_50pct_random",
+        ours: "lab-bitmap",
+        other: "bitmap-allocator",
+        want: Want::FasterBy(2.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "bump allocation within 1.2x of a bare counter",
+        bench: "bump_alloc",
+        ours: "lab-bump",
+        other: "bare-counter",
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "in-kernel map_range >= 10x faster than x86_64 map_to (1 GiB of 4 KiB pages)",
+        bench: "map_1GiB_4KiB",
+        ours: "lab-map_range",
+        other: "x86_64-map_to",
+        want: Want::FasterBy(10.0),
+        on: Place::Kernel,
+    },
+    Target {
+        name: "in-kernel map_range >= 10x faster than x86_64 map_to (64 GiB of 2 MiB pages)",
+        bench: "map_64GiB_2MiB",
+        ours: "lab-map_range",
+        other: "x86_64-map_to",
+        want: Want::FasterBy(10.0),
+        on: Place::Kernel,
+    },
+];
+
+/// A target on a whole bench-kernel run, which the bench job times from outside: a field of
+/// the completed run record, at most `at_most_s` seconds, on runs that match.
+#[derive(Debug, Clone, Copy)]
+pub struct JobTarget {
+    pub name: &'static str,
+    /// `first_result_s` or `wall_s`, as the bench job records them.
+    pub field: &'static str,
+    pub at_most_s: f64,
+    pub accel: Option<&'static str>,
+    pub quick: Option<bool>,
+    pub mode: Option<crate::config::Mode>,
+}
+
+pub static JOB_TARGETS: &[JobTarget] = &[
+    JobTarget {
+        name: "bench kernel: boot to first result <= 1 s",
+        field: "first_result_s",
+        at_most_s: 1.0,
+        accel: None,
+        quick: None,
+        mode: None,
+    },
+    JobTarget {
+        name: "bench kernel: default --quick run under TCG <= 60 s",
+        field: "wall_s",
+        at_most_s: 60.0,
+        accel: Some("tcg"),
+        quick: Some(true),
+        mode: Some(crate::config::Mode::Bench),
+    },
+];
+
+const SEEN: usize = 256;
+
+/// Collects the estimates targets need while a run goes, and judges them at its end.
+pub struct Judge {
+    seen: [(&'static str, &'static str, u32, f64); SEEN],
+    n: usize,
+}
+
+impl Default for Judge {
+    fn default() -> Self {
+        Judge {
+            seen: [("", "", 0, 0.0); SEEN],
+            n: 0,
+        }
+    }
+}
+
+impl Judge {
+    /// Remember a measurement if a target names it.
+    pub fn note(&mut self, bench: &'static str, imp: &'static str, pool: u32, estimate: f64) {
+        let wanted = TARGETS
+            .iter()
+            .any(|t| t.bench == bench && (t.ours == imp || t.other == imp));
+        if wanted && self.n < SEEN {
+            self.seen[self.n] = (bench, imp, pool, estimate);
+            self.n += 1;
+        }
+    }
+
+    fn get(&self, bench: &str, imp: &str, pool: u32) -> Option<f64> {
+        self.seen[..self.n]
+            .iter()
+            .find(|s| s.0 == bench && s.1 == imp && s.2 == pool)
+            .map(|s| s.3)
+    }
+
+    /// One `target` record per target of this place and pool size whose two contenders were
+    /// both measured. Kernel targets are judged on native runs only.
+    pub fn report(
+        &self,
+        w: &mut dyn Write,
+        place: Place,
+        execution: Execution,
+        pools: &[u32],
+        counts: &mut Counts,
+    ) {
+        for t in TARGETS.iter().filter(|t| t.on == place) {
+            for &pool in pools {
+                let (Some(ours), Some(other)) = (
+                    self.get(t.bench, t.ours, pool),
+                    self.get(t.bench, t.other, pool),
+                ) else {
+                    continue;
+                };
+                let ratio = t.want.ratio(ours, other);
+                let judged = place == Place::Host || execution == Execution::Native;
+                let met = judged.then(|| t.want.met(ratio));
+                if met == Some(false) {
+                    counts.targets_missed += 1;
+                }
+                let (op, x) = t.want.text();
+                let _ = record::target(
+                    w,
+                    &TargetRecord {
+                        name: t.name,
+                        bench: t.bench,
+                        ours: t.ours,
+                        other: t.other,
+                        pool_pages: pool,
+                        ratio,
+                        direction: t.want.direction(),
+                        want: format_args!("{op} {x}x"),
+                        met,
+                        note: if judged {
+                            ""
+                        } else {
+                            "not judged: emulated (privileged instructions are emulated)"
+                        },
+                    },
+                );
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::string::String;
+
+    #[test]
+    fn ratios_point_the_way_the_target_says() {
+        let fast = Want::FasterBy(10.0);
+        assert_eq!(fast.ratio(2.0, 30.0), 15.0);
+        assert!(fast.met(15.0) && !fast.met(9.9));
+        let within = Want::WithinOf(1.2);
+        assert_eq!(within.ratio(1.5, 1.0), 1.5);
+        assert!(!within.met(1.5) && within.met(1.2));
+    }
+
+    #[test]
+    fn judged_per_pool_and_only_natively_in_the_kernel() {
+        let mut j = Judge::default();
+        j.note("map_1GiB_4KiB", "lab-map_range", 4096, 1.0);
+        j.note("map_1GiB_4KiB", "x86_64-map_to", 4096, 20.0);
+        j.note("map_1GiB_4KiB", "lab-map_page-loop", 4096, 20.0); // no target names it
+        j.note("map_1GiB_4KiB", "lab-map_range", 1024, 1.0); // its peer never measured
+        let (mut out, mut c) = (String::new(), Counts::default());
+        j.report(
+            &mut out,
+            Place::Host,
+            Execution::Native,
+            &[1024, 4096],
+            &mut c,
+        );
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("\"ratio\":20.000") && out.contains("\"met\":true"));
+        assert!(out.contains("\"want\":\">= 15x\""), "{out}");
+        assert_eq!(c.targets_missed, 0);
+
+        let (mut out, mut c) = (String::new(), Counts::default());
+        j.report(
+            &mut out,
+            Place::Kernel,
+            Execution::Emulated,
+            &[4096],
+            &mut c,
+        );
+        assert!(out.contains("\"met\":null") && out.contains("not judged: emulated"));
+        let (mut out, mut c2) = (String::new(), Counts::default());
+        j.note("map_1GiB_4KiB", "memset-limit", 4096, 0.25);
+        j.report(&mut out, Place::Host, Execution::Native, &[4096], &mut c2);
+        assert_eq!(
+            c2.targets_missed, 1,
+            "4x the store limit misses 'within 2x': {out}"
+        );
+        let _ = c;
+    }
+}

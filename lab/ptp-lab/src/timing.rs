@@ -1,0 +1,428 @@
+//! Timing: the [`Timer`] every benchmark is measured through, and its RDTSC implementation
+//! ([`Harness`]), shared by the bench kernel and the host runner (the criterion driver brings
+//! the other one).
+//!
+//! - Reads are fenced on both sides (`lfence; rdtsc; lfence` at the start, `rdtscp; lfence` at
+//!   the end where the CPU has RDTSCP), so the timed work can neither leak out nor in.
+//! - The harness's own overhead (an empty timed interval, minimum of many) is measured once
+//!   and subtracted from every sample.
+//! - Warm-up runs are discarded; each sample times one batch of operations; the number of
+//!   samples adapts to a tick budget (as kvm-unit-tests' cycle goal does), between a minimum
+//!   and the sample buffer's size.
+//! - The summary is per operation: n, min, p50, p90, p99, max, mean, overhead.
+
+use core::arch::x86_64::{__rdtscp, _mm_lfence, _rdtsc};
+
+pub const MAX_SAMPLES: usize = 512;
+
+#[inline(always)]
+pub fn start() -> u64 {
+    // SAFETY: lfence and rdtsc exist on every x86-64 CPU.
+    unsafe {
+        _mm_lfence();
+        let t = _rdtsc();
+        _mm_lfence();
+        t
+    }
+}
+
+#[inline(always)]
+pub fn stop(rdtscp: bool) -> u64 {
+    // SAFETY: rdtscp only when the CPU has it (caller's flag, from CPUID).
+    unsafe {
+        if rdtscp {
+            let mut aux = 0;
+            let t = __rdtscp(&mut aux);
+            _mm_lfence();
+            t
+        } else {
+            _mm_lfence();
+            let t = _rdtsc();
+            _mm_lfence();
+            t
+        }
+    }
+}
+
+/// How hard to try: a tick budget per benchmark and sample bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub ticks: u64,
+    pub min_samples: usize,
+    pub max_samples: usize,
+    pub warmup: usize,
+}
+
+impl Budget {
+    /// Default run: ~0.2 s of TSC per benchmark at 2.5 GHz.
+    pub const FULL: Budget = Budget {
+        ticks: 500_000_000,
+        min_samples: 10,
+        max_samples: MAX_SAMPLES,
+        warmup: 2,
+    };
+    /// `--quick`: a few samples each.
+    pub const QUICK: Budget = Budget {
+        ticks: 20_000_000,
+        min_samples: 3,
+        max_samples: 32,
+        warmup: 1,
+    };
+    /// Self-test: one sample, no warm-up; only the checks matter.
+    pub const SELFTEST: Budget = Budget {
+        ticks: 0,
+        min_samples: 1,
+        max_samples: 1,
+        warmup: 0,
+    };
+
+    /// The budget a run configuration asks for.
+    pub fn of(cfg: &crate::config::Config) -> Budget {
+        use crate::config::Mode;
+        match (cfg.mode, cfg.quick) {
+            (Mode::Selftest, _) => Budget::SELFTEST,
+            (Mode::Bench, true) => Budget::QUICK,
+            (Mode::Bench, false) => Budget::FULL,
+        }
+    }
+}
+
+/// What a benchmark times: `setup` prepares the state (untimed), `batch` performs
+/// `ops_per_sample` operations on it (timed).
+pub trait Work {
+    fn setup(&mut self);
+    fn batch(&mut self);
+}
+
+/// [`Work`] from a state and two closures.
+pub struct Closures<'a, T, S, B> {
+    pub state: &'a mut T,
+    pub setup: S,
+    pub batch: B,
+}
+
+impl<T, S: FnMut(&mut T), B: FnMut(&mut T)> Work for Closures<'_, T, S, B> {
+    #[inline]
+    fn setup(&mut self) {
+        (self.setup)(self.state)
+    }
+    #[inline]
+    fn batch(&mut self) {
+        (self.batch)(self.state)
+    }
+}
+
+/// Which contender is being timed, for timers that name what they measure (criterion).
+#[derive(Debug, Clone, Copy)]
+pub struct Id<'a> {
+    pub suite: &'a str,
+    pub bench: &'a str,
+    pub imp: &'a str,
+    pub pool_pages: u32,
+}
+
+/// Something that times [`Work`]: the RDTSC [`Harness`], or criterion on the host.
+pub trait Timer {
+    /// Time `work` (each batch performs `ops_per_sample` operations) and summarise it per
+    /// operation; `None` if nothing was measured (e.g. criterion filtered this one out).
+    fn time(&mut self, id: Id<'_>, ops_per_sample: u64, work: &mut dyn Work) -> Option<Summary>;
+}
+
+/// Hands out the timer for one benchmark (all its entries, at every pool size): the RDTSC
+/// harness is its own scope; criterion opens one benchmark group per benchmark, so that the
+/// contenders are drawn side by side.
+pub trait TimerScope {
+    /// The run record's `timer` object: which timer, and how it is set.
+    fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result;
+    fn with_timer(
+        &mut self,
+        suite: &'static str,
+        bench: &'static str,
+        run: &mut dyn FnMut(&mut dyn Timer),
+    );
+}
+
+impl TimerScope for Harness {
+    fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        Harness::write_json(self, w)
+    }
+    fn with_timer(
+        &mut self,
+        _: &'static str,
+        _: &'static str,
+        run: &mut dyn FnMut(&mut dyn Timer),
+    ) {
+        run(self)
+    }
+}
+
+/// The unit of a summary's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// TSC ticks (RDTSC harness).
+    Ticks,
+    /// Nanoseconds of the OS clock (criterion).
+    Ns,
+}
+
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Ticks => "ticks",
+            Unit::Ns => "ns",
+        }
+    }
+}
+
+/// Per-operation statistics of one benchmark.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub unit: Unit,
+    pub n: usize,
+    pub ops_per_sample: u64,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// 95 % confidence interval of the mean (criterion's bootstrap).
+    pub ci: Option<(f64, f64)>,
+    /// Ticks subtracted from every sample (per sample, not per op; RDTSC harness).
+    pub overhead: Option<u64>,
+}
+
+impl Summary {
+    /// The figure ratios and targets compare: criterion's mean estimate where there is one
+    /// (it comes with a confidence interval), else the median, which interrupts and other
+    /// one-off stalls do not move.
+    pub fn estimate(&self) -> f64 {
+        if self.ci.is_some() {
+            self.mean
+        } else {
+            self.p50
+        }
+    }
+}
+
+pub struct Harness {
+    pub rdtscp: bool,
+    pub overhead: u64,
+    pub budget: Budget,
+    samples: [u64; MAX_SAMPLES],
+}
+
+impl Harness {
+    /// Measure the empty interval's cost (minimum of 1000) on this CPU.
+    pub fn new(rdtscp: bool, budget: Budget) -> Self {
+        let mut overhead = u64::MAX;
+        for _ in 0..1000 {
+            let t0 = start();
+            let t1 = stop(rdtscp);
+            overhead = overhead.min(t1.wrapping_sub(t0));
+        }
+        Harness {
+            rdtscp,
+            overhead,
+            budget,
+            samples: [0; MAX_SAMPLES],
+        }
+    }
+
+    /// Time `work` after an untimed setup each sample, until the budget is spent.
+    pub fn run(&mut self, ops_per_sample: u64, work: &mut dyn Work) -> Summary {
+        for _ in 0..self.budget.warmup {
+            work.setup();
+            work.batch();
+        }
+        let max = self.budget.max_samples.clamp(1, MAX_SAMPLES);
+        let (mut n, mut spent) = (0, 0u64);
+        while n < max && (n < self.budget.min_samples || spent < self.budget.ticks) {
+            work.setup();
+            let t0 = start();
+            work.batch();
+            let t1 = stop(self.rdtscp);
+            let ticks = t1.wrapping_sub(t0);
+            spent = spent.saturating_add(ticks);
+            self.samples[n] = ticks.saturating_sub(self.overhead);
+            n += 1;
+        }
+        summarize(&mut self.samples[..n], ops_per_sample, self.overhead)
+    }
+
+    /// The `timer` object of the run record.
+    pub fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let b = self.budget;
+        write!(
+            w,
+            "{{\"kind\":\"rdtsc\",\"overhead_ticks\":{},\"budget_ticks\":{},\"min_samples\":{},\"max_samples\":{},\"warmup\":{}}}",
+            self.overhead, b.ticks, b.min_samples, b.max_samples, b.warmup
+        )
+    }
+}
+
+impl Timer for Harness {
+    fn time(&mut self, _: Id<'_>, ops_per_sample: u64, work: &mut dyn Work) -> Option<Summary> {
+        Some(self.run(ops_per_sample, work))
+    }
+}
+
+/// The index of the `p`-th percentile in `n` sorted samples (nearest rank; `n` > 0).
+pub fn nearest_rank(p: usize, n: usize) -> usize {
+    (p * n).div_ceil(100).clamp(1, n) - 1
+}
+
+/// Sort `samples` (ticks per batch) and summarise them per operation.
+pub fn summarize(samples: &mut [u64], ops_per_sample: u64, overhead: u64) -> Summary {
+    samples.sort_unstable();
+    let n = samples.len();
+    let ops = ops_per_sample.max(1) as f64;
+    let pct = |p: usize| -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        samples[nearest_rank(p, n)] as f64 / ops
+    };
+    let sum: u128 = samples.iter().map(|&s| s as u128).sum();
+    Summary {
+        unit: Unit::Ticks,
+        n,
+        ops_per_sample,
+        min: samples.first().map_or(0.0, |&s| s as f64 / ops),
+        p50: pct(50),
+        p90: pct(90),
+        p99: pct(99),
+        max: samples.last().map_or(0.0, |&s| s as f64 / ops),
+        mean: if n == 0 {
+            0.0
+        } else {
+            sum as f64 / n as f64 / ops
+        },
+        ci: None,
+        overhead: Some(overhead),
+    }
+}
+
+/// A fixed amount of dependent integer work, timed: the ticks per iteration tell native
+/// execution (about one core cycle per iteration) from an emulator translating every
+/// instruction. The decision itself ([`Execution::classify`]) also uses the hypervisor name.
+pub fn calibration_loop(rdtscp: bool) -> f64 {
+    const ITERS: u64 = 100_000;
+    let mut best = u64::MAX;
+    for _ in 0..5 {
+        let t0 = start();
+        let mut x: u64 = 1;
+        for i in 0..ITERS {
+            // A dependent chain the optimiser cannot fold.
+            x = core::hint::black_box(x.wrapping_mul(3).wrapping_add(i));
+        }
+        core::hint::black_box(x);
+        best = best.min(stop(rdtscp).wrapping_sub(t0));
+    }
+    best as f64 / ITERS as f64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    Native,
+    Emulated,
+}
+
+impl Execution {
+    /// Ticks per calibration iteration above which execution counts as emulated. Measured
+    /// here: 1.2 natively (AMD EPYC, KVM guest), 5.5 under QEMU 7.2 TCG on the same host. A
+    /// native CPU whose core runs much slower than its TSC could approach 3; TCG is caught
+    /// first by its hypervisor signature anyway.
+    pub const EMULATED_ABOVE: f64 = 3.0;
+
+    pub fn classify(hypervisor: Option<&str>, ticks_per_iter: f64) -> Execution {
+        if hypervisor.is_some_and(|h| h.starts_with("TCG")) || ticks_per_iter > Self::EMULATED_ABOVE
+        {
+            Execution::Emulated
+        } else {
+            Execution::Native
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Execution::Native => "native",
+            Execution::Emulated => "emulated",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_per_op_with_nearest_rank_percentiles() {
+        let mut s: [u64; 10] = [100, 10, 90, 20, 80, 30, 70, 40, 60, 50];
+        let sum = summarize(&mut s, 10, 7);
+        assert_eq!(
+            (sum.n, sum.min, sum.max, sum.mean, sum.overhead),
+            (10, 1.0, 10.0, 5.5, Some(7))
+        );
+        assert_eq!(sum.estimate(), sum.p50);
+        assert_eq!((sum.p50, sum.p90, sum.p99), (5.0, 9.0, 10.0));
+        let one = summarize(&mut [42], 1, 0);
+        assert_eq!((one.p50, one.p99, one.min), (42.0, 42.0, 42.0));
+        let none = summarize(&mut [], 1, 0);
+        assert_eq!((none.n, none.mean), (0, 0.0));
+    }
+
+    #[test]
+    fn harness_respects_sample_bounds_and_runs_setup_before_each_sample() {
+        let mut h = Harness::new(
+            false,
+            Budget {
+                ticks: u64::MAX,
+                min_samples: 1,
+                max_samples: 7,
+                warmup: 2,
+            },
+        );
+        let mut count = (0, 0);
+        let mut work = Closures {
+            state: &mut count,
+            setup: |c: &mut (i32, i32)| c.0 += 1,
+            batch: |c: &mut (i32, i32)| c.1 += 1,
+        };
+        let s = h.run(3, &mut work);
+        assert_eq!((s.n, count.0, count.1, s.ops_per_sample), (7, 9, 9, 3));
+        let mut h = Harness::new(
+            false,
+            Budget {
+                ticks: 0,
+                min_samples: 4,
+                max_samples: 100,
+                warmup: 0,
+            },
+        );
+        let mut work = Closures {
+            state: &mut (),
+            setup: |_: &mut ()| {},
+            batch: |_: &mut ()| {},
+        };
+        assert_eq!(
+            h.run(1, &mut work).n,
+            4,
+            "budget spent: stops at the minimum"
+        );
+    }
+
+    #[test]
+    fn classification_uses_the_hypervisor_name_first() {
+        assert_eq!(
+            Execution::classify(Some("TCGTCGTCGTCG"), 1.0),
+            Execution::Emulated
+        );
+        assert_eq!(
+            Execution::classify(Some("KVMKVMKVM"), 2.0),
+            Execution::Native
+        );
+        assert_eq!(Execution::classify(None, 5.5), Execution::Emulated);
+        assert_eq!(Execution::classify(None, 1.5), Execution::Native);
+    }
+}

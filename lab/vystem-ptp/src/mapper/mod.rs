@@ -1,0 +1,308 @@
+//! Mapping over a pool: every page-table page comes from the pool's allocator and is reached
+//! through the pool's window.
+//!
+//! Range mapping is batched: it first walks the range read-only (conflicts, and exactly how many
+//! tables are missing), then fills tables level by level, each leaf table in one tight loop. It
+//! never walks from the root per page, and a table it creates is written once (entries outside
+//! the range are zeroed, inside are filled) instead of being cleared and then filled.
+//! The plan makes a range mapping all-or-nothing: an error leaves the tables as they were.
+
+use crate::allocator::{PageAllocator, ROOT_PAGE};
+use crate::capacity::{table_span_shift, tables_below, TableCount, Usage};
+use crate::fill::Fill;
+use crate::flush::FlushRange;
+use crate::page_size::{PageSize, PageSizes};
+use crate::pool::{Pool, MAX_PHYS, PAGE_BYTES};
+use x86_64::structures::paging::PageTableFlags as F;
+use x86_64::{PhysAddr, VirtAddr};
+
+mod page;
+mod range;
+mod unmap;
+mod walk;
+
+const ENTRIES: usize = 512;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// The pool has fewer free pages than the mapping needs tables (`needed` of them).
+    PoolExhausted { needed: u64, left: u32 },
+    /// `virt` is already mapped, by a page of any size.
+    AlreadyMapped { virt: VirtAddr },
+    /// A huge page is wanted at `virt` but a table exists there (it maps smaller pages, or an
+    /// allocator that cannot free kept it after an unmap).
+    TableInTheWay { virt: VirtAddr },
+    /// `virt` or `phys` is not aligned to the page size.
+    Misaligned {
+        virt: u64,
+        phys: u64,
+        size: PageSize,
+    },
+    /// The range reaches `addr`, outside the canonical half it starts in (or past 2^64).
+    NonCanonical { addr: u64 },
+    /// The physical range reaches `phys`, past the 52-bit physical address space.
+    FrameOutOfRange { phys: u64 },
+    /// A table entry points at `phys`, outside the pool: these tables were not built by it.
+    ForeignTable { phys: u64 },
+    /// The allocator handed out page `index`, past the pool's `pages`: it describes a larger
+    /// pool than the mapper's (a set-up error: the page is given back, never written; a
+    /// range mapping may have been partly done).
+    AllocatorOutsidePool { index: u32, pages: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnmapError {
+    /// Nothing maps `virt`.
+    NotMapped {
+        virt: VirtAddr,
+    },
+    /// The range cuts through the huge page that maps `virt`.
+    PartialHugePage {
+        virt: VirtAddr,
+        size: PageSize,
+    },
+    /// Start or length not a multiple of 4 KiB (or, for a single page, of its page size).
+    Misaligned {
+        virt: u64,
+    },
+    NonCanonical {
+        addr: u64,
+    },
+    ForeignTable {
+        phys: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranslateError {
+    NotMapped { virt: VirtAddr },
+    ForeignTable { phys: u64 },
+}
+
+macro_rules! display_via_debug {
+    ($($t:ty),*) => {$(
+        impl core::fmt::Display for $t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Debug::fmt(self, f)
+            }
+        }
+    )*};
+}
+display_via_debug!(MapError, UnmapError, TranslateError);
+
+/// Where an address leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Translation {
+    pub phys: PhysAddr,
+    pub size: PageSize,
+    pub flags: F,
+}
+
+/// One leaf entry, as the walk reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub virt: VirtAddr,
+    pub phys: PhysAddr,
+    pub size: PageSize,
+    pub flags: F,
+}
+
+/// Pages a region mapping used, per size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegionStats {
+    pub pages_4kib: u64,
+    pub pages_2mib: u64,
+    pub pages_1gib: u64,
+}
+
+/// A mapper over one pool, with the pool's allocator.
+pub struct PoolMapper<A: PageAllocator> {
+    pool: Pool,
+    alloc: A,
+    tables: TableCount,
+    fill: Fill,
+}
+
+/// Bytes one entry of a table at `level` covers.
+const fn entry_span(level: u8) -> u64 {
+    1 << (12 + 9 * (level as u32 - 1))
+}
+
+fn index(va: u64, level: u8) -> usize {
+    ((va >> (12 + 9 * (level as u32 - 1))) & 511) as usize
+}
+
+/// Canonical form: bits 48..64 copy bit 47.
+fn sign_extend(va: u64) -> u64 {
+    ((va << 16) as i64 >> 16) as u64
+}
+
+/// The inclusive last byte of `count` pages from `start`, checked to stay in `start`'s
+/// canonical half.
+fn range_last(start: u64, count: u64, size: PageSize) -> Result<u64, u64> {
+    let len = count.checked_mul(size.bytes()).ok_or(u64::MAX)?;
+    let last = start.checked_add(len - 1).ok_or(u64::MAX)?;
+    if sign_extend(last) != last || (last ^ start) >> 47 != 0 {
+        return Err(last);
+    }
+    Ok(last)
+}
+
+fn is_huge(entry: u64, level: u8) -> bool {
+    level > 1 && entry & F::HUGE_PAGE.bits() != 0
+}
+
+impl<A: PageAllocator> PoolMapper<A> {
+    /// A new, empty address space: the pool's root page is zeroed. `alloc` must describe the same
+    /// pool, with only the root in use.
+    pub fn create(pool: Pool, alloc: A) -> Self {
+        // SAFETY: the pool's window reaches page 0, reserved for the root.
+        unsafe { core::ptr::write_bytes(pool.page_ptr(ROOT_PAGE), 0, 1) };
+        PoolMapper {
+            pool,
+            alloc,
+            tables: TableCount {
+                pml4: 1,
+                ..TableCount::default()
+            },
+            fill: Fill::SSE2,
+        }
+    }
+
+    /// Take over tables that already exist in the pool (e.g. the bootloader's), with the
+    /// allocator that describes them. Counts the tables with one walk.
+    pub fn adopt(pool: Pool, alloc: A) -> Result<Self, TranslateError> {
+        let mut m = PoolMapper {
+            pool,
+            alloc,
+            tables: TableCount {
+                pml4: 1,
+                ..TableCount::default()
+            },
+            fill: Fill::SSE2,
+        };
+        let mut tables = m.tables;
+        m.walk_tables(ROOT_PAGE, 4, &mut |level| *tables.level_mut(level) += 1)?;
+        m.tables = tables;
+        Ok(m)
+    }
+
+    /// Empty the address space again, with a fresh allocator (benchmarks: a fresh pool per run).
+    pub fn reset(&mut self, alloc: A) {
+        // SAFETY: as in `create`.
+        unsafe { core::ptr::write_bytes(self.pool.page_ptr(ROOT_PAGE), 0, 1) };
+        self.alloc = alloc;
+        self.tables = TableCount {
+            pml4: 1,
+            ..TableCount::default()
+        };
+    }
+
+    /// Which vector stores fill leaf tables (SSE2 unless set: see [`Fill::avx2`]).
+    pub fn set_fill(&mut self, fill: Fill) {
+        self.fill = fill;
+    }
+
+    /// Builder form of [`PoolMapper::set_fill`].
+    pub fn with_fill(mut self, fill: Fill) -> Self {
+        self.fill = fill;
+        self
+    }
+
+    pub fn fill(&self) -> Fill {
+        self.fill
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn allocator(&self) -> &A {
+        &self.alloc
+    }
+
+    /// Reach the pool through another window (e.g. its self-map once this space is in CR3).
+    ///
+    /// # Safety
+    /// As for [`Pool::new`].
+    pub unsafe fn rebase(&mut self, window: VirtAddr) -> Result<(), crate::pool::PoolError> {
+        // SAFETY: forwarded to the caller.
+        self.pool = unsafe { self.pool.rebased(window)? };
+        Ok(())
+    }
+
+    pub fn into_parts(self) -> (Pool, A) {
+        (self.pool, self.alloc)
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            tables: self.tables,
+            used: self.alloc.used(),
+            left: self.alloc.left(),
+            capacity: self.alloc.capacity(),
+        }
+    }
+
+    fn entries(&self, table: u32) -> *mut u64 {
+        self.pool.page_ptr(table) as *mut u64
+    }
+
+    fn read(&self, table: u32, i: usize) -> u64 {
+        // SAFETY: `table` is a pool page index handed out by the allocator; i < 512.
+        unsafe { self.entries(table).add(i).read() }
+    }
+
+    fn write(&mut self, table: u32, i: usize, value: u64) {
+        // SAFETY: as in `read`.
+        unsafe { self.entries(table).add(i).write(value) }
+    }
+
+    /// A page for a new table, checked to be inside the pool.
+    fn table_page(&mut self) -> Result<u32, MapError> {
+        let c = self
+            .alloc
+            .allocate()
+            .map_err(|_| MapError::PoolExhausted { needed: 1, left: 0 })?;
+        if c >= self.pool.pages() {
+            let _ = self.alloc.free(c);
+            return Err(MapError::AllocatorOutsidePool {
+                index: c,
+                pages: self.pool.pages(),
+            });
+        }
+        Ok(c)
+    }
+
+    fn child(&self, entry: u64) -> Result<u32, u64> {
+        let phys = entry & ADDR_MASK;
+        self.pool.index_of(PhysAddr::new_truncate(phys)).ok_or(phys)
+    }
+}
+
+/// Entry bits for one mapping call.
+struct Bits {
+    leaf: u8,
+    leaf_bits: u64,
+    table_bits: u64,
+}
+
+impl Bits {
+    fn new(size: PageSize, flags: F) -> Self {
+        let leaf = size.level();
+        let mut leaf_bits = (flags | F::PRESENT).bits() & !F::HUGE_PAGE.bits() & !ADDR_MASK;
+        if leaf > 1 {
+            leaf_bits |= F::HUGE_PAGE.bits();
+        }
+        let mut table_bits = (F::PRESENT | F::WRITABLE).bits();
+        if flags.contains(F::USER_ACCESSIBLE) {
+            table_bits |= F::USER_ACCESSIBLE.bits();
+        }
+        Bits {
+            leaf,
+            leaf_bits,
+            table_bits,
+        }
+    }
+}

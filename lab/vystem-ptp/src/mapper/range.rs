@@ -1,0 +1,245 @@
+//! Batched range mapping: a read-only plan, then a level-by-level fill.
+
+use super::*;
+
+impl<A: PageAllocator> PoolMapper<A> {
+    /// Map `count` pages of `size` from `virt` to `phys` (batched; all or nothing).
+    ///
+    /// `flags` are the leaf flags (PRESENT is implied, HUGE_PAGE is set as `size` needs). Tables
+    /// on the way get PRESENT | WRITABLE, plus USER_ACCESSIBLE when the leaf has it, so the
+    /// leaf alone decides the permissions.
+    pub fn map_range(
+        &mut self,
+        virt: VirtAddr,
+        phys: PhysAddr,
+        count: u64,
+        size: PageSize,
+        flags: F,
+    ) -> Result<FlushRange, MapError> {
+        let (start, p) = (virt.as_u64(), phys.as_u64());
+        if start % size.bytes() != 0 || p % size.bytes() != 0 {
+            return Err(MapError::Misaligned {
+                virt: start,
+                phys: p,
+                size,
+            });
+        }
+        if count == 0 {
+            return Ok(FlushRange::new(start, start, size, 0));
+        }
+        let last =
+            range_last(start, count, size).map_err(|addr| MapError::NonCanonical { addr })?;
+        let phys_end = (count as u128) * size.bytes() as u128 + p as u128;
+        if phys_end > MAX_PHYS as u128 {
+            return Err(MapError::FrameOutOfRange {
+                phys: phys_end.min(u64::MAX as u128) as u64,
+            });
+        }
+        let leaf = size.level();
+        let needed = self.plan(ROOT_PAGE, 4, start, last, leaf)?;
+        if needed > self.alloc.left() as u64 {
+            return Err(MapError::PoolExhausted {
+                needed,
+                left: self.alloc.left(),
+            });
+        }
+        let bits = Bits::new(size, flags);
+        self.fill_tables(ROOT_PAGE, 4, false, start, last, p, &bits)?;
+        Ok(FlushRange::new(start, last, size, count))
+    }
+
+    /// Map `bytes` from `virt` to `phys` with the largest page sizes that alignment and `sizes`
+    /// allow (4 KiB head and tail, 2 MiB / 1 GiB middle). The whole range is checked first
+    /// (canonical, in the physical space); then chunk by chunk, and on an error the chunks
+    /// already mapped are unmapped again. If the tables are live in CR3, flush the range after
+    /// an error: that undo returns no flush promise.
+    pub fn map_region(
+        &mut self,
+        virt: VirtAddr,
+        phys: PhysAddr,
+        bytes: u64,
+        sizes: PageSizes,
+        flags: F,
+    ) -> Result<RegionStats, MapError> {
+        let (v0, p0) = (virt.as_u64(), phys.as_u64());
+        if v0 % PAGE_BYTES != 0 || p0 % PAGE_BYTES != 0 || !bytes.is_multiple_of(PAGE_BYTES) {
+            return Err(MapError::Misaligned {
+                virt: v0,
+                phys: p0,
+                size: PageSize::Size4KiB,
+            });
+        }
+        let mut stats = RegionStats::default();
+        if bytes == 0 {
+            return Ok(stats);
+        }
+        // The whole region, checked up front: no chunk may wrap past 2^64 or reach the hole.
+        range_last(v0, bytes / PAGE_BYTES, PageSize::Size4KiB)
+            .map_err(|addr| MapError::NonCanonical { addr })?;
+        if p0 as u128 + bytes as u128 > MAX_PHYS as u128 {
+            return Err(MapError::FrameOutOfRange {
+                phys: (p0 as u128 + bytes as u128).min(u64::MAX as u128) as u64,
+            });
+        }
+        let (mut v, mut p, mut rem) = (v0, p0, bytes);
+        while rem > 0 {
+            let size = [PageSize::Size1GiB, PageSize::Size2MiB]
+                .into_iter()
+                .find(|s| {
+                    sizes.allows(*s) && v % s.bytes() == 0 && p % s.bytes() == 0 && rem >= s.bytes()
+                })
+                .unwrap_or(PageSize::Size4KiB);
+            // Stop this chunk where a larger page could begin.
+            let mut count = rem / size.bytes();
+            for big in [PageSize::Size2MiB, PageSize::Size1GiB] {
+                if big > size && sizes.allows(big) && (v.wrapping_sub(p)) % big.bytes() == 0 {
+                    let to_boundary = (big.bytes() - v % big.bytes()) % big.bytes() / size.bytes();
+                    let after = rem.checked_sub(to_boundary * size.bytes());
+                    if to_boundary > 0 && after.is_some_and(|a| a >= big.bytes()) {
+                        count = count.min(to_boundary);
+                    }
+                }
+            }
+            let virt_now = VirtAddr::try_new(v).map_err(|_| MapError::NonCanonical { addr: v })?;
+            if let Err(e) = self.map_range(virt_now, PhysAddr::new_truncate(p), count, size, flags)
+            {
+                if v > v0 {
+                    // Only chunks this call mapped: the range was verified free before each.
+                    let _ = self.unmap_range(virt, v - v0).map(FlushRange::ignore);
+                }
+                return Err(e);
+            }
+            match size {
+                PageSize::Size4KiB => stats.pages_4kib += count,
+                PageSize::Size2MiB => stats.pages_2mib += count,
+                PageSize::Size1GiB => stats.pages_1gib += count,
+            }
+            let len = count * size.bytes();
+            v = v.wrapping_add(len);
+            p += len;
+            rem -= len;
+        }
+        Ok(stats)
+    }
+
+    /// Read-only pass: conflicts, and how many tables the range is missing.
+    fn plan(
+        &self,
+        table: u32,
+        level: u8,
+        start: u64,
+        last: u64,
+        leaf: u8,
+    ) -> Result<u64, MapError> {
+        let (fi, li) = (index(start, level), index(last, level));
+        let base = start & !((1u64 << table_span_shift(level)) - 1);
+        if level == leaf {
+            // SAFETY: entries fi..=li of a pool table. OR-ing them all first is one vectorised
+            // pass; only a conflict pays for finding the first used entry.
+            let run =
+                unsafe { core::slice::from_raw_parts(self.entries(table).add(fi), li - fi + 1) };
+            if run.iter().fold(0, |acc, &e| acc | e) == 0 {
+                return Ok(0);
+            }
+            for i in fi..=li {
+                let e = self.read(table, i);
+                if e != 0 {
+                    let virt = VirtAddr::new_truncate(base + i as u64 * entry_span(level));
+                    return Err(if level > 1 && !is_huge(e, level) {
+                        MapError::TableInTheWay { virt }
+                    } else {
+                        MapError::AlreadyMapped { virt }
+                    });
+                }
+            }
+            return Ok(0);
+        }
+        let mut needed = 0;
+        for i in fi..=li {
+            let lo = base + i as u64 * entry_span(level);
+            let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
+            let e = self.read(table, i);
+            if e == 0 {
+                needed += tables_below(level - 1, leaf, s, l);
+            } else if is_huge(e, level) {
+                return Err(MapError::AlreadyMapped {
+                    virt: VirtAddr::new_truncate(s),
+                });
+            } else {
+                let child = self
+                    .child(e)
+                    .map_err(|phys| MapError::ForeignTable { phys })?;
+                needed += self.plan(child, level - 1, s, l, leaf)?;
+            }
+        }
+        Ok(needed)
+    }
+
+    #[allow(clippy::too_many_arguments)] // the recursion's state, kept in registers
+    fn fill_tables(
+        &mut self,
+        table: u32,
+        level: u8,
+        fresh: bool,
+        start: u64,
+        last: u64,
+        phys: u64,
+        bits: &Bits,
+    ) -> Result<(), MapError> {
+        let (fi, li) = (index(start, level), index(last, level));
+        let t = self.entries(table);
+        if fresh {
+            // SAFETY: `t` is a pool page of 512 entries; the ranges are within it.
+            unsafe {
+                core::ptr::write_bytes(t, 0, fi);
+                core::ptr::write_bytes(t.add(li + 1), 0, ENTRIES - li - 1);
+            }
+        }
+        if level == bits.leaf {
+            let step = entry_span(level);
+            // SAFETY: entries fi..=li of this table.
+            unsafe {
+                crate::fill::fill_entries(
+                    self.fill,
+                    t.add(fi),
+                    li - fi + 1,
+                    phys | bits.leaf_bits,
+                    step,
+                )
+            };
+            return Ok(());
+        }
+        let base = start & !((1u64 << table_span_shift(level)) - 1);
+        for i in fi..=li {
+            let lo = base + i as u64 * entry_span(level);
+            let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
+            // A fresh table's entries are garbage until written: never read them.
+            let e = if fresh { 0 } else { self.read(table, i) };
+            let (child, child_fresh) = if e == 0 {
+                let c = self.table_page()?;
+                self.write(table, i, self.pool.page_phys(c).as_u64() | bits.table_bits);
+                *self.tables.level_mut(level - 1) += 1;
+                (c, true)
+            } else {
+                if e & bits.table_bits != bits.table_bits {
+                    self.write(table, i, e | bits.table_bits);
+                }
+                (
+                    self.child(e)
+                        .map_err(|phys| MapError::ForeignTable { phys })?,
+                    false,
+                )
+            };
+            self.fill_tables(
+                child,
+                level - 1,
+                child_fresh,
+                s,
+                l,
+                phys + (s - start),
+                bits,
+            )?;
+        }
+        Ok(())
+    }
+}

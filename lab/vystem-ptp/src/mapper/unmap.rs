@@ -1,0 +1,156 @@
+//! Unmapping: leaves cleared, empty tables returned to the pool, one flush range.
+
+use super::*;
+
+impl<A: PageAllocator> PoolMapper<A> {
+    // ---- unmapping -------------------------------------------------------------------------
+
+    /// Unmap the page that starts at `virt`, whatever its size.
+    pub fn unmap_page(&mut self, virt: VirtAddr) -> Result<(Translation, FlushRange), UnmapError> {
+        let t = self.translate(virt).map_err(|e| match e {
+            TranslateError::NotMapped { virt } => UnmapError::NotMapped { virt },
+            TranslateError::ForeignTable { phys } => UnmapError::ForeignTable { phys },
+        })?;
+        if !virt.is_aligned(t.size.bytes()) {
+            return Err(UnmapError::Misaligned {
+                virt: virt.as_u64(),
+            });
+        }
+        let flush = self.unmap_range(virt, t.size.bytes())?;
+        Ok((t, flush))
+    }
+
+    /// Unmap every mapping inside `[virt, virt + bytes)`; unmapped holes are skipped. Tables
+    /// that become empty go back to the pool when the allocator can free (the bitmap); with the
+    /// bump allocator they stay, empty. Cutting through a huge page is an error, checked before
+    /// anything changes.
+    pub fn unmap_range(&mut self, virt: VirtAddr, bytes: u64) -> Result<FlushRange, UnmapError> {
+        let start = virt.as_u64();
+        if !start.is_multiple_of(PAGE_BYTES) || !bytes.is_multiple_of(PAGE_BYTES) {
+            return Err(UnmapError::Misaligned { virt: start });
+        }
+        if bytes == 0 {
+            return Ok(FlushRange::new(start, start, PageSize::Size4KiB, 0));
+        }
+        let last = range_last(start, bytes / PAGE_BYTES, PageSize::Size4KiB)
+            .map_err(|addr| UnmapError::NonCanonical { addr })?;
+        self.check_unmap(ROOT_PAGE, 4, start, last)?;
+        let mut acc = Unmapped {
+            pages: 0,
+            tables: 0,
+            step: PageSize::Size1GiB,
+            first: u64::MAX,
+            last: 0,
+        };
+        self.clear(ROOT_PAGE, 4, start, last, &mut acc);
+        if acc.pages == 0 && acc.tables == 0 {
+            return Ok(FlushRange::new(start, start, PageSize::Size4KiB, 0));
+        }
+        // Step-aligned, so every `step` page between first and last gets its `invlpg`.
+        let first = acc.first & !(acc.step.bytes() - 1);
+        Ok(FlushRange::new(first, acc.last, acc.step, acc.pages).with_tables(acc.tables))
+    }
+
+    fn check_unmap(&self, table: u32, level: u8, start: u64, last: u64) -> Result<(), UnmapError> {
+        let (fi, li) = (index(start, level), index(last, level));
+        let base = start & !((1u64 << table_span_shift(level)) - 1);
+        for i in fi..=li {
+            let e = self.read(table, i);
+            if e == 0 || level == 1 {
+                continue;
+            }
+            let lo = base + i as u64 * entry_span(level);
+            let hi = lo + (entry_span(level) - 1);
+            if is_huge(e, level) {
+                if start > lo || last < hi {
+                    let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
+                    return Err(UnmapError::PartialHugePage {
+                        virt: VirtAddr::new_truncate(lo),
+                        size,
+                    });
+                }
+            } else {
+                let child = self
+                    .child(e)
+                    .map_err(|phys| UnmapError::ForeignTable { phys })?;
+                self.check_unmap(child, level - 1, start.max(lo), last.min(hi))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears leaves in the range; returns whether the table is now empty.
+    fn clear(&mut self, table: u32, level: u8, start: u64, last: u64, acc: &mut Unmapped) -> bool {
+        let (fi, li) = (index(start, level), index(last, level));
+        let base = start & !((1u64 << table_span_shift(level)) - 1);
+        let mut kept_any = false;
+        for i in fi..=li {
+            let e = self.read(table, i);
+            if e == 0 {
+                continue;
+            }
+            let lo = base + i as u64 * entry_span(level);
+            let hi = lo + (entry_span(level) - 1);
+            if level == 1 || is_huge(e, level) {
+                self.write(table, i, 0);
+                acc.add(
+                    lo,
+                    hi,
+                    PageSize::from_level(level).unwrap_or(PageSize::Size4KiB),
+                );
+                continue;
+            }
+            let Ok(child) = self.child(e) else {
+                kept_any = true; // checked before; never reached
+                continue;
+            };
+            let empty = self.clear(child, level - 1, start.max(lo), last.min(hi), acc);
+            if empty && self.alloc.can_free() && self.alloc.free(child).is_ok() {
+                self.write(table, i, 0);
+                *self.tables.level_mut(level - 1) -= 1;
+                acc.add_table(
+                    start.max(lo),
+                    PageSize::from_level(level).unwrap_or(PageSize::Size1GiB),
+                );
+            } else {
+                kept_any = true;
+            }
+        }
+        if kept_any {
+            return false;
+        }
+        if fi == 0 && li == ENTRIES - 1 {
+            return true;
+        }
+        (0..ENTRIES).all(|i| self.read(table, i) == 0)
+    }
+}
+
+struct Unmapped {
+    pages: u64,
+    tables: u64,
+    step: PageSize,
+    first: u64,
+    last: u64,
+}
+
+impl Unmapped {
+    fn add(&mut self, lo: u64, hi: u64, size: PageSize) {
+        self.pages += 1;
+        self.cover(lo, hi, size);
+    }
+
+    /// A table was unlinked; `at` is an address of its span inside the range and `size` the
+    /// largest page size not above its span. Flushing the `size` page around `at` reaches the
+    /// paging-structure cache entries that pointed at it, so the step never grows past `size`.
+    fn add_table(&mut self, at: u64, size: PageSize) {
+        self.tables += 1;
+        self.cover(at, at, size);
+    }
+
+    fn cover(&mut self, lo: u64, hi: u64, size: PageSize) {
+        self.step = self.step.min(size);
+        self.first = self.first.min(lo);
+        self.last = self.last.max(hi);
+    }
+}

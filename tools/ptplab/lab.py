@@ -1,0 +1,51 @@
+"""What the Python tools learn from the Rust side, instead of restating it: record shapes, names,
+pool limits, exit codes and speed targets (`ptp-host facts`), and the capacity model
+(`ptp-host capacity`). The host runner is built on first use if it is missing."""
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HOST_BIN = REPO / "target/release/ptp-host"
+BUILD = ["cargo", "build", "--release", "--quiet", "-p", "ptp-lab", "--features", "std", "--bin", "ptp-host"]
+
+
+class LabError(Exception):
+    pass
+
+
+def host_bin() -> Path:
+    if not HOST_BIN.exists():
+        print(f"ptplab: building the host runner ({' '.join(BUILD)})", file=sys.stderr)
+        p = subprocess.run(BUILD, cwd=REPO, stdin=subprocess.DEVNULL)
+        if p.returncode != 0 or not HOST_BIN.exists():
+            raise LabError(f"could not build {HOST_BIN} (cargo exit {p.returncode})")
+    return HOST_BIN
+
+
+def ask(*args: str) -> dict:
+    p = subprocess.run([str(host_bin()), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise LabError(f"ptp-host {' '.join(args)}: {p.stderr.strip() or f'exit {p.returncode}'}")
+    return json.loads(p.stdout)
+
+
+@functools.lru_cache(maxsize=None)
+def facts() -> dict:
+    """Everything `ptp-host facts` says (lab/ptp-lab/src/facts.rs)."""
+    return ask("facts")
+
+
+@functools.lru_cache(maxsize=None)
+def capacity(pools: tuple[int, ...]) -> dict:
+    """Pool pages each benchmark mapping takes, and the self-map of a modifiable PTP per pool size."""
+    return ask("capacity", "pools=" + ",".join(map(str, pools)))
+
+
+def kernel_status(name: str) -> int:
+    """QEMU's exit status when the kernel ends with `name` (success, failure, usage)."""
+    return facts()["exit"]["kernel"][name]["qemu_status"]

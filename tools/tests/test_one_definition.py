@@ -1,0 +1,119 @@
+"""One definition of every benchmark, record and limit: the three ways of measuring run the same
+table under the same names, and the Python tools use what the Rust side declares."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ptplab import bench, lab, schema
+from ptplab.bench import BenchError
+
+REPO = bench.REPO
+
+
+def measured(records):
+    return {(r["suite"], r["bench"], r["impl"]) for r in records if r["type"] == "measurement"}
+
+
+def benches(records):
+    return {(r["suite"], r["bench"]) for r in records if r["type"] in ("measurement", "check", "skip")
+            and r.get("suite") != lab.facts()["boot_suite"]}
+
+
+def test_kernel_host_and_criterion_run_the_same_benchmarks_under_the_same_names(
+        kernel_selftest, host_selftest, criterion_selftest):
+    runs = {"kernel": kernel_selftest, "host": host_selftest, "criterion": criterion_selftest}
+    for name, (rc, files, records) in runs.items():
+        assert rc == 0 and len(files) == 1, name
+        assert schema.validate(records) == [], name
+    kernel, host, crit = (runs[k][2] for k in ("kernel", "host", "criterion"))
+    table = {(b["suite"], b["name"]) for b in lab.facts()["benches"]}
+    assert benches(kernel) == benches(host) == benches(crit) == table
+    assert measured(host) == measured(crit)
+    host_only = set(lab.facts()["host_only"]["contenders"])
+    assert {m for m in measured(host) if m[2] not in host_only} == measured(kernel)
+    assert {m[2] for m in measured(host) - measured(kernel)} == host_only
+    # Each file says which timer measured it, and in what unit.
+    assert {r["unit"] for r in crit if r["type"] == "measurement"} == {"ns"}
+    assert {r["unit"] for r in kernel + host if r["type"] == "measurement"} == {"ticks"}
+    assert (crit[0]["timer"]["kind"], host[0]["timer"]["kind"]) == ("criterion", "rdtsc")
+
+
+def test_criterion_records_carry_samples_estimate_and_interval(criterion_selftest):
+    _, _, records = criterion_selftest
+    ms = [r for r in records if r["type"] == "measurement"]
+    assert ms
+    for m in ms:
+        assert m["n"] >= 10 and m["ci_low"] <= m["mean"] <= m["ci_high"], m
+        assert m["min"] <= m["p50"] <= m["max"] and m["overhead"] is None
+
+
+def test_every_record_has_exactly_the_fields_rust_declares(kernel_selftest, host_selftest):
+    declared = lab.facts()["records"]
+    for _, _, records in (kernel_selftest, host_selftest):
+        for r in records:
+            fields = [k for k in r if k != "type"]
+            if r["type"] == "run":
+                fields = fields[:len(declared["run"])]  # then what the bench job adds
+            assert fields == declared[r["type"]], r
+
+
+def test_targets_name_benchmarks_and_contenders_that_exist(host_selftest):
+    _, _, records = host_selftest
+    names = measured(records)
+    for t in lab.facts()["targets"]:
+        for contender in (t["ours"], t["other"]):
+            assert any(m[1] == t["bench"] and m[2] == contender for m in names), t
+    judged = {r["name"] for r in records if r["type"] == "target"}
+    host_targets = {t["name"] for t in lab.facts()["targets"] if t["on"] == "host"}
+    assert judged == host_targets
+
+
+@pytest.mark.parametrize("words, rust_says", [
+    ("pools=0", "pool size 0 pages is outside {min}..={max}"),
+    ("suites=alloc,tlb", "unknown suite 'tlb' (known: {suites})"),
+])
+def test_python_checks_the_limits_and_names_rust_declares(words, rust_says):
+    f = lab.facts()
+    p = subprocess.run([str(lab.host_bin()), words], capture_output=True, text=True)
+    expected = rust_says.format(min=f["pool_pages"]["min"], max=f["pool_pages"]["max"],
+                                suites=", ".join(f["suites"]))
+    assert p.returncode == f["exit"]["host"]["usage"] and p.stderr.strip() == f"ptp-host: {expected}"
+    # The bench job refuses the same values, with the same bounds and names, before running anything.
+    limits = f["pool_pages"]
+    with pytest.raises(BenchError, match=f"outside {limits['min']}..{limits['max']}"):
+        bench.parse_pools(str(limits["min"] - 1), None)
+    assert bench.parse_pools(f"{limits['min']},{limits['max']}", None) == [limits["min"], limits["max"]]
+    with pytest.raises(BenchError, match=f"at most {limits['max_pools']}"):
+        bench.parse_pools(",".join([str(limits["min"])] * (limits["max_pools"] + 1)), None)
+    with pytest.raises(BenchError, match="known: " + ", ".join(f["suites"])):
+        bench.parse_suites("tlb")
+    assert bench.plan_from_args([]).suites == f["suites"]
+    assert bench.plan_from_args([]).pools == [limits["standard"]]
+    assert bench.plan_from_args([]).seed == f["default_seed"]
+
+
+def test_qemu_command_line_uses_the_kernels_exit_port():
+    f = lab.facts()
+    cmd = bench.qemu_args("qemu", "tcg", 256, ["-cdrom", "x.iso"])
+    assert f"isa-debug-exit,iobase={f['exit']['debug_exit_port']:#x},iosize=0x04" in cmd
+    statuses = [f["exit"]["kernel"][k]["qemu_status"] for k in ("success", "failure", "usage")]
+    assert statuses == [(f["exit"]["kernel"][k]["port_value"] << 1) | 1 for k in ("success", "failure", "usage")]
+
+
+def test_the_algorithms_crate_depends_on_x86_64_alone():
+    def deps(pkg):
+        out = subprocess.run(["cargo", "tree", "-p", pkg, "-e", "normal", "--prefix", "none"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+    assert deps("vystem-ptp") - {"vystem-ptp"} == deps("x86_64")
+
+
+def test_show_reads_every_recorded_file():
+    files = sorted(str(p) for p in (REPO / "results").glob("*.jsonl"))
+    p = subprocess.run([sys.executable, "-m", "ptplab", "show", *files], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO / "tools")})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "not a complete run" not in p.stderr
+    assert "timer=criterion" in p.stdout
