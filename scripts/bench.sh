@@ -4,7 +4,8 @@
 #                    [--quick] [--selftest] [--out DIR] [--timeout S] [--memory MiB] [--seed N]
 #   scripts/bench.sh --host ...          the same table in a host process (simulated memory)
 #   scripts/bench.sh --criterion ... [-- CRITERION ARGS]   the same table under criterion
-# The logic lives in tools/ptplab (tested); this only prepares and hands over.
+#   scripts/bench.sh --help              every option
+# The logic lives in tools/ptplab (tested); this only checks, prepares and hands over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -19,8 +20,11 @@ for a in "$@"; do
     esac
 done
 
-# The host runner also tells the Python tools what the Rust side declares (ptp-host facts).
+# Every option is checked before anything is installed or built: first what needs nothing,
+# then, with the host runner (which also tells the tools the lab's limits and names), the rest.
+python3 -m ptplab bench --validate "$@"
 build_host_runner
+python3 -m ptplab bench --validate "$@"
 if [ "$kernel" = 1 ]; then
     ensure_qemu
     build_kernel

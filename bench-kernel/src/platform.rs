@@ -109,17 +109,24 @@ impl Platform for Kernel {
 
 impl Mmu for Kernel {
     /// The kernel runs identity-mapped: code, stacks, IDT/GDT/TSS, boot info and the pools all
-    /// live below 4 GiB. Map that range the same way (2 MiB pages, executable, as boot did).
+    /// live below 4 GiB. Map that range the same way (2 MiB pages where they fit, executable,
+    /// as boot did), all but the mapper's own pool.
     fn map_kernel(&self, mapper: &mut PoolMapper<BitmapAllocator>) -> Result<(), MapError> {
-        mapper
-            .map_region(
-                VirtAddr::new(0),
-                PhysAddr::new(0),
-                IDENTITY_MAP_END,
+        let pool = *mapper.pool();
+        let (lo, hi) = (
+            pool.phys_base().as_u64(),
+            pool.phys_base().as_u64() + pool.bytes(),
+        );
+        for (start, end) in [(0, lo), (hi, IDENTITY_MAP_END)] {
+            mapper.map_region(
+                VirtAddr::new(start),
+                PhysAddr::new(start),
+                end - start,
                 PageSizes::UP_TO_2MIB,
                 F::PRESENT | F::WRITABLE,
-            )
-            .map(|_| ())
+            )?;
+        }
+        Ok(())
     }
 
     fn cr3(&self) -> PhysFrame {

@@ -1,54 +1,103 @@
-"""python3 -m ptplab bench|show|iso|collect|facts ..."""
+"""python3 -m ptplab COMMAND ...: the PTP lab's tools (each command has --help)."""
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 from . import bench
 
+COMMANDS = {
+    "bench": "run the suites (what scripts/bench.sh calls after setting up)",
+    "show": "show recorded runs: a list, one run's table, or runs side by side",
+    "collect": "turn a captured serial log (bare metal) into a results file",
+    "iso": "write a BIOS GRUB ISO that boots the bench kernel (multiboot2)",
+    "boot": "boot the bench kernel under QEMU/TCG, serial output on stdout",
+    "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
+}
 
-def usage() -> int:
-    print("usage: python3 -m ptplab bench [options] | show FILE...\n"
-          "       python3 -m ptplab iso OUT.iso [KERNEL COMMAND LINE...]\n"
-          "       python3 -m ptplab collect SERIAL_LOG --accel bare-metal|kvm|tcg [--out DIR]\n"
-          "       python3 -m ptplab facts   (what the Rust side declares: records, names, limits, targets)",
-          file=sys.stderr)
-    return 2
+
+def usage(file=sys.stdout) -> None:
+    print("usage: python3 -m ptplab COMMAND [--help] ...\n\ncommands:", file=file)
+    for name, what in COMMANDS.items():
+        print(f"  {name:<8} {what}", file=file)
+
+
+def iso(argv: list[str]) -> int:
+    from .iso import IsoError, make_iso
+    ap = bench.Parser(prog="python3 -m ptplab iso", description=COMMANDS["iso"])
+    ap.add_argument("out", help="the ISO file to write")
+    ap.add_argument("cmdline", nargs="*", help="the kernel command line (default: mode=bench)")
+    try:
+        a = ap.parse_args(argv)
+    except bench.BenchError as e:
+        print(f"iso: error: {e}", file=sys.stderr)
+        return 2
+    if not bench.KERNEL.exists():
+        print(f"iso: {bench.KERNEL} not built (cd bench-kernel && cargo build --release)", file=sys.stderr)
+        return 2
+    try:
+        out = make_iso(bench.KERNEL, " ".join(a.cmdline) or "mode=bench", Path(a.out))
+    except IsoError as e:
+        print(f"iso: {e}", file=sys.stderr)
+        return 2
+    print(f"iso: wrote {out}: boot it (BIOS) and read the results on COM1 at 115200 baud", file=sys.stderr)
+    return 0
+
+
+def boot(argv: list[str]) -> int:
+    ap = bench.Parser(prog="python3 -m ptplab boot", description=COMMANDS["boot"],
+                      epilog="Environment: TIMEOUT (seconds, default 30), MEM_MIB (default 1024).")
+    ap.add_argument("cmdline", nargs=argparse.REMAINDER, help="the kernel command line")
+    a = ap.parse_args(argv)
+    if not bench.KERNEL.exists():
+        print(f"boot: {bench.KERNEL} not built (cd bench-kernel && cargo build --release)", file=sys.stderr)
+        return 2
+    cmd = bench.qemu_args(bench.QEMU, "tcg", int(os.environ.get("MEM_MIB", "1024")),
+                          ["-kernel", str(bench.KERNEL), "-append", " ".join(a.cmdline)])
+    try:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=float(os.environ.get("TIMEOUT", "30"))).returncode
+    except subprocess.TimeoutExpired:
+        print("boot: timed out (TIMEOUT seconds)", file=sys.stderr)
+        return 124
+
+
+def facts(argv: list[str]) -> int:
+    import json
+
+    from . import lab
+    bench.Parser(prog="python3 -m ptplab facts", description=COMMANDS["facts"]).parse_args(argv)
+    print(json.dumps(lab.facts(), indent=1))
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        return usage()
+    if not argv or argv[0] in ("-h", "--help"):
+        usage(sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd == "bench":
-        return bench.main(rest)
-    if cmd == "collect":
-        return bench.collect(rest)
-    if cmd == "show":
-        from .show import main as show
-        return show(rest)
-    if cmd == "iso":
-        from .iso import IsoError, make_iso
-        if not rest:
-            return usage()
-        if not bench.KERNEL.exists():
-            print(f"iso: {bench.KERNEL} not built (cd bench-kernel && cargo build --release)", file=sys.stderr)
-            return 2
-        try:
-            out = make_iso(bench.KERNEL, " ".join(rest[1:]) or "mode=bench", Path(rest[0]))
-        except IsoError as e:
-            print(f"iso: {e}", file=sys.stderr)
-            return 2
-        print(f"iso: wrote {out}: boot it (BIOS) and read the results on COM1 at 115200 baud", file=sys.stderr)
-        return 0
-    if cmd == "facts":
-        import json
-
-        from . import lab
-        print(json.dumps(lab.facts(), indent=1))
-        return 0
+    try:
+        if cmd == "bench":
+            return bench.main(rest)
+        if cmd == "collect":
+            return bench.collect(rest)
+        if cmd == "show":
+            from .show import main as show
+            return show(rest)
+        if cmd == "iso":
+            return iso(rest)
+        if cmd == "boot":
+            return boot(rest)
+        if cmd == "facts":
+            return facts(rest)
+    except bench.BenchError as e:
+        print(f"{cmd}: error: {e}", file=sys.stderr)
+        return e.code
     print(f"ptplab: unknown command {cmd!r}", file=sys.stderr)
-    return usage()
+    usage(sys.stderr)
+    return 2
 
 
 sys.exit(main(sys.argv[1:]))

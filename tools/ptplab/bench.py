@@ -12,9 +12,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,8 +47,10 @@ class BenchError(Exception):
 # ---- arguments ---------------------------------------------------------------------------
 
 
-def parse_pools(text: str, guest_mib: int | None) -> list[int]:
-    limits = lab.facts()["pool_pages"]
+def parse_pools(text: str, guest_mib: int | None, limits: dict | None = None) -> list[int]:
+    """The pool sizes, checked against the limits the lab declares (syntax only without them)."""
+    if limits is None:
+        limits = lab.facts()["pool_pages"]
     pools = []
     for word in text.split(","):
         word = word.strip()
@@ -55,6 +59,8 @@ def parse_pools(text: str, guest_mib: int | None) -> list[int]:
         n = int(word)
         if not limits["min"] <= n <= limits["max"]:
             raise BenchError(f"--pool-pages: {n} is outside {limits['min']}..{limits['max']} pages")
+        if n in pools:
+            raise BenchError(f"--pool-pages: {n} is given twice")
         pools.append(n)
     if len(pools) > limits["max_pools"]:
         raise BenchError(f"--pool-pages: {len(pools)} sizes given, at most {limits['max_pools']}")
@@ -69,8 +75,8 @@ def parse_pools(text: str, guest_mib: int | None) -> list[int]:
     return pools
 
 
-def parse_suites(text: str) -> list[str]:
-    known = lab.facts()["suites"]
+def parse_suites(text: str, known: list[str] | None = None) -> list[str]:
+    known = known or lab.facts()["suites"]
     suites = [s.strip() for s in text.split(",") if s.strip()]
     for s in suites:
         if s not in known:
@@ -80,23 +86,30 @@ def parse_suites(text: str) -> list[str]:
     return suites
 
 
-def positive(name: str):
-    def conv(text: str) -> int:
-        if not text.isdigit() or int(text) <= 0:
-            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a positive whole number")
-        return int(text)
-    return conv
+def positive(text: str) -> int:
+    """A positive whole number (argparse names the option in its message)."""
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, **kw):
+        super().__init__(allow_abbrev=False, **kw)  # --pool-page is a typo, not --pool-pages
+
     def error(self, message):  # one line, exit 2, like every other bad input
         raise BenchError(message)
 
 
 def arg_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="scripts/bench.sh", description="Run the PTP lab's benchmark suites.")
-    p.add_argument("--accel", default="auto", choices=["auto", "kvm", "tcg"],
-                   help="auto: probe KVM with a short boot, fall back to TCG loudly if it cannot run the kernel")
+    p = Parser(prog="scripts/bench.sh", description="Run the PTP lab's benchmark suites: boot the bench kernel "
+               "(or run the host runner, or criterion), write one new results file, print a table.",
+               epilog="Every option is checked before anything is set up or run. Arguments after -- go to "
+                      "criterion (with --criterion). Ctrl-C or SIGTERM stops the run and keeps what was measured "
+                      "as a partial file (exit 130 or 143).")
+    p.add_argument("--accel", default=None, choices=["auto", "kvm", "tcg"],
+                   help="auto (default): probe KVM with a short boot, fall back to TCG loudly if it cannot run "
+                        "the kernel; kvm: fail instead of falling back")
     p.add_argument("--pool-pages", default=None, help="pool sizes to sweep, e.g. 1024,4096,16384 "
                    "(default: the standard size)")
     p.add_argument("--suite", default=None, help="suites, e.g. alloc,map (default: all)")
@@ -106,9 +119,11 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", action="store_true", help="run the suites in a host process on simulated memory")
     p.add_argument("--criterion", action="store_true",
                    help="run the suites under criterion on the host (arguments after -- go to criterion)")
-    p.add_argument("--timeout", type=positive("--timeout"), default=None, help="seconds before a run counts as hung")
-    p.add_argument("--memory", type=positive("--memory"), default=None, help="guest RAM in MiB (default: fits the pools)")
-    p.add_argument("--seed", type=positive("--seed"), default=None)
+    p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung")
+    p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
+    p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
+    p.add_argument("--validate", action="store_true",
+                   help="only check the options (what scripts/bench.sh does before it sets anything up)")
     p.add_argument("--kernel", default=str(KERNEL), help=argparse.SUPPRESS)
     p.add_argument("--host-bin", default=str(HOST_BIN), help=argparse.SUPPRESS)
     p.add_argument("--qemu", default=QEMU, help=argparse.SUPPRESS)
@@ -141,24 +156,67 @@ class Plan:
         return " ".join(words + ([self.extra] if self.extra else []))
 
 
-def plan_from_args(argv: list[str]) -> Plan:
-    rest: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, rest = argv[:i], argv[i + 1:]
+def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
+    """Every option checked, before anything is set up. `facts` (what the lab declares) default to
+    asking the host runner; `check_syntax` runs the checks that need nothing."""
+    argv, rest = split_criterion_args(argv)
     a = arg_parser().parse_args(argv)
-    facts = lab.facts()
-    suites = parse_suites(a.suite or ",".join(facts["suites"]))
+    check_combination(a, rest)
+    facts = facts or lab.facts()
+    suites = parse_suites(a.suite or ",".join(facts["suites"]), facts["suites"])
     pool_text = a.pool_pages or str(facts["pool_pages"]["standard"])
-    pools = parse_pools(pool_text, None)
+    pools = parse_pools(pool_text, None, facts["pool_pages"])
     on_host = a.host or a.criterion
     memory = a.memory or max(512, ((max(pools) + 1) * PAGE >> 20) + 256)
-    parse_pools(pool_text, None if on_host else memory)
+    parse_pools(pool_text, None if on_host else memory, facts["pool_pages"])
     timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800)
-    return Plan(pools=pools, suites=suites, quick=a.quick, selftest=a.selftest, out=Path(a.out), host=a.host,
-                criterion=a.criterion, accel=a.accel, timeout=timeout, memory=memory,
+    out = Path(a.out)
+    check_writable(out)
+    return Plan(pools=pools, suites=suites, quick=a.quick, selftest=a.selftest, out=out, host=a.host,
+                criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory,
                 seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
                 host_bin=Path(a.host_bin), qemu=a.qemu, extra=a.append_extra, criterion_args=rest)
+
+
+def split_criterion_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def check_combination(a: argparse.Namespace, rest: list[str]) -> None:
+    """Options that contradict each other are errors, not silently ignored."""
+    if a.host and a.criterion:
+        raise BenchError("--host and --criterion: choose one (both run on the host)")
+    if (a.host or a.criterion) and a.accel is not None:
+        raise BenchError(f"--accel {a.accel}: applies to the bench kernel, not to --{'host' if a.host else 'criterion'}")
+    if (a.host or a.criterion) and a.memory is not None:
+        raise BenchError("--memory: guest RAM applies to the bench kernel only")
+    if rest and not a.criterion:
+        raise BenchError(f"arguments after --, {' '.join(rest)!r}, go to criterion: they need --criterion")
+
+
+def check_syntax(argv: list[str]) -> None:
+    """What can be checked with nothing built: the options, numbers, combinations, --out; and the
+    pool sizes' syntax. Limits and suite names are checked once the lab can be asked."""
+    argv, rest = split_criterion_args(argv)
+    a = arg_parser().parse_args(argv)
+    check_combination(a, rest)
+    if a.pool_pages:
+        parse_pools(a.pool_pages, None, {"min": 1, "max": 2**32, "max_pools": 2**32})
+    check_writable(Path(a.out))
+
+
+def check_writable(out: Path) -> None:
+    """--out must take a file: created if missing, a probe written and removed."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".ptplab-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise BenchError(f"--out: {out} cannot take a results file: {e.strerror or e}")
 
 
 # ---- running -----------------------------------------------------------------------------
@@ -173,6 +231,8 @@ class Outcome:
     first_result_s: float | None = None
     wall_s: float = 0.0
     boot: dict = field(default_factory=dict)
+    # The signal that stopped the run (SIGINT, SIGTERM), if one did.
+    interrupted: int | None = None
 
     def end(self) -> dict | None:
         return next((r for r in reversed(self.records) if r.get("type") == "end"), None)
@@ -182,13 +242,28 @@ KERNEL_LOG_TYPES = {"boot", "memmap", "selftest", "exit"}
 
 
 def run_process(cmd: list[str], timeout: float, progress=None, env: dict | None = None) -> Outcome:
-    """Run `cmd`, splitting its output into records and log lines as they arrive."""
+    """Run `cmd`, splitting its output into records and log lines as they arrive.
+
+    The child runs in its own session, so a Ctrl-C in the terminal reaches this job only: on
+    SIGINT or SIGTERM (whoever sent it) the job stops the child and keeps what it printed."""
     out = Outcome()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, errors="replace", bufsize=1, cwd=REPO,
+                            text=True, errors="replace", bufsize=1, cwd=REPO, start_new_session=True,
                             env=None if env is None else {**os.environ, **env})
-    timer = threading.Timer(timeout, lambda: (setattr(out, "timed_out", True), proc.kill()))
+
+    def stop_child():
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole session: cargo and its bench binary too
+        except ProcessLookupError:
+            pass
+
+    def on_signal(signum, _frame):
+        out.interrupted = out.interrupted or signum
+        stop_child()
+
+    timer = threading.Timer(timeout, lambda: (setattr(out, "timed_out", True), stop_child()))
+    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     timer.start()
     try:
         for raw in proc.stdout:
@@ -196,6 +271,8 @@ def run_process(cmd: list[str], timeout: float, progress=None, env: dict | None 
         out.status = proc.wait()
     finally:
         timer.cancel()
+        for s, h in handlers.items():
+            signal.signal(s, h)
     out.wall_s = time.monotonic() - t0
     return out
 
@@ -255,9 +332,9 @@ def parse_line(line: str) -> dict | None:
     return rec if isinstance(rec, dict) else None
 
 
-def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str]) -> list[str]:
+def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str], cpu: str | None = None) -> list[str]:
     """The one QEMU command line: `boot` is `-kernel K -append LINE` (PVH) or `-cdrom ISO` (GRUB)."""
-    cpu = "host" if accel == "kvm" else "max"
+    cpu = cpu or ("host" if accel == "kvm" else "max")
     port = lab.facts()["exit"]["debug_exit_port"]
     return [qemu, "-accel", accel, "-cpu", cpu, "-m", f"{memory_mib}M", "-nographic", "-no-reboot",
             "-serial", "stdio", "-display", "none", "-monitor", "none",
@@ -315,14 +392,15 @@ def slug(text: str) -> str:
 
 
 def new_path(out_dir: Path, date: str, host: str, accel: str, partial: bool) -> Path:
-    """A name nothing has used: results/<date>-<host>-<accel>[-N][.partial].jsonl."""
+    """A name nothing has used: results/<date>-<host>-<accel>[-N][.partial].jsonl. A number is
+    taken by a complete or a partial run alike, so a partial file never shares its number
+    with a complete one."""
     stem = f"{date}-{slug(host)}-{accel}"
-    suffix = ".partial.jsonl" if partial else ".jsonl"
     for n in range(1, 10_000):
-        name = stem + ("" if n == 1 else f"-{n}") + suffix
-        p = out_dir / name
-        if not p.exists() and not p.with_suffix(".log").exists():
-            return p
+        base = out_dir / (stem + ("" if n == 1 else f"-{n}"))
+        taken = [base.with_name(base.name + s) for s in (".jsonl", ".partial.jsonl", ".log", ".partial.log")]
+        if not any(p.exists() for p in taken):
+            return base.with_name(base.name + (".partial.jsonl" if partial else ".jsonl"))
     raise BenchError(f"{out_dir}: too many results for {stem}")
 
 
@@ -332,7 +410,7 @@ def write_new(path: Path, records: list[dict], log: list[str]) -> None:
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     os.replace(tmp, path)
     if log:
-        log_path = path.with_suffix(".log")
+        log_path = path.with_name(path.name.removesuffix(".jsonl") + ".log")
         tmp = log_path.with_name("." + log_path.name + ".tmp")
         tmp.write_text("\n".join(log) + "\n")
         os.replace(tmp, log_path)
@@ -341,16 +419,43 @@ def write_new(path: Path, records: list[dict], log: list[str]) -> None:
 # ---- the job -----------------------------------------------------------------------------
 
 
+FALLBACK = Path(tempfile.gettempdir()) / "ptplab-results"
+
+
+def save(out_dir: Path, label: str, out: Outcome, partial: bool) -> Path:
+    """Write the run as a new file in `out_dir`; if that fails now (the disk filled, the
+    directory went away), in FALLBACK, saying so: a measured run is never lost."""
+    try:
+        path = new_path(out_dir, today(), socket.gethostname(), label, partial)
+        write_new(path, out.records, out.log)
+        return path
+    except OSError as e:
+        FALLBACK.mkdir(parents=True, exist_ok=True)
+        path = new_path(FALLBACK, today(), socket.gethostname(), label, partial)
+        write_new(path, out.records, out.log)
+        say(f"bench: warning: could not write to {out_dir} ({e.strerror or e}); the run is saved in {path}")
+        return path
+
+
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> int:
     try:
+        if "--validate" in split_criterion_args(argv)[0]:
+            if lab.facts(build=False) is None:
+                check_syntax(argv)  # nothing built yet: limits and names wait for the host runner
+            else:
+                plan_from_args(argv)
+            return 0
         return run(plan_from_args(argv))
     except BenchError as e:
         say(f"bench: error: {e}")
         return e.code
+    except KeyboardInterrupt:
+        say("bench: interrupted before anything was measured")
+        return 128 + signal.SIGINT
 
 
 def run(plan: Plan) -> int:
@@ -418,14 +523,19 @@ def run(plan: Plan) -> int:
     if out.status == exit_codes["kernel"]["usage"]["qemu_status"] and not (plan.host or plan.criterion):
         # Nothing was measured: a bad command line or a pool that does not fit. No file.
         raise BenchError(f"the kernel refused the run: {usage.get('msg') if usage else 'usage exit'}")
-    path = new_path(plan.out, today(), socket.gethostname(), label, partial=not complete)
-    write_new(path, out.records, out.log)
+    complete = complete and out.interrupted is None
+    path = save(plan.out, label, out, partial=not complete)
 
     problems = schema.validate(out.records) if complete else []
     if complete:
         print(render(out.records))
         say(f"bench: wrote {path} ({sum(r.get('type') == 'measurement' for r in out.records)} measurements, "
             f"{len(failed_checks)} failed checks) in {out.wall_s:.1f} s")
+    if out.interrupted is not None:
+        name = signal.Signals(out.interrupted).name
+        raise BenchError(f"interrupted by {name}: stopped the run and kept what was measured "
+                         f"({sum(r.get('type') == 'measurement' for r in out.records)} measurements) in {path}",
+                         code=128 + out.interrupted)
     if out.timed_out:
         tail = "\n".join(out.log[-15:])
         raise BenchError(f"timeout: no end record after {plan.timeout} s; partial output kept in {path}\n"

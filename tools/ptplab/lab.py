@@ -34,10 +34,18 @@ def ask(*args: str) -> dict:
     return json.loads(p.stdout)
 
 
-@functools.lru_cache(maxsize=None)
-def facts() -> dict:
-    """Everything `ptp-host facts` says (lab/ptp-lab/src/facts.rs)."""
-    return ask("facts")
+_facts: dict | None = None
+
+
+def facts(build: bool = True) -> dict | None:
+    """Everything `ptp-host facts` says (lab/ptp-lab/src/facts.rs); None if the host runner is
+    not built and `build` is false."""
+    global _facts
+    if _facts is None:
+        if not build and not HOST_BIN.exists():
+            return None
+        _facts = ask("facts")
+    return _facts
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,53 +1,138 @@
-"""Show recorded runs. Files are grouped by (where, accel, execution) and each group is shown
-apart: native and emulated figures are never put in one table."""
+"""Show recorded runs: a list (one line per run, sorted by time and number), one run's table, or
+several runs side by side. Native and emulated figures are never put in one table."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
-from . import schema
-from .table import render
+from . import bench, schema
+from .table import render, unit_text
+
+RESULTS = bench.REPO / "results"
+
+
+class ShowError(Exception):
+    pass
 
 
 def load(path: Path) -> list[dict]:
     try:
         lines = path.read_text().splitlines()
     except OSError as e:
-        raise SystemExit(f"show: cannot read {path}: {e.strerror}")
+        raise ShowError(f"cannot read {path}: {e.strerror}")
     records = []
     for i, line in enumerate(lines, 1):
         try:
-            records.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
-            raise SystemExit(f"show: {path}:{i}: not a JSON object")
+            raise ShowError(f"{path}:{i}: not a JSON object")
+        if not isinstance(rec, dict):
+            raise ShowError(f"{path}:{i}: not a JSON object")
+        records.append(rec)
     return records
 
 
-def group_key(records: list[dict]) -> tuple:
-    run = records[0] if records and records[0].get("type") == "run" else {}
-    return (run.get("where"), run.get("accel"), run.get("execution"))
+def natural(name: str) -> list:
+    """`...-tcg-10` after `...-tcg-2`; a name without a number is its first (1)."""
+    stem = name.removesuffix(".jsonl").removesuffix(".partial")
+    if not re.search(r"-\d+$", stem):
+        stem += "-1"
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", stem)]
+
+
+class Run:
+    def __init__(self, path: Path):
+        self.path = path
+        self.records = load(path)
+        self.partial = path.name.endswith(".partial.jsonl")
+        self.problems = schema.validate(self.records)
+        self.run = self.records[0] if self.records and self.records[0].get("type") == "run" else {}
+
+    @property
+    def key(self) -> tuple:
+        return (self.run.get("started_utc") or "", natural(self.path.name))
+
+    @property
+    def kind(self) -> tuple:
+        return (self.run.get("where"), self.run.get("accel"), self.run.get("execution"))
+
+    def line(self) -> str:
+        r, cfg = self.run, self.run.get("config") or {}
+        timer = (r.get("timer") or {}).get("kind") or ("criterion" if cfg.get("source") == "criterion" else "rdtsc")
+        n = sum(x.get("type") == "measurement" for x in self.records)
+        state = "PARTIAL" if self.partial else ("ok" if not self.problems else "INVALID")
+        return (f"{self.path.name:<44} {state:<8} {r.get('where')}/{r.get('accel')}/{r.get('execution')} {timer:<9} "
+                f"pools {cfg.get('pool_pages', '-')} {n} measurements, commit {str(r.get('git_commit'))[:8]}")
+
+
+def compare(runs: list[Run]) -> str:
+    """One row per (suite, bench, impl, pool), one column per run: the estimate each measured."""
+    rows: dict[tuple, dict[int, dict]] = {}
+    for i, r in enumerate(runs):
+        for m in (x for x in r.records if x.get("type") == "measurement"):
+            rows.setdefault((m["suite"], m["bench"], m["impl"], m.get("pool_pages")), {})[i] = m
+    lines = [f"{'#':>3}  run"] + [f"{i:>3}  {r.path.name} ({r.run.get('where')}/{r.run.get('accel')}, "
+                                   f"{'schema ' + str(r.run.get('schema'))})" for i, r in enumerate(runs)]
+    lines.append("estimate per op or page: criterion's mean (ns), else the median (TSC ticks); ratio = last / first")
+    head = f"{'suite':<6} {'bench':<27} {'impl':<22} {'pool':>6} {'unit':<5}" + "".join(f" {'#' + str(i):>10}"
+                                                                                       for i in range(len(runs)))
+    lines += ["", head + f" {'ratio':>7}"]
+    for (suite, bench_name, imp, pool), cells in sorted(rows.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        vals = [schema.estimate(cells[i]) if i in cells else None for i in range(len(runs))]
+        unit = next(c.get("unit", "") for c in cells.values())
+        ratio = f"{vals[-1] / vals[0]:.2f}" if vals[0] and vals[-1] else ""
+        lines.append(f"{suite:<6} {bench_name:<27} {imp:<22} {pool or '':>6} {unit:<5}"
+                     + "".join(f" {v:>10.3f}" if v is not None else f" {'-':>10}" for v in vals) + f" {ratio:>7}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: python3 -m ptplab show FILE...", file=sys.stderr)
+    ap = bench.Parser(prog="python3 -m ptplab show",
+                      description="Show recorded runs. Without FILE: every file in results/. One run (a single "
+                                  "FILE, or --latest) is shown as its table; several are listed, or put side by "
+                                  "side with --compare. Native and emulated runs are never mixed in one table.")
+    ap.add_argument("files", nargs="*", metavar="FILE", help="results files (default: results/*.jsonl)")
+    ap.add_argument("--latest", action="store_true", help="the newest run of the files (after --where/--accel)")
+    ap.add_argument("--compare", action="store_true", help="the runs side by side, one column each")
+    ap.add_argument("--where", choices=["kernel", "host"], help="only runs made there")
+    ap.add_argument("--accel", help="only runs with this accel (kvm, tcg, bare-metal, none)")
+    ap.add_argument("--percentiles", action="store_true", help="add p90 and p99 to a run's table")
+    try:
+        a = ap.parse_args(argv)
+        paths = [Path(f) for f in a.files] or sorted(RESULTS.glob("*.jsonl"))
+        if not paths:
+            raise ShowError("no results files")
+        runs = sorted((Run(p) for p in paths), key=lambda r: r.key)
+    except (ShowError, bench.BenchError) as e:
+        print(f"show: error: {e}", file=sys.stderr)
         return 2
-    groups: dict[tuple, list[tuple[Path, list[dict]]]] = {}
-    bad = 0
-    for name in argv:
-        path = Path(name)
-        recs = load(path)
-        problems = schema.validate(recs)
-        if problems:
-            print(f"{path}: not a complete run: {problems[0]}", file=sys.stderr)
-            bad += 1
-            continue
-        groups.setdefault(group_key(recs), []).append((path, recs))
-    for (where, accel, execution), runs in groups.items():
-        print(f"===== {where} / {accel} / {execution} ({len(runs)} run{'s' if len(runs) > 1 else ''}) =====")
-        for path, recs in runs:
-            print(f"--- {path}")
-            print(render(recs))
+    runs = [r for r in runs if (a.where is None or r.run.get("where") == a.where)
+            and (a.accel is None or r.run.get("accel") == a.accel)]
+    if not runs:
+        print("show: no run matches", file=sys.stderr)
+        return 1
+    bad = [r for r in runs if r.problems and not r.partial]
+    for r in bad:
+        print(f"show: {r.path}: not a valid run: {r.problems[0]}", file=sys.stderr)
+    if a.latest:
+        runs = runs[-1:]
+    if len(runs) == 1:
+        r = runs[0]
+        print(f"--- {r.path}" + (" (PARTIAL: the run was cut short; figures as far as it got)" if r.partial else ""))
+        print(render(r.records, percentiles=a.percentiles))
+    elif a.compare:
+        kinds = {}
+        for r in runs:
+            kinds.setdefault(r.run.get("execution"), []).append(r)
+        for execution, group in kinds.items():
+            print(f"===== {execution} runs =====")
+            print(compare(group))
             print()
+    else:
+        print(f"{len(runs)} runs, oldest first ({unit_text()}); one run: show FILE or --latest; "
+              "side by side: --compare FILE...")
+        for r in runs:
+            print(r.line())
     return 1 if bad else 0

@@ -9,10 +9,10 @@ LIMIT = "memset-limit"
 
 
 def run_header(run: dict) -> list[str]:
-    cpu = run.get("cpu", {})
+    cpu = run.get("cpu") or {}
     tsc = run.get("tsc_hz")
-    timer = run.get("timer", {}).get("kind") or ("criterion" if run.get("config", {}).get("source") == "criterion"
-                                                 else "rdtsc")
+    timer = (run.get("timer") or {}).get("kind") or (
+        "criterion" if (run.get("config") or {}).get("source") == "criterion" else "rdtsc")
     lines = [
         f"where={run.get('where')} accel={run.get('accel')} execution={run.get('execution')} timer={timer} "
         f"cpu={cpu.get('brand')!r} hypervisor={cpu.get('hypervisor')} "
@@ -32,21 +32,38 @@ def fmt(v, width: int, digits: int = 3) -> str:
     return f"{v:>{width}.{digits}f}" if isinstance(v, (int, float)) else f"{'-':>{width}}"
 
 
-def measurement_rows(records: list[dict]) -> list[str]:
+def unit_text(unit: str | None = None, per: str | None = None) -> str:
+    """What a figure is: TSC ticks (RDTSC harness) or ns (criterion), per op or per page."""
+    what = {"ticks": "TSC ticks", "ns": "nanoseconds (criterion)"}.get(unit or "", unit or "TSC ticks or ns")
+    return f"{what} per {per or 'op or page'}"
+
+
+RATIO_NOTE = [
+    "x map_to = x86_64 map_to's estimate / this row's (higher: this row is that many times faster);",
+    "x limit  = this row's estimate / the memset store limit's (lower: closer to the limit, 1.0 = at it).",
+    "estimate = the median (RDTSC) or criterion's mean estimate; ratios compare contenders of one run.",
+]
+
+
+def measurement_rows(records: list[dict], percentiles: bool = False) -> list[str]:
     ms = [r for r in records if r.get("type") == "measurement"]
     peers = {(m["bench"], m.get("pool_pages"), m["impl"]): m for m in ms}
+    extra = f" {'p90':>10} {'p99':>10}" if percentiles else ""
     out = [f"{'suite':<6} {'bench':<27} {'pool':>6} {'impl':<22} {'unit/per':<10} {'n':>4} {'p50':>10} "
-           f"{'mean':>10} {'x vs map_to':>11} {'x memset':>9}"]
+           f"{'mean':>10}{extra} {'x map_to':>9} {'x limit':>8}"]
     for m in ms:
         peer = peers.get((m["bench"], m.get("pool_pages"), PEER))
         limit = peers.get((m["bench"], m.get("pool_pages"), LIMIT))
         ours = estimate(m)
-        vs_peer = f"{estimate(peer) / ours:.1f}" if peer and m["impl"] != PEER and ours else ""
-        vs_limit = f"{ours / estimate(limit):.2f}" if limit and m["impl"] != LIMIT and estimate(limit) else ""
+        # No ratio where none applies: the peer against itself, the limit against anything.
+        applies = m["impl"] not in (PEER, LIMIT) and ours
+        vs_peer = f"{estimate(peer) / ours:.1f}" if peer and applies else ""
+        vs_limit = f"{ours / estimate(limit):.2f}" if limit and applies and estimate(limit) else ""
         unit = f"{m.get('unit')}/{m['per']}"
         n = m.get("n") if m.get("n") is not None else "-"
+        more = f" {fmt(m.get('p90'), 10)} {fmt(m.get('p99'), 10)}" if percentiles else ""
         out.append(f"{m['suite']:<6} {m['bench']:<27} {m.get('pool_pages') or '':>6} {m['impl']:<22} {unit:<10} "
-                   f"{n:>4} {fmt(m.get('p50'), 10)} {fmt(m.get('mean'), 10)} {vs_peer:>11} {vs_limit:>9}")
+                   f"{n:>4} {fmt(m.get('p50'), 10)} {fmt(m.get('mean'), 10)}{more} {vs_peer:>9} {vs_limit:>8}")
     return out
 
 
@@ -55,7 +72,7 @@ def job_targets(run: dict) -> list[tuple[str, str, str]]:
     job times (declared in lab/ptp-lab/src/target.rs)."""
     if run.get("where") != "kernel":
         return []
-    cfg = run.get("config", {})
+    cfg = run.get("config") or {}
     out = []
     for t in lab.facts()["job_targets"]:
         value = run.get(t["field"])
@@ -76,9 +93,14 @@ def target_rows(records: list[dict]) -> list[tuple[str, str, str]]:
     return out
 
 
-def render(records: list[dict]) -> str:
+def render(records: list[dict], percentiles: bool = False) -> str:
     run = next((r for r in records if r.get("type") == "run"), {})
-    lines = run_header(run) + [""] + measurement_rows(records)
+    ms = [r for r in records if r.get("type") == "measurement"]
+    units = {m.get("unit") for m in ms}
+    pers = {m.get("per") for m in ms}
+    figures = unit_text(next(iter(units)) if len(units) == 1 else None, next(iter(pers)) if len(pers) == 1 else None)
+    lines = run_header(run) + ["", f"figures: {figures}", *RATIO_NOTE, ""]
+    lines += measurement_rows(records, percentiles)
     checks = [r for r in records if r.get("type") == "check"]
     failed = [c for c in checks if not c.get("ok")]
     lines += ["", f"checks: {len(checks) - len(failed)} ok, {len(failed)} failed"]

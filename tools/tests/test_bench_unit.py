@@ -45,7 +45,7 @@ def test_result_names_never_reuse_a_file(tmp_path):
     second = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=False)
     assert second.name == "2026-11-24-my-host-tcg-2.jsonl"
     partial = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=True)
-    assert partial.name == "2026-11-24-my-host-tcg.partial.jsonl"
+    assert partial.name == "2026-11-24-my-host-tcg-2.partial.jsonl", "never the number of a complete run"
     assert first.with_suffix(".log").read_text() == "log line\n"
     assert not list(tmp_path.glob(".*.tmp")), "temporary files are renamed away"
 

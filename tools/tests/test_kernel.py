@@ -15,9 +15,9 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = (lab.kernel_status(k) for k in ("success", "fai
 pytestmark = pytest.mark.skipif(not KERNEL.exists(), reason=f"{KERNEL} not built (scripts/test.sh builds it)")
 
 
-def boot(append: str, memory: int = 256, timeout: int = 60):
+def boot(append: str, memory: int = 256, timeout: int = 60, cpu: str | None = None):
     cmd = ["timeout", str(timeout)] + bench.qemu_args(bench.QEMU, "tcg", memory,
-                                                      ["-kernel", str(KERNEL), "-append", append])
+                                                      ["-kernel", str(KERNEL), "-append", append], cpu=cpu)
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
     records = [r for r in map(bench.parse_line, p.stdout.splitlines()) if r is not None]
     return p.returncode, records, p.stdout
@@ -193,3 +193,14 @@ def test_collect_turns_a_captured_serial_log_into_a_labelled_results_file(tmp_pa
     assert len(list((tmp_path / "res").glob("*.partial.jsonl"))) == 1
     log.write_text("SeaBIOS\n")
     assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 2
+
+
+def test_without_a_hypervisor_bit_the_human_lines_say_what_the_record_says():
+    # Bochs sets no hypervisor bit, and neither does TCG told not to: still emulated.
+    rc, records, out = boot("mode=selftest suites=alloc pools=64", cpu="max,hypervisor=off")
+    assert rc == EXIT_OK, out[-800:]
+    run = next(r for r in records if r["type"] == "run")
+    assert run["cpu"]["hypervisor"] is None and run["execution"] == "emulated"
+    human = [line for line in out.splitlines() if line.startswith("# ")]
+    assert not any("bare metal" in line for line in human), human
+    assert any(line.startswith("# kernel run, emulated:") for line in human), human

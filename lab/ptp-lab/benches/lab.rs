@@ -46,6 +46,10 @@ impl Settings {
 struct CriterionScope {
     c: Criterion,
     settings: Settings,
+    /// The cost of an empty timed interval (`Instant::now` then `elapsed`), subtracted from
+    /// every timed batch, as the RDTSC harness subtracts its own: one batch per iteration
+    /// (the setup is untimed), so single-operation benchmarks would otherwise carry it.
+    overhead: Duration,
     /// Where criterion writes its estimates (CRITERION_HOME).
     dir: PathBuf,
     args: Vec<String>,
@@ -56,10 +60,11 @@ impl TimerScope for CriterionScope {
         let args = serde_json::to_string(&self.args).map_err(|_| core::fmt::Error)?;
         write!(
             w,
-            "{{\"kind\":\"criterion\",\"sample_size\":{},\"warm_up_ms\":{},\"measurement_ms\":{},\"args\":{args}}}",
+            "{{\"kind\":\"criterion\",\"sample_size\":{},\"warm_up_ms\":{},\"measurement_ms\":{},\"overhead_ns\":{},\"args\":{args}}}",
             self.settings.sample_size,
             self.settings.warm_up.as_millis(),
-            self.settings.measurement.as_millis()
+            self.settings.measurement.as_millis(),
+            self.overhead.as_nanos()
         )
     }
 
@@ -73,6 +78,7 @@ impl TimerScope for CriterionScope {
         run(&mut CriterionTimer {
             group: &mut group,
             dir: &self.dir,
+            overhead: self.overhead,
         });
         group.finish();
     }
@@ -81,11 +87,13 @@ impl TimerScope for CriterionScope {
 struct CriterionTimer<'g, 'c> {
     group: &'g mut BenchmarkGroup<'c, WallTime>,
     dir: &'g Path,
+    overhead: Duration,
 }
 
 impl Timer for CriterionTimer<'_, '_> {
     fn time(&mut self, id: Id<'_>, ops: u64, work: &mut dyn Work) -> Option<Summary> {
         let started = SystemTime::now();
+        let overhead = self.overhead;
         self.group.throughput(Throughput::Elements(ops));
         self.group
             .bench_function(BenchmarkId::new(id.imp, id.pool_pages), |b| {
@@ -95,7 +103,7 @@ impl Timer for CriterionTimer<'_, '_> {
                         work.setup();
                         let t = Instant::now();
                         work.batch();
-                        total += t.elapsed();
+                        total += t.elapsed().saturating_sub(overhead);
                     }
                     total
                 })
@@ -193,6 +201,18 @@ fn find(dir: &Path, group: &str, function: &str, value: &str) -> Option<PathBuf>
     None
 }
 
+/// The least an empty timed interval costs on this machine (minimum of many).
+fn clock_overhead() -> Duration {
+    (0..10_000)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(&t);
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
 fn main() {
     let words = std::env::var("PTP_LAB_ARGS").unwrap_or_default();
     let cfg = match Config::parse(&words, &[]) {
@@ -216,6 +236,7 @@ fn main() {
     let mut scope = CriterionScope {
         c,
         settings,
+        overhead: clock_overhead(),
         dir,
         args: std::env::args().skip(1).collect(),
     };

@@ -101,7 +101,7 @@ pub enum ConfigError {
     UnknownSuite(Word),
     UnknownMode(Word),
     NotANumber { key: &'static str, value: Word },
-    PoolSize(u32),
+    PoolSize(u64),
     TooManyPools(usize),
     Empty(&'static str),
 }
@@ -219,10 +219,10 @@ impl Config {
                     c.npools = 0;
                     for s in v.split(',').filter(|s| !s.is_empty()) {
                         let n = number("pools", s)?;
-                        let n = u32::try_from(n).map_err(|_| ConfigError::PoolSize(u32::MAX))?;
-                        if !(MIN_POOL_PAGES..=MAX_POOL_PAGES).contains(&n) {
+                        if !(MIN_POOL_PAGES as u64..=MAX_POOL_PAGES as u64).contains(&n) {
                             return Err(ConfigError::PoolSize(n));
                         }
+                        let n = n as u32; // in range, checked above
                         if c.npools == MAX_POOLS {
                             return Err(ConfigError::TooManyPools(v.split(',').count()));
                         }
@@ -291,7 +291,11 @@ mod tests {
         );
         assert_eq!(
             err("pools=99999999999").as_str(),
-            "pool size 4294967295 pages is outside 64..=65536"
+            "pool size 99999999999 pages is outside 64..=65536"
+        );
+        assert_eq!(
+            err("pools=4294967296").as_str(),
+            "pool size 4294967296 pages is outside 64..=65536"
         );
         assert_eq!(err("pools=,").as_str(), "pools: empty list");
         assert_eq!(

@@ -98,7 +98,8 @@ pub trait Platform {
 
 /// What the PTP checks need from ring 0.
 pub trait Mmu {
-    /// Map into `mapper` what the running code needs to keep running once it is in CR3.
+    /// Map into `mapper` what the running code needs to keep running once it is in CR3, and
+    /// nothing of the mapper's own pool (a modifiable PTP reaches it through its self-map).
     fn map_kernel(&self, mapper: &mut PoolMapper<BitmapAllocator>) -> Result<(), MapError>;
     fn cr3(&self) -> PhysFrame;
     /// # Safety

@@ -76,16 +76,41 @@ pub struct Region {
 }
 
 impl Region {
-    pub fn last(&self) -> u64 {
-        self.start.as_u64() + (self.pages * self.size.bytes() - 1)
+    /// The region's last byte; `None` if it has no pages or runs past 2^64.
+    pub fn last(&self) -> Option<u64> {
+        let len = self.pages.checked_mul(self.size.bytes())?;
+        self.start.as_u64().checked_add(len.checked_sub(1)?)
+    }
+}
+
+/// Why a layout cannot be predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionError {
+    /// The region starting at `start` runs past the end of the address space.
+    PastEnd { start: VirtAddr },
+}
+
+impl core::fmt::Display for RegionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RegionError::PastEnd { start } => write!(
+                f,
+                "the region at {:#x} runs past the end of the address space",
+                start.as_u64()
+            ),
+        }
     }
 }
 
 /// Page tables needed to map `regions` into a fresh pool (the root included).
 ///
-/// Regions must not overlap and must have `pages > 0`; they are sorted in place (no allocation,
-/// so this runs in the kernel too). Two regions sharing a table's span share the table.
-pub fn predict_tables(regions: &mut [Region]) -> TableCount {
+/// Regions must not overlap; a region of zero pages needs nothing. They are sorted in place
+/// (no allocation, so this runs in the kernel too). Two regions sharing a table's span share
+/// the table.
+pub fn predict_tables(regions: &mut [Region]) -> Result<TableCount, RegionError> {
+    if let Some(r) = regions.iter().find(|r| r.pages > 0 && r.last().is_none()) {
+        return Err(RegionError::PastEnd { start: r.start });
+    }
     regions.sort_unstable_by_key(|r| r.start.as_u64());
     let mut count = TableCount {
         pml4: 1,
@@ -97,7 +122,10 @@ pub fn predict_tables(regions: &mut [Region]) -> TableCount {
         let mut counted: Option<u64> = None;
         let mut n = 0;
         for r in regions.iter().filter(|r| r.size.level() <= level) {
-            let (first, last) = (r.start.as_u64() >> shift, r.last() >> shift);
+            let Some(last) = r.last() else {
+                continue; // no pages: nothing to map
+            };
+            let (first, last) = (r.start.as_u64() >> shift, last >> shift);
             let from = match counted {
                 Some(c) if c >= first => c + 1,
                 _ => first,
@@ -109,7 +137,7 @@ pub fn predict_tables(regions: &mut [Region]) -> TableCount {
         }
         *count.level_mut(level) = n;
     }
-    count
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -126,7 +154,7 @@ mod tests {
 
     #[test]
     fn one_gib_of_4kib_pages() {
-        let t = predict_tables(&mut [region(0x4000_0000, 262_144, PageSize::Size4KiB)]);
+        let t = predict_tables(&mut [region(0x4000_0000, 262_144, PageSize::Size4KiB)]).unwrap();
         assert_eq!(
             t,
             TableCount {
@@ -140,7 +168,7 @@ mod tests {
 
     #[test]
     fn sixty_four_gib_of_2mib_pages() {
-        let t = predict_tables(&mut [region(0, 64 * 512, PageSize::Size2MiB)]);
+        let t = predict_tables(&mut [region(0, 64 * 512, PageSize::Size2MiB)]).unwrap();
         assert_eq!(
             t,
             TableCount {
@@ -160,7 +188,7 @@ mod tests {
             region(0x3000, 2, PageSize::Size4KiB),
             region(0xffff_8000_4000_0000, 1, PageSize::Size1GiB),
         ];
-        let t = predict_tables(&mut r);
+        let t = predict_tables(&mut r).unwrap();
         assert_eq!(
             t,
             TableCount {
@@ -175,7 +203,7 @@ mod tests {
     #[test]
     fn spans_crossing_a_table_boundary() {
         // 2 pages straddling a 2 MiB boundary need two PTs, one PD.
-        let t = predict_tables(&mut [region(0x1f_f000, 2, PageSize::Size4KiB)]);
+        let t = predict_tables(&mut [region(0x1f_f000, 2, PageSize::Size4KiB)]).unwrap();
         assert_eq!(
             t,
             TableCount {
@@ -186,5 +214,22 @@ mod tests {
             }
         );
         assert_eq!(tables_below(3, 1, 0x1f_f000, 0x20_0fff), 4);
+    }
+
+    #[test]
+    fn empty_regions_need_nothing_and_overflow_is_an_error() {
+        let empty = predict_tables(&mut [region(0x1000, 0, PageSize::Size4KiB)]).unwrap();
+        assert_eq!(empty.total(), 1, "only the root");
+        let top = region(0xffff_ffff_ffff_f000, 2, PageSize::Size4KiB);
+        assert_eq!(
+            predict_tables(&mut [top]),
+            Err(RegionError::PastEnd { start: top.start })
+        );
+        let huge = region(0x1000, u64::MAX, PageSize::Size1GiB);
+        assert!(predict_tables(&mut [huge]).is_err());
+        assert_eq!(
+            region(0xffff_ffff_ffff_f000, 1, PageSize::Size4KiB).last(),
+            Some(u64::MAX)
+        );
     }
 }

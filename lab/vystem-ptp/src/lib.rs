@@ -56,12 +56,14 @@ pub mod sim;
 pub use allocator::{
     AllocError, BitmapAllocator, BumpAllocator, FreeError, PageAllocator, PoolFrames,
 };
-pub use capacity::{predict_tables, Region, TableCount, Usage};
+pub use capacity::{predict_tables, Region, RegionError, TableCount, Usage};
 pub use fill::Fill;
 pub use flush::FlushRange;
-pub use mapper::{MapError, Mapping, PoolMapper, TranslateError, Translation, UnmapError};
+pub use mapper::{
+    AdoptError, MapError, Mapping, PoolMapper, TranslateError, Translation, UnmapError,
+};
 pub use page_size::{PageSize, PageSizes};
 pub use pool::{Pool, PoolError};
-pub use ptp::{Ptp, PtpKind};
+pub use ptp::{AuditError, Ptp, PtpKind};
 pub use x86_64::structures::paging::PageTableFlags;
 pub use x86_64::{PhysAddr, VirtAddr};

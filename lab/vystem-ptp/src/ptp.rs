@@ -7,7 +7,7 @@
 
 use crate::allocator::PageAllocator;
 use crate::fill::Fill;
-use crate::mapper::{MapError, PoolMapper};
+use crate::mapper::{MapError, Mapping, PoolMapper, TranslateError};
 use crate::page_size::PageSize;
 use crate::pool::Pool;
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
@@ -17,6 +17,15 @@ use x86_64::VirtAddr;
 pub enum PtpKind {
     Modifiable { self_map: VirtAddr },
     Unmodifiable,
+}
+
+/// What [`Ptp::audit`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditError {
+    /// `mapping` reaches the pool's own pages where this kind of PTP must not.
+    PoolMapped { mapping: Mapping },
+    /// The walk met a table outside the pool.
+    Walk(TranslateError),
 }
 
 /// The self-map's leaf flags.
@@ -64,10 +73,13 @@ impl<A: PageAllocator> Ptp<A> {
         Self::unmodifiable_with(pool, alloc, Fill::SSE2)
     }
 
-    /// [`Ptp::unmodifiable`], with the leaf-fill path this CPU allows (see [`Fill`]).
+    /// [`Ptp::unmodifiable`], with the leaf-fill path this CPU allows (see [`Fill`]). Its
+    /// mapper refuses every frame inside the pool ([`MapError::PoolFrame`]).
     pub fn unmodifiable_with(pool: Pool, alloc: A, fill: Fill) -> Self {
         Ptp {
-            mapper: PoolMapper::create(pool, alloc).with_fill(fill),
+            mapper: PoolMapper::create(pool, alloc)
+                .with_fill(fill)
+                .refuse_pool_frames(),
             kind: PtpKind::Unmodifiable,
             self_map_tables: 0,
         }
@@ -80,6 +92,30 @@ impl<A: PageAllocator> Ptp<A> {
     /// Pool pages the self-map's own tables took (0 for an unmodifiable PTP).
     pub fn self_map_tables(&self) -> u32 {
         self.self_map_tables
+    }
+
+    /// Prove, with one walk, that the pool's own pages are mapped only as this kind allows:
+    /// never in an unmodifiable PTP; in a modifiable one only by its self-map, page for page.
+    pub fn audit(&self) -> Result<(), AuditError> {
+        let pool = *self.mapper.pool();
+        let allowed = |m: &Mapping| match self.kind {
+            PtpKind::Unmodifiable => false,
+            PtpKind::Modifiable { self_map } => {
+                let off = m.virt.as_u64().wrapping_sub(self_map.as_u64());
+                m.size == PageSize::Size4KiB
+                    && off < pool.bytes()
+                    && m.phys.as_u64() == pool.phys_base().as_u64() + off
+            }
+        };
+        let mut bad = None;
+        self.mapper
+            .for_each_pool_alias(&mut |m| {
+                if bad.is_none() && !allowed(&m) {
+                    bad = Some(m);
+                }
+            })
+            .map_err(AuditError::Walk)?;
+        bad.map_or(Ok(()), |mapping| Err(AuditError::PoolMapped { mapping }))
     }
 
     /// The value for CR3: the pool's first page.

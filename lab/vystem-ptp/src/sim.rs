@@ -38,10 +38,10 @@ impl SimMemory {
 
     /// A pool of `pages` pages starting at physical page `first_page`.
     pub fn pool(&self, first_page: u64, pages: u32) -> Result<Pool, PoolError> {
-        let end = first_page + pages as u64;
+        let end = first_page.saturating_add(pages as u64);
         if end > self.pages() {
             return Err(PoolError::FrameOutOfRange {
-                phys_end: end * PAGE_BYTES,
+                phys_end: end.saturating_mul(PAGE_BYTES),
             });
         }
         let phys = PhysAddr::new(first_page * PAGE_BYTES);
@@ -64,5 +64,24 @@ impl Drop for SimMemory {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout.
         unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_past_the_memory_is_an_error_not_an_overflow() {
+        let mem = SimMemory::new(64);
+        assert!(mem.pool(0, 64).is_ok());
+        assert_eq!(
+            mem.pool(u64::MAX, 64),
+            Err(PoolError::FrameOutOfRange { phys_end: u64::MAX })
+        );
+        assert!(matches!(
+            mem.pool(1, 64),
+            Err(PoolError::FrameOutOfRange { .. })
+        ));
     }
 }

@@ -264,7 +264,7 @@ fn one_gib_of_4kib_pages_matches_prediction_and_oracle() {
         pages: 262_144,
         size: KIB4,
     }];
-    assert_eq!(m.usage().tables, predict_tables(&mut region));
+    assert_eq!(m.usage().tables, predict_tables(&mut region).unwrap());
     assert_eq!(
         m.usage().tables,
         TableCount {

@@ -259,8 +259,8 @@ fn run_mapper_model<A: PageAllocator>(
                         pages: count,
                         size,
                     });
-                    let needed =
-                        predict_tables(&mut after).total() - predict_tables(&mut before).total();
+                    let needed = predict_tables(&mut after).unwrap().total()
+                        - predict_tables(&mut before).unwrap().total();
                     if needed > m.usage().left as u64 {
                         prop_assert_eq!(
                             result,
@@ -326,7 +326,10 @@ fn run_mapper_model<A: PageAllocator>(
             }
         }
         if exact_tables {
-            prop_assert_eq!(m.usage().tables, predict_tables(&mut regions(&model)));
+            prop_assert_eq!(
+                m.usage().tables,
+                predict_tables(&mut regions(&model)).unwrap()
+            );
             prop_assert_eq!(m.usage().used as u64, m.usage().tables.total());
         }
     }

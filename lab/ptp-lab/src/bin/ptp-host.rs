@@ -19,7 +19,16 @@ use vystem_ptp::sim::SimMemory;
 use vystem_ptp::{BitmapAllocator, Ptp, VirtAddr};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        match arg.into_string() {
+            Ok(a) => args.push(a),
+            Err(bad) => {
+                eprintln!("ptp-host: argument {bad:?} is not UTF-8");
+                std::process::exit(ExitCode::Usage.host_status());
+            }
+        }
+    }
     let mut out = Stdout(std::io::stdout());
     let code = match args.first().map(String::as_str) {
         Some("facts") => {

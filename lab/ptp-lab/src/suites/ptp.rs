@@ -116,6 +116,7 @@ fn modifiable_in_cr3(ctx: &mut Ctx<'_>) {
     let Some(mmu) = ctx.platform.mmu() else {
         return;
     };
+    // The pool is reached through the self-map only, as in Shelter: no identity alias.
     if let Err(e) = mmu.map_kernel(&mut ptp.mapper) {
         ctx.check("modifiable_maps_kernel", false, format_args!("{e:?}"));
         return;
@@ -125,14 +126,13 @@ fn modifiable_in_cr3(ctx: &mut Ctx<'_>) {
     // Results are gathered inside (no output while on the new tables would be fine too, but
     // keeping the switch short keeps a fault report simple), then reported.
     let mut r = Results::default();
+    let last = n - 1;
+    let mut no_window = None;
     with_cr3(mmu, frame, |mmu| {
-        // 1. The self-map aliases the pool: write through it, read through the usual window.
-        let last = n - 1;
+        // 1. The self-map aliases the pool: write through it (read back below, outside).
         let via_self = SELF_MAP + last as u64 * 4096 + 123;
         r.self_write = mmu.probe_write(via_self, 0xa5).is_ok();
-        // SAFETY: pool page `last` is free (only the root and tables are in use), so its
-        // bytes are ours to scribble on.
-        r.self_read = unsafe { (pool.page_ptr(last) as *const u8).add(123).read_volatile() };
+        no_window = Some(mmu.probe_read(pool.window().as_u64()));
         // 2. Work through the self-map: the mapper reaches its tables at SELF_MAP now.
         // SAFETY: the self-map aliases the whole pool, and this PTP is in CR3.
         r.rebased = unsafe { ptp.mapper.rebase(VirtAddr::new(SELF_MAP)) }.is_ok();
@@ -140,12 +140,21 @@ fn modifiable_in_cr3(ctx: &mut Ctx<'_>) {
         // SAFETY: back to the original window before the PTP leaves CR3.
         let _ = unsafe { ptp.mapper.rebase(pool.window()) };
     });
+    // SAFETY: pool page `last` is free (only the root and tables are in use), so its bytes
+    // are ours to scribble on; read through the kernel's own mapping of the pool.
+    r.self_read = unsafe { (pool.page_ptr(last) as *const u8).add(123).read_volatile() };
     report(ctx, "modifiable", &r, before == ptp.mapper.usage());
+    let nw = no_window.unwrap_or(Ok(0));
+    ctx.check(
+        "pool_only_through_self_map",
+        matches!(nw, Err(f) if f.vector == 14 && f.cr2 == pool.window().as_u64()),
+        format_args!("reading the PML4 at its physical address from inside: {nw:?}"),
+    );
     ctx.check(
         "self_map_aliases_pool",
         r.self_write && r.self_read == 0xa5,
         format_args!(
-            "write via {:#x} ok {}; read via the window {:#x}",
+            "write via {:#x} ok {}; read back through the kernel's tables {:#x}",
             SELF_MAP, r.self_write, r.self_read
         ),
     );
@@ -154,8 +163,15 @@ fn modifiable_in_cr3(ctx: &mut Ctx<'_>) {
         r.rebased,
         format_args!("window {:#x}", SELF_MAP),
     );
+    ctx.check(
+        "audit_pool_only_in_self_map",
+        ptp.audit().is_ok(),
+        format_args!("{:?}", ptp.audit()),
+    );
 }
 
+/// An unmodifiable PTP does not map its own pool, so the code running in it cannot edit it:
+/// the kernel edits it from its own address space and loads it only to look through it.
 fn unmodifiable_in_cr3(ctx: &mut Ctx<'_>) {
     let pool = ctx.pool;
     let n = pool.pages();
@@ -170,10 +186,27 @@ fn unmodifiable_in_cr3(ctx: &mut Ctx<'_>) {
     }
     let before = ptp.mapper.usage();
     let mut r = Results::default();
-    let mut no_self_map = None;
+    let flags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE;
+    r.mapped = ptp
+        .mapper
+        .map_page(VirtAddr::new(TEST_VA), scratch, PageSize::Size4KiB, flags)
+        .map(|f| f.ignore()) // not loaded: the CR3 load below starts it afresh
+        .is_ok();
+    let (mut no_self_map, mut no_pool) = (None, None);
     with_cr3(mmu, ptp.cr3_frame(), |mmu| {
         no_self_map = Some(mmu.probe_read(SELF_MAP));
-        alias_and_fault(mmu, &mut ptp, scratch, &pool, &mut r);
+        no_pool = Some(mmu.probe_read(pool.window().as_u64()));
+        r.alias_write = mmu.probe_write(TEST_VA + 0x42, 0x5a).is_ok();
+    });
+    // SAFETY: the scratch page is reserved for these checks.
+    r.alias_read = unsafe { scratch_ptr(scratch, &pool).add(0x42).read_volatile() };
+    r.unmapped = ptp
+        .mapper
+        .unmap_range(VirtAddr::new(TEST_VA), 4096)
+        .map(|f| f.pages() == 1)
+        .unwrap_or(false);
+    with_cr3(mmu, ptp.cr3_frame(), |mmu| {
+        r.after_unmap = Some(mmu.probe_read(TEST_VA + 0x42));
     });
     report(ctx, "unmodifiable", &r, before == ptp.mapper.usage());
     let nsm = no_self_map.unwrap_or(Ok(0));
@@ -181,6 +214,18 @@ fn unmodifiable_in_cr3(ctx: &mut Ctx<'_>) {
         "no_self_map",
         matches!(nsm, Err(f) if f.vector == 14 && f.cr2 == SELF_MAP),
         format_args!("reading {SELF_MAP:#x}: {nsm:?}"),
+    );
+    let np = no_pool.unwrap_or(Ok(0));
+    let root = pool.window().as_u64();
+    ctx.check(
+        "pool_not_reachable",
+        matches!(np, Err(f) if f.vector == 14 && f.cr2 == root),
+        format_args!("reading the PML4 at {root:#x} from inside: {np:?}"),
+    );
+    ctx.check(
+        "audit_no_pool_alias",
+        ptp.audit().is_ok(),
+        format_args!("{:?}", ptp.audit()),
     );
 }
 
@@ -248,7 +293,7 @@ fn report(ctx: &mut Ctx<'_>, kind: &str, r: &Results, tables_back: bool) {
     ctx.check(
         named("unmap_flush_then_fault").as_str(),
         r.unmapped && matches!(fault, Err(f) if f.vector == 14 && f.cr2 == TEST_VA + 0x42),
-        format_args!("unmapped {}; access after invlpg: {fault:?}", r.unmapped),
+        format_args!("unmapped {}; access after the flush: {fault:?}", r.unmapped),
     );
     ctx.check(
         named("tables_returned").as_str(),

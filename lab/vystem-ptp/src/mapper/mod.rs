@@ -49,6 +49,9 @@ pub enum MapError {
     /// pool than the mapper's (a set-up error: the page is given back, never written; a
     /// range mapping may have been partly done).
     AllocatorOutsidePool { index: u32, pages: u32 },
+    /// The frame at `phys` is a page of this pool: an unmodifiable PTP never maps its own
+    /// tables (that would be a writable alias of its PML4 in a userland layout).
+    PoolFrame { phys: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,16 @@ pub enum UnmapError {
     },
 }
 
+/// Why existing tables cannot be taken over ([`PoolMapper::adopt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdoptError {
+    /// An entry points at `phys`, outside the pool: these tables were not built by it.
+    ForeignTable { phys: u64 },
+    /// Pool page `index` is reached twice: two entries point at it, or an entry points back
+    /// up at a table above it (the root included). Not a tree this mapper can own.
+    SharedTable { index: u32 },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TranslateError {
     NotMapped { virt: VirtAddr },
@@ -89,7 +102,7 @@ macro_rules! display_via_debug {
         }
     )*};
 }
-display_via_debug!(MapError, UnmapError, TranslateError);
+display_via_debug!(MapError, UnmapError, AdoptError, TranslateError);
 
 /// Where an address leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +135,8 @@ pub struct PoolMapper<A: PageAllocator> {
     alloc: A,
     tables: TableCount,
     fill: Fill,
+    /// Refuse frames inside the pool (an unmodifiable PTP's mapper).
+    refuse_pool_frames: bool,
 }
 
 /// Bytes one entry of a table at `level` covers.
@@ -167,12 +182,14 @@ impl<A: PageAllocator> PoolMapper<A> {
                 ..TableCount::default()
             },
             fill: Fill::SSE2,
+            refuse_pool_frames: false,
         }
     }
 
     /// Take over tables that already exist in the pool (e.g. the bootloader's), with the
-    /// allocator that describes them. Counts the tables with one walk.
-    pub fn adopt(pool: Pool, alloc: A) -> Result<Self, TranslateError> {
+    /// allocator that describes them. Counts the tables with one walk, which also proves they
+    /// form a tree: each pool page reached once.
+    pub fn adopt(pool: Pool, alloc: A) -> Result<Self, AdoptError> {
         let mut m = PoolMapper {
             pool,
             alloc,
@@ -181,9 +198,12 @@ impl<A: PageAllocator> PoolMapper<A> {
                 ..TableCount::default()
             },
             fill: Fill::SSE2,
+            refuse_pool_frames: false,
         };
+        let mut seen = [0u64; crate::pool::MAX_POOL_PAGES as usize / 64];
+        seen[0] = 1; // the root
         let mut tables = m.tables;
-        m.walk_tables(ROOT_PAGE, 4, &mut |level| *tables.level_mut(level) += 1)?;
+        m.count_tables(ROOT_PAGE, 4, &mut seen, &mut tables)?;
         m.tables = tables;
         Ok(m)
     }
@@ -202,6 +222,23 @@ impl<A: PageAllocator> PoolMapper<A> {
     /// Which vector stores fill leaf tables (SSE2 unless set: see [`Fill::avx2`]).
     pub fn set_fill(&mut self, fill: Fill) {
         self.fill = fill;
+    }
+
+    /// Refuse, from now on, to map any frame inside the pool ([`MapError::PoolFrame`]): what
+    /// an unmodifiable PTP promises.
+    pub fn refuse_pool_frames(mut self) -> Self {
+        self.refuse_pool_frames = true;
+        self
+    }
+
+    /// With the guard on, refuse a physical range that reaches into the pool's own pages.
+    fn check_frames(&self, phys: u64, bytes: u64) -> Result<(), MapError> {
+        let lo = self.pool.phys_base().as_u64();
+        let hi = lo + self.pool.bytes();
+        if self.refuse_pool_frames && phys < hi && phys.saturating_add(bytes) > lo {
+            return Err(MapError::PoolFrame { phys: phys.max(lo) });
+        }
+        Ok(())
     }
 
     /// Builder form of [`PoolMapper::set_fill`].

@@ -18,10 +18,9 @@ struct Walk {
 }
 
 impl<A: PageAllocator> PoolMapper<A> {
-    /// Map one page: one walk from the root, creating missing tables on the way. On error
-    /// nothing changes (tables created by this call are unlinked and freed again). If these
-    /// tables are live in CR3, `invlpg` the address after an error all the same: the CPU may
-    /// have cached the way to a table that was unlinked again.
+    /// Map one page: one walk from the root, creating missing tables on the way. All or
+    /// nothing, with any allocator: a read-only walk first finds conflicts and counts exactly
+    /// the tables missing, and nothing is written unless the pool has them.
     pub fn map_page(
         &mut self,
         virt: VirtAddr,
@@ -42,7 +41,15 @@ impl<A: PageAllocator> PoolMapper<A> {
                 phys: p + size.bytes(),
             });
         }
+        self.check_frames(p, size.bytes())?;
         let bits = Bits::new(size, flags);
+        let needed = self.plan_page(virt, &bits)?;
+        if needed > self.alloc.left() as u64 {
+            return Err(MapError::PoolExhausted {
+                needed,
+                left: self.alloc.left(),
+            });
+        }
         let mut walk = Walk::default();
         let result = self
             .descend(virt, &bits, &mut walk)
@@ -51,6 +58,41 @@ impl<A: PageAllocator> PoolMapper<A> {
             Ok(()) => Ok(FlushRange::new(va, va + (size.bytes() - 1), size, 1)),
             Err(e) => Err(self.undo(&walk, e)),
         }
+    }
+
+    /// The walk, read-only: a conflict, or how many tables are missing on the way.
+    fn plan_page(&self, virt: VirtAddr, bits: &Bits) -> Result<u64, MapError> {
+        let va = virt.as_u64();
+        let (mut table, mut needed) = (Some(ROOT_PAGE), 0);
+        for level in (bits.leaf + 1..=4).rev() {
+            let Some(t) = table else {
+                needed += 1;
+                continue;
+            };
+            let e = self.read(t, index(va, level));
+            if e == 0 {
+                needed += 1;
+                table = None;
+            } else if is_huge(e, level) {
+                return Err(MapError::AlreadyMapped { virt });
+            } else {
+                table = Some(
+                    self.child(e)
+                        .map_err(|phys| MapError::ForeignTable { phys })?,
+                );
+            }
+        }
+        if let Some(t) = table {
+            let e = self.read(t, index(va, bits.leaf));
+            if e != 0 {
+                return Err(if bits.leaf > 1 && !is_huge(e, bits.leaf) {
+                    MapError::TableInTheWay { virt }
+                } else {
+                    MapError::AlreadyMapped { virt }
+                });
+            }
+        }
+        Ok(needed)
     }
 
     /// Walk from the root to the table that holds the leaf, creating missing tables.
@@ -119,14 +161,15 @@ impl<A: PageAllocator> PoolMapper<A> {
         Ok(())
     }
 
-    /// Unlink and free the tables this walk created (only they can be empty now: a conflict
-    /// sits in an existing table, so in practice this undoes a walk that ran out of pages).
+    /// Unlink and free the tables this walk created: after the plan, only an allocator that
+    /// hands out pages past the pool (a set-up error) gets here. With the bump allocator the
+    /// pages stay used; the links are undone all the same.
     fn undo(&mut self, walk: &Walk, err: MapError) -> MapError {
         let mut freed = 0;
         for &(parent, i, c, level) in walk.created[..walk.n_created].iter().rev() {
+            self.write(parent, i, 0);
+            *self.tables.level_mut(level) -= 1;
             if self.alloc.free(c).is_ok() {
-                self.write(parent, i, 0);
-                *self.tables.level_mut(level) -= 1;
                 freed += 1;
             }
         }

@@ -35,6 +35,7 @@ impl<A: PageAllocator> PoolMapper<A> {
                 phys: phys_end.min(u64::MAX as u128) as u64,
             });
         }
+        self.check_frames(p, count.saturating_mul(size.bytes()))?;
         let leaf = size.level();
         let needed = self.plan(ROOT_PAGE, 4, start, last, leaf)?;
         if needed > self.alloc.left() as u64 {
@@ -49,10 +50,10 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 
     /// Map `bytes` from `virt` to `phys` with the largest page sizes that alignment and `sizes`
-    /// allow (4 KiB head and tail, 2 MiB / 1 GiB middle). The whole range is checked first
-    /// (canonical, in the physical space); then chunk by chunk, and on an error the chunks
-    /// already mapped are unmapped again. If the tables are live in CR3, flush the range after
-    /// an error: that undo returns no flush promise.
+    /// allow (4 KiB head and tail, 2 MiB / 1 GiB middle). All or nothing: the whole region is
+    /// checked first (canonical, in the physical space, no conflict in any chunk, and the exact
+    /// number of tables its chunks need together, shared ones counted once), then written
+    /// chunk by chunk.
     pub fn map_region(
         &mut self,
         virt: VirtAddr,
@@ -74,52 +75,91 @@ impl<A: PageAllocator> PoolMapper<A> {
             return Ok(stats);
         }
         // The whole region, checked up front: no chunk may wrap past 2^64 or reach the hole.
-        range_last(v0, bytes / PAGE_BYTES, PageSize::Size4KiB)
+        let last = range_last(v0, bytes / PAGE_BYTES, PageSize::Size4KiB)
             .map_err(|addr| MapError::NonCanonical { addr })?;
         if p0 as u128 + bytes as u128 > MAX_PHYS as u128 {
             return Err(MapError::FrameOutOfRange {
                 phys: (p0 as u128 + bytes as u128).min(u64::MAX as u128) as u64,
             });
         }
-        let (mut v, mut p, mut rem) = (v0, p0, bytes);
-        while rem > 0 {
-            let size = [PageSize::Size1GiB, PageSize::Size2MiB]
-                .into_iter()
-                .find(|s| {
-                    sizes.allows(*s) && v % s.bytes() == 0 && p % s.bytes() == 0 && rem >= s.bytes()
-                })
-                .unwrap_or(PageSize::Size4KiB);
-            // Stop this chunk where a larger page could begin.
-            let mut count = rem / size.bytes();
-            for big in [PageSize::Size2MiB, PageSize::Size1GiB] {
-                if big > size && sizes.allows(big) && (v.wrapping_sub(p)) % big.bytes() == 0 {
-                    let to_boundary = (big.bytes() - v % big.bytes()) % big.bytes() / size.bytes();
-                    let after = rem.checked_sub(to_boundary * size.bytes());
-                    if to_boundary > 0 && after.is_some_and(|a| a >= big.bytes()) {
-                        count = count.min(to_boundary);
-                    }
-                }
+        self.check_frames(p0, bytes)?;
+        let chunks = Chunks {
+            v: v0,
+            p: p0,
+            rem: bytes,
+            sizes,
+        };
+        let needed = self.plan_region(Some(ROOT_PAGE), 4, v0, last, &chunks)?;
+        if needed > self.alloc.left() as u64 {
+            return Err(MapError::PoolExhausted {
+                needed,
+                left: self.alloc.left(),
+            });
+        }
+        for c in chunks {
+            // Checked above: only an allocator that hands out pages past the pool can fail here.
+            let virt = VirtAddr::new_truncate(c.virt);
+            self.map_range(virt, PhysAddr::new_truncate(c.phys), c.count, c.size, flags)?
+                .ignore(); // the caller flushes the region, which covers every chunk
+            match c.size {
+                PageSize::Size4KiB => stats.pages_4kib += c.count,
+                PageSize::Size2MiB => stats.pages_2mib += c.count,
+                PageSize::Size1GiB => stats.pages_1gib += c.count,
             }
-            let virt_now = VirtAddr::try_new(v).map_err(|_| MapError::NonCanonical { addr: v })?;
-            if let Err(e) = self.map_range(virt_now, PhysAddr::new_truncate(p), count, size, flags)
-            {
-                if v > v0 {
-                    // Only chunks this call mapped: the range was verified free before each.
-                    let _ = self.unmap_range(virt, v - v0).map(FlushRange::ignore);
-                }
-                return Err(e);
-            }
-            match size {
-                PageSize::Size4KiB => stats.pages_4kib += count,
-                PageSize::Size2MiB => stats.pages_2mib += count,
-                PageSize::Size1GiB => stats.pages_1gib += count,
-            }
-            let len = count * size.bytes();
-            v = v.wrapping_add(len);
-            p += len;
-            rem -= len;
         }
         Ok(stats)
+    }
+
+    /// Read-only pass over a region of several chunks: conflicts, and how many tables it is
+    /// missing. `table` is `None` below an entry that does not exist yet.
+    fn plan_region(
+        &self,
+        table: Option<u32>,
+        level: u8,
+        start: u64,
+        last: u64,
+        chunks: &Chunks,
+    ) -> Result<u64, MapError> {
+        let (fi, li) = (index(start, level), index(last, level));
+        let base = start & !((1u64 << table_span_shift(level)) - 1);
+        let mut needed = 0;
+        for i in fi..=li {
+            let lo = base + i as u64 * entry_span(level);
+            let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
+            let e = table.map_or(0, |t| self.read(t, i));
+            let Some(first) = chunks.at(s) else {
+                continue; // outside the region: not reached, the range is the region's
+            };
+            if first.size.level() == level {
+                // A leaf of this chunk: its slot must be free.
+                if e != 0 {
+                    let virt = VirtAddr::new_truncate(s);
+                    return Err(if level > 1 && !is_huge(e, level) {
+                        MapError::TableInTheWay { virt }
+                    } else {
+                        MapError::AlreadyMapped { virt }
+                    });
+                }
+            } else if e == 0 {
+                // A table to create; below it, one chunk needs tables in closed form.
+                needed += match chunks.at(l) {
+                    Some(c) if c.virt == first.virt => {
+                        tables_below(level - 1, first.size.level(), s, l)
+                    }
+                    _ => 1 + self.plan_region(None, level - 1, s, l, chunks)?,
+                };
+            } else if is_huge(e, level) {
+                return Err(MapError::AlreadyMapped {
+                    virt: VirtAddr::new_truncate(s),
+                });
+            } else {
+                let child = self
+                    .child(e)
+                    .map_err(|phys| MapError::ForeignTable { phys })?;
+                needed += self.plan_region(Some(child), level - 1, s, l, chunks)?;
+            }
+        }
+        Ok(needed)
     }
 
     /// Read-only pass: conflicts, and how many tables the range is missing.
@@ -241,5 +281,69 @@ impl<A: PageAllocator> PoolMapper<A> {
             )?;
         }
         Ok(())
+    }
+}
+
+/// One run of equal pages of a region.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    virt: u64,
+    phys: u64,
+    count: u64,
+    size: PageSize,
+}
+
+/// A region cut into chunks: at each point the largest page size that alignment, the length
+/// left and `sizes` allow, each chunk stopping where a larger page could begin.
+#[derive(Debug, Clone, Copy)]
+struct Chunks {
+    v: u64,
+    p: u64,
+    rem: u64,
+    sizes: PageSizes,
+}
+
+impl Chunks {
+    /// The chunk that maps `va`, if the region does.
+    fn at(&self, va: u64) -> Option<Chunk> {
+        self.into_iter()
+            .find(|c| va >= c.virt && va - c.virt < c.count * c.size.bytes())
+    }
+}
+
+impl Iterator for Chunks {
+    type Item = Chunk;
+
+    fn next(&mut self) -> Option<Chunk> {
+        if self.rem == 0 {
+            return None;
+        }
+        let (v, p, rem, sizes) = (self.v, self.p, self.rem, self.sizes);
+        let size = [PageSize::Size1GiB, PageSize::Size2MiB]
+            .into_iter()
+            .find(|s| {
+                sizes.allows(*s) && v % s.bytes() == 0 && p % s.bytes() == 0 && rem >= s.bytes()
+            })
+            .unwrap_or(PageSize::Size4KiB);
+        let mut count = rem / size.bytes();
+        for big in [PageSize::Size2MiB, PageSize::Size1GiB] {
+            if big > size && sizes.allows(big) && (v.wrapping_sub(p)) % big.bytes() == 0 {
+                let to_boundary = (big.bytes() - v % big.bytes()) % big.bytes() / size.bytes();
+                let after = rem.checked_sub(to_boundary * size.bytes());
+                if to_boundary > 0 && after.is_some_and(|a| a >= big.bytes()) {
+                    count = count.min(to_boundary);
+                }
+            }
+        }
+        let len = count * size.bytes();
+        self.v = v.wrapping_add(len);
+        self.p = p + len;
+        self.rem = rem - len;
+        Some(Chunk {
+            virt: v,
+            phys: p,
+            count,
+            size,
+        })
     }
 }

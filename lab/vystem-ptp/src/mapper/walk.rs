@@ -63,13 +63,14 @@ impl<A: PageAllocator> PoolMapper<A> {
         Ok(())
     }
 
-    /// Visit every table below `table` (not `table` itself), reporting its level.
-    pub(super) fn walk_tables(
+    /// Count every table below `table` (not `table` itself), each pool page at most once.
+    pub(super) fn count_tables(
         &self,
         table: u32,
         level: u8,
-        f: &mut impl FnMut(u8),
-    ) -> Result<(), TranslateError> {
+        seen: &mut [u64],
+        tables: &mut TableCount,
+    ) -> Result<(), AdoptError> {
         if level == 1 {
             return Ok(());
         }
@@ -80,10 +81,28 @@ impl<A: PageAllocator> PoolMapper<A> {
             }
             let child = self
                 .child(e)
-                .map_err(|phys| TranslateError::ForeignTable { phys })?;
-            f(level - 1);
-            self.walk_tables(child, level - 1, f)?;
+                .map_err(|phys| AdoptError::ForeignTable { phys })?;
+            let (w, bit) = (child as usize / 64, 1u64 << (child % 64));
+            if seen[w] & bit != 0 {
+                return Err(AdoptError::SharedTable { index: child });
+            }
+            seen[w] |= bit;
+            *tables.level_mut(level - 1) += 1;
+            self.count_tables(child, level - 1, seen, tables)?;
         }
         Ok(())
+    }
+
+    /// Visit every mapping whose frames reach into the pool's own pages (audits: an
+    /// unmodifiable PTP must have none, a modifiable one only its self-map).
+    pub fn for_each_pool_alias(&self, f: &mut impl FnMut(Mapping)) -> Result<(), TranslateError> {
+        let lo = self.pool.phys_base().as_u64();
+        let hi = lo + self.pool.bytes();
+        self.for_each_mapping(&mut |m| {
+            let p = m.phys.as_u64();
+            if p < hi && p + m.size.bytes() > lo {
+                f(m)
+            }
+        })
     }
 }
