@@ -232,10 +232,22 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 
     /// With the guard on, refuse a physical range that reaches into the pool's own pages.
+    #[inline(always)]
     fn check_frames(&self, phys: u64, bytes: u64) -> Result<(), MapError> {
+        if self.refuse_pool_frames {
+            self.frames_outside_pool(phys, bytes)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Kept out of line: the hot single-page path only tests the flag.
+    #[cold]
+    #[inline(never)]
+    fn frames_outside_pool(&self, phys: u64, bytes: u64) -> Result<(), MapError> {
         let lo = self.pool.phys_base().as_u64();
         let hi = lo + self.pool.bytes();
-        if self.refuse_pool_frames && phys < hi && phys.saturating_add(bytes) > lo {
+        if phys < hi && phys.saturating_add(bytes) > lo {
             return Err(MapError::PoolFrame { phys: phys.max(lo) });
         }
         Ok(())
