@@ -354,6 +354,9 @@ def probe_kvm(plan: Plan) -> tuple[bool, str]:
         return False, "/dev/kvm is not readable and writable by this user"
     probe = Plan(**{**plan.__dict__, "memory": 256})
     out = run_process(qemu_cmd(probe, "kvm", "mode=selftest suites=alloc pools=64 quick=1"), timeout=PROBE_TIMEOUT_S)
+    if out.interrupted is not None:
+        raise BenchError(f"interrupted by {signal.Signals(out.interrupted).name} during the KVM probe: "
+                         "nothing was measured", code=128 + out.interrupted)
     end = out.end()
     if end and end.get("status") == "ok" and out.status == lab.kernel_status("success"):
         return True, "a selftest boot under KVM passed"

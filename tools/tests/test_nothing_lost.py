@@ -63,6 +63,24 @@ def test_an_interrupted_run_keeps_what_it_measured(tmp_path, sig, to_group):
     assert [r["type"] for r in records] == ["run", "measurement"]
 
 
+def test_an_interrupt_during_the_kvm_probe_stops_the_job(tmp_path):
+    if not (os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)):
+        pytest.skip("no accessible /dev/kvm: the probe stops before booting")
+    kernel = tmp_path / "kernel"
+    kernel.write_text("")
+    marker = tmp_path / "probe-started"
+    q = script(tmp_path / "fake-qemu", f"touch {marker}\nexec sleep 60\n")
+    p = subprocess.Popen(PTPLAB + ["bench", "--qemu", str(q), "--kernel", str(kernel), "--out", str(tmp_path / "r")],
+                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not marker.exists():
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 130 and "interrupted by SIGINT" in err and "Falling back" not in err, err
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir()), "nothing measured, nothing written"
+
+
 def test_an_out_that_cannot_be_written_is_refused_before_anything_runs(tmp_path, capsys):
     marker = tmp_path / "guest-ran"
     q = script(tmp_path / "fake-qemu", f"touch {marker}\n")
