@@ -11,22 +11,23 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
 
-kernel=1
 for a in "$@"; do
     case "$a" in
         --) break ;;
         -h|--help) exec python3 -m ptplab bench --help ;;
-        --host|--criterion) kernel=0 ;;
     esac
 done
 
 # Every option is checked before anything is installed or built: first what needs nothing,
-# then, with the host runner (which also tells the tools the lab's limits and names), the rest.
-python3 -m ptplab bench --validate "$@"
+# then, with the host runner (which also tells the tools the lab's limits and names), the
+# rest; that check also says what this run needs set up (qemu, grub, bochs, kernel).
+python3 -m ptplab bench --validate "$@" >/dev/null
 build_host_runner
-python3 -m ptplab bench --validate "$@"
-if [ "$kernel" = 1 ]; then
-    ensure_qemu
-    build_kernel
-fi
+needs=$(python3 -m ptplab bench --validate "$@")
+for need in $needs; do
+    case "$need" in
+        kernel) build_kernel ;;
+        *) "ensure_$need" ;;
+    esac
+done
 exec python3 -m ptplab bench "$@"

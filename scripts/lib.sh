@@ -32,6 +32,12 @@ ensure_grub() {
     apt_install grub-pc-bin grub-common xorriso mtools
 }
 
+ensure_bochs() {
+    command -v bochs >/dev/null && [ -f /usr/share/bochs/BIOS-bochs-latest ] &&
+        [ -f /usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_sdl2_gui.so ] && return 0
+    apt_install bochs bochs-sdl bochsbios vgabios
+}
+
 ensure_pytest() {
     python3 -c 'import pytest' 2>/dev/null && return 0
     echo "setup: installing pytest (pip, log in $SETUP_LOG)" >&2

@@ -12,6 +12,7 @@ step() { echo; echo "== $*"; }
 step setup
 ensure_qemu
 ensure_grub
+ensure_bochs
 ensure_pytest
 
 step "format"

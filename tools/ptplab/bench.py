@@ -107,9 +107,10 @@ def arg_parser() -> argparse.ArgumentParser:
                epilog="Every option is checked before anything is set up or run. Arguments after -- go to "
                       "criterion (with --criterion). Ctrl-C or SIGTERM stops the run and keeps what was measured "
                       "as a partial file (exit 130 or 143).")
-    p.add_argument("--accel", default=None, choices=["auto", "kvm", "tcg"],
+    p.add_argument("--accel", default=None, choices=["auto", "kvm", "tcg", "bochs"],
                    help="auto (default): probe KVM with a short boot, fall back to TCG loudly if it cannot run "
-                        "the kernel; kvm: fail instead of falling back")
+                        "the kernel; kvm: fail instead of falling back; tcg: QEMU's emulation; bochs: the Bochs "
+                        "emulator's Intel Haswell (PCID, INVPCID, x2APIC), booting the GRUB ISO")
     p.add_argument("--pool-pages", default=None, help="pool sizes to sweep, e.g. 1024,4096,16384 "
                    "(default: the standard size)")
     p.add_argument("--suite", default=None, help="suites, e.g. alloc,map (default: all)")
@@ -127,6 +128,7 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", default=str(KERNEL), help=argparse.SUPPRESS)
     p.add_argument("--host-bin", default=str(HOST_BIN), help=argparse.SUPPRESS)
     p.add_argument("--qemu", default=QEMU, help=argparse.SUPPRESS)
+    p.add_argument("--bochs", default="bochs", help=argparse.SUPPRESS)
     p.add_argument("--append-extra", default="", help=argparse.SUPPRESS)  # tests: raw kernel words
     return p
 
@@ -147,6 +149,7 @@ class Plan:
     kernel: Path
     host_bin: Path
     qemu: str
+    bochs: str = "bochs"
     extra: str = ""
     criterion_args: list[str] = field(default_factory=list)
 
@@ -175,7 +178,8 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
     return Plan(pools=pools, suites=suites, quick=a.quick, selftest=a.selftest, out=out, host=a.host,
                 criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory,
                 seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
-                host_bin=Path(a.host_bin), qemu=a.qemu, extra=a.append_extra, criterion_args=rest)
+                host_bin=Path(a.host_bin), qemu=a.qemu, bochs=a.bochs, extra=a.append_extra,
+                criterion_args=rest)
 
 
 def split_criterion_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -233,6 +237,8 @@ class Outcome:
     boot: dict = field(default_factory=dict)
     # The signal that stopped the run (SIGINT, SIGTERM), if one did.
     interrupted: int | None = None
+    # The kernel's last record: how it asked to end (what QEMU's exit status says, elsewhere).
+    exit_record: dict | None = None
 
     def end(self) -> dict | None:
         return next((r for r in reversed(self.records) if r.get("type") == "end"), None)
@@ -241,16 +247,43 @@ class Outcome:
 KERNEL_LOG_TYPES = {"boot", "memmap", "selftest", "exit"}
 
 
-def run_process(cmd: list[str], timeout: float, progress=None, env: dict | None = None) -> Outcome:
-    """Run `cmd`, splitting its output into records and log lines as they arrive.
+def follow(path: Path, proc: subprocess.Popen):
+    """The lines written to `path` while `proc` runs (an emulator's serial port as a file)."""
+    pos, pending = 0, ""
+    while True:
+        running = proc.poll() is None
+        try:
+            with open(path, errors="replace") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+        except FileNotFoundError:
+            chunk = ""
+        pending += chunk
+        *lines, pending = pending.split("\n")
+        yield from (line + "\n" for line in lines)
+        if not running:
+            if pending:
+                yield pending
+            return
+        if not chunk:
+            time.sleep(0.05)
+
+
+def run_process(cmd: list[str], timeout: float, progress=None, env: dict | None = None,
+                serial: Path | None = None) -> Outcome:
+    """Run `cmd`, splitting its output into records and log lines as they arrive: its stdout,
+    or the file `serial` (then the child is stopped once the kernel's exit record is out, and
+    that record gives the exit status: Bochs has no isa-debug-exit).
 
     The child runs in its own session, so a Ctrl-C in the terminal reaches this job only: on
     SIGINT or SIGTERM (whoever sent it) the job stops the child and keeps what it printed."""
     out = Outcome()
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, errors="replace", bufsize=1, cwd=REPO, start_new_session=True,
-                            env=None if env is None else {**os.environ, **env})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if serial is None else subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT if serial is None else subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, cwd=REPO,
+                            start_new_session=True, env=None if env is None else {**os.environ, **env})
 
     def stop_child():
         try:
@@ -266,9 +299,13 @@ def run_process(cmd: list[str], timeout: float, progress=None, env: dict | None 
     handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     timer.start()
     try:
-        for raw in proc.stdout:
-            take_line(out, raw.rstrip("\n"), t0, progress)
+        for raw in (proc.stdout if serial is None else follow(serial, proc)):
+            take_line(out, raw.rstrip("\n").rstrip("\r"), t0, progress)
+            if serial is not None and out.exit_record is not None:
+                stop_child()
         out.status = proc.wait()
+        if serial is not None and out.exit_record is not None:
+            out.status = out.exit_record.get("qemu_status")
     finally:
         timer.cancel()
         for s, h in handlers.items():
@@ -289,6 +326,8 @@ def take_line(out: Outcome, line: str, t0: float, progress=None) -> None:
     if rec.get("type") in KERNEL_LOG_TYPES:
         if rec["type"] in ("boot", "memmap"):
             out.boot[rec["type"]] = {k: v for k, v in rec.items() if k != "type"}
+        if rec["type"] == "exit":
+            out.exit_record = rec
         out.log.append(line)
         return
     if rec.get("type") == "measurement" and out.first_result_s is None:
@@ -444,13 +483,22 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def setup_needs(plan: Plan) -> list[str]:
+    """What scripts/bench.sh must set up before this run (lib.sh has an ensure_ or build_ each)."""
+    if plan.host or plan.criterion:
+        return []
+    if plan.accel == "bochs":
+        return ["grub", "bochs", "kernel"]
+    return ["qemu", "kernel"]
+
+
 def main(argv: list[str]) -> int:
     try:
         if "--validate" in split_criterion_args(argv)[0]:
             if lab.facts(build=False) is None:
                 check_syntax(argv)  # nothing built yet: limits and names wait for the host runner
             else:
-                plan_from_args(argv)
+                print(" ".join(setup_needs(plan_from_args(argv))))
             return 0
         return run(plan_from_args(argv))
     except BenchError as e:
@@ -468,6 +516,7 @@ def run(plan: Plan) -> int:
         raise BenchError(f"--out: cannot create {plan.out}: {e.strerror}")
     probe_note = None
     env = None
+    serial = None
     exit_codes = lab.facts()["exit"]
     if plan.criterion:
         accel, label = "none", "criterion"
@@ -480,6 +529,23 @@ def run(plan: Plan) -> int:
         accel = label = "none"
         cmd = [str(plan.host_bin)] + plan.cmdline().split()
         done = set(exit_codes["host"][k] for k in ("success", "failure"))
+    elif plan.accel == "bochs":
+        if shutil.which(plan.bochs) is None:
+            raise BenchError(f"{plan.bochs} not found: install the Debian packages bochs bochs-sdl bochsbios vgabios "
+                             "(scripts/bench.sh does it when run as root)")
+        if not plan.kernel.exists():
+            raise BenchError(f"kernel {plan.kernel} not built (cd bench-kernel && cargo build --release)")
+        from . import bochs
+        from .iso import IsoError, make_iso
+        accel = label = "bochs"
+        work = Path(tempfile.mkdtemp(prefix="ptplab-bochs-"))
+        try:
+            iso = make_iso(plan.kernel, plan.cmdline(), work / "bench.iso")
+        except IsoError as e:
+            raise BenchError(f"--accel bochs: {e}")
+        cmd, serial = bochs.command(plan.bochs, work, iso, plan.memory)
+        env = bochs.ENV
+        done = set(exit_codes["kernel"][k]["qemu_status"] for k in ("success", "failure"))
     else:
         if shutil.which(plan.qemu) is None:
             raise BenchError(f"{plan.qemu} not found: install the Debian package qemu-system-x86 "
@@ -504,16 +570,21 @@ def run(plan: Plan) -> int:
         cmd = qemu_cmd(plan, accel, plan.cmdline())
         done = set(exit_codes["kernel"][k]["qemu_status"] for k in ("success", "failure"))
     where = ("criterion on the host" if plan.criterion else "host process" if plan.host
-             else "bench kernel under " + accel.upper())
+             else "bench kernel under " + ("Bochs" if accel == "bochs" else accel.upper()))
     say(f"bench: running {where}: suites {','.join(plan.suites)}, pools {','.join(map(str, plan.pools))}"
         f"{', quick' if plan.quick else ''}{', selftest' if plan.selftest else ''} (timeout {plan.timeout} s)")
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"), env=env)
+    out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"), env=env, serial=serial)
 
     extra = {"started_utc": started, "wall_s": round(out.wall_s, 3),
              "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3)}
-    if not (plan.host or plan.criterion):
-        extra.update({"qemu_version": qemu_version(plan.qemu), "qemu_args": cmd[1:]})
+    if accel == "bochs":
+        from . import bochs
+        extra.update({"emulator": bochs.version(plan.bochs),
+                      "bochs_config": (Path(cmd[3])).read_text().splitlines()})
+    elif not (plan.host or plan.criterion):
+        extra.update({"emulator": qemu_version(plan.qemu), "qemu_version": qemu_version(plan.qemu),
+                      "qemu_args": cmd[1:]})
     if probe_note:
         extra["kvm_probe"] = probe_note
     run_rec = complete_run_record(out, accel, extra)
@@ -523,6 +594,8 @@ def run(plan: Plan) -> int:
     fault = next((r for r in out.records if r.get("type") in ("fault", "panic")), None)
     usage = next((r for r in out.records if r.get("type") == "error"), None)
     complete = end is not None and run_rec is not None and not out.timed_out and out.status in done
+    if serial is not None:
+        shutil.rmtree(serial.parent, ignore_errors=True)  # the ISO and Bochs's files; the serial lines are in out
     if out.status == exit_codes["kernel"]["usage"]["qemu_status"] and not (plan.host or plan.criterion):
         # Nothing was measured: a bad command line or a pool that does not fit. No file.
         raise BenchError(f"the kernel refused the run: {usage.get('msg') if usage else 'usage exit'}")

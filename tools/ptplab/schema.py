@@ -7,7 +7,7 @@ from . import lab
 
 # Added to the run record by the bench job, which alone knows them (bench.complete_run_record).
 JOB_FIELDS = ["run_id", "accel", "git_commit", "git_dirty"]
-ACCEL = {"kvm", "tcg", "bare-metal", "none"}
+ACCEL = {"kvm", "tcg", "bochs", "bare-metal", "none"}
 
 _V1_SUMMARY = ["n", "min", "p50", "p90", "p99", "max", "mean"]
 V1 = {

@@ -76,9 +76,9 @@ def job_targets(run: dict) -> list[tuple[str, str, str]]:
     out = []
     for t in lab.facts()["job_targets"]:
         value = run.get(t["field"])
-        if value is None or any(want is not None and got != want for want, got in
-                                ((t["accel"], run.get("accel")), (t["quick"], cfg.get("quick")),
-                                 (t["mode"], cfg.get("mode")))):
+        if value is None or (t["accels"] and run.get("accel") not in t["accels"]) or any(
+                want is not None and got != want for want, got in ((t["quick"], cfg.get("quick")),
+                                                                   (t["mode"], cfg.get("mode")))):
             continue
         out.append((t["name"], f"{value:.2f} s", "MET" if value <= t["at_most_s"] else "MISSED"))
     return out

@@ -107,12 +107,15 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
         .with("job_targets", |w| {
             let mut l = List::open(w)?;
             for t in JOB_TARGETS {
+                let mut accels = crate::fixedstr::FixedStr::<64>::new();
+                for (i, a) in t.accels.iter().enumerate() {
+                    let _ = write!(accels, "{}{}", if i == 0 { "" } else { "," }, Str(a));
+                }
                 l.item(format_args!(
-                    "{{\"name\":{},\"field\":{},\"at_most_s\":{},\"accel\":{},\"quick\":{},\"mode\":{}}}",
+                    "{{\"name\":{},\"field\":{},\"at_most_s\":{},\"accels\":[{accels}],\"quick\":{},\"mode\":{}}}",
                     Str(t.name),
                     Str(t.field),
                     t.at_most_s,
-                    OptStr(t.accel),
                     OptDisplay(t.quick),
                     OptStr(t.mode.map(Mode::name))
                 ))?;

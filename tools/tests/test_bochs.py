@@ -1,0 +1,44 @@
+"""Bochs as a supported way to run the lab: the GRUB ISO boots its Intel Haswell model, every
+selftest check passes, the run is labelled emulated with the emulator named, and the job stops
+Bochs at the kernel's exit record (it has no isa-debug-exit)."""
+import json
+import shutil
+
+import pytest
+
+from ptplab import bench, lab, schema
+
+pytestmark = [
+    pytest.mark.skipif(not bench.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)"),
+    pytest.mark.skipif(shutil.which("bochs") is None, reason="bochs not installed (scripts/test.sh installs it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def bochs_selftest(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bochs")
+    rc = bench.main(["--accel", "bochs", "--selftest", "--pool-pages", "64,1024", "--out", str(out)])
+    files = list(out.glob("*.jsonl"))
+    return rc, files, [json.loads(line) for line in files[0].read_text().splitlines()] if files else []
+
+
+def test_every_check_passes_under_bochs(bochs_selftest):
+    rc, files, records = bochs_selftest
+    assert rc == 0 and len(files) == 1 and files[0].name.endswith("-bochs.jsonl")
+    assert schema.validate(records) == []
+    checks = [r for r in records if r["type"] == "check"]
+    assert len(checks) >= 50 and [c for c in checks if not c["ok"]] == []
+    table = {(b["suite"], b["name"]) for b in lab.facts()["benches"]}
+    assert {(r["suite"], r["bench"]) for r in records if r["type"] in ("measurement", "skip", "check")
+            and r["suite"] != "boot"} == table
+
+
+def test_a_bochs_run_says_what_ran_it(bochs_selftest):
+    _, _, records = bochs_selftest
+    run = records[0]
+    assert (run["where"], run["accel"], run["execution"]) == ("kernel", "bochs", "emulated")
+    assert run["emulator"].startswith("Bochs x86 Emulator") and "corei7_haswell_4770" in run["emulator"]
+    assert run["cpu"]["hypervisor"] is None, "Bochs sets no hypervisor bit: the calibration says emulated"
+    assert run["cpu"]["pcid"] and run["cpu"]["invpcid"] and run["cpu"]["x2apic"] and run["cpu"]["pages_1g"]
+    assert run["boot"]["boot"]["protocol"] == "multiboot2"
+    assert records[-1]["type"] == "end" and records[-1]["status"] == "ok"
