@@ -583,8 +583,8 @@ def run(plan: Plan) -> int:
         extra.update({"emulator": bochs.version(plan.bochs),
                       "bochs_config": (Path(cmd[3])).read_text().splitlines()})
     elif not (plan.host or plan.criterion):
-        extra.update({"emulator": qemu_version(plan.qemu), "qemu_version": qemu_version(plan.qemu),
-                      "qemu_args": cmd[1:]})
+        version = qemu_version(plan.qemu)
+        extra.update({"emulator": version, "qemu_version": version, "qemu_args": cmd[1:]})
     if probe_note:
         extra["kvm_probe"] = probe_note
     run_rec = complete_run_record(out, accel, extra)
