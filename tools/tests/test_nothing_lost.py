@@ -36,7 +36,8 @@ MEASUREMENT = json.dumps({"type": "measurement", "suite": "alloc", "bench": "bum
 
 def slow_guest(tmp_path: Path) -> Path:
     """A fake QEMU that prints a run record and one measurement, then hangs."""
-    return script(tmp_path / "fake-qemu", f"echo '{RUN}'\necho '# suite alloc pool_pages 64'\n"
+    return script(tmp_path / "fake-qemu", 'if [ "$1" = --version ]; then echo "QEMU emulator version 0"; exit 0; fi\n'
+                                          f"echo '{RUN}'\necho '# suite alloc pool_pages 64'\n"
                                           f"echo '{MEASUREMENT}'\nexec sleep 60\n")
 
 
