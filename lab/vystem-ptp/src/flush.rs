@@ -2,6 +2,11 @@
 //! returns a `#[must_use]` promise; unlike it, a batched change returns the whole range it
 //! touched, and the caller picks the strategy that invalidates it (one `invlpg` per page, or a
 //! full CR3 reload), which is exactly the choice the TLB benchmarks measure.
+//!
+//! [`FlushPolicy`] makes that choice: per page up to a ceiling, one full flush above it. Linux
+//! uses one fixed ceiling for every CPU (33); [`calibrate`] measures this CPU's, from timings
+//! the caller takes (this crate keeps no clock of its own), and [`crossover`] / [`regret`]
+//! say what a fixed ceiling costs against the measured one.
 
 use crate::page_size::PageSize;
 use x86_64::VirtAddr;
@@ -90,5 +95,241 @@ impl FlushRange {
     /// Reload CR3: drops every non-global translation. Ring 0 only.
     pub fn flush_all(self) {
         x86_64::instructions::tlb::flush_all();
+    }
+}
+
+/// How a range is invalidated once a policy has decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// One `invlpg` per step of the range (this many).
+    PerPage(u64),
+    /// One full flush (a CR3 reload: every non-global translation).
+    Full,
+    /// Nothing changed.
+    Nothing,
+}
+
+/// Per page up to `ceiling` invalidations, one full flush above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// The most `invlpg`s the policy issues before it flushes everything instead.
+    pub ceiling: u64,
+}
+
+impl FlushPolicy {
+    /// Linux's fixed ceiling (`tlb_single_page_flush_ceiling`, x86), for every CPU.
+    pub const LINUX: FlushPolicy = FlushPolicy { ceiling: 33 };
+
+    pub fn decide(&self, range: &FlushRange) -> Decision {
+        match range.invlpg_count() {
+            0 => Decision::Nothing,
+            n if n <= self.ceiling => Decision::PerPage(n),
+            _ => Decision::Full,
+        }
+    }
+}
+
+impl FlushRange {
+    /// Invalidate the range as `policy` decides; returns the decision. Ring 0 only.
+    pub fn flush_with(self, policy: &FlushPolicy) -> Decision {
+        let d = policy.decide(&self);
+        match d {
+            Decision::PerPage(_) => self.flush_each(),
+            Decision::Full => self.flush_all(),
+            Decision::Nothing => {}
+        }
+        d
+    }
+}
+
+/// The cost of one flush + refill round over `pages` pages, per strategy (any unit, the same
+/// for both): what [`crossover`], [`regret`] and [`calibrate`] decide from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoundCost {
+    pub pages: u64,
+    pub per_page: f64,
+    pub full: f64,
+}
+
+/// The smallest measured page count from which the full flush is never dearer than flushing
+/// page by page (`None`: per page was cheaper at every size measured). Points must be sorted
+/// by `pages`.
+pub fn crossover(costs: &[RoundCost]) -> Option<u64> {
+    let mut answer = None;
+    for c in costs.iter().rev() {
+        if c.full <= c.per_page {
+            answer = Some(c.pages);
+        } else {
+            break;
+        }
+    }
+    answer
+}
+
+/// The ceiling a crossover calls for: flush page by page below it.
+pub fn ceiling_for(crossover: Option<u64>, costs: &[RoundCost]) -> u64 {
+    match crossover {
+        // The largest measured size still cheaper page by page.
+        Some(n) => costs
+            .iter()
+            .filter(|c| c.pages < n)
+            .map(|c| c.pages)
+            .max()
+            .unwrap_or(0),
+        None => costs.last().map_or(0, |c| c.pages),
+    }
+}
+
+/// What a fixed `ceiling` costs over the measured sizes against always choosing the cheaper
+/// strategy: the extra cost per round, summed over the sizes (0 = never worse).
+pub fn regret(ceiling: u64, costs: &[RoundCost]) -> f64 {
+    costs
+        .iter()
+        .map(|c| {
+            let chosen = if c.pages <= ceiling {
+                c.per_page
+            } else {
+                c.full
+            };
+            chosen - c.per_page.min(c.full)
+        })
+        .sum()
+}
+
+/// Timings the caller takes on its own CPU for [`calibrate`]: one flush + refill round over
+/// `pages` pages of a working set, flushing page by page or all at once.
+pub trait FlushProbe {
+    /// Cost of one round (e.g. TSC ticks), page by page (`full` false) or one full flush.
+    fn round(&mut self, pages: u64, full: bool) -> u64;
+}
+
+/// The sizes [`calibrate`] measures: powers of two up to 512 (a few thousand TLB refills in
+/// all: well under a millisecond on hardware).
+pub const CALIBRATION_SIZES: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/// Measure this CPU's crossover with `probe` (the best of `tries` rounds per size and
+/// strategy) and return the policy it calls for, with the costs it measured.
+pub fn calibrate(
+    probe: &mut impl FlushProbe,
+    tries: u32,
+) -> (FlushPolicy, [RoundCost; CALIBRATION_SIZES.len()]) {
+    let mut costs = CALIBRATION_SIZES.map(|pages| RoundCost {
+        pages,
+        per_page: f64::MAX,
+        full: f64::MAX,
+    });
+    for _ in 0..tries.max(1) {
+        for c in costs.iter_mut() {
+            c.per_page = c.per_page.min(probe.round(c.pages, false) as f64);
+            c.full = c.full.min(probe.round(c.pages, true) as f64);
+        }
+    }
+    let ceiling = ceiling_for(crossover(&costs), &costs);
+    (FlushPolicy { ceiling }, costs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn costs(per_page: u64, full: u64) -> [RoundCost; 10] {
+        // Per page: `per_page` for each page; full: a fixed cost plus a refill per page.
+        CALIBRATION_SIZES.map(|n| RoundCost {
+            pages: n,
+            per_page: (n * per_page) as f64,
+            full: (full + n * 2) as f64,
+        })
+    }
+
+    #[test]
+    fn the_policy_flushes_page_by_page_up_to_its_ceiling() {
+        let p = FlushPolicy { ceiling: 2 };
+        let r = |pages| {
+            FlushRange::new(
+                0x1000,
+                0x1000 + pages * 4096 - 1,
+                crate::PageSize::Size4KiB,
+                pages,
+            )
+        };
+        assert_eq!(p.decide(&r(2)), Decision::PerPage(2));
+        assert_eq!(p.decide(&r(3)), Decision::Full);
+        let empty = FlushRange::new(0x1000, 0x1000, crate::PageSize::Size4KiB, 0);
+        assert_eq!(p.decide(&empty), Decision::Nothing);
+        assert_eq!(FlushPolicy::LINUX.decide(&r(33)), Decision::PerPage(33));
+        assert_eq!(FlushPolicy::LINUX.decide(&r(34)), Decision::Full);
+    }
+
+    #[test]
+    fn crossover_is_where_the_full_flush_stays_cheaper() {
+        // Per page 10 each, full 300 + 2 per page: full wins from 64 pages on (640 > 428).
+        let c = costs(10, 300);
+        assert_eq!(crossover(&c), Some(64));
+        assert_eq!(ceiling_for(Some(64), &c), 32);
+        // A noisy point below the real crossover does not count: full must stay cheaper.
+        let mut noisy = c;
+        noisy[1].full = 1.0;
+        assert_eq!(crossover(&noisy), Some(64));
+        // Per page always cheaper: no crossover, flush page by page up to the largest size.
+        assert_eq!(crossover(&costs(1, 10_000)), None);
+        assert_eq!(ceiling_for(None, &costs(1, 10_000)), 512);
+    }
+
+    #[test]
+    fn regret_is_zero_at_the_measured_ceiling_and_grows_away_from_it() {
+        let c = costs(10, 300);
+        assert_eq!(regret(32, &c), 0.0);
+        // Ceiling 64: at 64 pages per page costs 640 instead of 428.
+        assert_eq!(regret(64, &c), 640.0 - 428.0);
+        // Ceiling 16: at 32 pages full costs 364 instead of 320.
+        assert_eq!(regret(16, &c), 364.0 - 320.0);
+        assert!(regret(33, &c) == 0.0 && regret(0, &c) > regret(16, &c));
+    }
+
+    struct Model {
+        per_page: u64,
+        full: u64,
+        calls: u32,
+    }
+
+    impl FlushProbe for Model {
+        fn round(&mut self, pages: u64, full: bool) -> u64 {
+            self.calls += 1;
+            // Every third call is disturbed (each size and strategy in one of three tries):
+            // the minimum of the tries must not see it.
+            let noise = if self.calls.is_multiple_of(3) { 1000 } else { 0 };
+            noise
+                + if full {
+                    self.full + pages * 2
+                } else {
+                    pages * self.per_page
+                }
+        }
+    }
+
+    #[test]
+    fn calibration_finds_the_crossover_of_the_cpu_it_measures() {
+        let mut cpu = Model {
+            per_page: 10,
+            full: 300,
+            calls: 0,
+        };
+        let (policy, measured) = calibrate(&mut cpu, 3);
+        assert_eq!(policy, FlushPolicy { ceiling: 32 });
+        assert_eq!(
+            measured[6],
+            RoundCost {
+                pages: 64,
+                per_page: 640.0,
+                full: 428.0
+            }
+        );
+        assert_eq!(cpu.calls, 3 * 2 * 10);
+        let mut cheap_flush = Model {
+            per_page: 100,
+            full: 50,
+            calls: 0,
+        };
+        assert_eq!(calibrate(&mut cheap_flush, 2).0, FlushPolicy { ceiling: 0 });
     }
 }
