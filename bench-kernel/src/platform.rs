@@ -8,10 +8,10 @@ use core::fmt::{self, Write};
 
 use ptp_lab::cpu::CpuFacts;
 use ptp_lab::platform::{Fault, Mmu, Place, Platform, Reason, Tsc, reason};
+use vystem_ptp::Pool;
 use vystem_ptp::pool::PAGE_BYTES;
-use vystem_ptp::{BitmapAllocator, MapError, PageSizes, Pool, PoolMapper};
 use x86_64::registers::control::Cr3;
-use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
+use x86_64::structures::paging::PhysFrame;
 use x86_64::{PhysAddr, VirtAddr};
 
 use crate::bootinfo::{FreeRegions, IDENTITY_MAP_END};
@@ -24,6 +24,8 @@ pub struct Kernel {
     /// one scratch page.
     region: u64,
     largest: u32,
+    /// Free RAM after the pool region (start, end): working sets for the TLB suite.
+    spare: (u64, u64),
 }
 
 impl Kernel {
@@ -43,6 +45,7 @@ impl Kernel {
                 pit_hz,
                 region: r.start,
                 largest,
+                spare: (r.start + need, r.end),
             }),
             None => Err(reason(format_args!(
                 "a pool of {largest} pages ({} MiB) plus a scratch page does not fit in free RAM: the largest free region is {} MiB",
@@ -108,25 +111,19 @@ impl Platform for Kernel {
 }
 
 impl Mmu for Kernel {
-    /// The kernel runs identity-mapped: code, stacks, IDT/GDT/TSS, boot info and the pools all
-    /// live below 4 GiB. Map that range the same way (2 MiB pages where they fit, executable,
-    /// as boot did), all but the mapper's own pool.
-    fn map_kernel(&self, mapper: &mut PoolMapper<BitmapAllocator>) -> Result<(), MapError> {
-        let pool = *mapper.pool();
-        let (lo, hi) = (
-            pool.phys_base().as_u64(),
-            pool.phys_base().as_u64() + pool.bytes(),
-        );
-        for (start, end) in [(0, lo), (hi, IDENTITY_MAP_END)] {
-            mapper.map_region(
-                VirtAddr::new(start),
-                PhysAddr::new(start),
-                end - start,
-                PageSizes::UP_TO_2MIB,
-                F::PRESENT | F::WRITABLE,
-            )?;
+    fn identity_end(&self) -> u64 {
+        IDENTITY_MAP_END
+    }
+
+    fn frames(&mut self, pages: u64) -> Result<PhysAddr, Reason> {
+        let (start, end) = self.spare;
+        if pages * PAGE_BYTES > end - start {
+            return Err(reason(format_args!(
+                "{pages} pages of working set do not fit in the {} MiB left beside the pools",
+                (end - start) >> 20
+            )));
         }
-        Ok(())
+        Ok(PhysAddr::new(start))
     }
 
     fn cr3(&self) -> PhysFrame {

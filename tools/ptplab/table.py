@@ -110,6 +110,13 @@ def render(records: list[dict], percentiles: bool = False) -> str:
     if skips:
         lines.append(f"skipped: {len(skips)}")
         lines += [f"  {s.get('suite')}/{s['bench']} (pool {s.get('pool_pages')}): {s['reason']}" for s in skips]
+    for x in (r for r in records if r.get("type") == "crossover"):
+        fixed = ", ".join(f"{c}: {v['regret']:.0f}" for c, v in x["fixed_ceilings"].items())
+        lines.append(f"TLB crossover ({x['page_size']}, {x['per_page']} vs {x['full']}, {x['unit']} per round): "
+                     f"the full flush wins from N* = {x['n_star']} pages, so flush page by page up to "
+                     f"{x['ceiling']}; fixed ceilings cost (summed extra per round) {fixed}; calibrated ceiling "
+                     f"{x['calibrated_ceiling']} in {x['calibration_ticks']} ticks, at worst "
+                     f"{x['calibrated_worst_excess']:.2f}x the best choice")
     t = target_rows(records) + job_targets(run)
     if t:
         lines.append("speed targets:")

@@ -5,12 +5,12 @@ import stat
 
 import pytest
 
-from ptplab import bench, schema
+from ptplab import bench, lab, schema
 from ptplab.bench import BenchError
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--suite", "alloc,tlb"], "unknown suite 'tlb'"),
+    (["--suite", "alloc,smp"], "unknown suite 'smp'"),
     (["--pool-pages", "0"], "0 is outside 64..65536"),
     (["--pool-pages", "4096,abc"], "'abc' is not a number"),
     (["--pool-pages", "-5"], "'-5' is not a number"),
@@ -29,7 +29,8 @@ def test_bad_input_is_one_line_naming_the_value(argv, message, capsys):
 def test_defaults_fit_the_pools_in_guest_ram():
     p = bench.plan_from_args(["--pool-pages", "1024,65536", "--quick"])
     assert p.pools == [1024, 65536] and p.memory >= 256 + 256 and p.timeout == 120
-    assert p.cmdline() == "mode=bench suites=alloc,map,ptp pools=1024,65536 quick=1 seed=24301"
+    suites = ",".join(lab.facts()["suites"])
+    assert p.cmdline() == f"mode=bench suites={suites} pools=1024,65536 quick=1 seed=24301"
 
 
 def test_missing_qemu_names_the_package(tmp_path, capsys):

@@ -17,16 +17,18 @@ pub enum Suite {
     Alloc,
     Map,
     Ptp,
+    Tlb,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 3] = [Suite::Alloc, Suite::Map, Suite::Ptp];
+    pub const ALL: [Suite; 4] = [Suite::Alloc, Suite::Map, Suite::Ptp, Suite::Tlb];
 
     pub fn name(self) -> &'static str {
         match self {
             Suite::Alloc => "alloc",
             Suite::Map => "map",
             Suite::Ptp => "ptp",
+            Suite::Tlb => "tlb",
         }
     }
 
@@ -278,8 +280,8 @@ mod tests {
             out
         };
         assert_eq!(
-            err("suites=alloc,tlb").as_str(),
-            "unknown suite 'tlb' (known: alloc, map, ptp)"
+            err("suites=alloc,smp").as_str(),
+            "unknown suite 'smp' (known: alloc, map, ptp, tlb)"
         );
         assert_eq!(
             err("pools=0").as_str(),

@@ -7,9 +7,10 @@
 use crate::cpu::CpuFacts;
 use crate::fixedstr::FixedStr;
 use core::fmt::{self, Write};
-use vystem_ptp::{BitmapAllocator, MapError, Pool, PoolMapper};
+use vystem_ptp::{MapError, PageAllocator, PageSizes, Pool, PoolMapper};
+use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::structures::paging::PhysFrame;
-use x86_64::PhysAddr;
+use x86_64::{PhysAddr, VirtAddr};
 
 /// A reason, for skip records and errors (no allocator: a bounded string).
 pub type Reason = FixedStr<160>;
@@ -96,11 +97,13 @@ pub trait Platform {
     fn has_heap(&self) -> bool;
 }
 
-/// What the PTP checks need from ring 0.
+/// What the PTP and TLB checks need from ring 0.
 pub trait Mmu {
-    /// Map into `mapper` what the running code needs to keep running once it is in CR3, and
-    /// nothing of the mapper's own pool (a modifiable PTP reaches it through its self-map).
-    fn map_kernel(&self, mapper: &mut PoolMapper<BitmapAllocator>) -> Result<(), MapError>;
+    /// The running code lives identity-mapped below this address (its code, stacks, tables and
+    /// the pools): what a PTP must map to be loaded ([`map_kernel`]).
+    fn identity_end(&self) -> u64;
+    /// `pages` physically contiguous free pages outside every pool (TLB working sets).
+    fn frames(&mut self, pages: u64) -> Result<PhysAddr, Reason>;
     fn cr3(&self) -> PhysFrame;
     /// # Safety
     /// `frame` must be the root of page tables that map the running code, its stack, and
@@ -108,4 +111,31 @@ pub trait Mmu {
     unsafe fn load_cr3(&mut self, frame: PhysFrame);
     fn probe_read(&mut self, addr: u64) -> Result<u8, Fault>;
     fn probe_write(&mut self, addr: u64, value: u8) -> Result<(), Fault>;
+}
+
+/// Map into `mapper` what the running code needs once its tables are in CR3: the identity map
+/// below `mmu.identity_end()` (2 MiB pages where they fit, executable, as boot did), all but
+/// the mapper's own pool (a modifiable PTP reaches it through its self-map, an unmodifiable one
+/// not at all).
+pub fn map_kernel<A: PageAllocator>(
+    mmu: &dyn Mmu,
+    mapper: &mut PoolMapper<A>,
+) -> Result<(), MapError> {
+    let pool = *mapper.pool();
+    let (lo, hi) = (
+        pool.phys_base().as_u64(),
+        pool.phys_base().as_u64() + pool.bytes(),
+    );
+    for (start, end) in [(0, lo), (hi, mmu.identity_end())] {
+        if end > start {
+            mapper.map_region(
+                VirtAddr::new(start),
+                PhysAddr::new(start),
+                end - start,
+                PageSizes::UP_TO_2MIB,
+                F::PRESENT | F::WRITABLE,
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -111,6 +111,27 @@ pub const RECORDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("exit", &["ok", "qemu_status", "boot_stack_used_bytes"]),
+    (
+        "crossover",
+        &[
+            "suite",
+            "bench",
+            "pool_pages",
+            "page_size",
+            "per_page",
+            "full",
+            "unit",
+            "sizes",
+            "per_page_costs",
+            "full_costs",
+            "n_star",
+            "ceiling",
+            "fixed_ceilings",
+            "calibrated_ceiling",
+            "calibration_ticks",
+            "calibrated_worst_excess",
+        ],
+    ),
 ];
 
 /// The suite of the kernel's boot self-checks (they belong to no benchmark suite).
@@ -529,6 +550,71 @@ pub fn exit(
         .end()
 }
 
+/// Where flushing everything starts to beat flushing page by page, on this CPU.
+pub struct CrossoverRecord<'a> {
+    pub suite: &'a str,
+    pub bench: &'a str,
+    pub pool_pages: u32,
+    pub page_size: &'a str,
+    /// The two strategies compared, as named in their measurements.
+    pub per_page: &'a str,
+    pub full: &'a str,
+    pub unit: &'a str,
+    /// Cost of one flush + refill round per page count, both strategies.
+    pub costs: &'a [vystem_ptp::flush::RoundCost],
+    /// The smallest page count from which the full flush stays cheaper (None: never here).
+    pub n_star: Option<u64>,
+    /// The ceiling that calls for: flush page by page up to it.
+    pub ceiling: u64,
+    /// Fixed ceilings (Linux's 33 and neighbours) and what each costs over the sizes measured
+    /// against always choosing the cheaper strategy (sum of the extra per round).
+    pub fixed: &'a [(u64, f64)],
+    pub calibrated_ceiling: u64,
+    /// TSC ticks `vystem_ptp::flush::calibrate` took.
+    pub calibration_ticks: u64,
+    /// The calibrated policy's worst cost over the best choice, at any size measured (1.0 =
+    /// always the best).
+    pub calibrated_worst_excess: f64,
+}
+
+pub fn crossover(w: &mut dyn Write, c: &CrossoverRecord<'_>) -> fmt::Result {
+    let list = |w: &mut dyn Write, f: &dyn Fn(&vystem_ptp::flush::RoundCost) -> f64| {
+        let mut l = List::open(w)?;
+        for x in c.costs {
+            l.item(format_args!("{:.1}", f(x)))?;
+        }
+        l.close()
+    };
+    Obj::new(w, "crossover")
+        .str("suite", c.suite)
+        .str("bench", c.bench)
+        .num("pool_pages", c.pool_pages as u64)
+        .str("page_size", c.page_size)
+        .str("per_page", c.per_page)
+        .str("full", c.full)
+        .str("unit", c.unit)
+        .with("sizes", |w| list(w, &|x| x.pages as f64))
+        .with("per_page_costs", |w| list(w, &|x| x.per_page))
+        .with("full_costs", |w| list(w, &|x| x.full))
+        .opt_num("n_star", c.n_star)
+        .num("ceiling", c.ceiling)
+        .with("fixed_ceilings", |w| {
+            w.write_char('{')?;
+            for (i, (ceiling, extra)) in c.fixed.iter().enumerate() {
+                write!(
+                    w,
+                    "{}\"{ceiling}\":{{\"regret\":{extra:.1}}}",
+                    if i == 0 { "" } else { "," }
+                )?;
+            }
+            w.write_char('}')
+        })
+        .num("calibrated_ceiling", c.calibrated_ceiling)
+        .num("calibration_ticks", c.calibration_ticks)
+        .float("calibrated_worst_excess", c.calibrated_worst_excess)
+        .end()
+}
+
 /// What the `run` record says about where and how a run happened. The bench job on the host
 /// adds what only it knows (run id, accel, git commit, QEMU version and arguments).
 pub struct RunInfo<'a> {
@@ -784,6 +870,32 @@ mod tests {
         w("selftest", &|s| selftest(s, 1, 0));
         w("end", &|s| end(s, "ok", &Counts::default()));
         w("exit", &|s| exit(s, true, 33, Some(4096)));
+        let costs = [vystem_ptp::flush::RoundCost {
+            pages: 1,
+            per_page: 2.0,
+            full: 3.0,
+        }];
+        w("crossover", &|s| {
+            crossover(
+                s,
+                &CrossoverRecord {
+                    suite: "tlb",
+                    bench: "tlb_crossover",
+                    pool_pages: 64,
+                    page_size: "4KiB",
+                    per_page: "invlpg",
+                    full: "cr3-reload",
+                    unit: "ticks",
+                    costs: &costs,
+                    n_star: None,
+                    ceiling: 1,
+                    fixed: &[(33, 0.0)],
+                    calibrated_ceiling: 1,
+                    calibration_ticks: 5,
+                    calibrated_worst_excess: 1.0,
+                },
+            )
+        });
         let written: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
         let all: Vec<&str> = RECORDS.iter().map(|(t, _)| *t).collect();
         assert_eq!(written, all, "one writer per declared record type");

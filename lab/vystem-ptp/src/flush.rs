@@ -297,7 +297,11 @@ mod tests {
             self.calls += 1;
             // Every third call is disturbed (each size and strategy in one of three tries):
             // the minimum of the tries must not see it.
-            let noise = if self.calls.is_multiple_of(3) { 1000 } else { 0 };
+            let noise = if self.calls.is_multiple_of(3) {
+                1000
+            } else {
+                0
+            };
             noise
                 + if full {
                     self.full + pages * 2

@@ -15,6 +15,7 @@ mod alloc;
 mod map;
 mod peers;
 mod ptp;
+mod tlb;
 
 use crate::config::{Config, Suite};
 use crate::platform::{reason, Platform, Reason};
@@ -53,6 +54,13 @@ pub static BENCHES: &[Bench] = &[
     ptp::BUILD,
     ptp::MODIFIABLE_IN_CR3,
     ptp::UNMODIFIABLE_IN_CR3,
+    tlb::INVLPG,
+    tlb::CR3_RELOAD,
+    tlb::PGE_TOGGLE,
+    tlb::PCID,
+    tlb::INVPCID,
+    tlb::INVLPGB,
+    tlb::CROSSOVER,
 ];
 
 /// Contenders only the host measures, and why: they allocate on a heap, which the kernel lacks.

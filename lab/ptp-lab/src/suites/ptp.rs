@@ -5,7 +5,7 @@
 
 use super::{always, needs_ring0, Bench, Ctx};
 use crate::config::Suite;
-use crate::platform::{Fault, Mmu};
+use crate::platform::{map_kernel, Fault, Mmu};
 use core::hint::black_box;
 use vystem_ptp::{BitmapAllocator, PageSize, Pool, Ptp};
 use x86_64::structures::paging::PageTableFlags as F;
@@ -117,7 +117,7 @@ fn modifiable_in_cr3(ctx: &mut Ctx<'_>) {
         return;
     };
     // The pool is reached through the self-map only, as in Shelter: no identity alias.
-    if let Err(e) = mmu.map_kernel(&mut ptp.mapper) {
+    if let Err(e) = map_kernel(mmu, &mut ptp.mapper) {
         ctx.check("modifiable_maps_kernel", false, format_args!("{e:?}"));
         return;
     }
@@ -180,7 +180,7 @@ fn unmodifiable_in_cr3(ctx: &mut Ctx<'_>) {
     let Some(mmu) = ctx.platform.mmu() else {
         return;
     };
-    if let Err(e) = mmu.map_kernel(&mut ptp.mapper) {
+    if let Err(e) = map_kernel(mmu, &mut ptp.mapper) {
         ctx.check("unmodifiable_maps_kernel", false, format_args!("{e:?}"));
         return;
     }
