@@ -54,5 +54,6 @@ def test_under_bochs_pcid_and_invpcid_are_measured_and_checked_not_skipped(bochs
     assert checks["pcid_switch_keeps_other_context_usable"]
     assert all(checks[f"invpcid_type_{t}_new_frame_seen"] for t in range(4))
     skipped = {r["bench"] for r in tlb if r["type"] == "skip" and r["pool_pages"] == 64}
-    assert skipped == {"tlb_invlpgb"}, "only INVLPGB (AMD) is missing from Bochs's Haswell"
+    assert skipped == {"tlb_invlpgb", "tlb_linux_round_trips", "tlb_linux_refill"}, \
+        "only INVLPGB (AMD) is missing from Bochs's Haswell (and Linux's costs are the host's)"
     assert any(r["type"] == "crossover" for r in tlb)

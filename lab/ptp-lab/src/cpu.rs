@@ -180,7 +180,7 @@ impl CpuFacts {
 }
 
 /// JSON number or `null`.
-pub struct OptNum(Option<u64>);
+pub struct OptNum(pub Option<u64>);
 
 impl fmt::Display for OptNum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -8,7 +8,7 @@ use crate::json::Str;
 use crate::platform::Place;
 use crate::record::{List, Obj, BOOT_SUITE, RECORDS, SCHEMA};
 use crate::suites::{BENCHES, HOST_ONLY};
-use crate::target::{JOB_TARGETS, TARGETS};
+use crate::target::{JOB_TARGETS, TARGETS, VALUE_TARGETS};
 use crate::timing::Execution;
 use core::fmt::{self, Write};
 use vystem_ptp::pool::{MAX_POOL_PAGES, MIN_POOL_PAGES, STANDARD_POOL_PAGES};
@@ -54,9 +54,15 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
             l.close()
         })
         .with("host_only", |w| {
-            write!(w, "{{\"contenders\":")?;
-            names(w, HOST_ONLY.0, |c| c)?;
-            write!(w, ",\"reason\":{}}}", Str(HOST_ONLY.1))
+            let mut l = List::open(w)?;
+            for (contender, why) in HOST_ONLY {
+                l.item(format_args!(
+                    "{{\"contender\":{},\"reason\":{}}}",
+                    Str(contender),
+                    Str(why)
+                ))?;
+            }
+            l.close()
         })
         .raw(
             "pool_pages",
@@ -91,6 +97,22 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
         .with("targets", |w| {
             let mut l = List::open(w)?;
             for t in TARGETS {
+                let (op, x) = t.want.text();
+                l.item(format_args!(
+                    "{{\"name\":{},\"bench\":{},\"ours\":{},\"other\":{},\"want\":\"{op} {x}x\",\"direction\":{},\"on\":{}}}",
+                    Str(t.name),
+                    Str(t.bench),
+                    Str(t.ours),
+                    Str(t.other),
+                    Str(t.want.direction()),
+                    Str(t.on.name())
+                ))?;
+            }
+            l.close()
+        })
+        .with("value_targets", |w| {
+            let mut l = List::open(w)?;
+            for t in VALUE_TARGETS {
                 let (op, x) = t.want.text();
                 l.item(format_args!(
                     "{{\"name\":{},\"bench\":{},\"ours\":{},\"other\":{},\"want\":\"{op} {x}x\",\"direction\":{},\"on\":{}}}",

@@ -593,7 +593,13 @@ pub fn crossover(w: &mut dyn Write, c: &CrossoverRecord<'_>) -> fmt::Result {
         .str("per_page", c.per_page)
         .str("full", c.full)
         .str("unit", c.unit)
-        .with("sizes", |w| list(w, &|x| x.pages as f64))
+        .with("sizes", |w| {
+            let mut l = List::open(w)?;
+            for x in c.costs {
+                l.item(format_args!("{}", x.pages))?;
+            }
+            l.close()
+        })
         .with("per_page_costs", |w| list(w, &|x| x.per_page))
         .with("full_costs", |w| list(w, &|x| x.full))
         .opt_num("n_star", c.n_star)

@@ -47,6 +47,7 @@ pub fn run(
     let tally = Tally {
         counts: &mut counts,
         judge: &mut judge,
+        execution,
     };
     suites::run_all(platform, out, scope, cfg, tally);
     judge.report(out, place, execution, cfg.pools(), &mut counts);

@@ -134,6 +134,76 @@ pub static TARGETS: &[Target] = &[
     },
 ];
 
+/// A target on a value a benchmark computes (not a ratio of two contenders' estimates), judged
+/// where it is computed: on `on` runs, native ones only for the kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueTarget {
+    pub name: &'static str,
+    pub bench: &'static str,
+    /// What the value is, and what it is compared with.
+    pub ours: &'static str,
+    pub other: &'static str,
+    pub want: Want,
+    pub on: Place,
+}
+
+/// The calibrated TLB flush policy (issue: a policy calibrated on the CPU it runs on).
+pub static CALIBRATION_TIME: ValueTarget = ValueTarget {
+    name: "calibrating the flush policy takes <= 1 ms of CPU time",
+    bench: "tlb_crossover",
+    ours: "calibration",
+    other: "1 ms",
+    want: Want::WithinOf(1.0),
+    on: Place::Kernel,
+};
+pub static CALIBRATED_POLICY: ValueTarget = ValueTarget {
+    name: "the calibrated flush policy is within 5 % of the best choice at every N measured",
+    bench: "tlb_crossover",
+    ours: "calibrated-policy",
+    other: "best-choice",
+    want: Want::WithinOf(1.05),
+    on: Place::Kernel,
+};
+pub static VALUE_TARGETS: &[&ValueTarget] = &[&CALIBRATION_TIME, &CALIBRATED_POLICY];
+
+impl ValueTarget {
+    /// Write the `target` record for `ratio` (ours / other); a miss counts in `counts`.
+    pub fn judge(
+        &self,
+        w: &mut dyn Write,
+        ratio: f64,
+        pool_pages: u32,
+        execution: Execution,
+        counts: &mut Counts,
+    ) {
+        let judged = self.on == Place::Host || execution == Execution::Native;
+        let met = judged.then(|| self.want.met(ratio));
+        if met == Some(false) {
+            counts.targets_missed += 1;
+        }
+        let (op, x) = self.want.text();
+        let _ = record::target(
+            w,
+            &TargetRecord {
+                name: self.name,
+                bench: self.bench,
+                ours: self.ours,
+                other: self.other,
+                pool_pages,
+                ratio,
+                direction: self.want.direction(),
+                want: format_args!("{op} {x}x"),
+                met,
+                note: if judged {
+                    ""
+                } else {
+                    "not judged: emulated (privileged instructions are emulated)"
+                },
+            },
+        );
+    }
+}
+
 /// A target on a whole bench-kernel run, which the bench job times from outside: a field of
 /// the completed run record, at most `at_most_s` seconds, on runs that match.
 #[derive(Debug, Clone, Copy)]

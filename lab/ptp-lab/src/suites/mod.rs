@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 mod alloc;
+mod linux;
 mod map;
 mod peers;
 mod ptp;
@@ -61,10 +62,20 @@ pub static BENCHES: &[Bench] = &[
     tlb::INVPCID,
     tlb::INVLPGB,
     tlb::CROSSOVER,
+    linux::ROUND_TRIPS,
+    linux::REFILL,
 ];
 
-/// Contenders only the host measures, and why: they allocate on a heap, which the kernel lacks.
-pub const HOST_ONLY: (&[&str], &str) = (&[peers::BITMAP_ALLOCATOR, peers::BUDDY], peers::WHY);
+/// Contenders only the host measures, and why.
+pub const HOST_ONLY: &[(&str, &str)] = &[
+    (peers::BITMAP_ALLOCATOR, peers::WHY),
+    (peers::BUDDY, peers::WHY),
+    ("linux-mprotect", linux::WHY),
+    ("linux-madvise-dontneed", linux::WHY),
+    ("linux-munmap-mmap", linux::WHY),
+    ("linux-refill-4KiB", linux::WHY),
+    ("linux-refill-2MiB-thp", linux::WHY),
+];
 
 /// Everything a benchmark run gets.
 pub struct Ctx<'a> {
@@ -77,6 +88,8 @@ pub struct Ctx<'a> {
     pub counts: &'a mut Counts,
     pub bench: &'static str,
     pub suite: Suite,
+    /// Native or emulated: targets in kernel runs are judged natively only.
+    pub execution: crate::timing::Execution,
 }
 
 impl Ctx<'_> {
@@ -175,10 +188,11 @@ pub fn names(suite: Suite) -> impl Iterator<Item = &'static str> {
     })
 }
 
-/// What a run of the table accumulates.
+/// What a run of the table accumulates, and how it runs.
 pub struct Tally<'a> {
     pub counts: &'a mut Counts,
     pub judge: &'a mut Judge,
+    pub execution: crate::timing::Execution,
 }
 
 /// Run every selected benchmark at every pool size: suite by suite, each benchmark (all its
@@ -191,7 +205,11 @@ pub fn run_all(
     cfg: &Config,
     tally: Tally<'_>,
 ) {
-    let Tally { counts, judge } = tally;
+    let Tally {
+        counts,
+        judge,
+        execution,
+    } = tally;
     for suite in Suite::ALL.into_iter().filter(|s| cfg.suites.has(*s)) {
         let _ = write!(out, "# suite {} pool_pages ", suite.name());
         for (i, p) in cfg.pools().iter().enumerate() {
@@ -202,7 +220,9 @@ pub fn run_all(
             scope.with_timer(suite.name(), name, &mut |timer| {
                 for &pages in cfg.pools() {
                     for b in BENCHES.iter().filter(|b| b.name == name) {
-                        run_entry(platform, out, timer, cfg, counts, judge, b, pages);
+                        run_entry(
+                            platform, out, timer, cfg, counts, judge, execution, b, pages,
+                        );
                     }
                 }
             });
@@ -219,6 +239,7 @@ fn run_entry(
     cfg: &Config,
     counts: &mut Counts,
     judge: &mut Judge,
+    execution: crate::timing::Execution,
     b: &Bench,
     pages: u32,
 ) {
@@ -241,6 +262,7 @@ fn run_entry(
         counts,
         bench: b.name,
         suite: b.suite,
+        execution,
     };
     match (b.precondition)(&mut ctx) {
         Ok(()) => (b.run)(&mut ctx),

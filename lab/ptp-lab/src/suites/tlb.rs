@@ -14,6 +14,7 @@ use super::{Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{map_kernel, reason, Reason};
 use crate::record;
+use crate::target::{CALIBRATED_POLICY, CALIBRATION_TIME};
 use crate::timing::{self, Summary};
 use core::hint::black_box;
 use vystem_ptp::flush::{calibrate, ceiling_for, crossover, regret, FlushProbe, RoundCost};
@@ -723,6 +724,14 @@ fn crossover_and_policy(ctx: &mut Ctx<'_>) {
             calibrated_worst_excess: worst,
         },
     );
+    let tsc_hz = ctx.platform.tsc().hz.unwrap_or(0);
+    if tsc_hz > 0 {
+        let ms = calibration_ticks as f64 / (tsc_hz as f64 / 1000.0);
+        let (pages, execution) = (ctx.pool.pages(), ctx.execution);
+        CALIBRATION_TIME.judge(ctx.out, ms, pages, execution, ctx.counts);
+    }
+    let (pages, execution) = (ctx.pool.pages(), ctx.execution);
+    CALIBRATED_POLICY.judge(ctx.out, worst, pages, execution, ctx.counts);
     ctx.check(
         "crossover_stated",
         costs.iter().all(|c| c.per_page > 0.0 && c.full > 0.0),
