@@ -123,6 +123,8 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung")
     p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
     p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
+    p.add_argument("--repeat", type=positive, default=1,
+                   help="run K times (K files), then print the run-to-run spread of every median")
     p.add_argument("--validate", action="store_true",
                    help="only check the options (what scripts/bench.sh does before it sets anything up)")
     p.add_argument("--kernel", default=str(KERNEL), help=argparse.SUPPRESS)
@@ -152,6 +154,7 @@ class Plan:
     bochs: str = "bochs"
     extra: str = ""
     criterion_args: list[str] = field(default_factory=list)
+    repeat: int = 1
 
     def cmdline(self) -> str:
         words = [f"mode={'selftest' if self.selftest else 'bench'}", f"suites={','.join(self.suites)}",
@@ -179,7 +182,7 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
                 criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory,
                 seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
                 host_bin=Path(a.host_bin), qemu=a.qemu, bochs=a.bochs, extra=a.append_extra,
-                criterion_args=rest)
+                criterion_args=rest, repeat=a.repeat)
 
 
 def split_criterion_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -500,7 +503,16 @@ def main(argv: list[str]) -> int:
             else:
                 print(" ".join(setup_needs(plan_from_args(argv))))
             return 0
-        return run(plan_from_args(argv))
+        plan = plan_from_args(argv)
+        paths = []
+        for i in range(plan.repeat):
+            if plan.repeat > 1:
+                say(f"bench: run {i + 1} of {plan.repeat}")
+            paths.append(run(plan))
+        if plan.repeat > 1:
+            from .table import spread
+            print(spread([[json.loads(line) for line in p.read_text().splitlines()] for p in paths]))
+        return 0
     except BenchError as e:
         say(f"bench: error: {e}")
         return e.code
@@ -509,7 +521,8 @@ def main(argv: list[str]) -> int:
         return 128 + signal.SIGINT
 
 
-def run(plan: Plan) -> int:
+def run(plan: Plan) -> Path:
+    """One run; the results file it wrote (or BenchError)."""
     try:
         plan.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -625,7 +638,7 @@ def run(plan: Plan) -> int:
     if failed_checks:
         names = ", ".join(f"{c.get('suite', '')}/{c['name']}" for c in failed_checks[:5])
         raise BenchError(f"{len(failed_checks)} checks failed: {names} (see {path})", code=1)
-    return 0
+    return path
 
 
 def collect(argv: list[str]) -> int:

@@ -122,3 +122,30 @@ def render(records: list[dict], percentiles: bool = False) -> str:
         lines.append("speed targets:")
         lines += [f"  {name:<100} {measured:>9}  {verdict}" for name, measured, verdict in t]
     return "\n".join(lines)
+
+
+def spread(runs: list[list[dict]]) -> str:
+    """Run-to-run spread of each measurement's estimate over repeated runs of one plan: the
+    median of the runs, and (max - min) / median."""
+    import statistics
+    rows: dict[tuple, list[float]] = {}
+    for records in runs:
+        for m in (r for r in records if r.get("type") == "measurement"):
+            key = (m["suite"], m["bench"], m["impl"], m.get("pool_pages"), json_key(m.get("params")))
+            value = estimate(m)
+            if value:
+                rows.setdefault(key, []).append(value)
+    lines = [f"run-to-run spread over {len(runs)} runs (estimates: medians, or criterion's means)",
+             f"{'suite':<6} {'bench':<26} {'impl':<26} {'pool':>6} {'params':<28} {'median':>11} {'spread':>7}"]
+    for (suite, bench, imp, pool, params), values in rows.items():
+        med = statistics.median(values)
+        lines.append(f"{suite:<6} {bench:<26} {imp:<26} {pool or '':>6} {params:<28} {med:>11.3f} "
+                     f"{(max(values) - min(values)) / med:>6.1%}")
+    return "\n".join(lines)
+
+
+def json_key(params) -> str:
+    """The parameters that tell measurements of one contender apart (pages, page size)."""
+    if not isinstance(params, dict):
+        return ""
+    return " ".join(f"{k}={params[k]}" for k in ("pages", "page_size", "fill_pct") if k in params)

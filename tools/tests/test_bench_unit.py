@@ -114,3 +114,14 @@ def test_kvm_probe_turns_a_paused_guest_into_a_quick_verdict(tmp_path, monkeypat
     ok, why = bench.probe_kvm(bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)]))
     assert not ok
     assert why == "the probe boot hung (no result within 1 s): KVM internal error. Suberror: 1"
+
+
+def test_the_spread_of_repeated_runs_is_per_contender_and_size():
+    from ptplab.table import spread
+
+    def run(p50):
+        return [{"type": "measurement", "suite": "tlb", "bench": "tlb_invlpg", "impl": "invlpg-refill",
+                 "pool_pages": 64, "params": {"pages": 4, "page_size": "4KiB"}, "p50": p50}]
+    text = spread([run(10.0), run(12.0), run(11.0)])
+    row = next(line for line in text.splitlines() if "invlpg-refill" in line)
+    assert "pages=4 page_size=4KiB" in row and row.split()[-2:] == ["11.000", "18.2%"]

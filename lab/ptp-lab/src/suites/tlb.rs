@@ -31,8 +31,14 @@ const OTHER: u64 = 0x0000_5080_0000_0000;
 /// Largest working set, in 4 KiB pages.
 const MAX_PAGES: u64 = 4096;
 const OTHER_PAGES: u64 = 64;
-/// The refill sweep.
+/// The refill sweep, 4 KiB pages.
 const SIZES: [u64; 7] = [1, 4, 16, 64, 256, 1024, 4096];
+/// The 2 MiB working set: every page aliases one of two 2 MiB frames (a TLB entry is per
+/// virtual page), so 64 pages need 4 MiB of RAM, not 128.
+const WS_2M: u64 = 0x0000_5100_0000_0000;
+const HUGE: u64 = 2 << 20;
+const SIZES_2M: [u64; 7] = [1, 2, 4, 8, 16, 32, 64];
+const MAX_2M: u64 = 64;
 const SELF_MAP: u64 = super::SELF_MAP;
 const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 /// Linux's ceiling and two neighbours other kernels use.
@@ -138,17 +144,51 @@ impl Strategy {
         }
     }
 
-    /// Invalidate `pages` pages from `WS`.
+    /// Invalidate `pages` 4 KiB pages from `WS`.
     #[inline(always)]
     fn flush(self, pages: u64) {
+        self.flush_at(Size::K4, pages)
+    }
+
+    /// Invalidate `pages` pages of `size` from its working set.
+    #[inline(always)]
+    fn flush_at(self, size: Size, pages: u64) {
         match self {
             Strategy::Invlpg => {
                 for i in 0..pages {
-                    tlb::flush(VirtAddr::new(WS + i * 4096));
+                    tlb::flush(VirtAddr::new(size.base() + i * size.step()));
                 }
             }
             Strategy::Cr3Reload => tlb::flush_all(),
             Strategy::PgeToggle => toggle_pge(),
+        }
+    }
+}
+
+/// The two working sets: 4 KiB pages at `WS`, 2 MiB pages at `WS_2M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Size {
+    K4,
+    M2,
+}
+
+impl Size {
+    fn base(self) -> u64 {
+        match self {
+            Size::K4 => WS,
+            Size::M2 => WS_2M,
+        }
+    }
+    fn step(self) -> u64 {
+        match self {
+            Size::K4 => 4096,
+            Size::M2 => HUGE,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Size::K4 => "4KiB",
+            Size::M2 => "2MiB",
         }
     }
 }
@@ -173,6 +213,10 @@ struct Space {
     a: PhysAddr,
     b: PhysAddr,
     on_b: bool,
+    /// The two 2 MiB frames every page of the 2 MiB set maps, and which one now.
+    a2: PhysAddr,
+    b2: PhysAddr,
+    on_b2: bool,
 }
 
 impl Space {
@@ -184,7 +228,10 @@ impl Space {
         let Some(mmu) = ctx.platform.mmu() else {
             return Err(reason(format_args!("needs ring 0")));
         };
-        let frames = mmu.frames(2 * MAX_PAGES)?;
+        // Both 4 KiB sets, then room for two 2 MiB-aligned 2 MiB frames.
+        let frames = mmu.frames(2 * MAX_PAGES + 3 * 512)?;
+        let a2 = PhysAddr::new((frames.as_u64() + 2 * MAX_PAGES * 4096).next_multiple_of(HUGE));
+        let b2 = a2 + HUGE;
         let err = |what: &str, e: &dyn core::fmt::Debug| reason(format_args!("{what}: {e:?}"));
         let mut ptp =
             Ptp::modifiable_with(pool, BumpAllocator::new(n), VirtAddr::new(SELF_MAP), fill)
@@ -212,6 +259,13 @@ impl Space {
             )
             .map_err(|e| err("mapping the collateral set", &e))?
             .ignore();
+        for i in 0..MAX_2M {
+            let v = VirtAddr::new(WS_2M + i * HUGE);
+            ptp.mapper
+                .map_page(v, a2, PageSize::Size2MiB, FLAGS)
+                .map_err(|e| err("mapping the 2 MiB working set", &e))?
+                .ignore();
+        }
         let old = Cr3::read();
         // SAFETY: the PTP maps the kernel's identity (code, stacks, statics) and the self-map.
         unsafe { Cr3::write(ptp.cr3_frame(), old.1) };
@@ -224,6 +278,9 @@ impl Space {
             a,
             b,
             on_b: false,
+            a2,
+            b2,
+            on_b2: false,
         };
         rebased.map_err(|e| err("rebasing to the self-map", &e))?;
         Ok(space)
@@ -245,6 +302,28 @@ impl Space {
         ok
     }
 
+    /// Map the first `pages` pages of `size`'s working set elsewhere (no flush).
+    fn remap_at(&mut self, size: Size, pages: u64, global: bool) -> bool {
+        if size == Size::K4 {
+            return self.remap(pages, global);
+        }
+        let to = if self.on_b2 { self.a2 } else { self.b2 };
+        let m = &mut self.ptp.mapper;
+        let mut ok = m
+            .unmap_range(VirtAddr::new(WS_2M), pages * HUGE)
+            .map(|f| f.ignore())
+            .is_ok();
+        for i in 0..pages {
+            let v = VirtAddr::new(WS_2M + i * HUGE);
+            ok &= m
+                .map_page(v, to, PageSize::Size2MiB, FLAGS)
+                .map(|f| f.ignore())
+                .is_ok();
+        }
+        self.on_b2 = !self.on_b2;
+        ok
+    }
+
     /// The frame set WS maps now, and its identity address (to read behind the TLB's back).
     fn current(&self) -> PhysAddr {
         if self.on_b {
@@ -262,13 +341,18 @@ impl Space {
     }
 }
 
-/// Touch one byte in each of `pages` pages from `base`: one TLB fill each when they are cold.
+/// Touch one byte in each of `pages` 4 KiB pages from `base`: one TLB fill each when cold.
 #[inline(always)]
 fn touch(base: u64, pages: u64) -> u64 {
+    touch_step(base, pages, 4096)
+}
+
+#[inline(always)]
+fn touch_step(base: u64, pages: u64, step: u64) -> u64 {
     let mut sum = 0u64;
     for i in 0..pages {
         // SAFETY: the working sets are mapped readable in the loaded PTP.
-        sum = sum.wrapping_add(unsafe { ((base + i * 4096) as *const u8).read_volatile() } as u64);
+        sum = sum.wrapping_add(unsafe { ((base + i * step) as *const u8).read_volatile() } as u64);
     }
     black_box(sum)
 }
@@ -316,9 +400,14 @@ fn strategy_in(ctx: &mut Ctx<'_>, s: Strategy, global: bool) {
         },
         |_| s.flush(1),
     );
-    // 2. Flush + refill of N pages after their mappings changed.
+    // 2. Flush + refill of N pages after their mappings changed (4 KiB; 2 MiB, not global).
     for n in SIZES {
-        refill(ctx, &mut space, s, n, global);
+        refill(ctx, &mut space, s, Size::K4, n, global);
+    }
+    if !global {
+        for n in SIZES_2M {
+            refill(ctx, &mut space, s, Size::M2, n, false);
+        }
     }
     // 3. Collateral: the set the change did not touch, timed after the flush.
     ctx.measure(
@@ -373,31 +462,39 @@ fn refill(
     ctx: &mut Ctx<'_>,
     space: &mut Space,
     s: Strategy,
+    size: Size,
     n: u64,
     global: bool,
 ) -> Option<Summary> {
+    let (base, step) = (size.base(), size.step());
     ctx.measure(
-        refill_name(s),
+        refill_name(s, size),
         "page",
         n,
-        format_args!("{{\"measures\":\"flush + refill\",\"pages\":{n},\"page_size\":\"4KiB\",\"global\":{global}}}"),
+        format_args!(
+            "{{\"measures\":\"flush + refill\",\"pages\":{n},\"page_size\":\"{}\",\"global\":{global}}}",
+            size.name()
+        ),
         space,
         |sp| {
-            touch(WS, n);
-            sp.remap(n, global);
+            touch_step(base, n, step);
+            sp.remap_at(size, n, global);
         },
         |_| {
-            s.flush(n);
-            touch(WS, n);
+            s.flush_at(size, n);
+            touch_step(base, n, step);
         },
     )
 }
 
-fn refill_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::Invlpg => "invlpg-refill",
-        Strategy::Cr3Reload => "cr3-reload-refill",
-        Strategy::PgeToggle => "pge-toggle-refill",
+fn refill_name(s: Strategy, size: Size) -> &'static str {
+    match (s, size) {
+        (Strategy::Invlpg, Size::K4) => "invlpg-refill",
+        (Strategy::Cr3Reload, Size::K4) => "cr3-reload-refill",
+        (Strategy::PgeToggle, Size::K4) => "pge-toggle-refill",
+        (Strategy::Invlpg, Size::M2) => "invlpg-refill-2MiB",
+        (Strategy::Cr3Reload, Size::M2) => "cr3-reload-refill-2MiB",
+        (Strategy::PgeToggle, Size::M2) => "pge-toggle-refill-2MiB",
     }
 }
 
@@ -645,9 +742,50 @@ impl FlushProbe for Probe<'_> {
     }
 }
 
-/// N* for invlpg against a full flush (4 KiB pages, not global), what fixed ceilings cost
-/// against it, and the calibrated policy: its ceiling, what calibrating took, how far its
-/// choices are from the best at each N.
+/// The cost of one round per page count, both strategies, for one page size.
+fn sweep(
+    ctx: &mut Ctx<'_>,
+    space: &mut Space,
+    size: Size,
+    sizes: &[u64; 7],
+) -> Option<[RoundCost; 7]> {
+    let mut costs = [RoundCost {
+        pages: 0,
+        per_page: 0.0,
+        full: 0.0,
+    }; 7];
+    for (i, &n) in sizes.iter().enumerate() {
+        let per = refill(ctx, space, Strategy::Invlpg, size, n, false)?;
+        let full = refill(ctx, space, Strategy::Cr3Reload, size, n, false)?;
+        // Per round, not per page: what a kernel pays for one change of n pages.
+        costs[i] = RoundCost {
+            pages: n,
+            per_page: per.estimate() * n as f64,
+            full: full.estimate() * n as f64,
+        };
+    }
+    Some(costs)
+}
+
+/// A policy's worst cost over the best choice at each size measured (1.0: always the best).
+fn worst_excess(ceiling: u64, costs: &[RoundCost]) -> f64 {
+    costs
+        .iter()
+        .map(|c| {
+            let chosen = if c.pages <= ceiling {
+                c.per_page
+            } else {
+                c.full
+            };
+            chosen / c.per_page.min(c.full)
+        })
+        .fold(1.0f64, f64::max)
+}
+
+/// N* for invlpg against a full flush, with 4 KiB and with 2 MiB pages (not global), what
+/// fixed ceilings cost against it, and the policy `calibrate` finds on 4 KiB pages: its
+/// ceiling, what calibrating took, how far its choices are from the best at each N (and on the
+/// 2 MiB sweep, whether one ceiling serves both).
 fn crossover_and_policy(ctx: &mut Ctx<'_>) {
     let mut space = match Space::enter(ctx, false) {
         Ok(space) => space,
@@ -656,27 +794,8 @@ fn crossover_and_policy(ctx: &mut Ctx<'_>) {
             return;
         }
     };
-    let mut costs = [RoundCost {
-        pages: 0,
-        per_page: 0.0,
-        full: 0.0,
-    }; SIZES.len()];
-    let mut complete = true;
-    for (i, n) in SIZES.into_iter().enumerate() {
-        let per = refill(ctx, &mut space, Strategy::Invlpg, n, false);
-        let full = refill(ctx, &mut space, Strategy::Cr3Reload, n, false);
-        match (per, full) {
-            // Per round, not per page: what a kernel pays for one change of n pages.
-            (Some(p), Some(f)) => {
-                costs[i] = RoundCost {
-                    pages: n,
-                    per_page: p.estimate() * n as f64,
-                    full: f.estimate() * n as f64,
-                }
-            }
-            _ => complete = false,
-        }
-    }
+    let small = sweep(ctx, &mut space, Size::K4, &SIZES);
+    let huge = sweep(ctx, &mut space, Size::M2, &SIZES_2M);
     let rdtscp = ctx.platform.cpu().rdtscp;
     let t0 = timing::start();
     let (policy, _) = calibrate(
@@ -688,55 +807,54 @@ fn crossover_and_policy(ctx: &mut Ctx<'_>) {
     );
     let calibration_ticks = timing::stop(rdtscp).wrapping_sub(t0);
     space.leave();
-    if !complete {
+    let (Some(small), Some(huge)) = (small, huge) else {
         return; // a timer that measured nothing (criterion filters): no crossover to state
+    };
+    for (size, costs) in [(Size::K4, &small), (Size::M2, &huge)] {
+        let n_star = crossover(costs);
+        let _ = record::crossover(
+            ctx.out,
+            &record::CrossoverRecord {
+                suite: ctx.suite.name(),
+                bench: ctx.bench,
+                pool_pages: ctx.pool.pages(),
+                page_size: size.name(),
+                per_page: refill_name(Strategy::Invlpg, size),
+                full: refill_name(Strategy::Cr3Reload, size),
+                unit: "ticks",
+                costs,
+                n_star,
+                ceiling: ceiling_for(n_star, costs),
+                fixed: &FIXED_CEILINGS.map(|c| (c, regret(c, costs))),
+                calibrated_ceiling: policy.ceiling,
+                calibration_ticks,
+                calibrated_worst_excess: worst_excess(policy.ceiling, costs),
+            },
+        );
     }
-    let n_star = crossover(&costs);
-    let ceiling = ceiling_for(n_star, &costs);
-    // The calibrated policy's worst excess over the best choice at each N measured.
-    let worst = costs
-        .iter()
-        .map(|c| {
-            let chosen = if c.pages <= policy.ceiling {
-                c.per_page
-            } else {
-                c.full
-            };
-            chosen / c.per_page.min(c.full)
-        })
-        .fold(1.0f64, f64::max);
-    let _ = record::crossover(
-        ctx.out,
-        &record::CrossoverRecord {
-            suite: ctx.suite.name(),
-            bench: ctx.bench,
-            pool_pages: ctx.pool.pages(),
-            page_size: "4KiB",
-            per_page: "invlpg",
-            full: "cr3-reload",
-            unit: "ticks",
-            costs: &costs,
-            n_star,
-            ceiling,
-            fixed: &FIXED_CEILINGS.map(|c| (c, regret(c, &costs))),
-            calibrated_ceiling: policy.ceiling,
-            calibration_ticks,
-            calibrated_worst_excess: worst,
-        },
-    );
     let tsc_hz = ctx.platform.tsc().hz.unwrap_or(0);
+    let (pages, execution) = (ctx.pool.pages(), ctx.execution);
     if tsc_hz > 0 {
         let ms = calibration_ticks as f64 / (tsc_hz as f64 / 1000.0);
-        let (pages, execution) = (ctx.pool.pages(), ctx.execution);
         CALIBRATION_TIME.judge(ctx.out, ms, pages, execution, ctx.counts);
     }
-    let (pages, execution) = (ctx.pool.pages(), ctx.execution);
-    CALIBRATED_POLICY.judge(ctx.out, worst, pages, execution, ctx.counts);
+    CALIBRATED_POLICY.judge(
+        ctx.out,
+        worst_excess(policy.ceiling, &small),
+        pages,
+        execution,
+        ctx.counts,
+    );
     ctx.check(
         "crossover_stated",
-        costs.iter().all(|c| c.per_page > 0.0 && c.full > 0.0),
+        small
+            .iter()
+            .chain(&huge)
+            .all(|c| c.per_page > 0.0 && c.full > 0.0),
         format_args!(
-            "N* {n_star:?}, ceiling {ceiling}, calibrated {}",
+            "4 KiB: N* {:?}; 2 MiB: N* {:?}; calibrated ceiling {}",
+            crossover(&small),
+            crossover(&huge),
             policy.ceiling
         ),
     );
