@@ -40,13 +40,29 @@ impl Kernel {
         let need = (largest as u64 + 1) * PAGE_BYTES;
         let biggest = free.as_slice().iter().map(|r| r.len()).max().unwrap_or(0);
         match free.as_slice().iter().find(|r| r.len() >= need) {
-            Some(r) => Ok(Kernel {
-                cpu,
-                pit_hz,
-                region: r.start,
-                largest,
-                spare: (r.start + need, r.end),
-            }),
+            Some(r) => {
+                // Spare frames: the largest free range left, the pool's region after the carve
+                // included.
+                let spare = free
+                    .as_slice()
+                    .iter()
+                    .map(|f| {
+                        if f.start == r.start {
+                            (r.start + need, r.end)
+                        } else {
+                            (f.start, f.end)
+                        }
+                    })
+                    .max_by_key(|(start, end)| end - start)
+                    .unwrap_or((r.start + need, r.end));
+                Ok(Kernel {
+                    cpu,
+                    pit_hz,
+                    region: r.start,
+                    largest,
+                    spare,
+                })
+            }
             None => Err(reason(format_args!(
                 "a pool of {largest} pages ({} MiB) plus a scratch page does not fit in free RAM: the largest free region is {} MiB",
                 (largest as u64 * PAGE_BYTES) >> 20,

@@ -51,9 +51,11 @@ def test_under_bochs_pcid_and_invpcid_are_measured_and_checked_not_skipped(bochs
     assert {"pcid-switch-no-flush", "pcid-switch-flush", "invpcid-0-address", "invpcid-1-context",
             "invpcid-2-all", "invpcid-3-all-but-global"} <= measured
     checks = {r["name"]: r["ok"] for r in tlb if r["type"] == "check"}
-    assert checks["pcid_switch_keeps_other_context_usable"]
+    assert checks["pcid_switch_keeps_other_context_usable"] and checks["pcid_switch_with_flush_new_frame_seen"]
     assert all(checks[f"invpcid_type_{t}_new_frame_seen"] for t in range(4))
     skipped = {r["bench"] for r in tlb if r["type"] == "skip" and r["pool_pages"] == 64}
     assert skipped == {"tlb_invlpgb", "tlb_linux_round_trips", "tlb_linux_refill"}, \
         "only INVLPGB (AMD) is missing from Bochs's Haswell (and Linux's costs are the host's)"
-    assert any(r["type"] == "crossover" for r in tlb)
+    pairs = {(r["page_size"], r["per_page"], r["full"]) for r in tlb if r["type"] == "crossover"}
+    assert pairs == {("4KiB", "invlpg-refill", "cr3-reload-refill"), ("2MiB", "invlpg-refill-2MiB", "cr3-reload-refill-2MiB"),
+                     ("4KiB", "invpcid-0-refill", "invpcid-1-refill")}

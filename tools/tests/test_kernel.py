@@ -226,5 +226,7 @@ def test_the_tlb_suite_under_tcg_measures_and_checks_every_strategy_the_cpu_has(
     # TLB costs do not depend on the pool: measured once, at the first pool size.
     assert all(r["pool_pages"] == 64 for r in tlb if r["type"] == "measurement")
     x = next(r for r in tlb if r["type"] == "crossover")
-    assert x["sizes"] == [1, 4, 16, 64, 256, 1024, 4096] and set(x["fixed_ceilings"]) == {"32", "33", "64"}
+    assert x["sizes"] == [2 ** k for k in range(13)] and set(x["fixed_ceilings"]) == {"32", "33", "64"}
+    assert {(c["page_size"], c["per_page"]) for c in tlb if c["type"] == "crossover"} == {
+        ("4KiB", "invlpg-refill"), ("2MiB", "invlpg-refill-2MiB")}
     assert x["calibrated_worst_excess"] >= 1.0 and x["calibration_ticks"] > 0

@@ -109,16 +109,74 @@ pub enum Decision {
     Nothing,
 }
 
+/// How a policy flushes everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullFlush {
+    /// Reload CR3: every non-global translation of the current address space.
+    Cr3Reload,
+    /// INVPCID type 1: every non-global translation of one PCID, loaded or not (see
+    /// [`FullFlush::invpcid_context`]).
+    InvpcidContext(u16),
+    /// INVPCID type 3: every non-global translation of every PCID.
+    InvpcidAllButGlobal,
+}
+
+impl FullFlush {
+    /// INVPCID type 1 for `pcid`.
+    ///
+    /// # Safety
+    /// The CPU must have INVPCID (CPUID.7.0:EBX.INVPCID) and `pcid` must be below 4096; with
+    /// CR4.PCIDE clear only PCID 0 exists.
+    pub const unsafe fn invpcid_context(pcid: u16) -> FullFlush {
+        FullFlush::InvpcidContext(pcid)
+    }
+
+    /// INVPCID type 3.
+    ///
+    /// # Safety
+    /// The CPU must have INVPCID.
+    pub const unsafe fn invpcid_all_but_global() -> FullFlush {
+        FullFlush::InvpcidAllButGlobal
+    }
+
+    fn run(self) {
+        use x86_64::instructions::tlb::{flush_pcid, InvPcidCommand, Pcid};
+        match self {
+            FullFlush::Cr3Reload => x86_64::instructions::tlb::flush_all(),
+            FullFlush::InvpcidContext(pcid) => {
+                if let Ok(pcid) = Pcid::new(pcid) {
+                    // SAFETY: whoever built this variant vouched for INVPCID.
+                    unsafe { flush_pcid(InvPcidCommand::Single(pcid)) }
+                }
+            }
+            // SAFETY: as above.
+            FullFlush::InvpcidAllButGlobal => unsafe {
+                flush_pcid(InvPcidCommand::AllExceptGlobal)
+            },
+        }
+    }
+}
+
 /// Per page up to `ceiling` invalidations, one full flush above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushPolicy {
     /// The most `invlpg`s the policy issues before it flushes everything instead.
     pub ceiling: u64,
+    /// How it flushes everything.
+    pub full: FullFlush,
 }
 
 impl FlushPolicy {
     /// Linux's fixed ceiling (`tlb_single_page_flush_ceiling`, x86), for every CPU.
-    pub const LINUX: FlushPolicy = FlushPolicy { ceiling: 33 };
+    pub const LINUX: FlushPolicy = FlushPolicy::with_ceiling(33);
+
+    /// `ceiling` and a CR3 reload.
+    pub const fn with_ceiling(ceiling: u64) -> FlushPolicy {
+        FlushPolicy {
+            ceiling,
+            full: FullFlush::Cr3Reload,
+        }
+    }
 
     pub fn decide(&self, range: &FlushRange) -> Decision {
         match range.invlpg_count() {
@@ -135,7 +193,7 @@ impl FlushRange {
         let d = policy.decide(&self);
         match d {
             Decision::PerPage(_) => self.flush_each(),
-            Decision::Full => self.flush_all(),
+            Decision::Full => policy.full.run(),
             Decision::Nothing => {}
         }
         d
@@ -225,7 +283,7 @@ pub fn calibrate(
         }
     }
     let ceiling = ceiling_for(crossover(&costs), &costs);
-    (FlushPolicy { ceiling }, costs)
+    (FlushPolicy::with_ceiling(ceiling), costs)
 }
 
 #[cfg(test)]
@@ -243,7 +301,7 @@ mod tests {
 
     #[test]
     fn the_policy_flushes_page_by_page_up_to_its_ceiling() {
-        let p = FlushPolicy { ceiling: 2 };
+        let p = FlushPolicy::with_ceiling(2);
         let r = |pages| {
             FlushRange::new(
                 0x1000,
@@ -319,7 +377,7 @@ mod tests {
             calls: 0,
         };
         let (policy, measured) = calibrate(&mut cpu, 3);
-        assert_eq!(policy, FlushPolicy { ceiling: 32 });
+        assert_eq!(policy, FlushPolicy::with_ceiling(32));
         assert_eq!(
             measured[6],
             RoundCost {
@@ -334,6 +392,9 @@ mod tests {
             full: 50,
             calls: 0,
         };
-        assert_eq!(calibrate(&mut cheap_flush, 2).0, FlushPolicy { ceiling: 0 });
+        assert_eq!(
+            calibrate(&mut cheap_flush, 2).0,
+            FlushPolicy::with_ceiling(0)
+        );
     }
 }

@@ -58,7 +58,7 @@ pub use allocator::{
 };
 pub use capacity::{predict_tables, Region, RegionError, TableCount, Usage};
 pub use fill::Fill;
-pub use flush::{Decision, FlushPolicy, FlushRange};
+pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush};
 pub use mapper::{
     AdoptError, MapError, Mapping, PoolMapper, TranslateError, Translation, UnmapError,
 };

@@ -661,3 +661,37 @@ fn an_allocator_larger_than_the_pool_is_refused_not_followed() {
         })
     );
 }
+
+#[test]
+fn a_flush_policy_decides_on_what_an_unmap_returns() {
+    use vystem_ptp::flush::{Decision, FlushPolicy};
+    let mem = SimMemory::new(64);
+    let pool = mem.pool(0, 64).unwrap();
+    let mut m = PoolMapper::create(pool, BitmapAllocator::new(64));
+    let v = VirtAddr::new(0x4000_0000);
+    m.map_range(
+        v,
+        PhysAddr::new(0x1000_0000),
+        100,
+        PageSize::Size4KiB,
+        F::PRESENT,
+    )
+    .unwrap()
+    .ignore();
+    // 10 pages: below Linux's 33, page by page; the other 90 and their tables: a full flush.
+    let few = m.unmap_range(v, 10 * 4096).unwrap();
+    assert_eq!(FlushPolicy::LINUX.decide(&few), Decision::PerPage(10));
+    let rest = m.unmap_range(v + 10 * 4096u64, 90 * 4096).unwrap();
+    assert_eq!(
+        (rest.pages(), rest.tables_freed()),
+        (90, 3),
+        "its PT, PD and PDPT went empty"
+    );
+    assert_eq!(FlushPolicy::LINUX.decide(&rest), Decision::Full);
+    assert_eq!(
+        FlushPolicy::with_ceiling(512).decide(&rest),
+        Decision::PerPage(90)
+    );
+    few.ignore();
+    rest.ignore();
+}

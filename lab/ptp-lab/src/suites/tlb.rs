@@ -31,8 +31,8 @@ const OTHER: u64 = 0x0000_5080_0000_0000;
 /// Largest working set, in 4 KiB pages.
 const MAX_PAGES: u64 = 4096;
 const OTHER_PAGES: u64 = 64;
-/// The refill sweep, 4 KiB pages.
-const SIZES: [u64; 7] = [1, 4, 16, 64, 256, 1024, 4096];
+/// The refill sweep, 4 KiB pages: every power of two.
+const SIZES: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 /// The 2 MiB working set: every page aliases one of two 2 MiB frames (a TLB entry is per
 /// virtual page), so 64 pages need 4 MiB of RAM, not 128.
 const WS_2M: u64 = 0x0000_5100_0000_0000;
@@ -466,9 +466,39 @@ fn refill(
     n: u64,
     global: bool,
 ) -> Option<Summary> {
+    round(
+        ctx,
+        space,
+        refill_name(s, size),
+        flush_fn(s),
+        size,
+        n,
+        global,
+    )
+}
+
+/// How a strategy invalidates the first `n` pages of a working set, as a plain function.
+fn flush_fn(s: Strategy) -> fn(Size, u64) {
+    match s {
+        Strategy::Invlpg => |size, n| Strategy::Invlpg.flush_at(size, n),
+        Strategy::Cr3Reload => |size, n| Strategy::Cr3Reload.flush_at(size, n),
+        Strategy::PgeToggle => |size, n| Strategy::PgeToggle.flush_at(size, n),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn round(
+    ctx: &mut Ctx<'_>,
+    space: &mut Space,
+    name: &'static str,
+    flush: fn(Size, u64),
+    size: Size,
+    n: u64,
+    global: bool,
+) -> Option<Summary> {
     let (base, step) = (size.base(), size.step());
     ctx.measure(
-        refill_name(s, size),
+        name,
         "page",
         n,
         format_args!(
@@ -481,7 +511,7 @@ fn refill(
             sp.remap_at(size, n, global);
         },
         |_| {
-            s.flush_at(size, n);
+            flush(size, n);
             touch_step(base, n, step);
         },
     )
@@ -529,7 +559,7 @@ fn pcid(n: u16) -> Pcid {
 /// CR3 writes that switch between two tagged address spaces, with the no-flush bit and
 /// without; and the check that a switch without flush keeps the other's translations usable.
 fn pcid_switch(ctx: &mut Ctx<'_>) {
-    let space = match Space::enter(ctx, false) {
+    let mut space = match Space::enter(ctx, false) {
         Ok(space) => space,
         Err(why) => {
             ctx.check("tlb_setup", false, format_args!("{why}"));
@@ -541,7 +571,7 @@ fn pcid_switch(ctx: &mut Ctx<'_>) {
     // Leave the test space on PCID 0 first: PCIDE may only be set with PCID 0 in CR3.
     // SAFETY: the tables we were running on.
     unsafe { Cr3::write(old.0, old.1) };
-    let mut r = (0u8, 0u8, false);
+    let mut r = (0u8, 0u8, false, false, 0u8);
     with_pcide(|| {
         // SAFETY (each CR3 write): the test PTP maps everything the running code touches.
         unsafe { Cr3::write_pcid(frame, pcid(1)) };
@@ -580,12 +610,27 @@ fn pcid_switch(ctx: &mut Ctx<'_>) {
         }
         r.1 = touch(WS, 1) as u8;
         r.2 = true;
+        // With flush: remap in context 1, a flushing CR3 write of PCID 1: the new frame is read.
+        stamp(if space.on_b { space.a } else { space.b }, 1, 0xc4);
+        touch(WS, 1);
+        r.3 = space.remap(1, false);
+        // SAFETY: as above; the flushing write drops PCID 1's translations.
+        unsafe { Cr3::write_pcid(frame, pcid(1)) };
+        r.4 = touch(WS, 1) as u8;
         // SAFETY: back to the old tables with PCID 0 before PCIDE is cleared.
         unsafe { Cr3::write(old.0, old.1) };
     });
     // SAFETY: reload the test space (PCID 0) to leave it the usual way.
     unsafe { Cr3::write(frame, old.1) };
     space.leave();
+    ctx.check(
+        "pcid_switch_with_flush_new_frame_seen",
+        r.3 && r.4 == 0xc4,
+        format_args!(
+            "after a remap and a flushing CR3 write of PCID 1: read {:#x}, want 0xc4",
+            r.4
+        ),
+    );
     ctx.check(
         "pcid_switch_keeps_other_context_usable",
         r.2 && r.0 == 0xc3 && r.1 == 0xc3,
@@ -649,6 +694,23 @@ fn invpcid(ctx: &mut Ctx<'_>) {
             // SAFETY: as above.
             unsafe { tlb::flush_pcid(commands(t)) };
             seen[t] = (touch(WS, 1) as u8, ok);
+        }
+        // INVPCID type 0 per page against type 1 (the whole context), flush + refill.
+        let pair = Pair {
+            per: ("invpcid-0-refill", |size, n| {
+                for i in 0..n {
+                    let v = VirtAddr::new(size.base() + i * size.step());
+                    // SAFETY: CPUID reported INVPCID (precondition), PCIDE is set.
+                    unsafe { tlb::flush_pcid(InvPcidCommand::Address(v, PCID_ONE)) };
+                }
+            }),
+            // SAFETY: as above.
+            full: ("invpcid-1-refill", |_, _| unsafe {
+                tlb::flush_pcid(InvPcidCommand::Single(PCID_ONE))
+            }),
+        };
+        if let Some(costs) = sweep(ctx, &mut space, Size::K4, &SIZES, pair) {
+            state_crossover(ctx, &mut space, Size::K4, &costs, pair);
         }
         // SAFETY: back to the old tables with PCID 0 before PCIDE is cleared.
         unsafe { Cr3::write(old.0, old.1) };
@@ -725,38 +787,63 @@ fn invlpgb(ctx: &mut Ctx<'_>) {
 struct Probe<'a> {
     space: &'a mut Space,
     rdtscp: bool,
+    pair: Pair,
 }
 
 impl FlushProbe for Probe<'_> {
     fn round(&mut self, pages: u64, full: bool) -> u64 {
         touch(WS, pages);
         self.space.remap(pages, false);
-        let t0 = timing::start();
-        if full {
-            Strategy::Cr3Reload.flush(pages);
+        let flush = if full {
+            self.pair.full.1
         } else {
-            Strategy::Invlpg.flush(pages);
-        }
+            self.pair.per.1
+        };
+        let t0 = timing::start();
+        flush(Size::K4, pages);
         touch(WS, pages);
         timing::stop(self.rdtscp).wrapping_sub(t0)
     }
 }
 
+/// Two ways to invalidate the first n pages of a working set: page by page, or all at once.
+#[derive(Clone, Copy)]
+struct Pair {
+    per: (&'static str, fn(Size, u64)),
+    full: (&'static str, fn(Size, u64)),
+}
+
+impl Pair {
+    fn invlpg_vs_cr3(size: Size) -> Pair {
+        Pair {
+            per: (
+                refill_name(Strategy::Invlpg, size),
+                flush_fn(Strategy::Invlpg),
+            ),
+            full: (
+                refill_name(Strategy::Cr3Reload, size),
+                flush_fn(Strategy::Cr3Reload),
+            ),
+        }
+    }
+}
+
 /// The cost of one round per page count, both strategies, for one page size.
-fn sweep(
+fn sweep<const N: usize>(
     ctx: &mut Ctx<'_>,
     space: &mut Space,
     size: Size,
-    sizes: &[u64; 7],
-) -> Option<[RoundCost; 7]> {
+    sizes: &[u64; N],
+    pair: Pair,
+) -> Option<[RoundCost; N]> {
     let mut costs = [RoundCost {
         pages: 0,
         per_page: 0.0,
         full: 0.0,
-    }; 7];
+    }; N];
     for (i, &n) in sizes.iter().enumerate() {
-        let per = refill(ctx, space, Strategy::Invlpg, size, n, false)?;
-        let full = refill(ctx, space, Strategy::Cr3Reload, size, n, false)?;
+        let per = round(ctx, space, pair.per.0, pair.per.1, size, n, false)?;
+        let full = round(ctx, space, pair.full.0, pair.full.1, size, n, false)?;
         // Per round, not per page: what a kernel pays for one change of n pages.
         costs[i] = RoundCost {
             pages: n,
@@ -765,6 +852,50 @@ fn sweep(
         };
     }
     Some(costs)
+}
+
+/// Write the crossover record of `costs` (measured with `pair`), with what `calibrate` found
+/// with the same pair; returns the calibrated policy's worst excess and its calibration ticks.
+fn state_crossover(
+    ctx: &mut Ctx<'_>,
+    space: &mut Space,
+    size: Size,
+    costs: &[RoundCost],
+    pair: Pair,
+) -> (f64, u64) {
+    let rdtscp = ctx.platform.cpu().rdtscp;
+    let t0 = timing::start();
+    let (policy, _) = calibrate(
+        &mut Probe {
+            space,
+            rdtscp,
+            pair,
+        },
+        2,
+    );
+    let calibration_ticks = timing::stop(rdtscp).wrapping_sub(t0);
+    let n_star = crossover(costs);
+    let worst = worst_excess(policy.ceiling, costs);
+    let _ = record::crossover(
+        ctx.out,
+        &record::CrossoverRecord {
+            suite: ctx.suite.name(),
+            bench: ctx.bench,
+            pool_pages: ctx.pool.pages(),
+            page_size: size.name(),
+            per_page: pair.per.0,
+            full: pair.full.0,
+            unit: "ticks",
+            costs,
+            n_star,
+            ceiling: ceiling_for(n_star, costs),
+            fixed: &FIXED_CEILINGS.map(|c| (c, regret(c, costs))),
+            calibrated_ceiling: policy.ceiling,
+            calibration_ticks,
+            calibrated_worst_excess: worst,
+        },
+    );
+    (worst, calibration_ticks)
 }
 
 /// A policy's worst cost over the best choice at each size measured (1.0: always the best).
@@ -783,9 +914,8 @@ fn worst_excess(ceiling: u64, costs: &[RoundCost]) -> f64 {
 }
 
 /// N* for invlpg against a full flush, with 4 KiB and with 2 MiB pages (not global), what
-/// fixed ceilings cost against it, and the policy `calibrate` finds on 4 KiB pages: its
-/// ceiling, what calibrating took, how far its choices are from the best at each N (and on the
-/// 2 MiB sweep, whether one ceiling serves both).
+/// fixed ceilings cost against it, and the policy `calibrate` finds: its ceiling, what
+/// calibrating took, how far its choices are from the best at each N.
 fn crossover_and_policy(ctx: &mut Ctx<'_>) {
     let mut space = match Space::enter(ctx, false) {
         Ok(space) => space,
@@ -794,57 +924,46 @@ fn crossover_and_policy(ctx: &mut Ctx<'_>) {
             return;
         }
     };
-    let small = sweep(ctx, &mut space, Size::K4, &SIZES);
-    let huge = sweep(ctx, &mut space, Size::M2, &SIZES_2M);
-    let rdtscp = ctx.platform.cpu().rdtscp;
-    let t0 = timing::start();
-    let (policy, _) = calibrate(
-        &mut Probe {
-            space: &mut space,
-            rdtscp,
-        },
-        2,
+    let small = sweep(
+        ctx,
+        &mut space,
+        Size::K4,
+        &SIZES,
+        Pair::invlpg_vs_cr3(Size::K4),
     );
-    let calibration_ticks = timing::stop(rdtscp).wrapping_sub(t0);
-    space.leave();
+    let huge = sweep(
+        ctx,
+        &mut space,
+        Size::M2,
+        &SIZES_2M,
+        Pair::invlpg_vs_cr3(Size::M2),
+    );
     let (Some(small), Some(huge)) = (small, huge) else {
+        space.leave();
         return; // a timer that measured nothing (criterion filters): no crossover to state
     };
-    for (size, costs) in [(Size::K4, &small), (Size::M2, &huge)] {
-        let n_star = crossover(costs);
-        let _ = record::crossover(
-            ctx.out,
-            &record::CrossoverRecord {
-                suite: ctx.suite.name(),
-                bench: ctx.bench,
-                pool_pages: ctx.pool.pages(),
-                page_size: size.name(),
-                per_page: refill_name(Strategy::Invlpg, size),
-                full: refill_name(Strategy::Cr3Reload, size),
-                unit: "ticks",
-                costs,
-                n_star,
-                ceiling: ceiling_for(n_star, costs),
-                fixed: &FIXED_CEILINGS.map(|c| (c, regret(c, costs))),
-                calibrated_ceiling: policy.ceiling,
-                calibration_ticks,
-                calibrated_worst_excess: worst_excess(policy.ceiling, costs),
-            },
-        );
-    }
+    let (worst, ticks) = state_crossover(
+        ctx,
+        &mut space,
+        Size::K4,
+        &small,
+        Pair::invlpg_vs_cr3(Size::K4),
+    );
+    let _ = state_crossover(
+        ctx,
+        &mut space,
+        Size::M2,
+        &huge,
+        Pair::invlpg_vs_cr3(Size::M2),
+    );
+    space.leave();
     let tsc_hz = ctx.platform.tsc().hz.unwrap_or(0);
     let (pages, execution) = (ctx.pool.pages(), ctx.execution);
     if tsc_hz > 0 {
-        let ms = calibration_ticks as f64 / (tsc_hz as f64 / 1000.0);
+        let ms = ticks as f64 / (tsc_hz as f64 / 1000.0);
         CALIBRATION_TIME.judge(ctx.out, ms, pages, execution, ctx.counts);
     }
-    CALIBRATED_POLICY.judge(
-        ctx.out,
-        worst_excess(policy.ceiling, &small),
-        pages,
-        execution,
-        ctx.counts,
-    );
+    CALIBRATED_POLICY.judge(ctx.out, worst, pages, execution, ctx.counts);
     ctx.check(
         "crossover_stated",
         small
@@ -852,10 +971,9 @@ fn crossover_and_policy(ctx: &mut Ctx<'_>) {
             .chain(&huge)
             .all(|c| c.per_page > 0.0 && c.full > 0.0),
         format_args!(
-            "4 KiB: N* {:?}; 2 MiB: N* {:?}; calibrated ceiling {}",
+            "4 KiB: N* {:?}; 2 MiB: N* {:?}",
             crossover(&small),
-            crossover(&huge),
-            policy.ceiling
+            crossover(&huge)
         ),
     );
 }
