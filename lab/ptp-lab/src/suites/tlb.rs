@@ -768,6 +768,25 @@ fn invlpgb(ctx: &mut Ctx<'_>) {
             },
         );
     }
+    // Ranged against full broadcast, flush + refill (the crossover AMD's manual leaves open).
+    let pair = Pair {
+        per: ("invlpgb-ranged-refill", |size, n| {
+            if let Some(b) = tlb::Invlpgb::new() {
+                let first = Page::<Size4KiB>::containing_address(VirtAddr::new(size.base()));
+                b.build().pages(Page::range(first, first + n)).flush();
+                b.tlbsync();
+            }
+        }),
+        full: ("invlpgb-full-refill", |_, _| {
+            if let Some(b) = tlb::Invlpgb::new() {
+                b.build().flush();
+                b.tlbsync();
+            }
+        }),
+    };
+    if let Some(costs) = sweep(ctx, &mut space, Size::K4, &SIZES, pair) {
+        state_crossover(ctx, &mut space, Size::K4, &costs, pair);
+    }
     let bframe = if space.on_b { space.a } else { space.b };
     stamp(bframe, 1, 0xe7);
     touch(WS, 1);
