@@ -15,6 +15,8 @@ COMMANDS = {
     "collect": "turn a captured serial log (bare metal) into a results file",
     "iso": "write a BIOS GRUB ISO that boots the bench kernel (multiboot2)",
     "boot": "boot the bench kernel under QEMU/TCG, serial output on stdout",
+    "capacity": "pool pages a PTP needs for real process layouts, and whether they fit each pool size",
+    "layouts": "capture: record the layouts of a set of running programs (results/layouts)",
     "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
 }
 
@@ -92,6 +94,9 @@ def main(argv: list[str]) -> int:
             return boot(rest)
         if cmd == "facts":
             return facts(rest)
+        if cmd in ("capacity", "layouts"):
+            from . import layouts
+            return layouts.capacity(rest) if cmd == "capacity" else layouts.main(rest)
     except bench.BenchError as e:
         print(f"{cmd}: error: {e}", file=sys.stderr)
         return e.code

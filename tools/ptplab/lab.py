@@ -27,8 +27,9 @@ def host_bin() -> Path:
     return HOST_BIN
 
 
-def ask(*args: str) -> dict:
-    p = subprocess.run([str(host_bin()), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def ask(*args: str, stdin: str | None = None) -> dict:
+    p = subprocess.run([str(host_bin()), *args], capture_output=True, text=True,
+                       input=stdin if stdin is not None else "")
     if p.returncode != 0:
         raise LabError(f"ptp-host {' '.join(args)}: {p.stderr.strip() or f'exit {p.returncode}'}")
     return json.loads(p.stdout)

@@ -102,6 +102,34 @@ impl core::fmt::Display for RegionError {
     }
 }
 
+/// Cut byte ranges `[start, end)` (4 KiB aligned, not overlapping) into the regions
+/// [`crate::PoolMapper::map_region`] would map them as, with the page sizes `sizes` allows
+/// where the virtual alignment does (frames are the PTP's to choose: congruent to the virtual
+/// address modulo 1 GiB). Writes into `out` and returns how many; `None` if `out` is too
+/// small. A layout's pool pages: [`predict_tables`] of these.
+pub fn layout_regions(
+    ranges: &[(u64, u64)],
+    sizes: crate::PageSizes,
+    out: &mut [Region],
+) -> Option<usize> {
+    let mut n = 0;
+    for &(start, end) in ranges {
+        if end <= start {
+            continue;
+        }
+        let phys = start & ((1 << 30) - 1);
+        for c in crate::mapper::Chunks::new(start, phys, end - start, sizes) {
+            *out.get_mut(n)? = Region {
+                start: VirtAddr::new_truncate(c.virt),
+                pages: c.count,
+                size: c.size,
+            };
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
 /// Page tables needed to map `regions` into a fresh pool (the root included).
 ///
 /// Regions must not overlap; a region of zero pages needs nothing. They are sorted in place
@@ -230,6 +258,29 @@ mod tests {
         assert_eq!(
             region(0xffff_ffff_ffff_f000, 1, PageSize::Size4KiB).last(),
             Some(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn layouts_are_cut_as_map_region_cuts_them() {
+        let mut out = [region(0, 0, PageSize::Size4KiB); 8];
+        // 4 KiB head up to 2 MiB, 2 MiB pages, a 4 KiB tail; a range of 4 KiB pages only.
+        let ranges = [(0x1ff000, 0x601000), (0x7000_0000, 0x7000_3000)];
+        let n = layout_regions(&ranges, crate::PageSizes::UP_TO_2MIB, &mut out).unwrap();
+        assert_eq!(
+            &out[..n],
+            &[
+                region(0x1ff000, 1, PageSize::Size4KiB),
+                region(0x200000, 2, PageSize::Size2MiB),
+                region(0x600000, 1, PageSize::Size4KiB),
+                region(0x7000_0000, 3, PageSize::Size4KiB),
+            ]
+        );
+        let n = layout_regions(&ranges, crate::PageSizes::ONLY_4KIB, &mut out).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            layout_regions(&ranges, crate::PageSizes::UP_TO_2MIB, &mut out[..2]),
+            None
         );
     }
 }

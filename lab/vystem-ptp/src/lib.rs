@@ -56,7 +56,7 @@ pub mod sim;
 pub use allocator::{
     AllocError, BitmapAllocator, BumpAllocator, FreeError, PageAllocator, PoolFrames,
 };
-pub use capacity::{predict_tables, Region, RegionError, TableCount, Usage};
+pub use capacity::{layout_regions, predict_tables, Region, RegionError, TableCount, Usage};
 pub use fill::Fill;
 pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush};
 pub use mapper::{

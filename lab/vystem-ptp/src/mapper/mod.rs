@@ -18,6 +18,8 @@ use x86_64::{PhysAddr, VirtAddr};
 
 mod page;
 mod range;
+
+pub use range::{Chunk, Chunks};
 mod unmap;
 mod walk;
 

@@ -83,12 +83,7 @@ impl<A: PageAllocator> PoolMapper<A> {
             });
         }
         self.check_frames(p0, bytes)?;
-        let chunks = Chunks {
-            v: v0,
-            p: p0,
-            rem: bytes,
-            sizes,
-        };
+        let chunks = Chunks::new(v0, p0, bytes, sizes);
         let needed = self.plan_region(Some(ROOT_PAGE), 4, v0, last, &chunks)?;
         if needed > self.alloc.left() as u64 {
             return Err(MapError::PoolExhausted {
@@ -285,22 +280,35 @@ impl<A: PageAllocator> PoolMapper<A> {
 }
 
 /// One run of equal pages of a region.
-#[derive(Debug, Clone, Copy)]
-struct Chunk {
-    virt: u64,
-    phys: u64,
-    count: u64,
-    size: PageSize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    pub virt: u64,
+    pub phys: u64,
+    pub count: u64,
+    pub size: PageSize,
 }
 
-/// A region cut into chunks: at each point the largest page size that alignment, the length
-/// left and `sizes` allow, each chunk stopping where a larger page could begin.
+/// A region cut into chunks as [`PoolMapper::map_region`] maps it: at each point the largest
+/// page size that alignment, the length left and `sizes` allow, each chunk stopping where a
+/// larger page could begin. The capacity model cuts layouts with the same iterator.
 #[derive(Debug, Clone, Copy)]
-struct Chunks {
+pub struct Chunks {
     v: u64,
     p: u64,
     rem: u64,
     sizes: PageSizes,
+}
+
+impl Chunks {
+    /// `bytes` (a multiple of 4 KiB) from `virt` to `phys` (both 4 KiB aligned).
+    pub fn new(virt: u64, phys: u64, bytes: u64, sizes: PageSizes) -> Chunks {
+        Chunks {
+            v: virt,
+            p: phys,
+            rem: bytes & !(PAGE_BYTES - 1),
+            sizes,
+        }
+    }
 }
 
 impl Chunks {

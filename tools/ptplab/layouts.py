@@ -1,0 +1,223 @@
+"""Real address-space layouts, and what a page-table pool needs to map them.
+
+Three formats are read (results/layouts/README.md):
+- a captured layout (JSON, `python3 -m ptplab layouts capture`): ranges and permissions of a
+  running process, plus the page-table memory Linux really uses for it (VmPTE); no file names,
+  paths or contents;
+- a `/proc/<pid>/maps` file as it is;
+- a hand-written layout: one range per line, `START END [PERMS]` in hex, `#` comments.
+
+Ranges without any permission (`---p`: reservations, guard areas) are left out: a PTP maps what
+a process can touch. The pool pages come from the lab's one capacity model (`ptp-host layout`,
+vystem_ptp::capacity), which also maps each layout for real on simulated memory.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import lab
+
+PAGE = 4096
+MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+)\s+([rwxsp-]{4})(\s|$)")
+HAND_LINE = re.compile(r"^(?:0x)?([0-9a-fA-F]+)\s+(?:0x)?([0-9a-fA-F]+)(?:\s+([rwxsp-]{4}))?\s*$")
+
+
+class LayoutError(Exception):
+    pass
+
+
+@dataclass
+class Layout:
+    name: str
+    ranges: list[tuple[int, int, str]]  # [start, end), perms
+    vm_pte_kib: int | None = None
+
+    def mapped(self) -> list[tuple[int, int]]:
+        """The ranges a PTP maps: those with some permission."""
+        return [(s, e) for s, e, p in self.ranges if p[:3] != "---"]
+
+    def reserved_bytes(self) -> int:
+        return sum(e - s for s, e, p in self.ranges if p[:3] == "---")
+
+
+def read(path: Path) -> Layout:
+    """A layout from any of the three formats; an error names the file and line."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise LayoutError(f"{path}: {e.strerror}")
+    if text.lstrip().startswith("{"):
+        try:
+            d = json.loads(text)
+            ranges = [(int(s, 16), int(e, 16), p) for s, e, p in d["ranges"]]
+        except (ValueError, KeyError, TypeError) as e:
+            raise LayoutError(f"{path}: not a captured layout ({e})")
+        return Layout(d.get("program", path.stem) + "/" + str(d.get("variant", "")), ranges, d.get("vm_pte_kib"))
+    ranges = []
+    for i, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = MAPS_LINE.match(line) or HAND_LINE.match(line)
+        if not m:
+            raise LayoutError(f"{path}:{i}: {line!r} is neither a /proc/<pid>/maps line nor START END [PERMS]")
+        s, e = int(m.group(1), 16), int(m.group(2), 16)
+        if s >= e or s % PAGE or e % PAGE:
+            raise LayoutError(f"{path}:{i}: {line!r}: START < END, both 4 KiB aligned")
+        ranges.append((s, e, m.group(3) or "rw-p"))
+    return Layout(path.stem, ranges)
+
+
+def pool_pages(layout: Layout) -> dict:
+    """{"4KiB": {"predicted", "mapped"}, "2MiB": {...}, "ranges", "bytes"} from the lab."""
+    lines = "".join(f"{s:x} {e:x}\n" for s, e in layout.mapped())
+    return lab.ask("layout", stdin=lines)
+
+
+def capacity(argv: list[str]) -> int:
+    from .bench import BenchError, Parser, parse_pools
+    ap = Parser(prog="python3 -m ptplab capacity",
+                description="Pool pages a PTP needs to map each layout (an unmodifiable PTP: every range a "
+                            "process can touch, mapped up front), with 4 KiB pages and with 2 MiB pages where "
+                            "aligned, and whether it fits each pool size; Linux's own page-table memory (VmPTE) "
+                            "beside it where the layout has it.")
+    ap.add_argument("layouts", nargs="+", metavar="LAYOUT",
+                    help="captured layouts (JSON), /proc/<pid>/maps files, or START END [PERMS] lines")
+    ap.add_argument("--pool-pages", default=None, help="pool sizes to judge (default: 512 ... 65536)")
+    try:
+        a = ap.parse_args(argv)
+        pools = parse_pools(a.pool_pages, None) if a.pool_pages else [512, 1024, 2048, 4096, 8192, 16384, 32768,
+                                                                       65536]
+        rows = [(p, read(Path(p))) for p in a.layouts]
+    except (BenchError, LayoutError) as e:
+        print(f"capacity: error: {e}", file=sys.stderr)
+        return 2
+    head = f"{'layout':<34} {'ranges':>6} {'MiB':>8} {'VmPTE':>6} {'4KiB':>6} {'2MiB':>6}  fits (4KiB/2MiB) at " + \
+        " ".join(str(p) for p in pools)
+    print("pool pages needed, root included; VmPTE: Linux's page tables for the same process, in pages")
+    print(head)
+    for path, layout in rows:
+        f = pool_pages(layout)
+        k4, m2 = f["4KiB"]["predicted"], f["2MiB"]["predicted"]
+        pte = "-" if layout.vm_pte_kib is None else str(layout.vm_pte_kib * 1024 // PAGE)
+        fits = " ".join(("y" if k4 <= p else "n") + ("y" if m2 <= p else "n") for p in pools)
+        print(f"{layout.name[:34]:<34} {f['ranges']:>6} {f['bytes'] / 2**20:>8.1f} {pte:>6} {k4:>6} {m2:>6}  {fits}")
+    return 0
+
+
+# ---- capture ---------------------------------------------------------------------------------
+
+# (program, variant, argv, what to write on its stdin first); each waits on stdin while captured.
+def programs(work: Path) -> list[tuple[str, str, list[str], str]]:
+    out = []
+    for mib in (0, 1, 16, 64, 256):
+        out.append(("python3", f"bytes-{mib}MiB", [sys.executable, "-c", f"import sys; x = bytearray({mib} << 20); "
+                                                   "x[::4096] = b'1' * len(x[::4096]); sys.stdin.read()"], ""))
+        out.append(("perl", f"string-{mib}MiB", ["perl", "-e", f"my $x = 'a' x ({mib} * 1048576); <STDIN>;"], ""))
+        out.append(("node", f"buffer-{mib}MiB", ["node", "-e", f"const b = Buffer.alloc({mib} * 1048576, 1); "
+                                                "process.stdin.resume()"], ""))
+        out.append(("awk", f"array-{mib}k", ["awk", "-v", f"n={mib * 1000}", "BEGIN { for (i = 0; i < n; i++) "
+                                             "a[i] = i } { print }"], ""))
+        out.append(("tclsh", f"string-{mib}MiB", ["tclsh"], f"set x [string repeat a [expr {mib} * 1048576]]\n"))
+        out.append(("sqlite3", f"rows-{mib}k", ["sqlite3", ":memory:"],
+                    f"create table t(x); with recursive c(i) as (select 1 union all select i + 1 from c "
+                    f"limit {mib * 1000}) insert into t select randomblob(100) from c;\n"))
+        out.append(("bash", f"string-{mib}MiB", ["bash", "-c", f"x=$(head -c {mib * 1048576} /dev/zero | tr '\\0' a);"
+                                                 " read y"], ""))
+        out.append(("vim", f"lines-{mib}k", ["vim", "-es", "-u", "NONE", "-i", "NONE", "-n"],
+                    f":call setline(1, repeat(['vim'], {mib * 1000}))\n"))
+        out.append(("qemu", f"guest-{max(mib, 8) * 8}MiB", ["qemu-system-x86_64", "-S", "-display", "none",
+                                                          "-nodefaults", "-m", f"{max(mib, 8) * 8}M"], ""))
+        out.append(("gdb", f"symbols-{mib}", ["gdb", "-q", "-nx"] + ([] if mib == 0 else [
+            ["/usr/bin/perl", "/usr/bin/bash", "/usr/bin/sqlite3", "/usr/bin/qemu-system-x86_64"][[1, 16, 64, 256].index(mib)]]),
+                    ""))
+        out.append(("git", f"cmd-{mib}", ["git", "-C", str(lab.REPO)] + [
+            ["cat-file", "--batch"], ["hash-object", "--stdin"], ["check-ignore", "--stdin"],
+            ["mktree"], ["check-attr", "--stdin", "-a"]][[0, 1, 16, 64, 256].index(mib)], ""))
+        out.append(("rustc", f"opt-{mib}", ["rustc", "-", "-o", str(work / "out"), "-C",
+                                           f"opt-level={[0, 1, 2, 3, 's'][[0, 1, 16, 64, 256].index(mib)]}"], ""))
+        out.append(("java", f"heap-{max(mib, 16)}MiB", ["java", f"-Xmx{max(mib, 16) * 2}m", f"-Xms{max(mib, 16)}m",
+                                                     "-XX:+UseSerialGC", str(work / "Wait.java")], ""))
+    return out
+
+
+def settle(proc: subprocess.Popen, seconds: float) -> bool:
+    """Let the program start up; False if it ended."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return proc.poll() is None
+
+
+def snapshot(pid: int) -> tuple[list[list[str]], int | None]:
+    ranges = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        m = MAPS_LINE.match(line)
+        if m:  # addresses and permissions only: no offsets, devices, inodes or paths
+            ranges.append([m.group(1), m.group(2), m.group(3)])
+    pte = None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmPTE:"):
+            pte = int(line.split()[1])
+    return ranges, pte
+
+
+def capture(argv: list[str]) -> int:
+    from .bench import Parser
+    ap = Parser(prog="python3 -m ptplab layouts capture",
+                description="Start a set of real programs, record each one's address-space layout (ranges and "
+                            "permissions, and VmPTE: no file names, paths or contents) while it runs.")
+    ap.add_argument("--out", default=str(lab.REPO / "results/layouts"))
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"ptplab-layouts-{os.getpid()}"
+    work.mkdir(exist_ok=True)
+    (work / "Wait.java").write_text("public class Wait { public static void main(String[] a) throws Exception {"
+                                    " byte[] b = new byte[8 << 20]; System.in.read(); } }\n")
+    written, missing = 0, set()
+    for program, variant, cmd, feed in programs(work):
+        if shutil.which(cmd[0]) is None:
+            missing.add(program)
+            continue
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=work, text=True)
+        try:
+            if feed:
+                proc.stdin.write(feed)
+                proc.stdin.flush()
+            if not settle(proc, 2.5 if program in ("java", "node", "qemu", "gdb") else 1.0):
+                print(f"layouts: {program}/{variant} ended before its capture (exit {proc.returncode})",
+                      file=sys.stderr)
+                continue
+            ranges, pte = snapshot(proc.pid)
+        finally:
+            proc.kill()
+            proc.wait()
+        path = out / f"{program}-{variant}.json"
+        path.write_text(json.dumps({"program": program, "variant": variant, "vm_pte_kib": pte,
+                                    "captured_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                    "ranges": ranges}, indent=None) + "\n")
+        written += 1
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"layouts: wrote {written} layouts in {out}" + (f"; not installed: {', '.join(sorted(missing))}"
+                                                          if missing else ""), file=sys.stderr)
+    return 0 if written else 1
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "capture":
+        return capture(argv[1:])
+    print("usage: python3 -m ptplab layouts capture [--out DIR]", file=sys.stderr)
+    return 2

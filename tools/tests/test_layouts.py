@@ -1,0 +1,59 @@
+"""Real layouts and the capacity model: every committed layout's prediction equals what
+mapping it really takes, the three input formats read, bad input named."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ptplab import bench, layouts
+
+REPO = bench.REPO
+LAYOUTS = sorted((REPO / "results/layouts").glob("*.json"))
+
+
+def test_the_committed_set_is_many_programs():
+    programs = {json.loads(p.read_text())["program"] for p in LAYOUTS}
+    assert len(LAYOUTS) >= 50 and len(programs) >= 10, (len(LAYOUTS), programs)
+    for p in LAYOUTS:
+        d = json.loads(p.read_text())
+        assert set(d) == {"program", "variant", "vm_pte_kib", "captured_utc", "ranges"}, p
+        assert all(len(r) == 3 for r in d["ranges"]), "addresses and permissions only"
+
+
+@pytest.mark.parametrize("path", LAYOUTS, ids=[p.stem for p in LAYOUTS])
+def test_prediction_equals_what_mapping_the_layout_really_takes(path):
+    f = layouts.pool_pages(layouts.read(path))
+    for size in ("4KiB", "2MiB"):
+        assert f[size]["mapped"] is not None and f[size]["predicted"] == f[size]["mapped"], (size, f)
+    assert f["2MiB"]["predicted"] <= f["4KiB"]["predicted"]
+
+
+def test_a_proc_maps_file_and_a_hand_written_layout_read_alike(tmp_path):
+    maps = tmp_path / "self.maps"
+    maps.write_text(Path("/proc/self/maps").read_text())
+    from_maps = layouts.read(maps)
+    hand = tmp_path / "hand.txt"
+    hand.write_text("# START END [PERMS]\n" + "".join(f"{s:#x} {e:#x} {p}\n" for s, e, p in from_maps.ranges))
+    assert layouts.read(hand).ranges == from_maps.ranges
+    assert layouts.pool_pages(layouts.read(hand)) == layouts.pool_pages(from_maps)
+    (tmp_path / "bad.txt").write_text("0x1000 0x3000\n0x5000 zz\n")
+    with pytest.raises(layouts.LayoutError, match=r"bad.txt:2: '0x5000 zz' is neither"):
+        layouts.read(tmp_path / "bad.txt")
+
+
+def test_capacity_prints_pool_pages_vmpte_and_fit(tmp_path):
+    hand = tmp_path / "two-gib.txt"
+    hand.write_text("0x40000000 0xc0000000 rw-p\n0x10000 0x11000 ---p\n")  # 2 GiB; a reservation left out
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
+    p = subprocess.run([sys.executable, "-m", "ptplab", "capacity", str(hand), "--pool-pages", "1024,4096"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    row = next(line for line in p.stdout.splitlines() if line.startswith("two-gib"))
+    # 2 GiB of 4 KiB pages: 1024 PTs, 2 PDs, a PDPT and the root; with 2 MiB pages: 4.
+    assert row.split()[1:] == ["1", "2048.0", "-", "1028", "4", "ny", "yy"], row
+    bad = subprocess.run([sys.executable, "-m", "ptplab", "capacity", str(tmp_path / "none")], capture_output=True,
+                         text=True, env=env)
+    assert bad.returncode == 2 and "none: No such file" in bad.stderr
