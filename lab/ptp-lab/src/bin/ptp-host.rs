@@ -162,8 +162,9 @@ fn layout(out: &mut Stdout) -> ExitCode {
                 return ExitCode::Usage;
             }
         };
+        // Mapped for real into a pool of exactly the predicted size: it must fit, to the page.
         let mapped = (predicted <= MAX_POOL_PAGES as u64).then(|| {
-            let pages = MAX_POOL_PAGES;
+            let pages = (predicted as u32).max(vystem_ptp::pool::MIN_POOL_PAGES);
             let mem = SimMemory::new(pages as u64);
             let pool = mem.pool(0, pages).ok()?;
             let mut m = PoolMapper::create(pool, BitmapAllocator::new(pages));
