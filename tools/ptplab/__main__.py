@@ -17,6 +17,7 @@ COMMANDS = {
     "boot": "boot the bench kernel under QEMU/TCG, serial output on stdout",
     "capacity": "pool pages a PTP needs for real process layouts, and whether they fit each pool size",
     "layouts": "capture: record the layouts of a set of running programs (results/layouts)",
+    "report": "the decision report (Markdown): what the standard pool size buys, what changes at N",
     "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
 }
 
@@ -94,6 +95,9 @@ def main(argv: list[str]) -> int:
             return boot(rest)
         if cmd == "facts":
             return facts(rest)
+        if cmd == "report":
+            from .report import main as report
+            return report(rest)
         if cmd in ("capacity", "layouts"):
             from . import layouts
             return layouts.capacity(rest) if cmd == "capacity" else layouts.main(rest)

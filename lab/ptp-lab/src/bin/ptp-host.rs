@@ -5,6 +5,8 @@
 //!   ptp-host [mode=bench|selftest] [suites=alloc,map,ptp] [pools=N,...] [quick=1] [seed=N]
 //!   ptp-host facts                  record shapes, names, limits, exit codes, targets (JSON)
 //!   ptp-host capacity [pools=N,...] pool pages each mapping and each self-map takes (JSON)
+//!   ptp-host pool-limits [pools=N,...] per pool size: the largest region an unmodifiable PTP
+//!                                    can map, and which kernel mappings a modifiable one holds
 //!   ptp-host layout < RANGES         pool pages a layout needs ("START END" hex byte ranges on
 //!                                    stdin, one per line), predicted and really mapped (JSON)
 //! Bad arguments: one line on stderr naming the bad value, exit 2. Failed checks: exit 1.
@@ -41,6 +43,9 @@ fn main() {
             parse(&args[1..]).map_or(ExitCode::Usage, |cfg| capacity(&mut out, &cfg))
         }
         Some("layout") => layout(&mut out),
+        Some("pool-limits") => {
+            parse(&args[1..]).map_or(ExitCode::Usage, |cfg| pool_limits(&mut out, &cfg))
+        }
         _ => parse(&args).map_or(ExitCode::Usage, |cfg| {
             let mut host = Host::new(&cfg);
             let mut harness = Harness::new(host_rdtscp(), Budget::of(&cfg));
@@ -65,7 +70,6 @@ fn parse(words: &[String]) -> Option<Config> {
 /// What the capacity model says about the benchmarks' mappings, and what the self-map of a
 /// modifiable PTP really takes at each pool size of `cfg`.
 fn capacity(out: &mut Stdout, cfg: &Config) -> ExitCode {
-    let mem = SimMemory::new(cfg.largest_pool() as u64);
     let o = Obj::new(out, "capacity")
         .with("mappings", |w| {
             w.write_char('[')?;
@@ -85,15 +89,8 @@ fn capacity(out: &mut Stdout, cfg: &Config) -> ExitCode {
         .with("self_map_tables", |w| {
             w.write_char('{')?;
             for (i, &n) in cfg.pools().iter().enumerate() {
-                let pool = mem.pool(0, n).map_err(|_| core::fmt::Error)?;
-                let ptp = Ptp::modifiable(pool, BitmapAllocator::new(n), VirtAddr::new(SELF_MAP))
-                    .map_err(|_| core::fmt::Error)?;
-                write!(
-                    w,
-                    "{}\"{n}\":{}",
-                    if i == 0 { "" } else { "," },
-                    ptp.self_map_tables()
-                )?;
+                let tables = self_map_tables(n).ok_or(core::fmt::Error)?;
+                write!(w, "{}\"{n}\":{tables}", if i == 0 { "" } else { "," })?;
             }
             w.write_char('}')
         });
@@ -200,4 +197,86 @@ fn layout(out: &mut Stdout) -> ExitCode {
         Ok(()) => ExitCode::Success,
         Err(_) => ExitCode::Failure,
     }
+}
+
+/// Pool pages `bytes` from a 1 GiB-aligned address take with the largest pages `sizes`
+/// allows (the best case a kernel can arrange), the root included.
+fn region_tables(bytes: u64, sizes: vystem_ptp::PageSizes) -> u64 {
+    use vystem_ptp::{layout_regions, predict_tables, Region};
+    let start = 1u64 << 39; // PML4 slot 1: aligned to everything
+    let mut regions = [Region {
+        start: VirtAddr::new(0),
+        pages: 0,
+        size: vystem_ptp::PageSize::Size4KiB,
+    }; 5];
+    let n = layout_regions(&[(start, start + bytes)], sizes, &mut regions).unwrap_or(0);
+    predict_tables(&mut regions[..n]).map_or(u64::MAX, |t| t.total())
+}
+
+/// The largest region (a multiple of `unit` bytes) whose tables fit `pages` pool pages.
+fn largest_region(pages: u64, unit: u64, sizes: vystem_ptp::PageSizes) -> u64 {
+    let (mut lo, mut hi) = (0u64, 1u64 << 47 >> unit.trailing_zeros()); // in units
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if region_tables(mid * unit, sizes) <= pages {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo * unit
+}
+
+/// What each pool size holds: for an unmodifiable PTP the largest contiguous region it can map
+/// (4 KiB pages; 2 MiB pages), for a modifiable one its self-map and which kernel mappings and
+/// direct maps fit beside it.
+fn pool_limits(out: &mut Stdout, cfg: &Config) -> ExitCode {
+    use vystem_ptp::PageSizes;
+    const GIB: u64 = 1 << 30;
+    let o = Obj::new(out, "pool_limits").with("pools", |w| {
+        w.write_char('[')?;
+        for (i, &n) in cfg.pools().iter().enumerate() {
+            let self_map = self_map_tables(n).ok_or(core::fmt::Error)?;
+            write!(
+                w,
+                "{}{{\"pool_pages\":{n},\"bytes\":{},\"largest_region_4KiB\":{},\"largest_region_2MiB\":{},\"self_map_tables\":{self_map},\"mappings\":{{",
+                if i == 0 { "" } else { "," },
+                u64::from(n) * 4096,
+                largest_region(n.into(), 4096, PageSizes::ONLY_4KIB),
+                largest_region(n.into(), 2 << 20, PageSizes::UP_TO_2MIB),
+            )?;
+            let all = [(1, "4KiB"), (4, "4KiB"), (16, "4KiB"), (64, "4KiB"), (1, "2MiB"), (4, "2MiB"),
+                (16, "2MiB"), (64, "2MiB"), (4, "direct-2MiB"), (64, "direct-2MiB"), (512, "direct-2MiB"),
+                (4, "direct-1GiB"), (64, "direct-1GiB"), (512, "direct-1GiB")];
+            for (j, (gib, how)) in all.iter().enumerate() {
+                let sizes = match *how {
+                    "4KiB" => PageSizes::ONLY_4KIB,
+                    "2MiB" | "direct-2MiB" => PageSizes::UP_TO_2MIB,
+                    _ => PageSizes::ALL,
+                };
+                // Beside the self-map (its tables) and the root, counted once.
+                let tables = region_tables(gib * GIB, sizes) - 1 + self_map;
+                write!(
+                    w,
+                    "{}\"{gib}GiB-{how}\":{{\"tables\":{tables},\"fits\":{}}}",
+                    if j == 0 { "" } else { "," },
+                    tables <= u64::from(n)
+                )?;
+            }
+            w.write_str("}}")?;
+        }
+        w.write_char(']')
+    });
+    match o.end() {
+        Ok(()) => ExitCode::Success,
+        Err(_) => ExitCode::Failure,
+    }
+}
+
+/// The pool pages a modifiable PTP's self-map takes, from building one.
+fn self_map_tables(n: u32) -> Option<u64> {
+    let mem = SimMemory::new(n as u64);
+    let pool = mem.pool(0, n).ok()?;
+    let ptp = Ptp::modifiable(pool, BitmapAllocator::new(n), VirtAddr::new(SELF_MAP)).ok()?;
+    Some(ptp.self_map_tables().into())
 }

@@ -1,0 +1,183 @@
+"""The decision report: should the standard pool size (4096 pages) change, and what changes at N?
+
+Markdown, from three sources, each named where it is used:
+- the real layouts in results/layouts (which processes fit, with 4 KiB and with 2 MiB pages);
+- the lab's capacity model (`ptp-host pool-limits`: the largest region a pool maps, the kernel
+  mappings it holds beside its self-map);
+- recorded runs (what building a PTP and the bitmap cost per pool size): the latest complete
+  native host run that measured them, unless files are given.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import lab, layouts
+from .bench import REPO, BenchError, Parser
+
+STANDARD = 4096
+POOLS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
+KIB = 1024
+
+
+def mib(pages: int) -> str:
+    return f"{pages * 4096 / 2**20:g} MiB"
+
+
+def size(nbytes: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if nbytes >= scale:
+            v = nbytes / scale
+            return f"{v:.0f} {unit}" if v >= 100 else f"{v:.3g} {unit}"
+    return f"{nbytes} B"
+
+
+def layout_needs(paths: list[Path]) -> list[tuple[str, int, int, int | None]]:
+    """(name, pool pages with 4 KiB, with 2 MiB, Linux's VmPTE pages) per layout."""
+    out = []
+    for p in paths:
+        lay = layouts.read(p)
+        f = layouts.pool_pages(lay)
+        pte = None if lay.vm_pte_kib is None else lay.vm_pte_kib * KIB // 4096
+        out.append((lay.name, f["4KiB"]["predicted"], f["2MiB"]["predicted"], pte))
+    return out
+
+
+def latest_host_run(results: Path) -> tuple[Path, list[dict]] | None:
+    """The newest complete, native host run (RDTSC) that measured PTP builds."""
+    best = None
+    for p in results.glob("*.jsonl"):
+        if p.name.endswith(".partial.jsonl"):
+            continue
+        recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        run = recs[0] if recs else {}
+        if (run.get("where") != "host" or run.get("execution") != "native" or recs[-1].get("type") != "end"
+                or (run.get("timer") or {}).get("kind") != "rdtsc"):
+            continue
+        if not any(r.get("bench") == "ptp_build" and r.get("type") == "measurement" for r in recs):
+            continue
+        if best is None or run.get("started_utc", "") > best[1][0].get("started_utc", ""):
+            best = (p, recs)
+    return best
+
+
+def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
+    return next((r["p50"] for r in records if r.get("type") == "measurement" and r["bench"] == bench
+                 and r["impl"] == impl and r.get("pool_pages") == pool), None)
+
+
+def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None) -> str:
+    needs = layout_needs(layout_paths)
+    limits = {p["pool_pages"]: p for p in lab.ask("pool-limits", "pools=" + ",".join(map(str, POOLS)))["pools"]}
+    n_layouts = len(needs)
+    fit = {n: (sum(k4 <= n for _, k4, _, _ in needs), sum(m2 <= n for _, _, m2, _ in needs)) for n in POOLS}
+    L = []
+    L += ["# Page-table pool size: what the standard 4096 buys, and what changes at N", ""]
+    L += ["Sources:",
+          f"- {n_layouts} real process layouts, `results/layouts/` (`scripts/capture-layouts.sh`): each mapped up front "
+          "as an unmodifiable PTP must (every range it can touch), pool pages from the lab's capacity model, "
+          "checked against mapping it for real;",
+          "- the capacity model for everything else (`ptp-host pool-limits`, `vystem_ptp::capacity`);"]
+    if run:
+        r0 = run[1][0]
+        L.append(f"- costs per pool size from `results/{run[0].name}` ({r0.get('where')}, {r0.get('execution')}, "
+                 f"{(r0.get('cpu') or {}).get('brand')}, commit {str(r0.get('git_commit'))[:8]}, TSC ticks, medians).")
+    L += [""]
+
+    L += ["## Unmodifiable PTPs (userland processes)", "",
+          "| pool pages | per PTP | 10 / 100 / 1000 processes | real layouts that fit, 4 KiB / 2 MiB pages "
+          "| largest region, 4 KiB / 2 MiB pages |", "| --- | --- | --- | --- | --- |"]
+    for n in POOLS:
+        lim = limits[n]
+        L.append(f"| {n}{' (standard)' if n == STANDARD else ''} | {mib(n)} | {mib(10 * n)} / {mib(100 * n)} / "
+                 f"{mib(1000 * n)} | {fit[n][0]} / {fit[n][1]} of {n_layouts} | {size(lim['largest_region_4KiB'])} / "
+                 f"{size(lim['largest_region_2MiB'])} |")
+    biggest = max(needs, key=lambda x: x[1])
+    L += ["", f"The largest real layout, `{biggest[0]}`, needs {biggest[1]} pool pages with 4 KiB pages and "
+              f"{biggest[2]} with 2 MiB pages; Linux, which maps on demand, used {biggest[3]} page-table pages for it.",
+          ""]
+
+    L += ["## The modifiable PTP (the kernel's)", "",
+          "Beside its self-map; `yes` where the mapping fits the pool (tables counted with the self-map and the root).", "",
+          "| pool pages | self-map | 1 / 4 / 16 / 64 GiB, 4 KiB pages | 1 / 4 / 16 / 64 GiB, 2 MiB pages "
+          "| direct map 4 / 64 / 512 GiB, 2 MiB | direct map 4 / 64 / 512 GiB, 1 GiB |",
+          "| --- | --- | --- | --- | --- | --- |"]
+    yn = {True: "yes", False: "no"}
+    for n in POOLS:
+        m = limits[n]["mappings"]
+        cell = lambda keys: " / ".join(yn[m[k]["fits"]] for k in keys)  # noqa: E731
+        L.append(f"| {n} | {limits[n]['self_map_tables']} | {cell([f'{g}GiB-4KiB' for g in (1, 4, 16, 64)])} | "
+                 f"{cell([f'{g}GiB-2MiB' for g in (1, 4, 16, 64)])} | "
+                 f"{cell([f'{g}GiB-direct-2MiB' for g in (4, 64, 512)])} | "
+                 f"{cell([f'{g}GiB-direct-1GiB' for g in (4, 64, 512)])} |")
+    L += [""]
+
+    if run:
+        recs = run[1]
+        pools = sorted({r["pool_pages"] for r in recs if r.get("bench") == "ptp_build" and r.get("type") == "measurement"})
+        L += ["## Costs that change with N", "", f"From `results/{run[0].name}` (TSC ticks, medians):", "",
+              "| pool pages | build a modifiable PTP | bitmap from the bootloader's counter | bitmap alloc at 95 % |",
+              "| --- | --- | --- | --- |"]
+        for n in pools:
+            vals = [cost(recs, "ptp_build", "modifiable", n), cost(recs, "bitmap_init_from_counter", "lab-bitmap", n),
+                    cost(recs, "bitmap_alloc_95pct_full", "lab-bitmap", n)]
+            L.append(f"| {n} | " + " | ".join("-" if v is None else f"{v:,.1f}" for v in vals) + " |")
+        L += ["", "The differences are well under a microsecond per PTP: memory against capacity decides, not time.", ""]
+
+    L += ["## Recommendation", ""]
+    all_4k = next((n for n in POOLS if fit[n][0] == n_layouts), None)
+    all_2m = next((n for n in POOLS if fit[n][1] == n_layouts), None)
+    std = limits[STANDARD]
+    if all_4k is not None:
+        saved = (STANDARD - all_4k) * 4096 * 1000
+        verb = "shrinks" if all_4k < STANDARD else "grows"
+        L.append(f"- **Unmodifiable PTPs, 4096 -> {all_4k}**: every one of the {n_layouts} real layouts still fits "
+                 f"with 4 KiB pages (at {STANDARD}: {fit[STANDARD][0]}); each PTP {verb} from {mib(STANDARD)} to "
+                 f"{mib(all_4k)} ({size(abs(saved))} {'less' if saved > 0 else 'more'} for 1000 processes), and the "
+                 f"largest region one can map goes from {size(std['largest_region_4KiB'])} to "
+                 f"{size(limits[all_4k]['largest_region_4KiB'])} with 4 KiB pages. With 2 MiB pages where aligned, "
+                 f"{all_2m} pages already hold every layout. (`results/layouts`, `ptp-host pool-limits`)")
+    kernel = next((n for n in POOLS if limits[n]["mappings"]["64GiB-direct-2MiB"]["fits"]
+                   and limits[n]["mappings"]["4GiB-4KiB"]["fits"]), None)
+    if kernel is not None:
+        change = "keep 4096" if kernel == STANDARD else f"4096 -> {kernel}"
+        holds_16 = next((n for n in POOLS if limits[n]["mappings"]["16GiB-4KiB"]["fits"]), None)
+        L.append(f"- **The modifiable PTP, {change}**: {kernel} is the smallest pool that holds a direct map of 64 GiB "
+                 f"of RAM with 2 MiB pages and 4 GiB of 4 KiB mappings beside its self-map "
+                 f"({limits[kernel]['self_map_tables']} pages); at {STANDARD}, 16 GiB of 4 KiB mappings "
+                 f"{'fit' if std['mappings']['16GiB-4KiB']['fits'] else 'do not fit'} "
+                 f"({holds_16} pages hold them). "
+                 "(`ptp-host pool-limits`)")
+    L += ["", "These say what fits; what a kernel maps is its own: give it its layouts "
+              "(`python3 -m ptplab capacity LAYOUT...`, a hand-written `START END` per line) before changing the standard."]
+    return "\n".join(L) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    ap = Parser(prog="scripts/report.sh", description="Write the decision report (Markdown): pool sizes 512 ... 65536, "
+                "from the real layouts, the capacity model and recorded runs.")
+    ap.add_argument("results", nargs="*", help="a results file for the costs (default: the latest native host run)")
+    ap.add_argument("--out", required=True, help="directory for report.md")
+    ap.add_argument("--layouts", default=str(REPO / "results/layouts"))
+    try:
+        a = ap.parse_args(argv)
+        paths = sorted(Path(a.layouts).glob("*.json"))
+        if not paths:
+            raise BenchError(f"--layouts: no layouts in {a.layouts} (scripts/capture-layouts.sh records them)")
+        if a.results:
+            p = Path(a.results[0])
+            run = (p, [json.loads(line) for line in p.read_text().splitlines() if line.strip()])
+        else:
+            run = latest_host_run(REPO / "results")
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        text = render(paths, run)
+        (out / "report.md").write_text(text)
+    except (BenchError, layouts.LayoutError, OSError, json.JSONDecodeError) as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 2
+    recommendation = text[text.index("## Recommendation"):]
+    print(recommendation.strip())
+    print(f"report: wrote {out / 'report.md'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,32 @@
+"""The decision report: written from the committed layouts, the capacity model and a recorded
+run; every pool size 512 ... 65536; recommendations that name their numbers and sources."""
+import subprocess
+
+from ptplab import bench, lab
+
+REPO = bench.REPO
+
+
+def test_the_report_answers_4096_to_n_with_numbers_and_sources(tmp_path):
+    p = subprocess.run([str(REPO / "scripts/report.sh"), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "report.md").read_text()
+    for section in ["## Unmodifiable PTPs", "## The modifiable PTP", "## Costs that change with N", "## Recommendation"]:
+        assert section in text, section
+    for n in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536):
+        assert f"\n| {n}" in text, n
+    # The model's own figure: 512 pool pages map at most 509 PTs' worth of 4 KiB pages.
+    limits = lab.ask("pool-limits", "pools=512")["pools"][0]
+    assert limits["largest_region_4KiB"] == 509 * 512 * 4096
+    assert "| 512 | 2 MiB | 20 MiB / 200 MiB / 2000 MiB |" in text and "1018 MiB / 510 GiB" in text
+    rec = text[text.index("## Recommendation"):]
+    assert "**Unmodifiable PTPs, 4096 ->" in rec and "`results/layouts`" in rec
+    assert "**The modifiable PTP," in rec and "`ptp-host pool-limits`" in rec
+    assert "results/2026-" in text, "the costs name the run they come from"
+    assert p.stdout.startswith("## Recommendation"), "bench users see the summary"
+
+
+def test_no_layouts_is_a_clear_error(tmp_path):
+    p = subprocess.run([str(REPO / "scripts/report.sh"), "--out", str(tmp_path), "--layouts", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and f"--layouts: no layouts in {tmp_path}" in p.stderr
