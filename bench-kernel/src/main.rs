@@ -85,6 +85,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
         Ok(k) => k,
         Err(why) => usage_error("pool_does_not_fit", format_args!("{why}")),
     };
+    kernel.module = info.module_bytes();
     let mut harness = Harness::new(cpu.rdtscp, Budget::of(&cfg));
     println!(
         "# pools at {:#x}, harness overhead {} ticks",

@@ -26,6 +26,8 @@ pub struct Kernel {
     largest: u32,
     /// Free RAM after the pool region (start, end): working sets for the TLB suite.
     spare: (u64, u64),
+    /// The boot module (the `layouts` suite's input).
+    pub module: Option<&'static [u8]>,
 }
 
 impl Kernel {
@@ -61,6 +63,7 @@ impl Kernel {
                     region: r.start,
                     largest,
                     spare,
+                    module: None,
                 })
             }
             None => Err(reason(format_args!(
@@ -123,6 +126,10 @@ impl Platform for Kernel {
 
     fn has_heap(&self) -> bool {
         false
+    }
+
+    fn boot_module(&self) -> Option<&'static [u8]> {
+        self.module
     }
 }
 

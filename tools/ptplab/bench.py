@@ -123,6 +123,8 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung")
     p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
     p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
+    p.add_argument("--layouts", default=str(REPO / "results/layouts"),
+                   help="with --suite layouts: the layouts handed to the kernel as a boot module")
     p.add_argument("--repeat", type=positive, default=1,
                    help="run K times (K files), then print the run-to-run spread of every median")
     p.add_argument("--validate", action="store_true",
@@ -155,6 +157,7 @@ class Plan:
     extra: str = ""
     criterion_args: list[str] = field(default_factory=list)
     repeat: int = 1
+    layouts: Path | None = None
 
     def cmdline(self) -> str:
         words = [f"mode={'selftest' if self.selftest else 'bench'}", f"suites={','.join(self.suites)}",
@@ -182,7 +185,7 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
                 criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory,
                 seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
                 host_bin=Path(a.host_bin), qemu=a.qemu, bochs=a.bochs, extra=a.append_extra,
-                criterion_args=rest, repeat=a.repeat)
+                criterion_args=rest, repeat=a.repeat, layouts=Path(a.layouts))
 
 
 def split_criterion_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -383,8 +386,27 @@ def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str], cpu: str 
             "-device", f"isa-debug-exit,iobase={port:#x},iosize=0x04", *boot]
 
 
-def qemu_cmd(plan: Plan, accel: str, cmdline: str) -> list[str]:
-    return qemu_args(plan.qemu, accel, plan.memory, ["-kernel", str(plan.kernel), "-append", cmdline])
+def qemu_cmd(plan: Plan, accel: str, cmdline: str, module: Path | None = None) -> list[str]:
+    boot = ["-kernel", str(plan.kernel), "-append", cmdline] + (["-initrd", str(module)] if module else [])
+    return qemu_args(plan.qemu, accel, plan.memory, boot)
+
+
+def layouts_module(plan: Plan, work: Path) -> Path | None:
+    """With the layouts suite: the layouts as the kernel reads them (`# NAME`, then `START END`
+    hex lines of the ranges a PTP maps), in a file to hand over as a boot module."""
+    if "layouts" not in plan.suites or plan.layouts is None:
+        return None
+    from . import layouts
+    paths = sorted(plan.layouts.glob("*.json"))
+    if not paths:
+        raise BenchError(f"--layouts: no layouts in {plan.layouts} (scripts/capture-layouts.sh records them)")
+    text = []
+    for p in paths:
+        lay = layouts.read(p)
+        text.append(f"# {lay.name}\n" + "".join(f"{s:x} {e:x}\n" for s, e in lay.mapped()))
+    path = work / "layouts.txt"
+    path.write_text("".join(text))
+    return path
 
 
 def probe_kvm(plan: Plan) -> tuple[bool, str]:
@@ -553,7 +575,7 @@ def run(plan: Plan) -> Path:
         accel = label = "bochs"
         work = Path(tempfile.mkdtemp(prefix="ptplab-bochs-"))
         try:
-            iso = make_iso(plan.kernel, plan.cmdline(), work / "bench.iso")
+            iso = make_iso(plan.kernel, plan.cmdline(), work / "bench.iso", module=layouts_module(plan, work))
         except IsoError as e:
             raise BenchError(f"--accel bochs: {e}")
         cmd, serial = bochs.command(plan.bochs, work, iso, plan.memory)
@@ -580,7 +602,8 @@ def run(plan: Plan) -> Path:
                     f"! Falling back to TCG (emulation). Results are labelled accel=tcg, execution=emulated:\n"
                     f"! timings of privileged instructions (invlpg, CR3) mean nothing there.\n{banner}")
         label = accel
-        cmd = qemu_cmd(plan, accel, plan.cmdline())
+        module = layouts_module(plan, Path(tempfile.mkdtemp(prefix="ptplab-module-")))
+        cmd = qemu_cmd(plan, accel, plan.cmdline(), module)
         done = set(exit_codes["kernel"][k]["qemu_status"] for k in ("success", "failure"))
     where = ("criterion on the host" if plan.criterion else "host process" if plan.host
              else "bench kernel under " + ("Bochs" if accel == "bochs" else accel.upper()))

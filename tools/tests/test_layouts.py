@@ -57,3 +57,16 @@ def test_capacity_prints_pool_pages_vmpte_and_fit(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ptplab", "capacity", str(tmp_path / "none")], capture_output=True,
                          text=True, env=env)
     assert bad.returncode == 2 and "none: No such file" in bad.stderr
+
+
+def test_in_the_kernel_every_layout_maps_to_exactly_the_predicted_pages(tmp_path):
+    if not bench.KERNEL.exists():
+        pytest.skip("kernel not built")
+    rc = bench.main(["--accel", "tcg", "--selftest", "--suite", "layouts", "--out", str(tmp_path)])
+    records = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
+    assert rc == 0
+    checks = {r["name"]: r for r in records if r["type"] == "check" and r["suite"] == "layouts"}
+    names = {layouts.read(p).name for p in LAYOUTS}
+    assert set(checks) == names | {"every_layout_checked"}
+    assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
+    assert checks["every_layout_checked"]["detail"].startswith(f"{len(LAYOUTS)} layouts checked")

@@ -116,6 +116,8 @@ pub struct BootInfo {
     pub memmap_truncated: bool,
     /// ACPI RSDP physical address, when the loader provides it (PVH does).
     pub rsdp_paddr: Option<u64>,
+    /// The first boot module (PVH modlist entry, multiboot2 module tag): `[start, end)`.
+    pub module: Option<Range>,
     boot_ranges: [Range; MAX_BOOT_RANGES],
     boot_ranges_len: usize,
 }
@@ -131,6 +133,7 @@ impl BootInfo {
             memmap_len: 0,
             memmap_truncated: false,
             rsdp_paddr: None,
+            module: None,
             boot_ranges: [Range::default(); MAX_BOOT_RANGES],
             boot_ranges_len: 0,
         }
@@ -145,6 +148,15 @@ impl BootInfo {
         self.cmdline()
             .split_ascii_whitespace()
             .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    }
+
+    /// The first boot module's bytes, if one was handed over inside the identity map.
+    pub fn module_bytes(&self) -> Option<&'static [u8]> {
+        let m = self.module?;
+        check_mapped(m.start, m.len()).ok()?;
+        // SAFETY: boot data inside the identity map, excluded from free RAM (boot_ranges), never
+        // written by the kernel.
+        Some(unsafe { core::slice::from_raw_parts(m.start as *const u8, m.len() as usize) })
     }
 
     pub fn memory_map(&self) -> &[MemoryRegion] {

@@ -6,6 +6,7 @@ use ptp_lab::fixedstr::FixedStr;
 const MB2_TAG_END: u32 = 0;
 const MB2_TAG_CMDLINE: u32 = 1;
 const MB2_TAG_MMAP: u32 = 6;
+const MB2_TAG_MODULE: u32 = 3;
 /// Sanity bound on the info structure (GRUB's is a few KiB).
 const MB2_MAX_INFO_SIZE: u32 = 1 << 20;
 
@@ -40,6 +41,19 @@ pub(super) fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
                 let (s, complete) = FixedStr::from_bytes_lossy(&bytes[..len]);
                 info.cmdline = s;
                 info.cmdline_truncated = !complete;
+            }
+            MB2_TAG_MODULE if size >= 16 => {
+                // SAFETY: mod_start and mod_end are inside this tag (size >= 16).
+                let (start, end): (u32, u32) = unsafe { (read_phys(tag + 8), read_phys(tag + 12)) };
+                if end > start {
+                    info.push_boot_range(u64::from(start), u64::from(end - start));
+                    if info.module.is_none() {
+                        info.module = Some(super::Range {
+                            start: start.into(),
+                            end: end.into(),
+                        });
+                    }
+                }
             }
             MB2_TAG_MMAP => {
                 have_mmap = true;

@@ -78,6 +78,12 @@ pub(super) fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
             // SAFETY: inside the checked table.
             let m: HvmModlistEntry = unsafe { read_phys(si.modlist_paddr + i * entry) };
             info.push_boot_range(m.paddr, m.size);
+            if info.module.is_none() && m.size > 0 {
+                info.module = Some(super::Range {
+                    start: m.paddr,
+                    end: m.paddr.saturating_add(m.size),
+                });
+            }
         }
     }
 

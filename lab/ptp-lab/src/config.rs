@@ -18,10 +18,17 @@ pub enum Suite {
     Map,
     Ptp,
     Tlb,
+    Layouts,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 4] = [Suite::Alloc, Suite::Map, Suite::Ptp, Suite::Tlb];
+    pub const ALL: [Suite; 5] = [
+        Suite::Alloc,
+        Suite::Map,
+        Suite::Ptp,
+        Suite::Tlb,
+        Suite::Layouts,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,6 +36,7 @@ impl Suite {
             Suite::Map => "map",
             Suite::Ptp => "ptp",
             Suite::Tlb => "tlb",
+            Suite::Layouts => "layouts",
         }
     }
 
@@ -281,7 +289,7 @@ mod tests {
         };
         assert_eq!(
             err("suites=alloc,smp").as_str(),
-            "unknown suite 'smp' (known: alloc, map, ptp, tlb)"
+            "unknown suite 'smp' (known: alloc, map, ptp, tlb, layouts)"
         );
         assert_eq!(
             err("pools=0").as_str(),

@@ -95,6 +95,10 @@ pub trait Platform {
     fn mmu(&mut self) -> Option<&mut dyn Mmu>;
     /// Whether peers that allocate on a heap can run (the host; the kernel has no heap).
     fn has_heap(&self) -> bool;
+    /// The boot module the kernel was handed (the `layouts` suite's input), if any.
+    fn boot_module(&self) -> Option<&'static [u8]> {
+        None
+    }
 }
 
 /// What the PTP and TLB checks need from ring 0.

@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 mod alloc;
+mod layouts;
 mod linux;
 mod map;
 mod peers;
@@ -64,6 +65,7 @@ pub static BENCHES: &[Bench] = &[
     tlb::CROSSOVER,
     linux::ROUND_TRIPS,
     linux::REFILL,
+    layouts::AGREE,
 ];
 
 /// Contenders only the host measures, and why.
