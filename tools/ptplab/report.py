@@ -9,11 +9,10 @@ Markdown, from three sources, each named where it is used:
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from . import lab, layouts
+from . import lab, layouts, show
 from .bench import REPO, BenchError, Parser
 
 STANDARD = 4096
@@ -50,7 +49,7 @@ def latest_host_run(results: Path) -> tuple[Path, list[dict]] | None:
     for p in results.glob("*.jsonl"):
         if p.name.endswith(".partial.jsonl"):
             continue
-        recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        recs = show.load(p)
         run = recs[0] if recs else {}
         if (run.get("where") != "host" or run.get("execution") != "native" or recs[-1].get("type") != "end"
                 or (run.get("timer") or {}).get("kind") != "rdtsc"):
@@ -167,14 +166,21 @@ def main(argv: list[str]) -> int:
             raise BenchError(f"--layouts: no layouts in {a.layouts} (scripts/capture-layouts.sh records them)")
         if a.results:
             p = Path(a.results[0])
-            run = (p, [json.loads(line) for line in p.read_text().splitlines() if line.strip()])
+            run = (p, show.load(p))
+            r0 = run[1][0] if run[1] else {}
+            # Emulated timings say nothing about hardware: they never become a decision.
+            if r0.get("execution") == "emulated":
+                raise BenchError(f"{p}: an emulated run ({r0.get('accel')}); the costs need a native run "
+                                 "(scripts/bench.sh --host)")
+            if r0.get("type") != "run" or r0.get("execution") != "native":
+                raise BenchError(f"{p}: does not start with the run record of a native run")
         else:
             run = latest_host_run(REPO / "results")
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
         text = render(paths, run)
         (out / "report.md").write_text(text)
-    except (BenchError, layouts.LayoutError, OSError, json.JSONDecodeError) as e:
+    except (BenchError, show.ShowError, layouts.LayoutError, OSError) as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     recommendation = text[text.index("## Recommendation"):]

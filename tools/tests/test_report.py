@@ -30,3 +30,19 @@ def test_no_layouts_is_a_clear_error(tmp_path):
     p = subprocess.run([str(REPO / "scripts/report.sh"), "--out", str(tmp_path), "--layouts", str(tmp_path)],
                        capture_output=True, text=True)
     assert p.returncode == 2 and f"--layouts: no layouts in {tmp_path}" in p.stderr
+
+
+def test_a_malformed_results_file_is_named_with_its_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "run", "where": "host"}\n{"type": "measurement", "p50": 1\n')
+    p = subprocess.run([str(REPO / "scripts/report.sh"), str(bad), "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and f"{bad}:2: not a JSON object" in p.stderr, p.stderr
+
+
+def test_costs_never_come_from_an_emulated_run(tmp_path):
+    emulated = sorted((REPO / "results").glob("*-vm-tcg.jsonl"))[0]
+    p = subprocess.run([str(REPO / "scripts/report.sh"), str(emulated), "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2, p.stderr
+    assert f"{emulated}: an emulated run" in p.stderr and "native" in p.stderr
