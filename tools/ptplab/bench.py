@@ -123,6 +123,8 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung")
     p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
     p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
+    p.add_argument("--report", default=str(REPO / "target/report"),
+                   help="where the decision report (report.md) is written after the run")
     p.add_argument("--layouts", default=str(REPO / "results/layouts"),
                    help="with --suite layouts: the layouts handed to the kernel as a boot module")
     p.add_argument("--repeat", type=positive, default=1,
@@ -158,6 +160,7 @@ class Plan:
     criterion_args: list[str] = field(default_factory=list)
     repeat: int = 1
     layouts: Path | None = None
+    report: Path | None = None
 
     def cmdline(self) -> str:
         words = [f"mode={'selftest' if self.selftest else 'bench'}", f"suites={','.join(self.suites)}",
@@ -185,7 +188,8 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
                 criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory,
                 seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
                 host_bin=Path(a.host_bin), qemu=a.qemu, bochs=a.bochs, extra=a.append_extra,
-                criterion_args=rest, repeat=a.repeat, layouts=Path(a.layouts))
+                criterion_args=rest, repeat=a.repeat, layouts=Path(a.layouts),
+                report=Path(a.report))
 
 
 def split_criterion_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -534,13 +538,24 @@ def main(argv: list[str]) -> int:
         if plan.repeat > 1:
             from .table import spread
             print(spread([[json.loads(line) for line in p.read_text().splitlines()] for p in paths]))
-        return 0
+        return write_report(plan, paths[-1])
     except BenchError as e:
         say(f"bench: error: {e}")
         return e.code
     except KeyboardInterrupt:
         say("bench: interrupted before anything was measured")
         return 128 + signal.SIGINT
+
+
+def write_report(plan: Plan, path: Path) -> int:
+    """The decision report after a run: its costs from this run when it is a native host run,
+    otherwise from the latest one in results/ (the report says which file)."""
+    if plan.report is None:
+        return 0
+    from . import report, show
+    own = [str(path)] if report.usable(show.load(path)) else []
+    say(f"bench: decision report (costs from {path if own else 'the latest native host run in results/'})")
+    return report.main([*own, "--out", str(plan.report), "--layouts", str(plan.layouts)])
 
 
 def run(plan: Plan) -> Path:

@@ -43,6 +43,15 @@ def layout_needs(paths: list[Path]) -> list[tuple[str, int, int, int | None]]:
     return out
 
 
+def usable(recs: list[dict]) -> bool:
+    """A complete, native host run (RDTSC) that measured PTP builds: what the costs come from."""
+    run = recs[0] if recs else {}
+    if (run.get("type") != "run" or run.get("where") != "host" or run.get("execution") != "native"
+            or recs[-1].get("type") != "end" or (run.get("timer") or {}).get("kind") != "rdtsc"):
+        return False
+    return any(r.get("bench") == "ptp_build" and r.get("type") == "measurement" for r in recs)
+
+
 def latest_host_run(results: Path) -> tuple[Path, list[dict]] | None:
     """The newest complete, native host run (RDTSC) that measured PTP builds."""
     best = None
@@ -50,15 +59,18 @@ def latest_host_run(results: Path) -> tuple[Path, list[dict]] | None:
         if p.name.endswith(".partial.jsonl"):
             continue
         recs = show.load(p)
-        run = recs[0] if recs else {}
-        if (run.get("where") != "host" or run.get("execution") != "native" or recs[-1].get("type") != "end"
-                or (run.get("timer") or {}).get("kind") != "rdtsc"):
+        if not usable(recs):
             continue
-        if not any(r.get("bench") == "ptp_build" and r.get("type") == "measurement" for r in recs):
-            continue
+        run = recs[0]
         if best is None or run.get("started_utc", "") > best[1][0].get("started_utc", ""):
             best = (p, recs)
     return best
+
+
+def source(p: Path) -> str:
+    """A results file as the reader finds it: relative to the repository when it is in it."""
+    p = p.resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
 
 
 def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
@@ -80,7 +92,7 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None) -> str
           "- the capacity model for everything else (`ptp-host pool-limits`, `vystem_ptp::capacity`);"]
     if run:
         r0 = run[1][0]
-        L.append(f"- costs per pool size from `results/{run[0].name}` ({r0.get('where')}, {r0.get('execution')}, "
+        L.append(f"- costs per pool size from `{source(run[0])}` ({r0.get('where')}, {r0.get('execution')}, "
                  f"{(r0.get('cpu') or {}).get('brand')}, commit {str(r0.get('git_commit'))[:8]}, TSC ticks, medians).")
     L += [""]
 
@@ -115,7 +127,7 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None) -> str
     if run:
         recs = run[1]
         pools = sorted({r["pool_pages"] for r in recs if r.get("bench") == "ptp_build" and r.get("type") == "measurement"})
-        L += ["## Costs that change with N", "", f"From `results/{run[0].name}` (TSC ticks, medians):", "",
+        L += ["## Costs that change with N", "", f"From `{source(run[0])}` (TSC ticks, medians):", "",
               "| pool pages | build a modifiable PTP | bitmap from the bootloader's counter | bitmap alloc at 95 % |",
               "| --- | --- | --- | --- |"]
         for n in pools:

@@ -131,7 +131,7 @@ def test_bench_job_reports_a_kernel_refusal_and_writes_nothing(tmp_path, capsys)
 
 def test_bench_sh_quick_under_tcg_writes_new_files_and_never_overwrites(tmp_path):
     cmd = [str(REPO / "scripts/bench.sh"), "--quick", "--accel", "tcg", "--suite", "map,ptp", "--pool-pages", "1024",
-           "--out", str(tmp_path)]
+           "--out", str(tmp_path), "--report", str(tmp_path / "report")]
     for _ in range(2):
         p = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
         assert p.returncode == 0, p.stderr[-2000:]
@@ -139,6 +139,9 @@ def test_bench_sh_quick_under_tcg_writes_new_files_and_never_overwrites(tmp_path
     assert len(files) == 2 and files[0] != files[1]
     assert "x86_64-map_to" in p.stdout and "speed targets:" in p.stdout
     assert "suite map pool_pages 1024" in p.stderr, "progress per suite"
+    # An emulated run gives no costs: the report takes them from the latest native host run.
+    assert "## Recommendation" in p.stdout and (tmp_path / "report/report.md").exists()
+    assert "costs from the latest native host run in results/" in p.stderr
 
 
 def test_bench_sh_bad_input_exits_non_zero_naming_the_value(tmp_path):

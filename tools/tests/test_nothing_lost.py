@@ -192,7 +192,7 @@ def test_bench_sh_help_lists_every_option():
     p = subprocess.run([str(REPO / "scripts/bench.sh"), "--help"], capture_output=True, text=True)
     assert p.returncode == 0
     for option in ["--accel", "--pool-pages", "--suite", "--quick", "--selftest", "--out", "--host", "--criterion",
-                   "--timeout", "--memory", "--seed"]:
+                   "--timeout", "--memory", "--seed", "--report", "--layouts"]:
         assert option in p.stdout, option
 
 
