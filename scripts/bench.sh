@@ -30,4 +30,5 @@ for need in $needs; do
         *) "ensure_$need" ;;
     esac
 done
-exec python3 -m ptplab bench "$@"
+ensure_venv  # the report after the run draws its plots with matplotlib
+exec "$PY" -m ptplab bench "$@"

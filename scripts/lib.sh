@@ -38,11 +38,18 @@ ensure_bochs() {
     apt_install bochs bochs-sdl bochsbios vgabios
 }
 
-ensure_pytest() {
-    python3 -c 'import pytest' 2>/dev/null && return 0
-    echo "setup: installing pytest (pip, log in $SETUP_LOG)" >&2
-    python3 -m pip install --quiet --disable-pip-version-check pytest >"$SETUP_LOG" 2>&1 || {
-        echo "setup: error: pip could not install pytest; last lines of $SETUP_LOG:" >&2
+# ensure_venv: the project's virtual environment .venv with tools/requirements.txt (pinned),
+# rebuilt when that file changes; afterwards "$PY" is its python.
+ensure_venv() {
+    PY="$PWD/.venv/bin/python"
+    if [ -x "$PY" ] && cmp -s tools/requirements.txt .venv/requirements.txt; then return 0; fi
+    echo "setup: installing tools/requirements.txt into .venv (pip, log in $SETUP_LOG)" >&2
+    rm -rf .venv
+    { python3 -m venv .venv &&
+      "$PY" -m pip install --quiet --disable-pip-version-check -r tools/requirements.txt &&
+      cp tools/requirements.txt .venv/requirements.txt
+    } >"$SETUP_LOG" 2>&1 || {
+        echo "setup: error: could not set up .venv (python3-venv and network needed); last lines of $SETUP_LOG:" >&2
         tail -n 15 "$SETUP_LOG" >&2
         return 1
     }

@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
+ensure_venv
 build_host_runner
-exec python3 -m ptplab report "$@"
+exec "$PY" -m ptplab report "$@"

@@ -13,7 +13,7 @@ step setup
 ensure_qemu
 ensure_grub
 ensure_bochs
-ensure_pytest
+ensure_venv
 
 step "format"
 cargo fmt --all --check
@@ -34,4 +34,4 @@ build_host_runner
 cargo bench --quiet -p ptp-lab --features std --no-run
 
 step "kernel under TCG, bench job, notebooks (pytest)"
-python3 -m pytest -q tools/tests notebooks
+"$PY" -m pytest -q tools/tests notebooks

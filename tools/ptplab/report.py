@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import lab, layouts, show
+from . import lab, layouts, plots, show
 from .bench import REPO, BenchError, Parser
 
 STANDARD = 4096
@@ -78,7 +78,7 @@ def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
                  and r["impl"] == impl and r.get("pool_pages") == pool), None)
 
 
-def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None) -> str:
+def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None, out: Path | None = None) -> str:
     needs = layout_needs(layout_paths)
     limits = {p["pool_pages"]: p for p in lab.ask("pool-limits", "pools=" + ",".join(map(str, POOLS)))["pools"]}
     n_layouts = len(needs)
@@ -136,6 +136,19 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None) -> str
             L.append(f"| {n} | " + " | ".join("-" if v is None else f"{v:,.1f}" for v in vals) + " |")
         L += ["", "The differences are well under a microsecond per PTP: memory against capacity decides, not time.", ""]
 
+    if out is not None:
+        L += ["## Plots", ""]
+        try:
+            figs = plots.capacity(out, POOLS, fit, n_layouts, limits)
+            if run:
+                figs += plots.costs(out, run[1], source(run[0]))
+            L += [f"![{caption}]({stem}.svg) ({caption}; [PNG]({stem}.png))" for caption, stem in figs]
+            if run:
+                L += ["", f"Costs: medians of the one run named above (`{source(run[0])}`); its spread is in its file."]
+        except plots.NoPlots as e:
+            L.append(f"No plots: {e}.")
+        L += [""]
+
     L += ["## Recommendation", ""]
     all_4k = next((n for n in POOLS if fit[n][0] == n_layouts), None)
     all_2m = next((n for n in POOLS if fit[n][1] == n_layouts), None)
@@ -190,7 +203,7 @@ def main(argv: list[str]) -> int:
             run = latest_host_run(REPO / "results")
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        text = render(paths, run)
+        text = render(paths, run, out)
         (out / "report.md").write_text(text)
     except (BenchError, show.ShowError, layouts.LayoutError, OSError) as e:
         print(f"report: error: {e}", file=sys.stderr)

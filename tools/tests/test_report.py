@@ -46,3 +46,24 @@ def test_costs_never_come_from_an_emulated_run(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
     assert f"{emulated}: an emulated run" in p.stderr and "native" in p.stderr
+
+
+def test_the_report_draws_its_plots_as_png_and_svg(tmp_path):
+    p = subprocess.run([str(REPO / "scripts/report.sh"), "--out", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "report.md").read_text()
+    for stem in ("capacity", "alloc", "map"):
+        assert f"]({stem}.svg)" in text and f"[PNG]({stem}.png)" in text, stem
+        assert (tmp_path / f"{stem}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), stem
+        assert "<svg" in (tmp_path / f"{stem}.svg").read_text(), stem
+
+
+def test_without_matplotlib_the_report_says_why_it_has_no_plots(tmp_path, monkeypatch):
+    from ptplab import plots, report
+
+    def missing():
+        raise plots.NoPlots("matplotlib is not installed")
+    monkeypatch.setattr(plots, "_pyplot", missing)
+    assert report.main(["--out", str(tmp_path)]) == 0
+    assert "No plots: matplotlib is not installed." in (tmp_path / "report.md").read_text()
+    assert not list(tmp_path.glob("*.png"))

@@ -1,0 +1,100 @@
+"""The decision report's plots, PNG and SVG side by side. matplotlib comes from the project's
+.venv (tools/requirements.txt); without it the report says so and has no plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+GIB = 1 << 30
+
+
+class NoPlots(Exception):
+    """Why there are no plots (matplotlib missing)."""
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise NoPlots("matplotlib is not installed (scripts/report.sh and scripts/bench.sh install it into .venv)")
+    matplotlib.use("Agg")  # files only: no display, no window
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(plt, fig, out: Path, stem: str) -> str:
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"{stem}.{ext}", dpi=110, bbox_inches="tight", metadata=_metadata(ext))
+    plt.close(fig)
+    return stem
+
+
+def _metadata(ext: str) -> dict:
+    # No creation date in the files: the same data draws byte-identical plots.
+    return {"svg": {"Date": None}, "png": {"Software": None}}[ext]
+
+
+def capacity(out: Path, pools: list[int], fit: dict[int, tuple[int, int]], n_layouts: int,
+             limits: dict[int, dict]) -> list[tuple[str, str]]:
+    """Fit share of the real layouts and the largest region, against pool size."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, label in enumerate(("4 KiB pages", "2 MiB pages where aligned")):
+        ax.plot(pools, [100 * fit[n][i] / n_layouts for n in pools], marker="o", label=f"layouts that fit, {label}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("pool pages")
+    ax.set_ylabel(f"% of {n_layouts} real layouts")
+    ax.set_ylim(0, 105)
+    ax.axvline(4096, color="grey", linestyle=":", label="standard (4096)")
+    ax2 = ax.twinx()
+    ax2.plot(pools, [limits[n]["largest_region_4KiB"] / GIB for n in pools], color="black", linestyle="--",
+             label="largest region, 4 KiB pages (GiB)")
+    ax2.set_yscale("log", base=2)
+    ax2.set_ylabel("largest region, 4 KiB pages (GiB)")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower right", fontsize=8)
+    ax.set_title("Unmodifiable PTPs: what fits per pool size")
+    return [("Capacity and fit share vs pool size", _save(plt, fig, out, "capacity"))]
+
+
+def costs(out: Path, recs: list[dict], source: str) -> list[tuple[str, str]]:
+    """From one native run: ticks per op vs pool size per allocator; mapping cost per page per
+    method against the store limit (memset of the bytes the mapping writes)."""
+    plt = _pyplot()
+    drawn = []
+    ms = [r for r in recs if r.get("type") == "measurement" and r.get("p50") is not None]
+    alloc = sorted({(r["bench"], r["impl"]) for r in ms if r.get("suite") == "alloc"})
+    if alloc:
+        benches = sorted({b for b, _ in alloc})
+        fig, axes = plt.subplots(1, len(benches), figsize=(3.2 * len(benches), 3.4), squeeze=False)
+        for ax, bench in zip(axes[0], benches):
+            for b, impl in alloc:
+                if b != bench:
+                    continue
+                pts = sorted((r["pool_pages"], r["p50"]) for r in ms if r["bench"] == b and r["impl"] == impl)
+                ax.plot([p for p, _ in pts], [v for _, v in pts], marker="o", label=impl)
+            ax.set_xscale("log", base=2)
+            ax.set_title(bench, fontsize=8)
+            ax.set_xlabel("pool pages", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6)
+        axes[0][0].set_ylabel("TSC ticks per op (median)")
+        fig.suptitle(f"Allocators per pool size ({source})", fontsize=9)
+        drawn.append(("Ticks per operation vs pool size, per allocator", _save(plt, fig, out, "alloc")))
+    maps = sorted({r["bench"] for r in ms if r.get("suite") == "map"})
+    if maps:
+        pool = max(r["pool_pages"] for r in ms if r.get("suite") == "map")
+        impls = sorted({r["impl"] for r in ms if r.get("suite") == "map"})
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        width = 0.8 / len(impls)
+        for i, impl in enumerate(impls):
+            vals = [next((r["p50"] for r in ms if r["bench"] == b and r["impl"] == impl and r["pool_pages"] == pool),
+                         0) for b in maps]
+            ax.bar([j + i * width for j in range(len(maps))], vals, width, label=impl)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(maps))], maps, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("TSC ticks per page (median)")
+        ax.legend(fontsize=7)
+        ax.set_title(f"Mapping cost per page, pool {pool} ({source}); memset-limit: the stores alone", fontsize=9)
+        drawn.append(("Mapping cost per page per method, against the store limit", _save(plt, fig, out, "map")))
+    return drawn
