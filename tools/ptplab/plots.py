@@ -21,11 +21,17 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, out: Path, stem: str) -> str:
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}", dpi=110, bbox_inches="tight", metadata=_metadata(ext))
-    plt.close(fig)
-    return stem
+Figure = tuple  # (caption, stem, matplotlib figure)
+
+
+def save(out: Path, figs: list[Figure]) -> list[tuple[str, str]]:
+    """Write each figure as STEM.png and STEM.svg in `out`; (caption, stem) per figure."""
+    plt = _pyplot()
+    for _, stem, fig in figs:
+        for ext in ("png", "svg"):
+            fig.savefig(out / f"{stem}.{ext}", dpi=110, bbox_inches="tight", metadata=_metadata(ext))
+        plt.close(fig)
+    return [(caption, stem) for caption, stem, _ in figs]
 
 
 def _metadata(ext: str) -> dict:
@@ -33,8 +39,8 @@ def _metadata(ext: str) -> dict:
     return {"svg": {"Date": None}, "png": {"Software": None}}[ext]
 
 
-def capacity(out: Path, pools: list[int], fit: dict[int, tuple[int, int]], n_layouts: int,
-             limits: dict[int, dict]) -> list[tuple[str, str]]:
+def capacity(pools: list[int], fit: dict[int, tuple[int, int]], n_layouts: int,
+             limits: dict[int, dict]) -> list[Figure]:
     """Fit share of the real layouts and the largest region, against pool size."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -54,10 +60,10 @@ def capacity(out: Path, pools: list[int], fit: dict[int, tuple[int, int]], n_lay
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower right", fontsize=8)
     ax.set_title("Unmodifiable PTPs: what fits per pool size")
-    return [("Capacity and fit share vs pool size", _save(plt, fig, out, "capacity"))]
+    return [("Capacity and fit share vs pool size", "capacity", fig)]
 
 
-def costs(out: Path, recs: list[dict], source: str) -> list[tuple[str, str]]:
+def costs(recs: list[dict], source: str) -> list[Figure]:
     """From one native run: ticks per op vs pool size per allocator; mapping cost per page per
     method against the store limit (memset of the bytes the mapping writes)."""
     plt = _pyplot()
@@ -80,7 +86,7 @@ def costs(out: Path, recs: list[dict], source: str) -> list[tuple[str, str]]:
             ax.legend(fontsize=6)
         axes[0][0].set_ylabel("TSC ticks per op (median)")
         fig.suptitle(f"Allocators per pool size ({source})", fontsize=9)
-        drawn.append(("Ticks per operation vs pool size, per allocator", _save(plt, fig, out, "alloc")))
+        drawn.append(("Ticks per operation vs pool size, per allocator", "alloc", fig))
     maps = sorted({r["bench"] for r in ms if r.get("suite") == "map"})
     if maps:
         pool = max(r["pool_pages"] for r in ms if r.get("suite") == "map")
@@ -96,5 +102,27 @@ def costs(out: Path, recs: list[dict], source: str) -> list[tuple[str, str]]:
         ax.set_ylabel("TSC ticks per page (median)")
         ax.legend(fontsize=7)
         ax.set_title(f"Mapping cost per page, pool {pool} ({source}); memset-limit: the stores alone", fontsize=9)
-        drawn.append(("Mapping cost per page per method, against the store limit", _save(plt, fig, out, "map")))
+        drawn.append(("Mapping cost per page per method, against the store limit", "map", fig))
     return drawn
+
+
+def crossover(rec: dict, source: str, execution: str) -> list[Figure]:
+    """One `crossover` record: per-page flush + refill against the full flush + refill, vs the
+    number of pages changed, with N* (where the full flush starts to win) and the calibrated
+    ceiling marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(rec["sizes"], rec["per_page_costs"], marker="o", label=rec["per_page"])
+    ax.plot(rec["sizes"], rec["full_costs"], marker="s", label=rec["full"])
+    if rec.get("n_star") is not None:
+        ax.axvline(rec["n_star"], color="red", linestyle=":", label=f"N* = {rec['n_star']}")
+    if rec.get("calibrated_ceiling") is not None:
+        ax.axvline(rec["calibrated_ceiling"], color="grey", linestyle="--",
+                   label=f"calibrated ceiling = {rec['calibrated_ceiling']}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"pages changed ({rec['page_size']})")
+    ax.set_ylabel(f"{rec['unit']} for all of them (median)")
+    ax.legend(fontsize=7)
+    ax.set_title(f"Flush + refill, {rec['page_size']} pages ({source}, {execution})", fontsize=9)
+    return [(f"Flush + refill vs N, {rec['page_size']}", f"tlb-{rec['page_size']}", fig)]

@@ -54,12 +54,17 @@ def usable(recs: list[dict]) -> bool:
 
 def latest_host_run(results: Path) -> tuple[Path, list[dict]] | None:
     """The newest complete, native host run (RDTSC) that measured PTP builds."""
+    return latest(results, usable)
+
+
+def latest(results: Path, accept) -> tuple[Path, list[dict]] | None:
+    """The newest complete run in `results` whose records `accept` takes (partial files never)."""
     best = None
     for p in results.glob("*.jsonl"):
         if p.name.endswith(".partial.jsonl"):
             continue
         recs = show.load(p)
-        if not usable(recs):
+        if not recs or recs[-1].get("type") != "end" or not accept(recs):
             continue
         run = recs[0]
         if best is None or run.get("started_utc", "") > best[1][0].get("started_utc", ""):
@@ -139,9 +144,10 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None, out: P
     if out is not None:
         L += ["## Plots", ""]
         try:
-            figs = plots.capacity(out, POOLS, fit, n_layouts, limits)
+            figs = plots.capacity(POOLS, fit, n_layouts, limits)
             if run:
-                figs += plots.costs(out, run[1], source(run[0]))
+                figs += plots.costs(run[1], source(run[0]))
+            figs = plots.save(out, figs)
             L += [f"![{caption}]({stem}.svg) ({caption}; [PNG]({stem}.png))" for caption, stem in figs]
             if run:
                 L += ["", f"Costs: medians of the one run named above (`{source(run[0])}`); its spread is in its file."]
