@@ -17,6 +17,8 @@ COMMANDS = {
     "boot": "boot the bench kernel under QEMU/TCG, serial output on stdout",
     "capacity": "pool pages a PTP needs for real process layouts, and whether they fit each pool size",
     "layouts": "capture: record the layouts of a set of running programs (results/layouts)",
+    "compare": "baseline against candidate runs: ratio per benchmark, beyond the noise or not (--fail-on-regression)",
+    "machines": "runs of several machines side by side (latest per machine; native and emulated apart)",
     "report": "the decision report (Markdown): what the standard pool size buys, what changes at N",
     "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
 }
@@ -95,6 +97,9 @@ def main(argv: list[str]) -> int:
             return boot(rest)
         if cmd == "facts":
             return facts(rest)
+        if cmd in ("compare", "machines"):
+            from . import aggregate
+            return aggregate.main(rest, cmd)
         if cmd == "report":
             from .report import main as report
             return report(rest)

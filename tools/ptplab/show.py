@@ -17,7 +17,10 @@ class ShowError(Exception):
     pass
 
 
-def load(path: Path) -> list[dict]:
+def load(path: Path, skipped: list[str] | None = None) -> list[dict]:
+    """The records of a results file. A line that is not a JSON object (malformed, or cut off by
+    a crash) is an error naming file and line; with `skipped` (lenient) it is left out and
+    said there instead."""
     try:
         lines = path.read_text().splitlines()
     except OSError as e:
@@ -27,9 +30,12 @@ def load(path: Path) -> list[dict]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            raise ShowError(f"{path}:{i}: not a JSON object")
+            rec = None
         if not isinstance(rec, dict):
-            raise ShowError(f"{path}:{i}: not a JSON object")
+            if skipped is None:
+                raise ShowError(f"{path}:{i}: not a JSON object")
+            skipped.append(f"{path}:{i}: not a JSON object, skipped")
+            continue
         records.append(rec)
     return records
 
@@ -43,9 +49,9 @@ def natural(name: str) -> list:
 
 
 class Run:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, skipped: list[str] | None = None):
         self.path = path
-        self.records = load(path)
+        self.records = load(path, skipped)
         self.partial = path.name.endswith(".partial.jsonl")
         self.problems = schema.validate(self.records)
         self.run = self.records[0] if self.records and self.records[0].get("type") == "run" else {}

@@ -181,7 +181,9 @@ def test_a_partial_run_never_shares_its_number_with_a_complete_one(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["show", "--help"], ["iso", "--help"], ["collect", "--help"],
-                                  ["bench", "--help"], ["facts", "--help"], ["boot", "--help"]])
+                                  ["bench", "--help"], ["facts", "--help"], ["boot", "--help"],
+                                  ["compare", "--help"], ["machines", "--help"], ["report", "--help"],
+                                  ["capacity", "--help"]])
 def test_every_tool_explains_itself(argv, tmp_path):
     p = subprocess.run(PTPLAB + argv, env=ENV, cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode == 0 and "usage:" in p.stdout, p.stderr

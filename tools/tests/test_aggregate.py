@@ -1,0 +1,83 @@
+"""Aggregation (`ptplab compare`, `ptplab machines`): valid, malformed, truncated and partial
+files; native and emulated never compared; a regression and a non-regression; two machines."""
+import json
+import subprocess
+
+from test_nothing_lost import ENV, PTPLAB, run_file
+
+
+def make(path, p50, execution="native", brand="CPU A", partial=False, started="2026-11-24T10:00:00+00:00"):
+    run_file(path, started, p50, partial=partial)
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    recs[0].update(execution=execution, accel="kvm" if execution == "native" else "tcg", cpu={"brand": brand})
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def ptplab(*argv):
+    return subprocess.run(PTPLAB + [*map(str, argv)], env=ENV, capture_output=True, text=True)
+
+
+def row(text, impl="lab-bump"):
+    return next(line for line in text.splitlines() if f" {impl} " in line).split()
+
+
+def test_a_regression_beyond_the_noise_fails_and_a_non_regression_passes(tmp_path):
+    base = [make(tmp_path / f"b{i}.jsonl", v) for i, v in enumerate([10.0, 10.2, 9.9])]
+    slow = [make(tmp_path / f"s{i}.jsonl", v) for i, v in enumerate([12.0, 12.1, 11.9])]
+    same = [make(tmp_path / f"n{i}.jsonl", v) for i, v in enumerate([10.1, 9.8, 10.3])]
+    p = ptplab("compare", "--baseline", *base, "--candidate", *slow, "--fail-on-regression", "5%")
+    assert p.returncode == 1 and "1 regression(s) beyond 5.0%" in p.stderr, p.stdout + p.stderr
+    assert row(p.stdout)[-2:] == ["1.200", "REGRESSION"] and "rule:" in p.stdout
+    p = ptplab("compare", "--baseline", *base, "--candidate", *same, "--fail-on-regression", "5%")
+    assert p.returncode == 0 and row(p.stdout)[-3:] == ["1.010", "within", "noise"], p.stdout
+    # Beyond the threshold but inside the noise (the runs scatter more than they moved): not a regression.
+    wide = [make(tmp_path / f"w{i}.jsonl", v) for i, v in enumerate([6.0, 14.0, 11.5])]
+    p = ptplab("compare", "--baseline", *base, "--candidate", *wide, "--fail-on-regression", "5%")
+    assert p.returncode == 0 and row(p.stdout)[-2:] == ["within", "noise"] and row(p.stdout)[-3] == "1.150"
+
+
+def test_native_and_emulated_are_never_compared(tmp_path):
+    p = ptplab("compare", "--baseline", make(tmp_path / "n.jsonl", 1.0),
+               "--candidate", make(tmp_path / "e.jsonl", 9.0, execution="emulated"))
+    assert p.returncode == 2 and "native and emulated runs cannot be compared" in p.stderr, p.stderr
+    assert "e.jsonl (emulated)" in p.stderr and "n.jsonl (native)" in p.stderr
+
+
+def test_malformed_and_truncated_lines_name_file_and_line_and_lenient_skips_them(tmp_path):
+    good = make(tmp_path / "good.jsonl", 1.0)
+    cut = make(tmp_path / "cut.jsonl", 1.0)
+    cut.write_text(cut.read_text()[:-20])  # the end record cut off mid-line
+    bad = make(tmp_path / "bad.jsonl", 1.0)
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join(lines[:1] + ["{not json"] + lines[1:]) + "\n")
+    for f, line in ((cut, 4), (bad, 2)):
+        p = ptplab("compare", "--baseline", good, "--candidate", f)
+        assert p.returncode == 2 and f"{f}:{line}: not a JSON object" in p.stderr, p.stderr
+    p = ptplab("compare", "--baseline", good, "--candidate", bad, "--lenient")
+    assert p.returncode == 0 and f"{bad}:2: not a JSON object, skipped" in p.stderr, p.stderr
+    p = ptplab("compare", "--baseline", good, "--candidate", cut, "--lenient")
+    assert p.returncode == 2 and f"{cut}: not a valid run, left out" in p.stderr, p.stderr
+    assert "the candidate has no valid run left to compare" in p.stderr
+
+
+def test_bad_threshold_is_named(tmp_path):
+    f = make(tmp_path / "a.jsonl", 1.0)
+    p = ptplab("compare", "--baseline", f, "--candidate", f, "--fail-on-regression", "five")
+    assert p.returncode == 2 and "--fail-on-regression: 'five' is not a percentage" in p.stderr
+
+
+def test_two_machines_side_by_side_latest_per_machine_partial_said(tmp_path):
+    a_old = make(tmp_path / "a1.jsonl", 5.0, brand="CPU A", started="2026-11-24T09:00:00+00:00")
+    a_new = make(tmp_path / "a2.jsonl", 4.0, brand="CPU A", started="2026-11-24T11:00:00+00:00")
+    b = make(tmp_path / "b.jsonl", 7.0, brand="CPU B")
+    cut = make(tmp_path / "c.partial.jsonl", 1.0, brand="CPU C", partial=True)
+    emu = make(tmp_path / "e.jsonl", 99.0, execution="emulated", brand="CPU A")
+    p = ptplab("machines", a_old, a_new, b, cut, emu)
+    assert p.returncode == 0, p.stderr
+    native = p.stdout[p.stdout.index("===== native"):]
+    assert "CPU A kernel/kvm/native (a2.jsonl)" in native and "CPU B kernel/kvm/native (b.jsonl)" in native
+    assert row(native)[-2:] == ["4.000", "7.000"], native
+    assert "99.000" not in native and "===== emulated" in p.stdout
+    assert "left out: a1.jsonl: an older run of CPU A" in p.stderr and f"{cut}: partial" in p.stderr
+    assert "left out: c.partial.jsonl: partial" in p.stderr
