@@ -67,3 +67,19 @@ def test_without_matplotlib_the_report_says_why_it_has_no_plots(tmp_path, monkey
     assert report.main(["--out", str(tmp_path)]) == 0
     assert "No plots: matplotlib is not installed." in (tmp_path / "report.md").read_text()
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_the_costs_sentence_is_computed_from_the_run_not_assumed(tmp_path):
+    import json
+    run = {"type": "run", "schema": 2, "where": "host", "accel": "none", "execution": "native", "tsc_hz": 1e9,
+           "timer": {"kind": "rdtsc"}, "cpu": {"brand": "X"}, "git_commit": "c"}
+    ms = [{"type": "measurement", "suite": "ptp", "bench": "ptp_build", "impl": "modifiable", "pool_pages": n,
+           "p50": t, "params": {}} for n, t in ((4096, 1000.0), (65536, 20000.0))]
+    f = tmp_path / "native.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in [run, *ms, {"type": "end", "status": "ok"}]))
+    p = subprocess.run([str(REPO / "scripts/report.sh"), str(f), "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "r/report.md").read_text()
+    assert ("Building a modifiable PTP takes 1.0 µs at 4096 pages and 20.0 µs at 65536 (TSC 1.00 GHz)" in text), text
+    assert "well under a microsecond" not in text
