@@ -11,8 +11,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from . import bench, schema, show
-from .table import json_key
+from . import bench, show, table
 
 # Two-sided 95 % Student t quantiles by degrees of freedom (runs - 1); 1.96 beyond.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -79,14 +78,7 @@ def select(runs: list[show.Run], commit: str | None = None, label: str | None = 
 
 def estimates(runs: list[show.Run]) -> dict[tuple, list[float]]:
     """Per benchmark key (suite, bench, impl, pool, params), each run's estimate."""
-    out: dict[tuple, list[float]] = {}
-    for r in runs:
-        for m in (x for x in r.records if x.get("type") == "measurement"):
-            v = schema.estimate(m)
-            if v is not None:
-                out.setdefault((m["suite"], m["bench"], m["impl"], m.get("pool_pages"), json_key(m.get("params"))),
-                               []).append(v)
-    return out
+    return table.estimates([r.records for r in runs])
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:

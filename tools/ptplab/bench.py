@@ -536,8 +536,9 @@ def main(argv: list[str]) -> int:
                 say(f"bench: run {i + 1} of {plan.repeat}")
             paths.append(run(plan))
         if plan.repeat > 1:
+            from .show import load
             from .table import spread
-            print(spread([[json.loads(line) for line in p.read_text().splitlines()] for p in paths]))
+            print(spread([load(p) for p in paths]))
         return write_report(plan, paths[-1])
     except BenchError as e:
         say(f"bench: error: {e}")

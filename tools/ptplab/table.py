@@ -124,17 +124,24 @@ def render(records: list[dict], percentiles: bool = False) -> str:
     return "\n".join(lines)
 
 
+def estimates(runs: list[list[dict]]) -> dict[tuple, list[float]]:
+    """Per benchmark key (suite, bench, impl, pool, params), each run's estimate."""
+    rows: dict[tuple, list[float]] = {}
+    for records in runs:
+        for m in (r for r in records if r.get("type") == "measurement"):
+            value = estimate(m)
+            if value is not None:
+                rows.setdefault((m["suite"], m["bench"], m["impl"], m.get("pool_pages"), json_key(m.get("params"))),
+                                []).append(value)
+    return rows
+
+
 def spread(runs: list[list[dict]]) -> str:
     """Run-to-run spread of each measurement's estimate over repeated runs of one plan: the
     median of the runs, and (max - min) / median."""
     import statistics
-    rows: dict[tuple, list[float]] = {}
-    for records in runs:
-        for m in (r for r in records if r.get("type") == "measurement"):
-            key = (m["suite"], m["bench"], m["impl"], m.get("pool_pages"), json_key(m.get("params")))
-            value = estimate(m)
-            if value:
-                rows.setdefault(key, []).append(value)
+    rows = {k: [v for v in values if v] for k, values in estimates(runs).items()}
+    rows = {k: values for k, values in rows.items() if values}
     lines = [f"run-to-run spread over {len(runs)} runs (estimates: medians, or criterion's means)",
              f"{'suite':<6} {'bench':<26} {'impl':<26} {'pool':>6} {'params':<28} {'median':>11} {'spread':>7}"]
     for (suite, bench, imp, pool, params), values in rows.items():
