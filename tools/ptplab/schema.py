@@ -1,6 +1,7 @@
-"""The results files' schema. Version 2 is declared by the Rust record writer (`ptp-host facts`,
-lab/ptp-lab/src/record.rs); version 1 is the shape of the files recorded before it, frozen here
-so they stay readable (results are data: never rewritten). Documented in results/README.md."""
+"""The results files' schema. The current version is declared by the Rust record writer
+(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 and 2 are the shapes of the files
+recorded before it, frozen here so they stay readable (results are data: never rewritten).
+Documented in results/README.md."""
 from __future__ import annotations
 
 from . import lab
@@ -25,6 +26,30 @@ V1 = {
 V1_CRITERION_MEASUREMENT = ["suite", "bench", "impl", "params", "unit", "per", "ops_per_sample", "mean", "ci_low",
                             "ci_high"]
 
+# Schema 2: as 3 without the machine's load in `run` and `end` (recorded 2026-11-24/25).
+V2 = {
+    "run": ["schema", "where", "execution", "calibration_ticks_per_iter", "tsc_hz", "tsc_hz_source", "tsc_hz_pit",
+            "cpu", "config", "timer", "fill_path"],
+    "measurement": ["suite", "bench", "impl", "pool_pages", "params", "unit", "per", "ops_per_sample", "n", "min",
+                    "p50", "p90", "p99", "max", "mean", "ci_low", "ci_high", "overhead"],
+    "check": ["suite", "bench", "name", "pool_pages", "ok", "detail"],
+    "skip": ["suite", "bench", "pool_pages", "reason"],
+    "target": ["name", "bench", "ours", "other", "pool_pages", "ratio", "direction", "want", "met", "note"],
+    "fault": ["vector", "name", "error_code", "rip", "cr2", "rsp", "bench"],
+    "panic": ["msg", "location", "bench"],
+    "error": ["kind", "msg"],
+    "boot": ["protocol", "cmdline", "cmdline_truncated", "free_ram_bytes", "free_regions", "kernel_start",
+             "kernel_end", "boot_info", "rsdp"],
+    "memmap": ["truncated", "entries", "free", "free_truncated"],
+    "selftest": ["passed", "failed"],
+    "end": ["status", "measurements", "checks", "checks_failed", "skips", "targets_missed"],
+    "exit": ["ok", "qemu_status", "boot_stack_used_bytes"],
+    "crossover": ["suite", "bench", "pool_pages", "page_size", "per_page", "full", "unit", "sizes", "per_page_costs",
+                  "full_costs", "n_star", "ceiling", "fixed_ceilings", "calibrated_ceiling", "calibration_ticks",
+                  "calibrated_worst_excess"],
+}
+FROZEN = {1: V1, 2: V2}
+
 
 def version(records: list[dict]) -> int | None:
     run = records[0] if records and records[0].get("type") == "run" else {}
@@ -33,8 +58,8 @@ def version(records: list[dict]) -> int | None:
 
 def required(schema: int) -> dict[str, list[str]]:
     """Fields each record type must have in files of this schema version."""
-    if schema == 1:
-        return V1
+    if schema in FROZEN:
+        return FROZEN[schema]
     facts = lab.facts()
     if schema != facts["schema"]:
         raise KeyError(schema)
@@ -50,7 +75,8 @@ def validate(records: list[dict]) -> list[str]:
     try:
         shapes = required(schema)
     except KeyError:
-        return [f"record 1 (run): schema {schema!r} is not one these tools read (1, {lab.facts()['schema']})"]
+        readable = ", ".join(map(str, [*FROZEN, lab.facts()["schema"]]))
+        return [f"record 1 (run): schema {schema!r} is not one these tools read ({readable})"]
     facts = lab.facts()
     allowed = {"where": set(facts["where"]), "accel": ACCEL, "execution": set(facts["execution"])}
     for i, r in enumerate(records, 1):

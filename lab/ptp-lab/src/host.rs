@@ -53,6 +53,9 @@ impl Platform for Host {
     fn has_heap(&self) -> bool {
         true
     }
+    fn load(&self) -> Option<crate::load::Load> {
+        crate::load::Load::parse(&std::fs::read_to_string("/proc/loadavg").ok()?)
+    }
 }
 
 /// Host TSC frequency when CPUID does not give it: ticks over 50 ms of the OS clock.

@@ -26,6 +26,7 @@ pub mod fixedstr;
 #[cfg(feature = "std")]
 pub mod host;
 pub mod json;
+pub mod load;
 pub mod platform;
 pub mod record;
 pub mod session;

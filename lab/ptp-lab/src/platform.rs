@@ -99,6 +99,10 @@ pub trait Platform {
     fn boot_module(&self) -> Option<&'static [u8]> {
         None
     }
+    /// The machine's load now, where there is an OS to ask (the host); `None` in the kernel.
+    fn load(&self) -> Option<crate::load::Load> {
+        None
+    }
 }
 
 /// What the PTP and TLB checks need from ring 0.

@@ -8,10 +8,11 @@ use crate::json::{Hex, Str};
 use crate::timing::Summary;
 use core::fmt::{self, Write};
 
-/// Version of the record shapes below. 2: criterion measurements have the full summary, the
+/// Version of the record shapes below. 3: `run` and `end` carry the machine's load (null
+/// where there is none to read). 2: criterion measurements have the full summary, the
 /// run record names its timer, `cpu` holds CPUID facts only (the chosen TSC frequency and its
 /// source appear once, at the top of `run`), boot self-checks have a suite.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 
 /// Every record type and its fields, in the order written (`type` first, always).
 pub const RECORDS: &[(&str, &[&str])] = &[
@@ -29,6 +30,7 @@ pub const RECORDS: &[(&str, &[&str])] = &[
             "config",
             "timer",
             "fill_path",
+            "load",
         ],
     ),
     (
@@ -108,6 +110,7 @@ pub const RECORDS: &[(&str, &[&str])] = &[
             "checks_failed",
             "skips",
             "targets_missed",
+            "load",
         ],
     ),
     ("exit", &["ok", "qemu_status", "boot_stack_used_bytes"]),
@@ -225,6 +228,14 @@ impl<'w> Obj<'w> {
         match v {
             Some(v) => self.bool(k, v),
             None => self.null(k),
+        }
+    }
+
+    /// The `load` field: the machine's load, or null.
+    pub fn opt_load(self, v: Option<crate::load::Load>) -> Self {
+        match v {
+            Some(l) => self.with("load", |w| l.write_json(w)),
+            None => self.null("load"),
         }
     }
 
@@ -524,7 +535,13 @@ pub struct Counts {
     pub targets_missed: u32,
 }
 
-pub fn end(w: &mut dyn Write, status: &str, c: &Counts) -> fmt::Result {
+/// `load`: the machine's load as the run ends ([`crate::platform::Platform::load`]).
+pub fn end(
+    w: &mut dyn Write,
+    status: &str,
+    c: &Counts,
+    load: Option<crate::load::Load>,
+) -> fmt::Result {
     Obj::new(w, "end")
         .str("status", status)
         .num("measurements", c.measurements as u64)
@@ -532,6 +549,7 @@ pub fn end(w: &mut dyn Write, status: &str, c: &Counts) -> fmt::Result {
         .num("checks_failed", c.checks_failed as u64)
         .num("skips", c.skips as u64)
         .num("targets_missed", c.targets_missed as u64)
+        .opt_load(load)
         .end()
 }
 
@@ -633,6 +651,8 @@ pub struct RunInfo<'a> {
     /// Writes the `timer` object (braces included).
     pub timer: &'a dyn Fn(&mut dyn Write) -> fmt::Result,
     pub fill: vystem_ptp::Fill,
+    /// The machine's load as the run starts.
+    pub load: Option<crate::load::Load>,
 }
 
 pub fn run(w: &mut dyn Write, info: &RunInfo<'_>) -> fmt::Result {
@@ -652,6 +672,7 @@ pub fn run(w: &mut dyn Write, info: &RunInfo<'_>) -> fmt::Result {
         .with("config", |w| cfg.write_json(w))
         .with("timer", info.timer)
         .str("fill_path", info.fill.name())
+        .opt_load(info.load)
         .end()
 }
 
@@ -808,6 +829,7 @@ mod tests {
                     cfg: &cfg,
                     timer: &|w| w.write_str("{}"),
                     fill: vystem_ptp::Fill::SSE2,
+                    load: crate::load::Load::parse("0.1 0.2 0.3 1/2 3"),
                 },
             )
         });
@@ -874,7 +896,7 @@ mod tests {
             )
         });
         w("selftest", &|s| selftest(s, 1, 0));
-        w("end", &|s| end(s, "ok", &Counts::default()));
+        w("end", &|s| end(s, "ok", &Counts::default(), None));
         w("exit", &|s| exit(s, true, 33, Some(4096)));
         let costs = [vystem_ptp::flush::RoundCost {
             pages: 1,

@@ -34,6 +34,7 @@ pub fn run(
         cfg,
         timer: &|w| scope.write_json(w),
         fill: cpu.fill(),
+        load: platform.load(),
     };
     let _ = record::run(out, &info);
     let _ = writeln!(
@@ -51,7 +52,7 @@ pub fn run(
     };
     suites::run_all(platform, out, scope, cfg, tally);
     judge.report(out, place, execution, cfg.pools(), &mut counts);
-    let _ = record::end(out, status(&counts).1, &counts);
+    let _ = record::end(out, status(&counts).1, &counts, platform.load());
     counts
 }
 
