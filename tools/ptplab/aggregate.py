@@ -91,6 +91,20 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return med, mean - half, mean + half
 
 
+def moved(base: tuple[float, float, float], cand: tuple[float, float, float],
+          threshold: float) -> tuple[float, str]:
+    """RULE, for one benchmark: the ratio candidate / baseline of the medians and its verdict
+    (`REGRESSION`, `faster` or `within noise`); each side is (median, CI low, CI high)."""
+    (bm, blo, bhi), (cm, clo, chi) = base, cand
+    ratio = cm / bm if bm else float("inf")
+    apart = clo > bhi or chi < blo
+    if ratio > 1 + threshold and apart:
+        return ratio, "REGRESSION"
+    if ratio < 1 - threshold and apart:
+        return ratio, "faster"
+    return ratio, "within noise"
+
+
 def execution(runs: list[show.Run]) -> str:
     kinds = {r.run.get("execution") for r in runs}
     if len(kinds) != 1:
@@ -116,16 +130,10 @@ def compare(base: list[show.Run], cand: list[show.Run], threshold: float) -> tup
                         "(scripts/bench.sh --repeat K gives K runs)")
     regressions = []
     for k in sorted(set(b) & set(c), key=lambda k: tuple(map(str, k))):
-        (bm, blo, bhi), (cm, clo, chi) = interval(b[k]), interval(c[k])
-        ratio = cm / bm if bm else float("inf")
-        apart = clo > bhi or chi < blo
-        if ratio > 1 + threshold and apart:
-            verdict = "REGRESSION"
+        (bm, _, _), (cm, _, _) = bi, ci = interval(b[k]), interval(c[k])
+        ratio, verdict = moved(bi, ci, threshold)
+        if verdict == "REGRESSION":
             regressions.append((k, ratio))
-        elif ratio < 1 - threshold and apart:
-            verdict = "faster"
-        else:
-            verdict = "within noise"
         suite, name, impl, pool, params = k
         lines.append(f"{suite:<6} {name:<26} {impl:<24} {pool or '':>6} {params:<22} {bm:>11.3f} {cm:>11.3f} "
                      f"{ratio:>6.3f}  {verdict}")

@@ -539,7 +539,7 @@ def main(argv: list[str]) -> int:
             from .show import load
             from .table import spread
             print(spread([load(p) for p in paths]))
-        return write_report(plan, paths[-1])
+        return write_report(plan, paths)
     except BenchError as e:
         say(f"bench: error: {e}")
         return e.code
@@ -548,14 +548,14 @@ def main(argv: list[str]) -> int:
         return 128 + signal.SIGINT
 
 
-def write_report(plan: Plan, path: Path) -> int:
-    """The decision report after a run: its costs from this run when it is a native host run,
-    otherwise from the latest one in results/ (the report says which file)."""
+def write_report(plan: Plan, paths: list[Path]) -> int:
+    """The decision report after a run: its costs from these runs (the repeats of one) when they
+    are native host runs, otherwise from the latest in results/ (the report says which files)."""
     if plan.report is None:
         return 0
     from . import report, show
-    own = [str(path)] if report.usable(show.load(path)) else []
-    say(f"bench: decision report (costs from {path if own else 'the latest native host run in results/'})")
+    own = [str(p) for p in paths if report.usable(show.load(p))]
+    say(f"bench: decision report (costs from {', '.join(own) if own else 'the latest native host run in results/'})")
     return report.main([*own, "--out", str(plan.report), "--layouts", str(plan.layouts)])
 
 

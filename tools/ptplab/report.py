@@ -5,17 +5,24 @@ Markdown, from three sources, each named where it is used:
 - the lab's capacity model (`ptp-host pool-limits`: the largest region a pool maps, the kernel
   mappings it holds beside its self-map);
 - recorded runs (what building a PTP and the bitmap cost per pool size): the latest complete
-  native host run that measured them, unless files are given.
+  native host run that measured them and its repeats (same machine, commit and sweep:
+  `scripts/bench.sh --host --repeat K`), unless files are given. Several runs give medians with
+  95 % confidence intervals, and each difference from 4096 is judged by aggregate's noise rule.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from . import lab, layouts, plots, show
+from . import aggregate, lab, layouts, plots, show
 from .bench import REPO, BenchError, Parser
 
 STANDARD = 4096
+# The costs that change with N: (bench, impl, column heading).
+COSTS = [("ptp_build", "modifiable", "build a modifiable PTP"),
+         ("bitmap_init_from_counter", "lab-bitmap", "bitmap from the bootloader's counter"),
+         ("bitmap_alloc_95pct_full", "lab-bitmap", "bitmap alloc at 95 %")]
+THRESHOLD = 0.05  # the smallest change from 4096 the report calls a difference
 POOLS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
 KIB = 1024
 
@@ -57,6 +64,35 @@ def latest_host_run(results: Path) -> tuple[Path, list[dict]] | None:
     return latest(results, usable)
 
 
+def repeats(results: Path, newest: tuple[Path, list[dict]]) -> list[tuple[Path, list[dict]]]:
+    """`newest` and the other complete runs in `results` made beside it: same machine, commit and
+    configuration (what `bench.sh --repeat K` writes), oldest first."""
+    def same(r: dict) -> tuple:
+        return ((r.get("cpu") or {}).get("brand"), r.get("git_commit"), r.get("git_dirty"), r.get("config"),
+                r.get("where"), r.get("execution"), (r.get("timer") or {}).get("kind"))
+    want = same(newest[1][0])
+    found = []
+    for p in results.glob("*.jsonl"):
+        if p.name.endswith(".partial.jsonl") or p.resolve() == newest[0].resolve():
+            continue
+        recs = show.load(p)
+        if recs and recs[-1].get("type") == "end" and usable(recs) and same(recs[0]) == want:
+            found.append((p, recs))
+    return sorted(found + [newest], key=lambda x: x[1][0].get("started_utc", ""))
+
+
+def interval(runs: list[tuple[Path, list[dict]]], bench: str, impl: str, pool: int):
+    """(median, CI low, CI high) over the runs that measured it (aggregate.interval), or None."""
+    vals = [v for _, recs in runs if (v := cost(recs, bench, impl, pool)) is not None]
+    return aggregate.interval(vals) if vals else None
+
+
+def load_text(load: dict | None) -> str:
+    if not load:
+        return "not recorded"
+    return f"{load['avg_1m']:.2f} (1 min), {load['runnable']} runnable"
+
+
 def latest(results: Path, accept) -> tuple[Path, list[dict]] | None:
     """The newest complete run in `results` whose records `accept` takes (partial files never)."""
     best = None
@@ -83,7 +119,9 @@ def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
                  and r["impl"] == impl and r.get("pool_pages") == pool), None)
 
 
-def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None, out: Path | None = None) -> str:
+def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: Path | None = None) -> str:
+    """The report; its costs from `runs` (native host runs of one machine; [] for none)."""
+    run = runs[-1] if runs else None
     needs = layout_needs(layout_paths)
     limits = {p["pool_pages"]: p for p in lab.ask("pool-limits", "pools=" + ",".join(map(str, POOLS)))["pools"]}
     n_layouts = len(needs)
@@ -97,8 +135,9 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None, out: P
           "- the capacity model for everything else (`ptp-host pool-limits`, `vystem_ptp::capacity`);"]
     if run:
         r0 = run[1][0]
-        L.append(f"- costs per pool size from `{source(run[0])}` ({r0.get('where')}, {r0.get('execution')}, "
-                 f"{(r0.get('cpu') or {}).get('brand')}, commit {str(r0.get('git_commit'))[:8]}, TSC ticks, medians).")
+        files = ", ".join(f"`{source(p)}`" for p, _ in runs)
+        L.append(f"- costs per pool size from {len(runs)} run(s): {files} ({r0.get('where')}, {r0.get('execution')}, "
+                 f"{(r0.get('cpu') or {}).get('brand')}, commit {str(r0.get('git_commit'))[:8]}, TSC ticks).")
     L += [""]
 
     L += ["## Unmodifiable PTPs (userland processes)", "",
@@ -130,23 +169,48 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None, out: P
     L += [""]
 
     if run:
-        recs = run[1]
-        pools = sorted({r["pool_pages"] for r in recs if r.get("bench") == "ptp_build" and r.get("type") == "measurement"})
-        L += ["## Costs that change with N", "", f"From `{source(run[0])}` (TSC ticks, medians):", "",
-              "| pool pages | build a modifiable PTP | bitmap from the bootloader's counter | bitmap alloc at 95 % |",
-              "| --- | --- | --- | --- |"]
+        pools = sorted({r["pool_pages"] for _, recs in runs for r in recs
+                        if r.get("bench") == "ptp_build" and r.get("type") == "measurement"})
+        several = len(runs) > 1
+        L += ["## Costs that change with N", "",
+              (f"TSC ticks: the median over {len(runs)} runs, its 95 % confidence interval in brackets, and each "
+               f"size against {STANDARD}: the ratio, and whether it is beyond the noise. "
+               + aggregate.RULE.split("rule: ", 1)[1].replace("The candidate", "A size")
+               + f" Threshold {THRESHOLD:.0%}.") if several else
+              ("TSC ticks, the medians of one run. One run says nothing about the noise: the ratios to "
+               f"{STANDARD} have no verdict (`scripts/bench.sh --host --repeat K` gives K runs)."), "",
+              "| pool pages | " + " | ".join(f"{h} | vs {STANDARD}" for _, _, h in COSTS) + " |",
+              "| --- |" + " --- | --- |" * len(COSTS)]
         for n in pools:
-            vals = [cost(recs, "ptp_build", "modifiable", n), cost(recs, "bitmap_init_from_counter", "lab-bitmap", n),
-                    cost(recs, "bitmap_alloc_95pct_full", "lab-bitmap", n)]
-            L.append(f"| {n} | " + " | ".join("-" if v is None else f"{v:,.1f}" for v in vals) + " |")
+            cells = []
+            for bench, impl, _ in COSTS:
+                here, std = interval(runs, bench, impl, n), interval(runs, bench, impl, STANDARD)
+                if here is None:
+                    cells += ["-", "-"]
+                    continue
+                cells.append(f"{here[0]:,.1f}" + (f" [{here[1]:,.1f}, {here[2]:,.1f}]" if several else ""))
+                if std is None or n == STANDARD:
+                    cells.append("-")
+                    continue
+                ratio, verdict = aggregate.moved(std, here, THRESHOLD)
+                cells.append(f"{ratio:.2f}x" + (f", {'within noise' if verdict == 'within noise' else 'beyond noise'}"
+                                                 if several else ""))
+            L.append(f"| {n} | " + " | ".join(cells) + " |")
         hz = run[1][0].get("tsc_hz")
-        builds = {n: cost(recs, "ptp_build", "modifiable", n) for n in pools}
+        builds = {n: interval(runs, "ptp_build", "modifiable", n) for n in pools}
         big = max((n for n in pools if builds[n] is not None), default=None)
         if hz and builds.get(STANDARD) is not None and big is not None:
             us = lambda t: t / hz * 1e6  # noqa: E731
-            L += ["", f"Building a modifiable PTP takes {us(builds[STANDARD]):.1f} µs at {STANDARD} pages and "
-                      f"{us(builds[big]):.1f} µs at {big} (TSC {hz / 1e9:.2f} GHz): once per PTP, against the "
+            L += ["", f"Building a modifiable PTP takes {us(builds[STANDARD][0]):.1f} µs at {STANDARD} pages and "
+                      f"{us(builds[big][0]):.1f} µs at {big} (TSC {hz / 1e9:.2f} GHz): once per PTP, against the "
                       "memory above, which each PTP holds for its life."]
+        L += ["", "### Noise: the machine's load around each run", "",
+              "The 1-minute load average and the tasks runnable when the run started and ended (`/proc/loadavg`; "
+              "schema-2 files did not record it). A load near or above the CPU count means the run shared its CPUs.",
+              "", "| run | CPU | at start | at end |", "| --- | --- | --- | --- |"]
+        for p, recs in runs:
+            L.append(f"| `{source(p)}` | {(recs[0].get('cpu') or {}).get('brand')} | {load_text(recs[0].get('load'))} "
+                     f"| {load_text(recs[-1].get('load'))} |")
         L += [""]
 
     if out is not None:
@@ -158,7 +222,8 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None, out: P
             figs = plots.save(out, figs)
             L += [f"![{caption}]({stem}.svg) ({caption}; [PNG]({stem}.png))" for caption, stem in figs]
             if run:
-                L += ["", f"Costs: medians of the one run named above (`{source(run[0])}`); its spread is in its file."]
+                L += ["", f"Costs: medians of the newest run named above (`{source(run[0])}`); its spread is in "
+                          "its file, the spread across runs in the table above."]
         except plots.NoPlots as e:
             L.append(f"No plots: {e}.")
         L += [""]
@@ -192,10 +257,24 @@ def render(layout_paths: list[Path], run: tuple[Path, list[dict]] | None, out: P
     return "\n".join(L) + "\n"
 
 
+def checked(p: Path) -> tuple[Path, list[dict]]:
+    """A results file the costs may come from: a native run, or BenchError naming it."""
+    recs = show.load(p)
+    r0 = recs[0] if recs else {}
+    # Emulated timings say nothing about hardware: they never become a decision.
+    if r0.get("execution") == "emulated":
+        raise BenchError(f"{p}: an emulated run ({r0.get('accel')}); the costs need a native run "
+                         "(scripts/bench.sh --host)")
+    if r0.get("type") != "run" or r0.get("execution") != "native":
+        raise BenchError(f"{p}: does not start with the run record of a native run")
+    return p, recs
+
+
 def main(argv: list[str]) -> int:
     ap = Parser(prog="scripts/report.sh", description="Write the decision report (Markdown): pool sizes 512 ... 65536, "
                 "from the real layouts, the capacity model and recorded runs.")
-    ap.add_argument("results", nargs="*", help="a results file for the costs (default: the latest native host run)")
+    ap.add_argument("results", nargs="*", help="native host results files for the costs, one machine (default: the "
+                    "latest native host run and its repeats)")
     ap.add_argument("--out", required=True, help="directory for report.md")
     ap.add_argument("--layouts", default=str(REPO / "results/layouts"))
     try:
@@ -203,21 +282,18 @@ def main(argv: list[str]) -> int:
         paths = sorted(Path(a.layouts).glob("*.json"))
         if not paths:
             raise BenchError(f"--layouts: no layouts in {a.layouts} (scripts/capture-layouts.sh records them)")
-        if a.results:
-            p = Path(a.results[0])
-            run = (p, show.load(p))
-            r0 = run[1][0] if run[1] else {}
-            # Emulated timings say nothing about hardware: they never become a decision.
-            if r0.get("execution") == "emulated":
-                raise BenchError(f"{p}: an emulated run ({r0.get('accel')}); the costs need a native run "
-                                 "(scripts/bench.sh --host)")
-            if r0.get("type") != "run" or r0.get("execution") != "native":
-                raise BenchError(f"{p}: does not start with the run record of a native run")
-        else:
-            run = latest_host_run(REPO / "results")
+        runs = [checked(Path(f)) for f in a.results]
+        brands = {(recs[0].get("cpu") or {}).get("brand") for _, recs in runs}
+        if len(brands) > 1:
+            raise BenchError("the costs come from one machine; these files are from several: "
+                             + ", ".join(f"{p} ({(r[0].get('cpu') or {}).get('brand')})" for p, r in runs)
+                             + " (python3 -m ptplab machines shows machines side by side)")
+        if not runs:
+            newest = latest_host_run(REPO / "results")
+            runs = repeats(REPO / "results", newest) if newest else []
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        text = render(paths, run, out)
+        text = render(paths, runs, out)
         (out / "report.md").write_text(text)
     except (BenchError, show.ShowError, layouts.LayoutError, OSError) as e:
         print(f"report: error: {e}", file=sys.stderr)

@@ -83,3 +83,71 @@ def test_the_costs_sentence_is_computed_from_the_run_not_assumed(tmp_path):
     text = (tmp_path / "r/report.md").read_text()
     assert ("Building a modifiable PTP takes 1.0 µs at 4096 pages and 20.0 µs at 65536 (TSC 1.00 GHz)" in text), text
     assert "well under a microsecond" not in text
+
+
+def native_run(path, builds, brand="X", commit="c", started="2026-11-25T00:00:00+00:00", load=None, schema=3):
+    """A native host run file measuring ptp_build at {pool: ticks}."""
+    import json
+    run = {"type": "run", "schema": schema, "where": "host", "accel": "none", "execution": "native", "tsc_hz": 1e9,
+           "timer": {"kind": "rdtsc"}, "cpu": {"brand": brand}, "git_commit": commit, "git_dirty": False,
+           "config": {"pool_pages": sorted(builds)}, "started_utc": started}
+    end = {"type": "end", "status": "ok"}
+    if load is not None:
+        run["load"], end["load"] = load
+    ms = [{"type": "measurement", "suite": "ptp", "bench": "ptp_build", "impl": "modifiable", "pool_pages": n,
+           "p50": t, "params": {}} for n, t in builds.items()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [run, *ms, end]))
+    return path
+
+
+def costs_section(text):
+    return text[text.index("## Costs that change with N"):text.index("### Noise")]
+
+
+def test_several_runs_give_medians_with_intervals_and_a_noise_verdict_per_size(tmp_path):
+    from ptplab import report
+    lo = {"avg_1m": 0.25, "avg_5m": 0.2, "avg_15m": 0.1, "runnable": 1}
+    hi = {"avg_1m": 3.5, "avg_5m": 1.0, "avg_15m": 0.5, "runnable": 4}
+    # 1024 is 2 % off 4096 (within the noise), 65536 twice as slow, far beyond it.
+    files = [native_run(tmp_path / f"r{i}.jsonl", {1024: 1020.0 + i, 4096: 1000.0 + i, 65536: 2000.0 + i},
+                        started=f"2026-11-25T00:0{i}:00+00:00", load=(lo, hi)) for i in range(3)]
+    runs = [report.checked(f) for f in files]
+    text = report.render(sorted((REPO / "results/layouts").glob("*.json"))[:2], runs)
+    costs = costs_section(text)
+    assert "median over 3 runs" in costs
+    assert "| 1024 | 1,021.0 [1,018.5, 1,023.5] | 1.02x, within noise |" in costs, costs
+    assert "| 4096 | 1,001.0 [998.5, 1,003.5] | - |" in costs, costs
+    assert "| 65536 | 2,001.0 [1,998.5, 2,003.5] | 2.00x, beyond noise |" in costs, costs
+    noise = text[text.index("### Noise"):]
+    assert f"| `{files[0]}` | X | 0.25 (1 min), 1 runnable | 3.50 (1 min), 4 runnable |" in noise, noise
+
+
+def test_one_run_gives_ratios_without_a_verdict_and_an_old_file_says_its_load_is_unknown(tmp_path):
+    from ptplab import report
+    f = native_run(tmp_path / "one.jsonl", {4096: 1000.0, 65536: 2000.0}, schema=2)
+    text = report.render(sorted((REPO / "results/layouts").glob("*.json"))[:2], [report.checked(f)])
+    costs = costs_section(text)
+    assert "One run says nothing about the noise" in costs and "| 65536 | 2,000.0 | 2.00x |" in costs, costs
+    assert "noise |" not in costs
+    assert "| not recorded | not recorded |" in text
+
+
+def test_the_costs_come_from_one_machine(tmp_path):
+    a = native_run(tmp_path / "a.jsonl", {4096: 1.0}, brand="AMD EPYC")
+    b = native_run(tmp_path / "b.jsonl", {4096: 1.0}, brand="Intel Xeon")
+    p = subprocess.run([str(REPO / "scripts/report.sh"), str(a), str(b), "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and f"{a} (AMD EPYC)" in p.stderr and f"{b} (Intel Xeon)" in p.stderr, p.stderr
+
+
+def test_by_default_the_newest_run_comes_with_its_repeats_and_nothing_else(tmp_path):
+    from ptplab import report
+    t = lambda m: f"2026-11-25T00:{m:02d}:00+00:00"  # noqa: E731
+    rep = [native_run(tmp_path / f"rep{i}.jsonl", {4096: 1.0}, commit="new", started=t(10 + i)) for i in range(3)]
+    native_run(tmp_path / "older-commit.jsonl", {4096: 1.0}, commit="old", started=t(1))
+    native_run(tmp_path / "other-cpu.jsonl", {4096: 1.0}, brand="Y", commit="new", started=t(5))
+    native_run(tmp_path / "other-sweep.jsonl", {4096: 1.0, 512: 1.0}, commit="new", started=t(6))
+    (tmp_path / "cut.partial.jsonl").write_text(rep[0].read_text().rsplit("\n", 2)[0] + "\n")
+    newest = report.latest_host_run(tmp_path)
+    assert newest[0] == rep[2]
+    assert [p for p, _ in report.repeats(tmp_path, newest)] == rep
