@@ -127,3 +127,14 @@ def test_show_reads_every_recorded_file():
     for line in listed:
         assert (" PARTIAL " if ".partial." in line.split()[0] else " ok ") in line, line
     assert any("criterion" in line for line in listed)
+
+
+def test_host_and_criterion_runs_record_the_load_at_start_and_end_and_the_kernel_none(
+        kernel_selftest, host_selftest, criterion_selftest):
+    for _, _, records in (host_selftest, criterion_selftest):
+        for r in (records[0], records[-1]):
+            load = r["load"]
+            assert set(load) == {"avg_1m", "avg_5m", "avg_15m", "runnable"}, r
+            assert load["avg_1m"] >= 0 and load["runnable"] >= 1, r
+    kernel = kernel_selftest[2]
+    assert kernel[0]["load"] is None and kernel[-1]["type"] == "end" and kernel[-1]["load"] is None
