@@ -77,6 +77,51 @@ pub fn init() {
     }
 }
 
+/// Most application processors the kernel starts (the boot CPU is CPU 0).
+pub const MAX_APS: usize = ptp_lab::acpi::MAX_CPUS - 1;
+/// Each AP's IST stacks: smaller than the boot CPU's (an AP runs IPI handlers only).
+const AP_IST_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct ApIst([[u8; AP_IST_STACK_SIZE]; IST_SLOTS]);
+
+static AP_IST: RacyCell<[ApIst; MAX_APS]> =
+    RacyCell::new([const { ApIst([[0; AP_IST_STACK_SIZE]; IST_SLOTS]) }; MAX_APS]);
+static AP_TSS: RacyCell<[TaskStateSegment; MAX_APS]> =
+    RacyCell::new([const { TaskStateSegment::new() }; MAX_APS]);
+static AP_GDT: RacyCell<[GlobalDescriptorTable; MAX_APS]> =
+    RacyCell::new([const { GlobalDescriptorTable::new() }; MAX_APS]);
+
+/// The GDT and TSS of application processor `cpu` (1-based), built and loaded on it: each
+/// CPU needs its own TSS (the CPU marks a loaded TSS busy) and so its own IST stacks.
+///
+/// # Safety
+/// Once per AP, on that AP, `1 <= cpu <= MAX_APS`.
+pub unsafe fn init_ap(cpu: usize) {
+    let i = cpu - 1;
+    // SAFETY: slot `i` belongs to this AP alone, which runs this once before anything uses it.
+    unsafe {
+        let tss = &mut (*AP_TSS.get())[i];
+        let stacks = &raw const (*AP_IST.get())[i];
+        for slot in 0..IST_SLOTS {
+            let base = stacks as u64 + (slot * AP_IST_STACK_SIZE) as u64;
+            tss.interrupt_stack_table[slot] = VirtAddr::new(base + AP_IST_STACK_SIZE as u64);
+        }
+        let tss: &'static TaskStateSegment = &(*AP_TSS.get())[i];
+        let gdt = &mut (*AP_GDT.get())[i];
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+        let gdt: &'static GlobalDescriptorTable = &(*AP_GDT.get())[i];
+        gdt.load();
+        CS::set_reg(code);
+        SS::set_reg(data);
+        DS::set_reg(data);
+        ES::set_reg(data);
+        load_tss(tss_sel);
+    }
+}
+
 /// Point IST slot `slot` somewhere else (the CPU reads the TSS at each exception).
 ///
 /// # Safety

@@ -1,7 +1,8 @@
 //! IDT: all 32 exception vectors point at the stubs in `interrupts`, each on an IST
-//! stack (see `gdt`). Vectors 32..255 stay non-present: the kernel never enables
-//! interrupts, so any of them firing is a bug that surfaces as #NP/#GP (error code names the
-//! IDT slot) and gets reported.
+//! stack (see `gdt`), and so do the shootdown IPI and the APIC's spurious vector (handled on
+//! the application processors, the only CPUs that enable interrupts). The other vectors stay
+//! non-present: any of them firing is a bug that surfaces as #NP/#GP (error code names the IDT
+//! slot) and gets reported.
 
 use x86_64::VirtAddr;
 use x86_64::structures::idt::{Entry, HandlerFunc, InterruptDescriptorTable};
@@ -51,7 +52,21 @@ pub fn init() {
                 .set_handler_addr(VirtAddr::new(STUBS[vector] as usize as u64))
                 .set_stack_index(ist_slot(vector) as u16);
         }
+        for vector in [crate::smp::IPI_VECTOR, crate::smp::apic::SPURIOUS_VECTOR] {
+            idt[vector]
+                .set_handler_addr(VirtAddr::new(
+                    crate::interrupts::stub_for(vector) as usize as u64
+                ))
+                .set_stack_index(IstSlot::Other as u16);
+        }
         let idt: &'static InterruptDescriptorTable = &*IDT.get();
         idt.load();
     }
+}
+
+/// Load the (shared, complete) IDT on an application processor.
+pub fn load_here() {
+    // SAFETY: built by `init` on the boot CPU before any AP starts, never mutated after.
+    let idt: &'static InterruptDescriptorTable = unsafe { &*IDT.get() };
+    idt.load();
 }

@@ -99,9 +99,36 @@ exception_stubs! {
     stub_30 = 30, error_code; stub_31 = 31;
 }
 
-/// Rust side of every exception: expected faults (probes) are recovered, anything
-/// else is reported and ends the run with the failure exit code.
+#[unsafe(naked)]
+unsafe extern "C" fn stub_ipi() {
+    naked_asm!("push 0", "push {v}", "jmp {common}", v = const crate::smp::IPI_VECTOR, common = sym common_entry);
+}
+
+#[unsafe(naked)]
+unsafe extern "C" fn stub_spurious() {
+    naked_asm!("push 0", "push {v}", "jmp {common}", v = const crate::smp::apic::SPURIOUS_VECTOR, common = sym common_entry);
+}
+
+/// The entry stub of an interrupt vector the kernel handles (the IPI, the spurious vector).
+pub fn stub_for(vector: u8) -> unsafe extern "C" fn() {
+    if vector == crate::smp::IPI_VECTOR {
+        stub_ipi
+    } else {
+        stub_spurious
+    }
+}
+
+/// Rust side of every exception and interrupt: the shootdown IPI is served, a spurious
+/// interrupt ignored, expected faults (probes) are recovered, anything else is reported and
+/// ends the run with the failure exit code.
 extern "C" fn exception_dispatch(frame: &mut Frame) {
+    if frame.vector == crate::smp::IPI_VECTOR as u64 {
+        crate::smp::on_ipi();
+        return;
+    }
+    if frame.vector == crate::smp::apic::SPURIOUS_VECTOR as u64 {
+        return;
+    }
     if crate::probe::try_recover(frame) {
         return;
     }
@@ -117,6 +144,7 @@ fn report_and_exit(frame: &Frame) -> ! {
         let _ = record::fault(
             w,
             &FaultRecord {
+                cpu: crate::smp::this_cpu(),
                 vector: frame.vector as u8,
                 name,
                 error_code: frame.error_code,
@@ -128,9 +156,10 @@ fn report_and_exit(frame: &Frame) -> ! {
         );
         let _ = writeln!(
             w,
-            "# FATAL: unexpected exception {name} (vector {}) in bench '{bench}': \
+            "# FATAL: unexpected exception {name} (vector {}) on CPU {} in bench '{bench}': \
              rip={:#x} error_code={:#x} cr2={:#x} rsp={:#x} rbp={:#x} rax={:#x} rdi={:#x} rsi={:#x}",
             frame.vector,
+            crate::smp::this_cpu(),
             frame.rip,
             frame.error_code,
             cr2,

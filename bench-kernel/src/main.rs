@@ -23,6 +23,7 @@ mod probe;
 mod rt;
 mod selftest;
 mod serial;
+mod smp;
 mod sync;
 
 use core::fmt;
@@ -76,8 +77,23 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
     );
     fault_demo(info.arg("fault"));
 
+    // Every CPU the firmware lists, started before the run so its record can name them.
+    set_current_bench("smp");
+    let hz = ptp_lab::platform::Tsc::choose(&cpu, || pit.ok().map(|hz| (hz, "pit")), None)
+        .hz
+        .unwrap_or(1_000_000_000);
+    let cpus = smp::start(
+        &info,
+        &cpu,
+        hz,
+        info.arg("ap_hang").and_then(|v| v.parse().ok()),
+    );
+    if info.arg("fault") == Some("ap_pf") {
+        ap_fault_demo(cpus);
+    }
+
     // The benchmark run proper: the command line selects mode, suites and pool sizes.
-    let cfg = match Config::parse(info.cmdline(), &["fault"]) {
+    let cfg = match Config::parse(info.cmdline(), &["fault", "ap_hang"]) {
         Ok(cfg) => cfg,
         Err(e) => usage_error("bad_cmdline", format_args!("{e}")),
     };
@@ -86,6 +102,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
         Err(why) => usage_error("pool_does_not_fit", format_args!("{why}")),
     };
     kernel.module = info.module_bytes();
+    kernel.cpus = Some(cpus);
     let mut harness = Harness::new(cpu.rdtscp, Budget::of(&cfg));
     println!(
         "# pools at {:#x}, harness overhead {} ticks",
@@ -146,7 +163,7 @@ fn report_boot(
     );
 }
 
-/// Deliberate, unprotected faults (`fault=pf|gp|ud|df|panic`) that show the crash reports.
+/// Deliberate, unprotected faults (`fault=pf|gp|ud|df|panic`; `ap_pf` on CPU 1) that show the crash reports.
 fn fault_demo(which: Option<&str>) {
     match which {
         Some("pf") => {
@@ -180,8 +197,24 @@ fn fault_demo(which: Option<&str>) {
             set_current_bench("fault_demo_panic");
             panic!("deliberate panic requested by the command line (\"fault=panic\")");
         }
+        Some("ap_pf") => {} // after the APs are up: `ap_fault_demo`
         Some(other) => println!("# unknown fault={other} ignored"),
         None => {}
+    }
+}
+
+/// `fault=ap_pf`: CPU 1 reads an unmapped address when interrupted, and reports the #PF with
+/// its CPU number (the run ends there, as for any unexpected fault).
+fn ap_fault_demo(cpus: &'static smp::Cpus) {
+    use ptp_lab::platform::{Smp, Work};
+    set_current_bench("fault_demo_ap_pf");
+    let work = Work {
+        probe: Some(selftest::UNMAPPED_CANONICAL),
+        ..Work::NOTHING
+    };
+    match cpus.ipi(vystem_ptp::shootdown::CpuSet::EMPTY.with(1), &work) {
+        Ok(_) => println!("# unreachable: CPU 1 read an unmapped address"),
+        Err(e) => println!("# fault=ap_pf: {e}"),
     }
 }
 

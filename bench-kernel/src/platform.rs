@@ -28,6 +28,8 @@ pub struct Kernel {
     spare: (u64, u64),
     /// The boot module (the `layouts` suite's input).
     pub module: Option<&'static [u8]>,
+    /// The CPUs that came up (`smp::start`).
+    pub cpus: Option<&'static crate::smp::Cpus>,
 }
 
 impl Kernel {
@@ -64,6 +66,7 @@ impl Kernel {
                     largest,
                     spare,
                     module: None,
+                    cpus: None,
                 })
             }
             None => Err(reason(format_args!(
@@ -130,6 +133,17 @@ impl Platform for Kernel {
 
     fn boot_module(&self) -> Option<&'static [u8]> {
         self.module
+    }
+
+    fn smp(&self) -> Option<&'static dyn ptp_lab::platform::Smp> {
+        self.cpus.map(|c| c as &'static dyn ptp_lab::platform::Smp)
+    }
+
+    fn write_cpus(&self, w: &mut dyn Write) -> fmt::Result {
+        match &self.cpus {
+            Some(c) => c.write_json(w),
+            None => w.write_str("null"),
+        }
     }
 }
 

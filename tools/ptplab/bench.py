@@ -121,6 +121,8 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--criterion", action="store_true",
                    help="run the suites under criterion on the host (arguments after -- go to criterion)")
     p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung")
+    p.add_argument("--cpus", type=positive, default=None,
+                   help="CPUs of the guest (QEMU -smp, Bochs cpu count; default 1); the kernel starts them all")
     p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
     p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
     p.add_argument("--report", default=str(REPO / "target/report"),
@@ -152,6 +154,7 @@ class Plan:
     timeout: int
     memory: int
     seed: int
+    cpus: int
     kernel: Path
     host_bin: Path
     qemu: str
@@ -182,10 +185,13 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
     memory = a.memory or max(512, ((max(pools) + 1) * PAGE >> 20) + 256)
     parse_pools(pool_text, None if on_host else memory, facts["pool_pages"])
     timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800)
+    cpus = a.cpus or 1
+    if cpus > facts["max_cpus"]:
+        raise BenchError(f"--cpus {cpus}: the kernel starts at most {facts['max_cpus']} CPUs")
     out = Path(a.out)
     check_writable(out)
     return Plan(pools=pools, suites=suites, quick=a.quick, selftest=a.selftest, out=out, host=a.host,
-                criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory,
+                criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory, cpus=cpus,
                 seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
                 host_bin=Path(a.host_bin), qemu=a.qemu, bochs=a.bochs, extra=a.append_extra,
                 criterion_args=rest, repeat=a.repeat, layouts=Path(a.layouts),
@@ -207,6 +213,8 @@ def check_combination(a: argparse.Namespace, rest: list[str]) -> None:
         raise BenchError(f"--accel {a.accel}: applies to the bench kernel, not to --{'host' if a.host else 'criterion'}")
     if (a.host or a.criterion) and a.memory is not None:
         raise BenchError("--memory: guest RAM applies to the bench kernel only")
+    if (a.host or a.criterion) and a.cpus is not None:
+        raise BenchError("--cpus: the guest's CPUs apply to the bench kernel only")
     if rest and not a.criterion:
         raise BenchError(f"arguments after --, {' '.join(rest)!r}, go to criterion: they need --criterion")
 
@@ -254,7 +262,7 @@ class Outcome:
         return next((r for r in reversed(self.records) if r.get("type") == "end"), None)
 
 
-KERNEL_LOG_TYPES = {"boot", "memmap", "selftest", "exit"}
+KERNEL_LOG_TYPES = {"boot", "memmap", "smp", "selftest", "exit"}
 
 
 def follow(path: Path, proc: subprocess.Popen):
@@ -334,7 +342,7 @@ def take_line(out: Outcome, line: str, t0: float, progress=None) -> None:
             progress(line[2:])
         return
     if rec.get("type") in KERNEL_LOG_TYPES:
-        if rec["type"] in ("boot", "memmap"):
+        if rec["type"] in ("boot", "memmap", "smp"):
             out.boot[rec["type"]] = {k: v for k, v in rec.items() if k != "type"}
         if rec["type"] == "exit":
             out.exit_record = rec
@@ -381,18 +389,19 @@ def parse_line(line: str) -> dict | None:
     return rec if isinstance(rec, dict) else None
 
 
-def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str], cpu: str | None = None) -> list[str]:
+def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str], cpu: str | None = None,
+              cpus: int = 1) -> list[str]:
     """The one QEMU command line: `boot` is `-kernel K -append LINE` (PVH) or `-cdrom ISO` (GRUB)."""
     cpu = cpu or ("host" if accel == "kvm" else "max")
     port = lab.facts()["exit"]["debug_exit_port"]
-    return [qemu, "-accel", accel, "-cpu", cpu, "-m", f"{memory_mib}M", "-nographic", "-no-reboot",
+    return [qemu, "-accel", accel, "-cpu", cpu, "-smp", str(cpus), "-m", f"{memory_mib}M", "-nographic", "-no-reboot",
             "-serial", "stdio", "-display", "none", "-monitor", "none",
             "-device", f"isa-debug-exit,iobase={port:#x},iosize=0x04", *boot]
 
 
 def qemu_cmd(plan: Plan, accel: str, cmdline: str, module: Path | None = None) -> list[str]:
     boot = ["-kernel", str(plan.kernel), "-append", cmdline] + (["-initrd", str(module)] if module else [])
-    return qemu_args(plan.qemu, accel, plan.memory, boot)
+    return qemu_args(plan.qemu, accel, plan.memory, boot, cpus=plan.cpus)
 
 
 def layouts_module(plan: Plan, work: Path) -> Path | None:
@@ -594,7 +603,7 @@ def run(plan: Plan) -> Path:
             iso = make_iso(plan.kernel, plan.cmdline(), work / "bench.iso", module=layouts_module(plan, work))
         except IsoError as e:
             raise BenchError(f"--accel bochs: {e}")
-        cmd, serial = bochs.command(plan.bochs, work, iso, plan.memory)
+        cmd, serial = bochs.command(plan.bochs, work, iso, plan.memory, plan.cpus)
         env = bochs.ENV
         done = set(exit_codes["kernel"][k]["qemu_status"] for k in ("success", "failure"))
     else:
@@ -632,7 +641,7 @@ def run(plan: Plan) -> Path:
              "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3)}
     if accel == "bochs":
         from . import bochs
-        extra.update({"emulator": bochs.version(plan.bochs),
+        extra.update({"emulator": bochs.version(plan.bochs, plan.cpus),
                       "bochs_config": (Path(cmd[3])).read_text().splitlines()})
     elif not (plan.host or plan.criterion):
         version = qemu_version(plan.qemu)

@@ -124,5 +124,7 @@ def crossover(rec: dict, source: str, execution: str) -> list[Figure]:
     ax.set_xlabel(f"pages changed ({rec['page_size']})")
     ax.set_ylabel(f"{rec['unit']} for all of them (median)")
     ax.legend(fontsize=7)
-    ax.set_title(f"Flush + refill, {rec['page_size']} pages ({source}, {execution})", fontsize=9)
-    return [(f"Flush + refill vs N, {rec['page_size']}", f"tlb-{rec['page_size']}", fig)]
+    where = "by IPI on another CPU, " if rec["bench"] == "tlb_shootdown" else ""
+    ax.set_title(f"Flush + refill {where}{rec['page_size']} pages ({source}, {execution})", fontsize=9)
+    stem = f"tlb-{'shootdown-' if where else ''}{rec['page_size']}"
+    return [(f"Flush + refill vs N, {where}{rec['page_size']}", stem, fig)]

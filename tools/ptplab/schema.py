@@ -1,5 +1,5 @@
 """The results files' schema. The current version is declared by the Rust record writer
-(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 and 2 are the shapes of the files
+(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 3 are the shapes of the files
 recorded before it, frozen here so they stay readable (results are data: never rewritten).
 Documented in results/README.md."""
 from __future__ import annotations
@@ -48,7 +48,9 @@ V2 = {
                   "full_costs", "n_star", "ceiling", "fixed_ceilings", "calibrated_ceiling", "calibration_ticks",
                   "calibrated_worst_excess"],
 }
-FROZEN = {1: V1, 2: V2}
+# Schema 3: as 2 with the machine's load in `run` and `end` (recorded 2026-11-25, before SMP).
+V3 = {**V2, "run": V2["run"] + ["load"], "end": V2["end"] + ["load"]}
+FROZEN = {1: V1, 2: V2, 3: V3}
 
 
 def version(records: list[dict]) -> int | None:

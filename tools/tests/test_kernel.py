@@ -223,13 +223,13 @@ def test_the_tlb_suite_under_tcg_measures_and_checks_every_strategy_the_cpu_has(
         assert (bench, imp) in measured, (bench, imp)
     skips = {r["bench"]: r["reason"] for r in tlb if r["type"] == "skip" and r["pool_pages"] == 64}
     # QEMU's TCG has no PCID, INVPCID or INVLPGB: each says so; Linux's costs are the host's.
-    assert set(skips) == {"tlb_pcid_switch", "tlb_invpcid", "tlb_invlpgb", "tlb_linux_round_trips",
-                          "tlb_linux_refill"}
+    assert set(skips) == {"tlb_pcid_switch", "tlb_invpcid", "tlb_invlpgb", "tlb_shootdown_invlpgb",
+                          "tlb_linux_round_trips", "tlb_linux_refill"}
     assert "PCID" in skips["tlb_pcid_switch"] and "INVLPGB" in skips["tlb_invlpgb"]
     # TLB costs do not depend on the pool: measured once, at the first pool size.
     assert all(r["pool_pages"] == 64 for r in tlb if r["type"] == "measurement")
     x = next(r for r in tlb if r["type"] == "crossover")
     assert x["sizes"] == [2 ** k for k in range(13)] and set(x["fixed_ceilings"]) == {"32", "33", "64"}
     assert {(c["page_size"], c["per_page"]) for c in tlb if c["type"] == "crossover"} == {
-        ("4KiB", "invlpg-refill"), ("2MiB", "invlpg-refill-2MiB")}
+        ("4KiB", "invlpg-refill"), ("2MiB", "invlpg-refill-2MiB"), ("4KiB", "ipi-invlpg-refill")}
     assert x["calibrated_worst_excess"] >= 1.0 and x["calibration_ticks"] > 0

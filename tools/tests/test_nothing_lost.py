@@ -269,3 +269,4 @@ def test_the_readme_quotes_the_property_cases_the_tests_run():
     readme = (REPO / "README.md").read_text()
     stated = {int(n.replace(",", "")) for n in re.findall(r"runs? ([\d,]+) property cases", readme)}
     assert stated == {cases}, (stated, cases)
+

@@ -193,6 +193,30 @@ impl BootInfo {
     /// Usable RAM: type-1 entries clipped to [1 MiB, 4 GiB), minus every non-RAM
     /// entry (maps can overlap), the kernel image and the boot information, shrunk to
     /// whole 4 KiB pages and sorted by address.
+    /// A page of RAM below 1 MiB that no boot data occupies, from `from` on: where the
+    /// application processors' real-mode trampoline goes (a SIPI starts them below 1 MiB).
+    pub fn low_free_page(&self, from: u64) -> Option<u64> {
+        let ram = |p: u64| {
+            self.memory_map().iter().any(|r| {
+                r.kind == MEMORY_TYPE_RAM
+                    && r.base <= p
+                    && r.base.saturating_add(r.len) >= p + PAGE_SIZE
+            }) && !self.memory_map().iter().any(|r| {
+                r.kind != MEMORY_TYPE_RAM
+                    && r.base < p + PAGE_SIZE
+                    && r.base.saturating_add(r.len) > p
+            })
+        };
+        let taken = |p: u64| {
+            self.boot_ranges()
+                .iter()
+                .any(|r| r.start < p + PAGE_SIZE && r.end > p)
+        };
+        (from.max(PAGE_SIZE) / PAGE_SIZE..0x9f)
+            .map(|i| i * PAGE_SIZE)
+            .find(|&p| ram(p) && !taken(p))
+    }
+
     pub fn free_regions(&self) -> FreeRegions {
         let mut set = FreeRegions::new();
         for r in self

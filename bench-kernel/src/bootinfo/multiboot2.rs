@@ -7,6 +7,9 @@ const MB2_TAG_END: u32 = 0;
 const MB2_TAG_CMDLINE: u32 = 1;
 const MB2_TAG_MMAP: u32 = 6;
 const MB2_TAG_MODULE: u32 = 3;
+/// ACPI 1.0 / 2.0 RSDP: a copy of the RSDP inside the tag, from byte 8.
+const MB2_TAG_ACPI_OLD: u32 = 14;
+const MB2_TAG_ACPI_NEW: u32 = 15;
 /// Sanity bound on the info structure (GRUB's is a few KiB).
 const MB2_MAX_INFO_SIZE: u32 = 1 << 20;
 
@@ -54,6 +57,11 @@ pub(super) fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
                         });
                     }
                 }
+            }
+            // The new (2.0) copy wins over the old when GRUB gives both.
+            MB2_TAG_ACPI_NEW if size >= 8 + 20 => info.rsdp_paddr = Some(tag + 8),
+            MB2_TAG_ACPI_OLD if size >= 8 + 20 && info.rsdp_paddr.is_none() => {
+                info.rsdp_paddr = Some(tag + 8)
             }
             MB2_TAG_MMAP => {
                 have_mmap = true;

@@ -42,6 +42,7 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
         .with("modes", |w| names(w, &Mode::ALL, Mode::name))
         .with("config_keys", |w| names(w, &KEYS, |k| k))
         .num("default_seed", DEFAULT_SEED)
+        .num("max_cpus", crate::acpi::MAX_CPUS as u64)
         .with("benches", |w| {
             let mut l = List::open(w)?;
             for b in BENCHES {

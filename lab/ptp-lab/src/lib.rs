@@ -18,6 +18,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod acpi;
 pub mod config;
 pub mod cpu;
 pub mod exit;

@@ -103,6 +103,69 @@ pub trait Platform {
     fn load(&self) -> Option<crate::load::Load> {
         None
     }
+    /// The other CPUs, once started (the bench kernel); `None` where there are none to reach.
+    /// `'static`: the CPUs outlive any borrow of the platform, so a benchmark's closures can
+    /// reach them while it measures.
+    fn smp(&self) -> Option<&'static dyn Smp> {
+        None
+    }
+    /// The `cpus` field of the run record: the CPUs that came up (JSON; `null` on the host,
+    /// which starts none).
+    fn write_cpus(&self, w: &mut dyn Write) -> fmt::Result {
+        w.write_str("null")
+    }
+}
+
+/// What an interrupted CPU does for [`Smp::ipi`], in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    /// Load these page tables first (join the sender's address space, or go back).
+    pub cr3: Option<PhysFrame>,
+    /// Then invalidate `flush` (per page: that many 4 KiB pages from `start`).
+    pub flush: vystem_ptp::Decision,
+    pub start: u64,
+    /// Then read one byte of each of `touch` 4 KiB pages from `start` (refill the TLB).
+    pub touch: u64,
+    /// Then read the byte at this address into [`TargetReport::seen`].
+    pub probe: Option<u64>,
+}
+
+impl Work {
+    /// Nothing: an acknowledgement only.
+    pub const NOTHING: Work = Work {
+        cr3: None,
+        flush: vystem_ptp::Decision::Nothing,
+        start: 0,
+        touch: 0,
+        probe: None,
+    };
+}
+
+/// What a CPU reported about the last [`Work`] it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetReport {
+    /// Requests it has handled since it came up.
+    pub handled: u64,
+    /// The byte it read at the probe address.
+    pub seen: Option<u8>,
+    /// In busy mode: the TSC ticks its interrupted loop lost to the last request (the
+    /// interrupt, the work, the return), over its loop's own quiet step.
+    pub lost_ticks: Option<u64>,
+}
+
+/// The CPUs besides this one: inter-processor interrupts carrying [`Work`]. Only CPU 0 calls
+/// it (the one running the table), so its state can be atomics behind `&self`.
+pub trait Smp: Sync {
+    /// The CPUs that came up, this one (CPU 0) included. (A CPU that did not answer keeps its
+    /// index: the set may have holes.)
+    fn up(&self) -> vystem_ptp::shootdown::CpuSet;
+    /// Interrupt every CPU of `targets` (never CPU 0) to run `work`, and wait until each has
+    /// acknowledged. Returns the TSC ticks from the first IPI to the last acknowledgement, or
+    /// why not (a target that does not answer within a bound is named).
+    fn ipi(&self, targets: vystem_ptp::shootdown::CpuSet, work: &Work) -> Result<u64, Reason>;
+    fn report(&self, cpu: u32) -> TargetReport;
+    /// Targets spin in a timed loop (their lost time is measured) instead of idling in `hlt`.
+    fn set_busy(&self, busy: bool);
 }
 
 /// What the PTP and TLB checks need from ring 0.

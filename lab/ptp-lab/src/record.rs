@@ -8,11 +8,12 @@ use crate::json::{Hex, Str};
 use crate::timing::Summary;
 use core::fmt::{self, Write};
 
-/// Version of the record shapes below. 3: `run` and `end` carry the machine's load (null
+/// Version of the record shapes below. 4: the run record lists the CPUs that came up
+/// (`cpus`), a fault names its CPU, the kernel's `smp` record tells the bring-up. 3: `run` and `end` carry the machine's load (null
 /// where there is none to read). 2: criterion measurements have the full summary, the
 /// run record names its timer, `cpu` holds CPUID facts only (the chosen TSC frequency and its
 /// source appear once, at the top of `run`), boot self-checks have a suite.
-pub const SCHEMA: u32 = 3;
+pub const SCHEMA: u32 = 4;
 
 /// Every record type and its fields, in the order written (`type` first, always).
 pub const RECORDS: &[(&str, &[&str])] = &[
@@ -31,6 +32,7 @@ pub const RECORDS: &[(&str, &[&str])] = &[
             "timer",
             "fill_path",
             "load",
+            "cpus",
         ],
     ),
     (
@@ -78,7 +80,16 @@ pub const RECORDS: &[(&str, &[&str])] = &[
     ),
     (
         "fault",
-        &["vector", "name", "error_code", "rip", "cr2", "rsp", "bench"],
+        &[
+            "cpu",
+            "vector",
+            "name",
+            "error_code",
+            "rip",
+            "cr2",
+            "rsp",
+            "bench",
+        ],
     ),
     ("panic", &["msg", "location", "bench"]),
     ("error", &["kind", "msg"]),
@@ -101,6 +112,7 @@ pub const RECORDS: &[(&str, &[&str])] = &[
         &["truncated", "entries", "free", "free_truncated"],
     ),
     ("selftest", &["passed", "failed"]),
+    ("smp", &["source", "apic", "found", "left_out", "cpus"]),
     (
         "end",
         &[
@@ -407,6 +419,8 @@ pub fn target(w: &mut dyn Write, t: &TargetRecord<'_>) -> fmt::Result {
 /// An unexpected CPU exception (the run ends).
 #[derive(Debug, Clone, Copy)]
 pub struct FaultRecord<'a> {
+    /// The CPU it happened on (0: the boot CPU).
+    pub cpu: u32,
     pub vector: u8,
     pub name: &'a str,
     pub error_code: u64,
@@ -418,6 +432,7 @@ pub struct FaultRecord<'a> {
 
 pub fn fault(w: &mut dyn Write, f: &FaultRecord<'_>) -> fmt::Result {
     Obj::new(w, "fault")
+        .num("cpu", f.cpu as u64)
         .num("vector", f.vector as u64)
         .str("name", f.name)
         .hex("error_code", f.error_code)
@@ -516,6 +531,61 @@ pub fn memmap(
         })
         .bool("free_truncated", free_truncated)
         .end()
+}
+
+/// One CPU of the bring-up: its index (0: the boot CPU), its APIC ID, whether it came up, its
+/// TSC against the boot CPU's (ticks, positive = ahead), and what happened, in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuStart<'a> {
+    pub cpu: u32,
+    pub apic_id: u32,
+    pub up: bool,
+    pub tsc_offset_ticks: Option<i64>,
+    pub detail: &'a str,
+}
+
+/// How the kernel found and started the CPUs: `source` of the list (`madt`, or `none` with
+/// the reason in the boot CPU's detail), `apic` mode (`x2apic`, `xapic`), how many the firmware
+/// listed, how many it left out (beyond the lab's maximum), each CPU.
+pub fn smp(
+    w: &mut dyn Write,
+    source: &str,
+    apic: &str,
+    found: u32,
+    left_out: u32,
+    cpus: &[CpuStart<'_>],
+) -> fmt::Result {
+    Obj::new(w, "smp")
+        .str("source", source)
+        .str("apic", apic)
+        .num("found", found as u64)
+        .num("left_out", left_out as u64)
+        .with("cpus", |w| {
+            let mut l = List::open(w)?;
+            for c in cpus {
+                l.item(format_args!(
+                    "{{\"cpu\":{},\"apic_id\":{},\"up\":{},\"tsc_offset_ticks\":{},\"detail\":{}}}",
+                    c.cpu,
+                    c.apic_id,
+                    c.up,
+                    OptI64(c.tsc_offset_ticks),
+                    Str(c.detail)
+                ))?;
+            }
+            l.close()
+        })
+        .end()
+}
+
+struct OptI64(Option<i64>);
+
+impl fmt::Display for OptI64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v}"),
+            None => f.write_str("null"),
+        }
+    }
 }
 
 pub fn selftest(w: &mut dyn Write, passed: u32, failed: u32) -> fmt::Result {
@@ -653,6 +723,8 @@ pub struct RunInfo<'a> {
     pub fill: vystem_ptp::Fill,
     /// The machine's load as the run starts.
     pub load: Option<crate::load::Load>,
+    /// Writes the `cpus` value ([`crate::platform::Platform::write_cpus`]).
+    pub cpus: &'a dyn Fn(&mut dyn Write) -> fmt::Result,
 }
 
 pub fn run(w: &mut dyn Write, info: &RunInfo<'_>) -> fmt::Result {
@@ -673,6 +745,7 @@ pub fn run(w: &mut dyn Write, info: &RunInfo<'_>) -> fmt::Result {
         .with("timer", info.timer)
         .str("fill_path", info.fill.name())
         .opt_load(info.load)
+        .with("cpus", info.cpus)
         .end()
 }
 
@@ -830,6 +903,7 @@ mod tests {
                     timer: &|w| w.write_str("{}"),
                     fill: vystem_ptp::Fill::SSE2,
                     load: crate::load::Load::parse("0.1 0.2 0.3 1/2 3"),
+                    cpus: &|w| w.write_str("null"),
                 },
             )
         });
@@ -859,6 +933,7 @@ mod tests {
             fault(
                 s,
                 &FaultRecord {
+                    cpu: 1,
                     vector: 14,
                     name: "#PF",
                     error_code: 0,
@@ -896,6 +971,16 @@ mod tests {
             )
         });
         w("selftest", &|s| selftest(s, 1, 0));
+        w("smp", &|s| {
+            let c = CpuStart {
+                cpu: 1,
+                apic_id: 1,
+                up: false,
+                tsc_offset_ticks: Some(-3),
+                detail: "no \"answer\"",
+            };
+            smp(s, "madt", "x2apic", 2, 0, &[c, CpuStart { up: true, ..c }])
+        });
         w("end", &|s| end(s, "ok", &Counts::default(), None));
         w("exit", &|s| exit(s, true, 33, Some(4096)));
         let costs = [vystem_ptp::flush::RoundCost {

@@ -25,16 +25,19 @@ pub fn run(
     let calibration = timing::calibration_loop(cpu.rdtscp);
     let execution = Execution::classify(cpu.hypervisor.as_ref().map(|h| h.as_str()), calibration);
     let place = platform.place();
+    let tsc = platform.tsc();
+    let shared: &dyn Platform = platform;
     let info = RunInfo {
         place,
         execution,
         calibration_ticks_per_iter: calibration,
-        tsc: platform.tsc(),
+        tsc,
         cpu: &cpu,
         cfg,
         timer: &|w| scope.write_json(w),
         fill: cpu.fill(),
-        load: platform.load(),
+        load: shared.load(),
+        cpus: &|w| shared.write_cpus(w),
     };
     let _ = record::run(out, &info);
     let _ = writeln!(

@@ -37,6 +37,14 @@ impl FlushRange {
         }
     }
 
+    /// `pages` pages of `step` from `start`, changed by someone else (another CPU's request
+    /// in a shootdown); `None` when empty or past the top of the address space.
+    pub fn of_pages(start: VirtAddr, pages: u64, step: PageSize) -> Option<Self> {
+        let bytes = pages.checked_mul(step.bytes())?;
+        let last = start.as_u64().checked_add(bytes.checked_sub(1)?)?;
+        Some(FlushRange::new(start.as_u64(), last, step, pages))
+    }
+
     pub(crate) fn with_tables(mut self, tables: u64) -> Self {
         self.tables = tables;
         self

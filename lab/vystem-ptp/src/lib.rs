@@ -9,6 +9,7 @@
 //! - [`fill`]: the vector stores that write runs of leaf entries;
 //! - [`flush`]: what a page-table change asks of the TLB, and the strategies that satisfy it;
 //! - [`ptp`]: modifiable (self-mapped) and unmodifiable PTPs;
+//! - [`shootdown`]: the cross-CPU part: which CPUs to interrupt, IPI or INVLPGB broadcast;
 //! - [`capacity`]: pool usage per level and the pure prediction of the pages a layout needs;
 //! - [`sim`] (feature `std`): simulated physical memory for host tests and benchmarks.
 //!
@@ -50,6 +51,7 @@ pub mod mapper;
 pub mod page_size;
 pub mod pool;
 pub mod ptp;
+pub mod shootdown;
 #[cfg(feature = "std")]
 pub mod sim;
 

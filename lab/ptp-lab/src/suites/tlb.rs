@@ -25,7 +25,7 @@ use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
 
 /// Where the working sets live (lower half, away from everything else).
-const WS: u64 = 0x0000_5000_0000_0000;
+pub(super) const WS: u64 = 0x0000_5000_0000_0000;
 /// The collateral set: pages the change does not touch.
 const OTHER: u64 = 0x0000_5080_0000_0000;
 /// Largest working set, in 4 KiB pages.
@@ -43,6 +43,11 @@ const SELF_MAP: u64 = super::SELF_MAP;
 const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 /// Linux's ceiling and two neighbours other kernels use.
 const FIXED_CEILINGS: [u64; 3] = [32, 33, 64];
+
+/// The 4 KiB ceiling `tlb_crossover` calibrated on this CPU in this run (0: not yet): the
+/// shootdown's targets flush by it.
+pub(super) static CALIBRATED_CEILING: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(0);
 
 pub const INVLPG: Bench = Bench {
     name: "tlb_invlpg",
@@ -108,7 +113,7 @@ pub const CROSSOVER: Bench = Bench {
     run: crossover_and_policy,
 };
 
-fn feature(has: bool, why: &str) -> Result<(), Reason> {
+pub(super) fn feature(has: bool, why: &str) -> Result<(), Reason> {
     if has {
         Ok(())
     } else {
@@ -117,7 +122,7 @@ fn feature(has: bool, why: &str) -> Result<(), Reason> {
 }
 
 /// Ring 0, NX (the self-map), and one pool size: TLB costs do not depend on the pool's size.
-fn needs_tlb(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
+pub(super) fn needs_tlb(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
     super::needs_ring0(ctx)?;
     let first = ctx.cfg.pools()[0];
     if ctx.pages() != first {
@@ -204,9 +209,9 @@ fn toggle_pge() {
 }
 
 /// The loaded test address space.
-struct Space {
-    ptp: Ptp<BumpAllocator>,
-    old: (PhysFrame, Cr3Flags),
+pub(super) struct Space {
+    pub(super) ptp: Ptp<BumpAllocator>,
+    pub(super) old: (PhysFrame, Cr3Flags),
     /// How the kernel reaches the pool outside this space.
     window: VirtAddr,
     /// Frame sets A and B (each MAX_PAGES pages) and which one WS maps now.
@@ -221,7 +226,7 @@ struct Space {
 
 impl Space {
     /// Build the PTP (kernel identity, WS on A, OTHER), load it, work through its self-map.
-    fn enter(ctx: &mut Ctx<'_>, global_ws: bool) -> Result<Space, Reason> {
+    pub(super) fn enter(ctx: &mut Ctx<'_>, global_ws: bool) -> Result<Space, Reason> {
         let pool = ctx.pool;
         let n = pool.pages();
         let fill = ctx.platform.cpu().fill();
@@ -287,7 +292,7 @@ impl Space {
     }
 
     /// Map the first `pages` of WS to the other frame set (no flush: the caller's strategy).
-    fn remap(&mut self, pages: u64, global: bool) -> bool {
+    pub(super) fn remap(&mut self, pages: u64, global: bool) -> bool {
         let to = if self.on_b { self.a } else { self.b };
         let flags = if global { FLAGS | F::GLOBAL } else { FLAGS };
         let m = &mut self.ptp.mapper;
@@ -324,8 +329,17 @@ impl Space {
         ok
     }
 
+    /// The frame set WS does not map now (where [`Space::remap`] moves it).
+    pub(super) fn other(&self) -> PhysAddr {
+        if self.on_b {
+            self.a
+        } else {
+            self.b
+        }
+    }
+
     /// The frame set WS maps now, and its identity address (to read behind the TLB's back).
-    fn current(&self) -> PhysAddr {
+    pub(super) fn current(&self) -> PhysAddr {
         if self.on_b {
             self.b
         } else {
@@ -333,7 +347,7 @@ impl Space {
         }
     }
 
-    fn leave(mut self) {
+    pub(super) fn leave(mut self) {
         // SAFETY: back to the pool's own window before the PTP leaves CR3.
         let _ = unsafe { self.ptp.mapper.rebase(self.window) };
         // SAFETY: the tables we were running on before.
@@ -343,7 +357,7 @@ impl Space {
 
 /// Touch one byte in each of `pages` 4 KiB pages from `base`: one TLB fill each when cold.
 #[inline(always)]
-fn touch(base: u64, pages: u64) -> u64 {
+pub(super) fn touch(base: u64, pages: u64) -> u64 {
     touch_step(base, pages, 4096)
 }
 
@@ -358,7 +372,7 @@ fn touch_step(base: u64, pages: u64, step: u64) -> u64 {
 }
 
 /// Write `value` into the first byte of each page of a frame set, through the identity map.
-fn stamp(frames: PhysAddr, pages: u64, value: u8) {
+pub(super) fn stamp(frames: PhysAddr, pages: u64, value: u8) {
     for i in 0..pages {
         // SAFETY: frames handed out for the working sets, identity-mapped in both spaces.
         unsafe { ((frames.as_u64() + i * 4096) as *mut u8).write_volatile(value) };
@@ -893,6 +907,9 @@ fn state_crossover(
         2,
     );
     let calibration_ticks = timing::stop(rdtscp).wrapping_sub(t0);
+    if size == Size::K4 {
+        CALIBRATED_CEILING.store(policy.ceiling, core::sync::atomic::Ordering::Relaxed);
+    }
     let n_star = crossover(costs);
     let worst = worst_excess(policy.ceiling, costs);
     let _ = record::crossover(

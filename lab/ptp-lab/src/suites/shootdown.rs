@@ -1,0 +1,504 @@
+//! Cross-CPU TLB shootdown (suite `tlb`): the other CPUs join the test address space (the
+//! `tlb` suite's PTP, loaded on every CPU); CPU 0 changes a mapping and makes them forget it.
+//!
+//! - `tlb_shootdown`: checks through each CPU's MMU (after a shootdown every target reads the
+//!   remapped page's new frame; a shootdown to a set of CPUs leaves the others untouched); the
+//!   IPI round trip per number of targets and pages (each target flushing by the policy the
+//!   `tlb_crossover` benchmark calibrated on this CPU, Linux's 33 if it did not run); what the
+//!   interrupt costs a target's running work; where a target's full flush starts to beat its
+//!   page-by-page flush (a crossover record).
+//! - `tlb_shootdown_invlpgb`: INVLPGB + TLBSYNC broadcast, ranged and full (AMD Zen 3+, behind
+//!   its CPUID bit), and the check that the other CPUs see the new frame after it.
+
+use super::tlb::{self, Space, WS};
+use super::{Bench, Ctx};
+use crate::config::{Mode, Suite};
+use crate::platform::{reason, Reason, Smp, Work};
+use crate::record;
+use crate::timing;
+use core::sync::atomic::Ordering;
+use vystem_ptp::flush::{ceiling_for, crossover, regret, RoundCost};
+use vystem_ptp::shootdown::CpuSet;
+use vystem_ptp::{Decision, FlushPolicy, FlushRange, PageSize};
+use x86_64::VirtAddr;
+
+/// Page counts per shootdown; `FULL` (0) stands for "everything": the target reloads CR3.
+const PAGES: [u64; 5] = [1, 8, 32, 64, FULL];
+const FULL: u64 = 0;
+/// Sizes of the target-side crossover sweep.
+const SWEEP: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+pub const SHOOTDOWN: Bench = Bench {
+    name: "tlb_shootdown",
+    suite: Suite::Tlb,
+    precondition: needs_another_cpu,
+    run: shootdown,
+};
+
+pub const INVLPGB: Bench = Bench {
+    name: "tlb_shootdown_invlpgb",
+    suite: Suite::Tlb,
+    precondition: |ctx| {
+        needs_another_cpu(ctx)?;
+        tlb::feature(
+            x86_64::instructions::tlb::Invlpgb::new().is_some(),
+            "CPU lacks INVLPGB/TLBSYNC (CPUID 0x80000008 EBX bit 3, AMD Zen 3 and later)",
+        )
+    },
+    run: broadcast,
+};
+
+fn needs_another_cpu(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
+    tlb::needs_tlb(ctx)?;
+    match ctx.platform.smp() {
+        Some(smp) if smp.up().len() >= 2 => Ok(()),
+        Some(_) => Err(reason(format_args!(
+            "one CPU came up: a shootdown needs a second (scripts/bench.sh --cpus 2)"
+        ))),
+        None => Err(reason(format_args!(
+            "no other CPUs to reach (the bench kernel starts them)"
+        ))),
+    }
+}
+
+/// The flush each target runs for `pages` under `policy` (`FULL`: everything).
+fn decision(policy: &FlushPolicy, pages: u64) -> Decision {
+    match FlushRange::of_pages(VirtAddr::new(WS), pages, PageSize::Size4KiB) {
+        Some(range) if pages != FULL => policy.decide(&range),
+        _ => Decision::Full,
+    }
+}
+
+fn flush(d: Decision) -> Work {
+    Work {
+        flush: d,
+        start: WS,
+        ..Work::NOTHING
+    }
+}
+
+fn touch(pages: u64) -> Work {
+    Work {
+        touch: pages,
+        start: WS,
+        ..Work::NOTHING
+    }
+}
+
+/// Before a shootdown of `pages` (`FULL`: the 64 pages the others cover), the targets cache
+/// their translations.
+fn refill(pages: u64) -> Work {
+    touch(if pages == FULL { 64 } else { pages })
+}
+
+fn name(d: Decision) -> &'static str {
+    match d {
+        Decision::PerPage(_) => "invlpg",
+        Decision::Full => "cr3-reload",
+        Decision::Nothing => "nothing",
+    }
+}
+
+/// The first `k` CPUs of `set`.
+fn first(set: CpuSet, k: u32) -> CpuSet {
+    set.iter()
+        .take(k as usize)
+        .fold(CpuSet::EMPTY, CpuSet::with)
+}
+
+/// Bring the other CPUs into the test space, or say why not (a check that failed).
+fn join(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &Space, aps: CpuSet) -> bool {
+    let work = Work {
+        cr3: Some(space.ptp.cr3_frame()),
+        ..Work::NOTHING
+    };
+    let res = smp.ipi(aps, &work);
+    ctx.check(
+        "shootdown_join",
+        res.is_ok(),
+        format_args!(
+            "CPUs {:?} load the test space: {:?}",
+            aps.iter().fold(Set::new(), Set::push),
+            res.map(|_| ())
+        ),
+    )
+}
+
+fn leave(smp: &dyn Smp, space: Space, aps: CpuSet) {
+    let back = Work {
+        cr3: Some(space.old.0),
+        ..Work::NOTHING
+    };
+    let _ = smp.ipi(CpuSet(smp.up().without(0).0 & aps.0), &back);
+    space.leave();
+}
+
+fn shootdown(ctx: &mut Ctx<'_>) {
+    let Some(smp) = ctx.platform.smp() else {
+        return;
+    };
+    let aps = smp.up().without(0);
+    let mut space = match Space::enter(ctx, false) {
+        Ok(space) => space,
+        Err(why) => {
+            ctx.check("tlb_setup", false, format_args!("{why}"));
+            return;
+        }
+    };
+    if !join(ctx, smp, &space, aps) {
+        leave(smp, space, aps);
+        return;
+    }
+    new_frame_seen(ctx, smp, &mut space, aps);
+    others_untouched(ctx, smp, aps);
+    let calibrated = tlb::CALIBRATED_CEILING.load(Ordering::Relaxed);
+    let (ceiling, source) = if calibrated > 0 {
+        (calibrated, "calibrated by tlb_crossover")
+    } else {
+        (33, "Linux's fixed 33: tlb_crossover did not run")
+    };
+    let policy = FlushPolicy::with_ceiling(ceiling);
+    for k in 1..=aps.len() {
+        let targets = first(aps, k);
+        for pages in PAGES {
+            let d = decision(&policy, pages);
+            let shown = Pages(pages);
+            ctx.measure(
+                "ipi",
+                "op",
+                1,
+                format_args!(
+                    "{{\"measures\":\"IPI to each target, its flush, every acknowledgement seen\",\"targets\":{k},\"pages\":{shown},\"target_flush\":\"{}\",\"ceiling\":{ceiling},\"ceiling_source\":\"{source}\"}}",
+                    name(d)
+                ),
+                &mut (),
+                |_| {
+                    let _ = smp.ipi(targets, &refill(pages));
+                },
+                |_| {
+                    let _ = smp.ipi(targets, &flush(d));
+                },
+            );
+        }
+    }
+    target_cost(ctx, smp, aps, &policy);
+    target_crossover(ctx, smp, first(aps, 1));
+    leave(smp, space, aps);
+}
+
+/// Every target first caches WS's translation (it reads the old frame), CPU 0 remaps WS to a
+/// new frame and flushes its own TLB, then shoots down: each target must read the new frame.
+fn new_frame_seen(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &mut Space, aps: CpuSet) {
+    const OLD: u8 = 0xa1;
+    const NEW: u8 = 0xb2;
+    tlb::stamp(space.current(), 1, OLD);
+    tlb::stamp(space.other(), 1, NEW);
+    let cache = Work {
+        probe: Some(WS),
+        ..touch(1)
+    };
+    let cached = smp.ipi(aps, &cache).is_ok();
+    let before = aps
+        .iter()
+        .fold(Set::new(), |s, c| s.push(smp.report(c).seen));
+    let remapped = space.remap(1, false);
+    x86_64::instructions::tlb::flush(VirtAddr::new(WS));
+    let down = Work {
+        probe: Some(WS),
+        ..flush(Decision::PerPage(1))
+    };
+    let shot = smp.ipi(aps, &down);
+    let after = aps
+        .iter()
+        .fold(Set::new(), |s, c| s.push(smp.report(c).seen));
+    let all_new = aps.iter().all(|c| smp.report(c).seen == Some(NEW));
+    ctx.check(
+        "shootdown_new_frame_seen",
+        cached && remapped && shot.is_ok() && all_new,
+        format_args!(
+            "targets read {before:?} (old frame {OLD:#x}) before, {after:?} after the remap and the shootdown (new frame {NEW:#x}); shootdown {:?}",
+            shot.map(|_| ())
+        ),
+    );
+}
+
+/// A shootdown to a subset changes nothing on the CPUs outside it (their request counters).
+fn others_untouched(ctx: &mut Ctx<'_>, smp: &dyn Smp, aps: CpuSet) {
+    // With one other CPU the subset is empty: that CPU must see nothing at all.
+    let targets = first(aps, aps.len() - 1);
+    let others = CpuSet(aps.0 & !targets.0);
+    let before = aps
+        .iter()
+        .fold(Set::new(), |s, c| s.push(smp.report(c).handled));
+    let res = smp.ipi(targets, &flush(Decision::PerPage(1)));
+    let after = aps
+        .iter()
+        .fold(Set::new(), |s, c| s.push(smp.report(c).handled));
+    let ok = res.is_ok()
+        && aps.iter().enumerate().all(|(i, c)| {
+            let grew = after.get(i) == before.get(i) + 1;
+            if targets.contains(c) {
+                grew
+            } else {
+                after.get(i) == before.get(i)
+            }
+        });
+    ctx.check(
+        "shootdown_others_untouched",
+        ok,
+        format_args!(
+            "targets {:?}, others {:?}: requests handled per CPU {before:?} -> {after:?}",
+            targets.iter().fold(Set::new(), Set::push),
+            others.iter().fold(Set::new(), Set::push)
+        ),
+    );
+}
+
+/// What an IPI costs the target's running work: targets spin in a timed loop; per shootdown,
+/// the ticks their loop lost (one and all targets, each page count).
+fn target_cost(ctx: &mut Ctx<'_>, smp: &dyn Smp, aps: CpuSet, policy: &FlushPolicy) {
+    let rounds = if ctx.cfg.mode == Mode::Selftest || ctx.cfg.quick {
+        8
+    } else {
+        64
+    };
+    smp.set_busy(true);
+    let counts = [1, aps.len()];
+    let n = if aps.len() > 1 { 2 } else { 1 };
+    for &k in &counts[..n] {
+        let targets = first(aps, k);
+        for pages in PAGES {
+            let d = decision(policy, pages);
+            let mut samples = [0u64; 64];
+            let mut got = 0;
+            // One round first: a loop that has just started has no quiet step to compare with.
+            let _ = smp.ipi(targets, &flush(d));
+            for _ in 0..rounds {
+                let _ = smp.ipi(targets, &refill(pages));
+                if smp.ipi(targets, &flush(d)).is_err() {
+                    break;
+                }
+                for c in targets.iter() {
+                    if let (Some(lost), true) = (smp.report(c).lost_ticks, got < samples.len()) {
+                        samples[got] = lost;
+                        got += 1;
+                    }
+                }
+            }
+            if got == 0 {
+                continue;
+            }
+            let s = timing::summarize(&mut samples[..got], 1, 0);
+            ctx.record(
+                "ipi-target-lost",
+                "op",
+                format_args!(
+                    "{{\"measures\":\"ticks a target's running loop loses to one shootdown IPI\",\"targets\":{k},\"pages\":{},\"target_flush\":\"{}\"}}",
+                    Pages(pages),
+                    name(d)
+                ),
+                &s,
+            );
+        }
+    }
+    smp.set_busy(false);
+}
+
+/// On one target: flush + refill rounds by IPI, page by page against a full flush, over
+/// [`SWEEP`]; where the full flush starts to win across CPUs (the crossover record, the
+/// cross-CPU part of the policy).
+fn target_crossover(ctx: &mut Ctx<'_>, smp: &dyn Smp, target: CpuSet) {
+    let rdtscp = ctx.platform.cpu().rdtscp;
+    let mut costs = SWEEP.map(|pages| RoundCost {
+        pages,
+        per_page: f64::MAX,
+        full: f64::MAX,
+    });
+    let tries = if ctx.cfg.mode == Mode::Selftest || ctx.cfg.quick {
+        2
+    } else {
+        8
+    };
+    for _ in 0..tries {
+        for c in costs.iter_mut() {
+            for (full, slot) in [(false, &mut c.per_page), (true, &mut c.full)] {
+                let d = if full {
+                    Decision::Full
+                } else {
+                    Decision::PerPage(c.pages)
+                };
+                let _ = smp.ipi(target, &touch(c.pages));
+                let t0 = timing::start();
+                let ok = smp
+                    .ipi(
+                        target,
+                        &Work {
+                            touch: c.pages,
+                            ..flush(d)
+                        },
+                    )
+                    .is_ok();
+                let t = timing::stop(rdtscp).wrapping_sub(t0);
+                if ok {
+                    *slot = slot.min(t as f64);
+                }
+            }
+        }
+    }
+    if costs
+        .iter()
+        .any(|c| c.per_page == f64::MAX || c.full == f64::MAX)
+    {
+        ctx.check(
+            "shootdown_crossover",
+            false,
+            format_args!("a target stopped answering during the sweep"),
+        );
+        return;
+    }
+    let n_star = crossover(&costs);
+    let ceiling = ceiling_for(n_star, &costs);
+    let _ = record::crossover(
+        ctx.out,
+        &record::CrossoverRecord {
+            suite: ctx.suite.name(),
+            bench: ctx.bench,
+            pool_pages: ctx.pool.pages(),
+            page_size: "4KiB",
+            per_page: "ipi-invlpg-refill",
+            full: "ipi-cr3-reload-refill",
+            unit: "ticks",
+            costs: &costs,
+            n_star,
+            ceiling,
+            fixed: &[32u64, 33, 64].map(|c| (c, regret(c, &costs))),
+            calibrated_ceiling: ceiling,
+            calibration_ticks: 0,
+            calibrated_worst_excess: 1.0,
+        },
+    );
+    ctx.check(
+        "shootdown_crossover",
+        true,
+        format_args!("one target, IPI + flush + refill: N* {n_star:?}, ceiling {ceiling}"),
+    );
+}
+
+/// INVLPGB + TLBSYNC from CPU 0 (the broadcast reaches every CPU): ranged and full, and the
+/// other CPUs read the new frame after it with no IPI flush of their own.
+fn broadcast(ctx: &mut Ctx<'_>) {
+    use x86_64::structures::paging::{Page, Size4KiB};
+    let (Some(b), Some(smp)) = (
+        x86_64::instructions::tlb::Invlpgb::new(),
+        ctx.platform.smp(),
+    ) else {
+        return;
+    };
+    let aps = smp.up().without(0);
+    let mut space = match Space::enter(ctx, false) {
+        Ok(space) => space,
+        Err(why) => {
+            ctx.check("tlb_setup", false, format_args!("{why}"));
+            return;
+        }
+    };
+    if !join(ctx, smp, &space, aps) {
+        leave(smp, space, aps);
+        return;
+    }
+    let first_page = Page::<Size4KiB>::containing_address(VirtAddr::new(WS));
+    for pages in PAGES {
+        ctx.measure(
+            "invlpgb-broadcast",
+            "op",
+            1,
+            format_args!(
+                "{{\"measures\":\"INVLPGB + TLBSYNC from CPU 0, every CPU\",\"targets\":{},\"pages\":{}}}",
+                aps.len(),
+                Pages(pages)
+            ),
+            &mut (),
+            |_| {
+                let _ = smp.ipi(aps, &refill(pages));
+            },
+            |_| {
+                if pages == FULL {
+                    b.build().flush();
+                } else {
+                    b.build().pages(Page::range(first_page, first_page + pages)).flush();
+                }
+                b.tlbsync();
+            },
+        );
+    }
+    const NEW: u8 = 0xc3;
+    tlb::stamp(space.other(), 1, NEW);
+    let _ = smp.ipi(aps, &touch(1));
+    let remapped = space.remap(1, false);
+    b.build()
+        .pages(Page::range(first_page, first_page + 1))
+        .flush();
+    b.tlbsync();
+    let probe = Work {
+        probe: Some(WS),
+        ..Work::NOTHING
+    };
+    let shot = smp.ipi(aps, &probe);
+    let after = aps
+        .iter()
+        .fold(Set::new(), |s, c| s.push(smp.report(c).seen));
+    ctx.check(
+        "invlpgb_other_cpus_see_new_frame",
+        remapped && shot.is_ok() && aps.iter().all(|c| smp.report(c).seen == Some(NEW)),
+        format_args!("after the remap and one INVLPGB + TLBSYNC the other CPUs read {after:?}, want {NEW:#x}"),
+    );
+    leave(smp, space, aps);
+}
+
+/// A page count in a params object: a number, or "full".
+struct Pages(u64);
+
+impl core::fmt::Display for Pages {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == FULL {
+            f.write_str("\"full\"")
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// A short list of per-CPU values for check details (no allocator).
+#[derive(Clone, Copy)]
+struct Set<T: Copy + Default> {
+    v: [T; crate::acpi::MAX_CPUS],
+    n: usize,
+}
+
+impl<T: Copy + Default> Set<T> {
+    fn new() -> Self {
+        Set {
+            v: [T::default(); crate::acpi::MAX_CPUS],
+            n: 0,
+        }
+    }
+    fn push(mut self, x: T) -> Self {
+        if self.n < self.v.len() {
+            self.v[self.n] = x;
+            self.n += 1;
+        }
+        self
+    }
+}
+
+impl<T: Copy + Default> Set<T> {
+    fn get(&self, i: usize) -> T {
+        self.v.get(i).copied().unwrap_or_default()
+    }
+}
+
+impl<T: Copy + Default + core::fmt::Debug> core::fmt::Debug for Set<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(&self.v[..self.n]).finish()
+    }
+}
