@@ -635,9 +635,11 @@ def run(plan: Plan) -> Path:
     say(f"bench: running {where}: suites {','.join(plan.suites)}, pools {','.join(map(str, plan.pools))}"
         f"{', quick' if plan.quick else ''}{', selftest' if plan.selftest else ''} (timeout {plan.timeout} s)")
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    # The source measured is the tree as the run starts: a long run outlives commits made meanwhile.
+    commit, dirty = git_facts()
     out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"), env=env, serial=serial)
 
-    extra = {"started_utc": started, "wall_s": round(out.wall_s, 3),
+    extra = {"started_utc": started, "git_commit": commit, "git_dirty": dirty, "wall_s": round(out.wall_s, 3),
              "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3)}
     if accel == "bochs":
         from . import bochs

@@ -270,3 +270,20 @@ def test_the_readme_quotes_the_property_cases_the_tests_run():
     stated = {int(n.replace(",", "")) for n in re.findall(r"runs? ([\d,]+) property cases", readme)}
     assert stated == {cases}, (stated, cases)
 
+
+def test_a_run_records_the_source_it_started_from_not_what_the_tree_became(tmp_path, monkeypatch):
+    # A long run (Bochs: an hour) outlives commits made meanwhile: the file must name the commit
+    # and dirtiness the measured binaries were built from, as the run started.
+    measured = []
+    real = bench.run_process
+
+    def run_then_commit(*a, **k):
+        out = real(*a, **k)
+        measured.append(True)  # from here on the tree is another commit, and dirty
+        return out
+    monkeypatch.setattr(bench, "run_process", run_then_commit)
+    monkeypatch.setattr(bench, "git_facts", lambda: ("beef-at-the-end", True) if measured else ("c0ffee-at-start", False))
+    assert bench.main(["--host", "--selftest", "--suite", "alloc", "--pool-pages", "64", "--out", str(tmp_path),
+                       "--report", str(tmp_path / "report")]) == 0
+    run = json.loads(next(tmp_path.glob("*.jsonl")).read_text().splitlines()[0])
+    assert (run["git_commit"], run["git_dirty"]) == ("c0ffee-at-start", False)
