@@ -93,7 +93,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
     }
 
     // The benchmark run proper: the command line selects mode, suites and pool sizes.
-    let cfg = match Config::parse(info.cmdline(), &["fault", "ap_hang"]) {
+    let cfg = match Config::parse(info.cmdline(), &["fault", "ap_hang", "acpi"]) {
         Ok(cfg) => cfg,
         Err(e) => usage_error("bad_cmdline", format_args!("{e}")),
     };

@@ -109,3 +109,13 @@ def test_a_fault_on_another_cpu_is_reported_with_its_number():
     assert fault["bench"] == "fault_demo_ap_pf" and fault["rip"].startswith("0x")
     assert "on CPU 1 in bench 'fault_demo_ap_pf'" in p.stdout
     assert p.returncode == lab.kernel_status("failure")
+
+
+def test_without_acpi_the_mp_table_and_cpuid_find_the_cpus(tmp_path):
+    # acpi=off (Linux's word): SeaBIOS's MP table lists one CPU per package; CPUID names the rest.
+    rc = bench.main(["--accel", "tcg", "--selftest", "--suite", "alloc", "--pool-pages", "64", "--cpus", "3",
+                     "--append-extra", "acpi=off", "--out", str(tmp_path)])
+    run0 = json.loads(next(tmp_path.glob("*.jsonl")).read_text().splitlines()[0])
+    smp = run0["boot"]["smp"]
+    assert rc == 0 and (smp["source"], smp["found"]) == ("mp", 3)
+    assert [c["cpu"] for c in run0["cpus"]] == [0, 1, 2]

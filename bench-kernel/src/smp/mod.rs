@@ -1,4 +1,4 @@
-//! Symmetric multiprocessing: find the CPUs (ACPI MADT), start each application processor
+//! Symmetric multiprocessing: find the CPUs (ACPI MADT, else the MP table), start each application processor
 //! (INIT-SIPI-SIPI through the local APIC, the real-mode trampoline, its own stack, GDT, TSS and
 //! IST stacks, SSE), measure its TSC against the boot CPU's, and serve the shootdown IPIs the
 //! `tlb` suite sends ([`Cpus`] is the lab's `Smp`).
@@ -149,12 +149,29 @@ pub fn start(
         }
         fits
     };
-    let madt = acpi::find_rsdp(&read, info.rsdp_paddr).and_then(|r| acpi::madt(&read, r));
-    let madt = match madt {
-        Ok(m) => m,
-        Err(e) => {
+    // ACPI's MADT; firmware without ACPI may still have Intel's MP table (`acpi=off`, as
+    // Linux spells it, goes straight there).
+    let acpi_off = info.arg("acpi") == Some("off");
+    let listed = (if acpi_off {
+        Err(acpi::AcpiError::NoRsdp)
+    } else {
+        acpi::find_rsdp(&read, info.rsdp_paddr)
+    })
+    .and_then(|r| acpi::madt(&read, r))
+    .map(|m| ("madt", m))
+    .or_else(|e| {
+        acpi::mp_table(&read, logical_per_package())
+            .map(|m| ("mp", m))
+            .map_err(|mp| (e, mp))
+    });
+    let (source, madt) = match listed {
+        Ok(found) => found,
+        Err((acpi_error, mp_error)) => {
             let mut why = Reason::new();
-            let _ = core::fmt::Write::write_fmt(&mut why, format_args!("boot CPU only: {e}"));
+            let _ = core::fmt::Write::write_fmt(
+                &mut why,
+                format_args!("boot CPU only: {acpi_error}; {mp_error}"),
+            );
             starts[0].detail = why.as_str();
             let _ = record::smp(out, "none", mode, 1, 0, &starts[..1]);
             return cpus;
@@ -229,13 +246,21 @@ pub fn start(
     let left_out = madt.left_out + found.saturating_sub(n as u32);
     let _ = record::smp(
         out,
-        "madt",
+        source,
         mode,
         found + madt.left_out,
         left_out,
         &starts[..n],
     );
     cpus
+}
+
+/// Logical processors per package, as CPUID reports them (1 without HTT).
+fn logical_per_package() -> u32 {
+    raw_cpuid::CpuId::new()
+        .get_feature_info()
+        .filter(|f| f.has_htt())
+        .map_or(1, |f| u32::from(f.max_logical_processor_ids()))
 }
 
 /// The AP's TSC minus the boot CPU's, from the handshake round with the shortest round trip.

@@ -1,6 +1,6 @@
 //! Finding the CPUs: the ACPI RSDP (handed over by the boot protocol, or found by scanning the
 //! BIOS areas) -> RSDT/XSDT -> MADT, whose local APIC and x2APIC entries name every CPU the
-//! firmware enabled. Pure parsing over a physical-memory reader, so it is tested on the host
+//! firmware enabled; on firmware without ACPI, Intel's MultiProcessor table ([`mp_table`]). Pure parsing over a physical-memory reader, so it is tested on the host
 //! with hand-built tables; the bench kernel reads through its identity map.
 
 use core::fmt;
@@ -19,6 +19,8 @@ pub enum AcpiError {
     BadTable { signature: [u8; 4], at: u64 },
     /// The RSDT/XSDT lists no MADT ("APIC").
     NoMadt,
+    /// No MP floating pointer ("_MP_") in the BIOS areas.
+    NoMpTable,
 }
 
 impl fmt::Display for AcpiError {
@@ -31,6 +33,7 @@ impl fmt::Display for AcpiError {
                 core::str::from_utf8(signature).unwrap_or("????")
             ),
             AcpiError::NoMadt => write!(f, "the ACPI root table lists no MADT"),
+            AcpiError::NoMpTable => write!(f, "no MP table (_MP_) in the BIOS areas"),
         }
     }
 }
@@ -78,20 +81,103 @@ fn rsdp_at(read: ReadPhys<'_>, at: u64) -> Option<(u32, Option<u64>)> {
     Some((rsdt, None))
 }
 
-/// The RSDP: at `given` when it is valid there, else the first valid one in the first KiB of
-/// the EBDA or in 0xE0000..0x100000 (16-byte steps).
-pub fn find_rsdp(read: ReadPhys<'_>, given: Option<u64>) -> Result<u64, AcpiError> {
-    if let Some(at) = given.filter(|&at| rsdp_at(read, at).is_some()) {
-        return Ok(at);
-    }
+/// The areas the BIOS leaves its pointers in: the first KiB of the EBDA, the last KiB of base
+/// memory, the BIOS ROM (0xE0000..0x100000).
+fn bios_areas(read: ReadPhys<'_>) -> [(u64, u64); 3] {
     let mut seg = [0u8; 2];
     let ebda = if read(0x40e, &mut seg) {
         u64::from(u16::from_le_bytes(seg)) << 4
     } else {
         0
     };
-    let areas = [(ebda, ebda + 1024), (0xe0000, 0x100000)];
-    for (start, end) in areas.into_iter().filter(|(s, _)| *s != 0) {
+    [(ebda, ebda + 1024), (0x9fc00, 0xa0000), (0xe0000, 0x100000)]
+}
+
+impl Madt {
+    fn push(&mut self, id: u32) {
+        if self.apic_ids().contains(&id) {
+            return;
+        }
+        if self.len < MAX_CPUS {
+            self.apic_ids[self.len] = id;
+            self.len += 1;
+        } else {
+            self.left_out += 1;
+        }
+    }
+}
+
+/// The CPUs of Intel's MultiProcessor Specification table (firmware without ACPI): the
+/// floating pointer "_MP_" in the BIOS areas, its configuration table "PCMP", each enabled
+/// processor entry; a default configuration (no table) means two CPUs, APIC IDs 0 and 1.
+/// Firmware lists one entry per package (SeaBIOS does): the other logical processors of a
+/// package follow its APIC ID, `per_package` in all (CPUID.1:EBX[23:16] where CPUID.1:EDX.HTT,
+/// else 1): CPUID fills in what the table leaves out.
+pub fn mp_table(read: ReadPhys<'_>, per_package: u32) -> Result<Madt, AcpiError> {
+    let mut fp = [0u8; 16];
+    let found = bios_areas(read)
+        .into_iter()
+        .filter(|(s, _)| *s != 0)
+        .find_map(|(start, end)| {
+            (start..end.saturating_sub(15))
+                .step_by(16)
+                .find(|&at| read(at, &mut fp) && &fp[..4] == b"_MP_" && sum(&fp) == 0)
+        });
+    found.ok_or(AcpiError::NoMpTable)?; // `fp` holds the pointer found
+    let mut out = Madt {
+        lapic_base: 0xfee0_0000,
+        apic_ids: [0; MAX_CPUS],
+        len: 0,
+        left_out: 0,
+    };
+    if fp[11] != 0 {
+        out.push(0);
+        out.push(1);
+        return Ok(out);
+    }
+    let table = u64::from(u32_at(&fp, 4));
+    let bad = AcpiError::BadTable {
+        signature: *b"PCMP",
+        at: table,
+    };
+    let mut h = [0u8; 44];
+    if !read(table, &mut h) || &h[..4] != b"PCMP" {
+        return Err(bad);
+    }
+    let len = usize::from(u16::from_le_bytes([h[4], h[5]]));
+    let mut buf = [0u8; 4096];
+    if !(44..=buf.len()).contains(&len) || !read(table, &mut buf[..len]) || sum(&buf[..len]) != 0 {
+        return Err(bad);
+    }
+    out.lapic_base = u64::from(u32_at(&buf, 36));
+    let mut i = 44;
+    while i < len {
+        let size = match buf[i] {
+            0 => 20,
+            1..=4 => 8,
+            _ => return Err(bad),
+        };
+        if i + size > len {
+            return Err(bad);
+        }
+        if buf[i] == 0 && buf[i + 3] & 1 != 0 {
+            let first = u32::from(buf[i + 1]);
+            for id in first..first.saturating_add(per_package.max(1)) {
+                out.push(id);
+            }
+        }
+        i += size;
+    }
+    Ok(out)
+}
+
+/// The RSDP: at `given` when it is valid there, else the first valid one in the first KiB of
+/// the EBDA or in 0xE0000..0x100000 (16-byte steps).
+pub fn find_rsdp(read: ReadPhys<'_>, given: Option<u64>) -> Result<u64, AcpiError> {
+    if let Some(at) = given.filter(|&at| rsdp_at(read, at).is_some()) {
+        return Ok(at);
+    }
+    for (start, end) in bios_areas(read).into_iter().filter(|(s, _)| *s != 0) {
         let mut at = start;
         while at + 20 <= end {
             if rsdp_at(read, at).is_some() {
@@ -170,15 +256,8 @@ pub fn madt(read: ReadPhys<'_>, rsdp: u64) -> Result<Madt, AcpiError> {
             }
             _ => None,
         };
-        if let Some((id, flags)) = cpu {
-            if flags & 0b11 != 0 && !out.apic_ids().contains(&id) {
-                if out.len < MAX_CPUS {
-                    out.apic_ids[out.len] = id;
-                    out.len += 1;
-                } else {
-                    out.left_out += 1;
-                }
-            }
+        if let Some((id, _)) = cpu.filter(|(_, flags)| flags & 0b11 != 0) {
+            out.push(id);
         }
         i += len;
     }
@@ -313,6 +392,69 @@ mod tests {
         let read = |at, buf: &mut [u8]| mem.read(at, buf);
         let m = madt(&read, 0xf5a40).unwrap();
         assert_eq!((m.apic_ids().len(), m.left_out), (MAX_CPUS, 4));
+    }
+
+    fn mp(entries: &[Vec<u8>], default_config: u8) -> Mem {
+        let mut t = Vec::from(*b"PCMP");
+        let len = 44 + entries.iter().map(|e| e.len()).sum::<usize>();
+        t.extend((len as u16).to_le_bytes());
+        t.extend([4, 0]); // revision, checksum
+        t.extend([0u8; 26]); // OEM and product IDs, OEM table
+        t.extend((entries.len() as u16).to_le_bytes());
+        t.extend(0xfee0_0000u32.to_le_bytes());
+        t.extend([0u8; 4]);
+        for e in entries {
+            t.extend(e);
+        }
+        let t = fix(t, 7, 0..len);
+        let mut fp = Vec::from(*b"_MP_");
+        fp.extend(0x9_0000u32.to_le_bytes());
+        fp.extend([1, 4, 0, default_config, 0, 0, 0, 0]);
+        let fp = fix(fp, 10, 0..16);
+        Mem(vec![(0x400, vec![0; 0x20]), (0xf_5a50, fp), (0x9_0000, t)])
+    }
+
+    fn cpu_entry(id: u8, flags: u8) -> Vec<u8> {
+        let mut e = vec![0, id, 0x14, flags];
+        e.extend([0u8; 16]);
+        e
+    }
+
+    #[test]
+    fn without_acpi_the_mp_table_names_the_cpus() {
+        let bus = vec![1, 0, b'I', b'S', b'A', b' ', b' ', b' '];
+        let mem = mp(
+            &[
+                cpu_entry(0, 3),
+                cpu_entry(1, 1),
+                cpu_entry(2, 0),
+                bus,
+                cpu_entry(5, 1),
+            ],
+            0,
+        );
+        let read = |at, buf: &mut [u8]| mem.read(at, buf);
+        let m = mp_table(&read, 1).unwrap();
+        assert_eq!((m.apic_ids(), m.lapic_base), (&[0, 1, 5][..], 0xfee0_0000));
+        // One entry per package of 4 logical CPUs (as SeaBIOS writes it): CPUID names the rest.
+        let mem4 = mp(&[cpu_entry(0, 3), cpu_entry(4, 1)], 0);
+        let read4 = |at, buf: &mut [u8]| mem4.read(at, buf);
+        assert_eq!(
+            mp_table(&read4, 4).unwrap().apic_ids(),
+            [0, 1, 2, 3, 4, 5, 6, 7]
+        );
+        let mem = mp(&[], 5); // a default configuration: two CPUs, no table
+        let read = |at, buf: &mut [u8]| mem.read(at, buf);
+        assert_eq!(mp_table(&read, 1).unwrap().apic_ids(), [0, 1]);
+        let mut mem = mp(&[cpu_entry(0, 3)], 0);
+        mem.0[2].1[50] ^= 1; // the table's checksum breaks
+        let read = |at, buf: &mut [u8]| mem.read(at, buf);
+        assert!(
+            matches!(mp_table(&read, 1), Err(AcpiError::BadTable { signature, .. }) if &signature == b"PCMP")
+        );
+        let none = Mem(vec![(0x400, vec![0; 0x20])]);
+        let read = |at, buf: &mut [u8]| none.read(at, buf);
+        assert_eq!(mp_table(&read, 1), Err(AcpiError::NoMpTable));
     }
 
     #[test]
