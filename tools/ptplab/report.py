@@ -119,8 +119,72 @@ def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
                  and r["impl"] == impl and r.get("pool_pages") == pool), None)
 
 
-def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: Path | None = None) -> str:
-    """The report; its costs from `runs` (native host runs of one machine; [] for none)."""
+def tlb_run(results: Path) -> tuple[Path, list[dict]] | None:
+    """The newest kernel run with `crossover` records: a native one if there is any (its figures
+    are that CPU's), else the newest emulated one (it shows the method, not hardware costs)."""
+    def has(recs: list[dict]) -> bool:
+        return any(r.get("type") == "crossover" for r in recs)
+    return latest(results, lambda recs: has(recs) and recs[0].get("execution") == "native") or latest(results, has)
+
+
+def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
+    """The TLB flush policy from one kernel run: the crossover per pair of strategies, the
+    shootdown round trips, and the recommendation's sentence."""
+    path, recs = tlb
+    r0 = recs[0]
+    src = f"`{source(path)}` ({r0.get('where')}, {r0.get('accel')}, {r0.get('execution')}, "
+    src += f"{(r0.get('cpu') or {}).get('brand')}, commit {str(r0.get('git_commit'))[:8]})"
+    emulated = r0.get("execution") != "native"
+    L = ["## TLB flush policy", "", f"From {src}."]
+    if emulated:
+        L += ["", "**Emulated run**: privileged instructions are emulated, so these figures show how the policy is "
+                  "decided, not what your hardware pays. On your machine: `scripts/bench.sh --suite tlb --cpus N` "
+                  "with KVM or on bare metal gives your CPU's N* and ceiling."]
+    L += ["", "| flush (per page vs all) | page size | N* (all wins from) | ceiling (page by page up to) "
+              "| calibrated ceiling | Linux's 33: extra ticks over the best, summed |",
+          "| --- | --- | --- | --- | --- | --- |"]
+    cross = [r for r in recs if r.get("type") == "crossover"]
+    for x in cross:
+        where = " (on another CPU, by IPI)" if x.get("bench") == "tlb_shootdown" else ""
+        regret33 = (x.get("fixed_ceilings") or {}).get("33", {}).get("regret")
+        L.append(f"| {x['per_page']} vs {x['full']}{where} | {x['page_size']} | {x['n_star']} | {x['ceiling']} | "
+                 f"{x['calibrated_ceiling']} | {'-' if regret33 is None else f'{regret33:,.0f}'} |")
+    ipi = [r for r in recs if r.get("type") == "measurement" and r.get("bench") == "tlb_shootdown"
+           and r.get("impl") == "ipi"]
+    if ipi:
+        hz = r0.get("tsc_hz")
+        pages = ["1", "8", "32", "64", "full"]
+        L += ["", f"Shootdown round trip by IPI (send, each target flushes by the policy, every acknowledgement "
+                  f"seen), median TSC ticks{f' (µs at {hz / 1e9:.2f} GHz)' if hz else ''}:", "",
+              "| target CPUs | " + " | ".join(f"{p} pages" if p != "full" else "all" for p in pages) + " |",
+              "| --- |" + " --- |" * len(pages)]
+        for k in sorted({r["params"]["targets"] for r in ipi}):
+            cells = []
+            for p in pages:
+                m = next((r for r in ipi if r["params"]["targets"] == k and str(r["params"]["pages"]) == p), None)
+                cells.append("-" if m is None else f"{m['p50']:,.0f}" + (f" ({m['p50'] / hz * 1e6:.1f})" if hz else ""))
+            L.append(f"| {k} | " + " | ".join(cells) + " |")
+    skip = next((r for r in recs if r.get("type") == "skip" and r.get("bench") == "tlb_shootdown_invlpgb"), None)
+    if skip:
+        L += ["", f"INVLPGB broadcast: not measured here ({skip['reason']})."]
+    L += [""]
+    own = next((x for x in cross if x.get("bench") == "tlb_crossover" and x.get("page_size") == "4KiB"), None)
+    sentence = ""
+    if own:
+        sentence = (f"- **TLB flush**: on {(r0.get('cpu') or {}).get('brand')} ({r0.get('execution')}), flush page "
+                    f"by page up to {own['calibrated_ceiling']} pages of 4 KiB, then reload CR3 "
+                    f"(`vystem_ptp::flush::calibrate` measured it in {own['calibration_ticks']:,} ticks; Linux's "
+                    f"fixed 33 costs {own['fixed_ceilings'].get('33', {}).get('regret', 0):,.0f} ticks over the best "
+                    f"choice, summed over the sizes measured). ({source(path)})")
+        if emulated:
+            sentence += " Emulated: calibrate on your CPU before adopting a number."
+    return L, sentence
+
+
+def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: Path | None = None,
+           tlb: tuple[Path, list[dict]] | None = None) -> str:
+    """The report; its costs from `runs` (native host runs of one machine; [] for none), its TLB
+    section from `tlb` (a kernel run with the tlb suite; None: no section)."""
     run = runs[-1] if runs else None
     needs = layout_needs(layout_paths)
     limits = {p["pool_pages"]: p for p in lab.ask("pool-limits", "pools=" + ",".join(map(str, POOLS)))["pools"]}
@@ -213,12 +277,18 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                      f"| {load_text(recs[-1].get('load'))} |")
         L += [""]
 
+    tlb_text, tlb_sentence = tlb_section(tlb) if tlb else ([], "")
+    L += tlb_text
+
     if out is not None:
         L += ["## Plots", ""]
         try:
             figs = plots.capacity(POOLS, fit, n_layouts, limits)
             if run:
                 figs += plots.costs(run[1], source(run[0]))
+            if tlb:
+                figs += [f for r in tlb[1] if r.get("type") == "crossover"
+                         for f in plots.crossover(r, source(tlb[0]), tlb[1][0].get("execution"))]
             figs = plots.save(out, figs)
             L += [f"![{caption}]({stem}.svg) ({caption}; [PNG]({stem}.png))" for caption, stem in figs]
             if run:
@@ -252,6 +322,8 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                  f"{'fit' if std['mappings']['16GiB-4KiB']['fits'] else 'do not fit'} "
                  f"({holds_16} pages hold them). "
                  "(`ptp-host pool-limits`)")
+    if tlb_sentence:
+        L.append(tlb_sentence)
     L += ["", "These say what fits; what a kernel maps is its own: give it its layouts "
               "(`python3 -m ptplab capacity LAYOUT...`, a hand-written `START END` per line) before changing the standard."]
     return "\n".join(L) + "\n"
@@ -270,6 +342,13 @@ def checked(p: Path) -> tuple[Path, list[dict]]:
     return p, recs
 
 
+def checked_tlb(p: Path) -> tuple[Path, list[dict]]:
+    recs = show.load(p)
+    if not any(r.get("type") == "crossover" for r in recs):
+        raise BenchError(f"--tlb {p}: no crossover records (a kernel run with the tlb suite has them)")
+    return p, recs
+
+
 def main(argv: list[str]) -> int:
     ap = Parser(prog="scripts/report.sh", description="Write the decision report (Markdown): pool sizes 512 ... 65536, "
                 "from the real layouts, the capacity model and recorded runs.")
@@ -277,6 +356,8 @@ def main(argv: list[str]) -> int:
                     "latest native host run and its repeats)")
     ap.add_argument("--out", required=True, help="directory for report.md")
     ap.add_argument("--layouts", default=str(REPO / "results/layouts"))
+    ap.add_argument("--tlb", metavar="FILE", help="the kernel run for the TLB section (default: the newest with the "
+                    "tlb suite, native if any)")
     try:
         a = ap.parse_args(argv)
         paths = sorted(Path(a.layouts).glob("*.json"))
@@ -293,7 +374,8 @@ def main(argv: list[str]) -> int:
             runs = repeats(REPO / "results", newest) if newest else []
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        text = render(paths, runs, out)
+        tlb = checked_tlb(Path(a.tlb)) if a.tlb else tlb_run(REPO / "results")
+        text = render(paths, runs, out, tlb)
         (out / "report.md").write_text(text)
     except (BenchError, show.ShowError, layouts.LayoutError, OSError) as e:
         print(f"report: error: {e}", file=sys.stderr)

@@ -151,3 +151,48 @@ def test_by_default_the_newest_run_comes_with_its_repeats_and_nothing_else(tmp_p
     newest = report.latest_host_run(tmp_path)
     assert newest[0] == rep[2]
     assert [p for p, _ in report.repeats(tmp_path, newest)] == rep
+
+
+def tlb_records(execution):
+    run = {"type": "run", "where": "kernel", "accel": "tcg" if execution == "emulated" else "kvm",
+           "execution": execution, "cpu": {"brand": "X"}, "tsc_hz": 2e9, "git_commit": "abcdef123"}
+    cross = {"type": "crossover", "bench": "tlb_crossover", "page_size": "4KiB", "per_page": "invlpg-refill",
+             "full": "cr3-reload-refill", "unit": "ticks", "sizes": [1, 2], "per_page_costs": [1.0, 9.0],
+             "full_costs": [5.0, 5.0], "n_star": 2, "ceiling": 1, "calibrated_ceiling": 1,
+             "calibration_ticks": 1234, "calibrated_worst_excess": 1.0,
+             "fixed_ceilings": {"32": {"regret": 4.0}, "33": {"regret": 4.0}, "64": {"regret": 4.0}}}
+    shoot = {**cross, "bench": "tlb_shootdown", "per_page": "ipi-invlpg-refill", "full": "ipi-cr3-reload-refill"}
+    ipi = [{"type": "measurement", "bench": "tlb_shootdown", "impl": "ipi", "p50": 2000.0 * k + p,
+            "params": {"targets": k, "pages": p}} for k in (1, 2) for p in (1, 8, 32, 64, "full") if p != "full"]
+    skip = {"type": "skip", "bench": "tlb_shootdown_invlpgb", "reason": "CPU lacks INVLPGB/TLBSYNC"}
+    return [run, cross, shoot, *ipi, skip, {"type": "end"}]
+
+
+def test_the_tlb_section_states_the_policy_and_the_shootdown_and_says_when_it_is_emulated(tmp_path):
+    from ptplab import report
+    lay = sorted((REPO / "results/layouts").glob("*.json"))[:2]
+    text = report.render(lay, [], None, (tmp_path / "k.jsonl", tlb_records("emulated")))
+    tlb = text[text.index("## TLB flush policy"):text.index("## Recommendation")]
+    assert "**Emulated run**" in tlb and "(kernel, tcg, emulated, X, commit abcdef12)" in tlb
+    assert "| invlpg-refill vs cr3-reload-refill | 4KiB | 2 | 1 | 1 | 4 |" in tlb
+    assert "| ipi-invlpg-refill vs ipi-cr3-reload-refill (on another CPU, by IPI) | 4KiB | 2 |" in tlb
+    assert "| 1 | 2,001 (1.0) | 2,008 (1.0) | 2,032 (1.0) | 2,064 (1.0) | - |" in tlb, tlb
+    assert "| 2 | 4,001 (2.0) |" in tlb and "INVLPGB broadcast: not measured here (CPU lacks INVLPGB/TLBSYNC)." in tlb
+    rec = text[text.index("## Recommendation"):]
+    assert "**TLB flush**: on X (emulated), flush page by page up to 1 pages of 4 KiB" in rec
+    assert "Emulated: calibrate on your CPU before adopting a number." in rec
+    native = report.render(lay, [], None, (tmp_path / "k.jsonl", tlb_records("native")))
+    assert "**Emulated run**" not in native and "calibrate on your CPU" not in native
+    assert "## TLB flush policy" not in report.render(lay, [], None, None)
+
+
+def test_the_tlb_section_prefers_a_native_run_to_a_newer_emulated_one(tmp_path):
+    import json
+    from ptplab import report
+    for name, execution, started in (("native", "native", "2026-01-01"), ("emulated", "emulated", "2026-02-01")):
+        recs = tlb_records(execution)
+        recs[0]["started_utc"] = started
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert report.tlb_run(tmp_path)[0].name == "native.jsonl"
+    (tmp_path / "native.jsonl").unlink()
+    assert report.tlb_run(tmp_path)[0].name == "emulated.jsonl"
