@@ -4,8 +4,13 @@
 use ptp_lab::exit::{DEBUG_EXIT_PORT, ExitCode};
 use x86_64::instructions::port::Port;
 
-/// Ask QEMU to exit; if there is no debug-exit device (real hardware, Bochs), halt forever.
+/// Say the run is over and what to do next (serial and screen), ask QEMU to exit; if there is
+/// no debug-exit device (real hardware, Bochs), halt forever: no reboot loop.
 pub fn exit(code: ExitCode) -> ! {
+    crate::println!(
+        "# halted ({}): the results are the JSON lines on COM1; save that log and run `python3 -m ptplab collect LOG --accel bare-metal` (README: Real hardware). You can switch the machine off.",
+        code.name()
+    );
     crate::serial::flush();
     // SAFETY: port 0xf4 is the isa-debug-exit device or unused; writing it has no
     // other effect.

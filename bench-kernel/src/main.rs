@@ -21,6 +21,7 @@ mod panic;
 mod platform;
 mod probe;
 mod rt;
+mod screen;
 mod selftest;
 mod serial;
 mod smp;
@@ -56,7 +57,11 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
         println!("# warning: COM1 init/loopback failed: {e}");
     }
     let info = match bootinfo::parse(boot_magic, boot_info_paddr) {
-        Ok(info) => info,
+        Ok(info) => {
+            screen::init(info.framebuffer);
+            println!("# bench-kernel {}", env!("CARGO_PKG_VERSION"));
+            info
+        }
         Err(e) => {
             let _ = record::error(&mut platform::SerialOut, "boot_info", format_args!("{e}"));
             println!("# boot info error: {e}");

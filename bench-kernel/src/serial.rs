@@ -1,4 +1,5 @@
-//! COM1 console via `uart_16550` and the `print!`/`println!` macros.
+//! COM1 console via `uart_16550` and the `print!`/`println!` macros. Every line that starts
+//! with `# ` (the human lines) also goes to the screen (`screen`), for machines read by eye.
 //!
 //! Single core, interrupts off: the only re-entrancy is an exception (or panic)
 //! raised while a print is in progress. A `BUSY` flag detects that case, and the
@@ -22,6 +23,35 @@ type Tty = Uart16550Tty<PioBackend>;
 static CONSOLE: RacyCell<Option<Tty>> = RacyCell::new(None);
 static BUSY: AtomicBool = AtomicBool::new(false);
 
+type Line = ptp_lab::fixedstr::FixedStr<256>;
+static LINE: RacyCell<Line> = RacyCell::new(Line::new());
+static EMERGENCY_LINE: RacyCell<Line> = RacyCell::new(Line::new());
+
+/// Writes through to the serial port and collects lines; a finished `# ` line is drawn on the
+/// screen (longer lines are cut there, never on serial).
+struct Tee<'a> {
+    out: &'a mut dyn Write,
+    line: &'a mut Line,
+}
+
+impl Write for Tee<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let result = self.out.write_str(s);
+        let mut rest = s;
+        while let Some(i) = rest.find('\n') {
+            let _ = self.line.write_str(&rest[..i]);
+            if let Some(text) = self.line.as_str().strip_prefix("# ") {
+                // SAFETY: the console lock (BUSY) or the ending fault path is held.
+                unsafe { crate::screen::line(text.trim_end_matches('\r')) };
+            }
+            *self.line = Line::new();
+            rest = &rest[i + 1..];
+        }
+        let _ = self.line.write_str(rest);
+        result
+    }
+}
+
 /// Initialise COM1 (115200 8N1, FIFO on) and run the UART loopback self-test.
 pub fn init() -> Result<(), Uart16550TtyError> {
     let config = Config {
@@ -42,13 +72,23 @@ pub fn with_console<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
     if BUSY.swap(true, Ordering::SeqCst) {
         // Re-entered from an exception/panic that interrupted a print: use a
         // separate handle on the already configured device.
-        return f(&mut emergency_writer());
+        // SAFETY: the re-entrant path (a fault report, which ends the run) has its own line.
+        let line = unsafe { &mut *EMERGENCY_LINE.get() };
+        return f(&mut Tee {
+            out: &mut emergency_writer(),
+            line,
+        });
     }
     // SAFETY: BUSY was false and is now held by us: no other reference exists.
     let console = unsafe { &mut *CONSOLE.get() };
+    // SAFETY: BUSY held: this is the only user of LINE.
+    let line = unsafe { &mut *LINE.get() };
     let result = match console {
-        Some(tty) => f(tty),
-        None => f(&mut emergency_writer()),
+        Some(tty) => f(&mut Tee { out: tty, line }),
+        None => f(&mut Tee {
+            out: &mut emergency_writer(),
+            line,
+        }),
     };
     BUSY.store(false, Ordering::SeqCst);
     result

@@ -106,6 +106,56 @@ pub struct MemoryRegion {
     pub kind: u32,
 }
 
+/// The framebuffer the loader set up (multiboot2 tag 8): EGA text (BIOS) or RGB pixels (UEFI).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Framebuffer {
+    pub addr: u64,
+    /// Bytes per row (of pixels, or of text cells).
+    pub pitch: u32,
+    /// Pixels, or text columns and rows.
+    pub width: u32,
+    pub height: u32,
+    pub bpp: u8,
+    pub text: bool,
+    /// (bit position, mask size) of each colour in a pixel.
+    pub red: (u8, u8),
+    pub green: (u8, u8),
+    pub blue: (u8, u8),
+}
+
+impl Framebuffer {
+    pub fn bytes_per_pixel(&self) -> u32 {
+        (self.bpp as u32).div_ceil(8)
+    }
+
+    /// Something this kernel can draw on: inside the identity map, a known layout.
+    pub fn usable(&self) -> bool {
+        let bytes = self.pitch as u64 * self.height as u64;
+        let layout = if self.text {
+            self.pitch >= self.width * 2
+        } else {
+            matches!(self.bpp, 16 | 24 | 32) && self.pitch >= self.width * self.bytes_per_pixel()
+        };
+        self.addr != 0
+            && self.width > 0
+            && self.height > 0
+            && layout
+            && self
+                .addr
+                .checked_add(bytes)
+                .is_some_and(|end| end <= IDENTITY_MAP_END)
+    }
+
+    /// The pixel value of colour (r, g, b) in this framebuffer's layout.
+    pub fn pixel(&self, r: u8, g: u8, b: u8) -> u32 {
+        let c = |v: u8, (pos, size): (u8, u8)| -> u32 {
+            let size = size.min(8);
+            ((v as u32) >> (8 - size)) << pos.min(31)
+        };
+        c(r, self.red) | c(g, self.green) | c(b, self.blue)
+    }
+}
+
 pub struct BootInfo {
     pub protocol: Protocol,
     pub info_paddr: u64,
@@ -118,6 +168,8 @@ pub struct BootInfo {
     pub rsdp_paddr: Option<u64>,
     /// The first boot module (PVH modlist entry, multiboot2 module tag): `[start, end)`.
     pub module: Option<Range>,
+    /// The screen the loader set up (multiboot2 only).
+    pub framebuffer: Option<Framebuffer>,
     boot_ranges: [Range; MAX_BOOT_RANGES],
     boot_ranges_len: usize,
 }
@@ -134,6 +186,7 @@ impl BootInfo {
             memmap_truncated: false,
             rsdp_paddr: None,
             module: None,
+            framebuffer: None,
             boot_ranges: [Range::default(); MAX_BOOT_RANGES],
             boot_ranges_len: 0,
         }

@@ -56,6 +56,18 @@ pub fn run(
     suites::run_all(platform, out, scope, cfg, tally);
     judge.report(out, place, execution, cfg.pools(), &mut counts);
     let _ = record::end(out, status(&counts).1, &counts, platform.load());
+    let _ = writeln!(
+        out,
+        "# summary: {} run, {} ({}): {} measurements, {} checks ({} failed), {} skipped, {} targets missed",
+        place.name(),
+        execution.name(),
+        cpu.brand.as_str().trim(),
+        counts.measurements,
+        counts.checks,
+        counts.checks_failed,
+        counts.skips,
+        counts.targets_missed
+    );
     counts
 }
 

@@ -298,6 +298,17 @@ impl Judge {
                     counts.targets_missed += 1;
                 }
                 let (op, x) = t.want.text();
+                // The same judgement for a person (the kernel shows `# ` lines on its screen).
+                let _ = writeln!(
+                    w,
+                    "# {}, pool {pool}: {ratio:.2}x (want {op} {x}x): {}",
+                    t.name,
+                    match met {
+                        Some(true) => "met",
+                        Some(false) => "MISSED",
+                        None => "not judged (emulated)",
+                    }
+                );
                 let _ = record::target(
                     w,
                     &TargetRecord {
