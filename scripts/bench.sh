@@ -4,6 +4,7 @@
 #                    [--quick] [--selftest] [--out DIR] [--timeout S] [--memory MiB] [--seed N]
 #   scripts/bench.sh --host ...          the same table in a host process (simulated memory)
 #   scripts/bench.sh --criterion ... [-- CRITERION ARGS]   the same table under criterion
+#   scripts/bench.sh --image FILE ...    write the real-hardware image (scripts/make-image.sh)
 #   scripts/bench.sh --help              every option
 # The logic lives in tools/ptplab (tested); this only checks, prepares and hands over.
 set -euo pipefail

@@ -26,10 +26,17 @@ ensure_qemu() {
     apt_install qemu-system-x86
 }
 
+# GRUB for BIOS and UEFI images (grub-mkrescue with both platforms' modules), xorriso, mtools.
 ensure_grub() {
     command -v grub-mkrescue >/dev/null && command -v xorriso >/dev/null && command -v mformat >/dev/null &&
-        [ -d /usr/lib/grub/i386-pc ] && return 0
-    apt_install grub-pc-bin grub-common xorriso mtools
+        [ -d /usr/lib/grub/i386-pc ] && [ -d /usr/lib/grub/x86_64-efi ] && return 0
+    apt_install grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools
+}
+
+# OVMF: UEFI firmware for QEMU (the image tests boot under it).
+ensure_ovmf() {
+    [ -f /usr/share/ovmf/OVMF.fd ] && return 0
+    apt_install ovmf
 }
 
 ensure_bochs() {

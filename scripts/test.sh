@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints (warnings denied), the lab's unit/property tests, the bench
-# kernel booted under QEMU/TCG (selftest, bad command lines, faults), the bench job's
+# kernel booted under QEMU/TCG and Bochs (selftest, SMP, bad command lines, faults), the
+# real-hardware image under SeaBIOS and OVMF (CD, USB stick, screen), the bench job's
 # behaviour, and the notebooks. Sets up what it needs on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ step() { echo; echo "== $*"; }
 step setup
 ensure_qemu
 ensure_grub
+ensure_ovmf
 ensure_bochs
 ensure_venv
 

@@ -131,6 +131,12 @@ def arg_parser() -> argparse.ArgumentParser:
                    help="with --suite layouts: the layouts handed to the kernel as a boot module")
     p.add_argument("--repeat", type=positive, default=1,
                    help="run K times (K files), then print the run-to-run spread of every median")
+    p.add_argument("--image", metavar="FILE", default=None,
+                   help="write the hybrid real-hardware image (BIOS and UEFI, CD and USB stick) instead of running: "
+                        "its GRUB menu's first entry runs these options, then the standard suites, a pool-size "
+                        "sweep, the selftest and the TLB suite on every CPU")
+    p.add_argument("--menu-timeout", type=int, default=5, metavar="S",
+                   help="with --image: seconds the GRUB menu waits before its first entry (default 5)")
     p.add_argument("--validate", action="store_true",
                    help="only check the options (what scripts/bench.sh does before it sets anything up)")
     p.add_argument("--kernel", default=str(KERNEL), help=argparse.SUPPRESS)
@@ -164,6 +170,8 @@ class Plan:
     repeat: int = 1
     layouts: Path | None = None
     report: Path | None = None
+    image: Path | None = None
+    menu_timeout: int = 5
 
     def cmdline(self) -> str:
         words = [f"mode={'selftest' if self.selftest else 'bench'}", f"suites={','.join(self.suites)}",
@@ -195,7 +203,8 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
                 seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
                 host_bin=Path(a.host_bin), qemu=a.qemu, bochs=a.bochs, extra=a.append_extra,
                 criterion_args=rest, repeat=a.repeat, layouts=Path(a.layouts),
-                report=Path(a.report))
+                report=Path(a.report), image=None if a.image is None else Path(a.image),
+                menu_timeout=a.menu_timeout)
 
 
 def split_criterion_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -215,6 +224,11 @@ def check_combination(a: argparse.Namespace, rest: list[str]) -> None:
         raise BenchError("--memory: guest RAM applies to the bench kernel only")
     if (a.host or a.criterion) and a.cpus is not None:
         raise BenchError("--cpus: the guest's CPUs apply to the bench kernel only")
+    if a.image is not None and (a.host or a.criterion or a.accel is not None or a.repeat != 1):
+        raise BenchError("--image: writes the real-hardware image and runs nothing here "
+                         "(no --host, --criterion, --accel or --repeat with it)")
+    if not 0 <= a.menu_timeout <= 600:
+        raise BenchError(f"--menu-timeout {a.menu_timeout}: seconds, 0 ... 600")
     if rest and not a.criterion:
         raise BenchError(f"arguments after --, {' '.join(rest)!r}, go to criterion: they need --criterion")
 
@@ -390,13 +404,16 @@ def parse_line(line: str) -> dict | None:
 
 
 def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str], cpu: str | None = None,
-              cpus: int = 1) -> list[str]:
-    """The one QEMU command line: `boot` is `-kernel K -append LINE` (PVH) or `-cdrom ISO` (GRUB)."""
+              cpus: int = 1, serial: str = "stdio", monitor: list[str] | None = None,
+              debug_exit: bool = True) -> list[str]:
+    """The one QEMU command line: `boot` is `-kernel K -append LINE` (PVH), `-cdrom ISO` (GRUB),
+    or an image as a USB stick (with `-bios OVMF` for UEFI). To look at the screen after the run:
+    `serial` a file, `monitor` a QMP socket, no `debug_exit` (the kernel halts instead)."""
     cpu = cpu or ("host" if accel == "kvm" else "max")
     port = lab.facts()["exit"]["debug_exit_port"]
+    exit_device = ["-device", f"isa-debug-exit,iobase={port:#x},iosize=0x04"] if debug_exit else []
     return [qemu, "-accel", accel, "-cpu", cpu, "-smp", str(cpus), "-m", f"{memory_mib}M", "-nographic", "-no-reboot",
-            "-serial", "stdio", "-display", "none", "-monitor", "none",
-            "-device", f"isa-debug-exit,iobase={port:#x},iosize=0x04", *boot]
+            "-serial", serial, "-display", "none", *(monitor or ["-monitor", "none"]), *exit_device, *boot]
 
 
 def qemu_cmd(plan: Plan, accel: str, cmdline: str, module: Path | None = None) -> list[str]:
@@ -525,6 +542,8 @@ def setup_needs(plan: Plan) -> list[str]:
     """What scripts/bench.sh must set up before this run (lib.sh has an ensure_ or build_ each)."""
     if plan.host or plan.criterion:
         return []
+    if plan.image is not None:
+        return ["grub", "kernel"]
     if plan.accel == "bochs":
         return ["grub", "bochs", "kernel"]
     return ["qemu", "kernel"]
@@ -539,6 +558,8 @@ def main(argv: list[str]) -> int:
                 print(" ".join(setup_needs(plan_from_args(argv))))
             return 0
         plan = plan_from_args(argv)
+        if plan.image is not None:
+            return write_image(plan)
         paths = []
         for i in range(plan.repeat):
             if plan.repeat > 1:
@@ -555,6 +576,51 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         say("bench: interrupted before anything was measured")
         return 128 + signal.SIGINT
+
+
+def image_entries(plan: Plan, facts: dict) -> list[tuple[str, str]]:
+    """The real-hardware image's menu: this run's options first (the default), then the
+    standard suites, a pool-size sweep, the selftest and the TLB suite on every CPU."""
+    def line(**change) -> str:
+        return Plan(**{**plan.__dict__, **change}).cmdline()
+    all_suites, standard = facts["suites"], [facts["pool_pages"]["standard"]]
+    sweep = [n for n in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+             if facts["pool_pages"]["min"] <= n <= facts["pool_pages"]["max"]]
+    entries = [("PTP lab: the default run (as built)", plan.cmdline()),
+               ("PTP lab: every suite, the standard pool", line(suites=all_suites, pools=standard, selftest=False,
+                                                               quick=False)),
+               ("PTP lab: pool-size sweep 512 ... 65536", line(suites=all_suites, pools=sweep, selftest=False,
+                                                              quick=False)),
+               ("PTP lab: selftest (every check, quick)", line(suites=all_suites, pools=[64, 1024], selftest=True)),
+               ("PTP lab: TLB suite on every CPU", line(suites=["tlb"], pools=standard, selftest=False, quick=False))]
+    seen, out = set(), []
+    for title, cmd in entries:
+        if cmd not in seen:
+            seen.add(cmd)
+            out.append((title, cmd))
+    return out
+
+
+def write_image(plan: Plan) -> int:
+    """--image FILE: the hybrid image for real machines (and for QEMU/Bochs)."""
+    from .iso import IsoError, make_image
+    if not plan.kernel.exists():
+        raise BenchError(f"kernel {plan.kernel} not built (cd bench-kernel && cargo build --release)")
+    if plan.image.exists():
+        raise BenchError(f"--image {plan.image}: exists; images are not overwritten (remove it or name another)")
+    try:
+        plan.image.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="ptplab-image-"))
+        module = layouts_module(Plan(**{**plan.__dict__, "suites": lab.facts()["suites"]}), work)
+        entries = image_entries(plan, lab.facts())
+        make_image(plan.kernel, plan.image, entries, timeout=plan.menu_timeout, module=module)
+    except IsoError as e:
+        raise BenchError(f"--image: {e}")
+    except OSError as e:
+        raise BenchError(f"--image {plan.image}: {e.strerror}")
+    say(f"bench: wrote {plan.image} (BIOS and UEFI, CD and USB stick); menu, first entry after "
+        f"{plan.menu_timeout} s:\n" + "\n".join(f"  {t}: {c}" for t, c in entries))
+    return 0
 
 
 def write_report(plan: Plan, paths: list[Path]) -> int:
@@ -697,6 +763,8 @@ def collect(argv: list[str]) -> int:
     ap.add_argument("log", help="the serial output, as captured")
     ap.add_argument("--accel", required=True, choices=["bare-metal", "kvm", "tcg"], help="how it ran")
     ap.add_argument("--out", default=str(REPO / "results"))
+    ap.add_argument("--partial", action="store_true",
+                    help="keep a log cut before the end record, as a .partial.jsonl file (default: refuse it)")
     try:
         a = ap.parse_args(argv)
         try:
@@ -710,6 +778,9 @@ def collect(argv: list[str]) -> int:
         if run_rec is None:
             raise BenchError(f"{a.log}: no run record: not the bench kernel's output, or cut before it")
         complete = out.end() is not None
+        if not complete and not a.partial:
+            raise BenchError(f"{a.log}: no end record: the log was cut before the run ended (capture it again, or "
+                             "--partial to keep what it has as a partial file)", code=5)
         problems = schema.validate(out.records) if complete else []
         Path(a.out).mkdir(parents=True, exist_ok=True)
         path = new_path(Path(a.out), today(), socket.gethostname(), a.accel, partial=not complete)

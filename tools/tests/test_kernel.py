@@ -192,9 +192,12 @@ def test_collect_turns_a_captured_serial_log_into_a_labelled_results_file(tmp_pa
     recs = [json.loads(line) for line in next((tmp_path / "res").glob("*-bare-metal.jsonl")).read_text().splitlines()]
     assert schema.validate(recs) == []
     assert recs[0]["accel"] == "bare-metal" and recs[0]["boot"]["boot"]["protocol"] == "pvh"
-    # A log cut before the end is kept as partial; one without a run record is refused.
+    # A log cut before the end is refused, or kept as partial when asked; one without a run
+    # record is refused.
     log.write_text(stdout[: stdout.index('"type":"end"')])
     assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 5
+    assert len(list((tmp_path / "res").glob("*.partial.jsonl"))) == 0
+    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res"), "--partial"]) == 5
     assert len(list((tmp_path / "res").glob("*.partial.jsonl"))) == 1
     log.write_text("SeaBIOS\n")
     assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 2

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The real-hardware image: one file that boots from a CD and from a USB stick, under BIOS and
+# under UEFI, with a GRUB menu (the default run, the standard suites, a pool-size sweep, the
+# selftest, the TLB suite on every CPU). Results go to COM1 and to the screen.
+#   scripts/make-image.sh [FILE] [bench options for the default entry]   (default FILE: target/ptplab.iso)
+# Writing it to a USB stick, booting, reading the results: README, "Real hardware".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/ptplab.iso
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then out=$1; shift; fi
+exec scripts/bench.sh --image "$out" "$@"
