@@ -151,13 +151,8 @@ fn shootdown(ctx: &mut Ctx<'_>) {
     }
     new_frame_seen(ctx, smp, &mut space, aps);
     others_untouched(ctx, smp, aps);
-    let calibrated = tlb::CALIBRATED_CEILING.load(Ordering::Relaxed);
-    let (ceiling, source) = if calibrated > 0 {
-        (calibrated, "calibrated by tlb_crossover")
-    } else {
-        (33, "Linux's fixed 33: tlb_crossover did not run")
-    };
-    let policy = FlushPolicy::with_ceiling(ceiling);
+    let (policy, source) = target_policy(tlb::CALIBRATED_CEILING.load(Ordering::Relaxed));
+    let ceiling = policy.ceiling;
     for k in 1..=aps.len() {
         let targets = first(aps, k);
         for pages in PAGES {
@@ -184,6 +179,22 @@ fn shootdown(ctx: &mut Ctx<'_>) {
     target_cost(ctx, smp, aps, &policy);
     target_crossover(ctx, smp, first(aps, 1));
     leave(smp, space, aps);
+}
+
+/// The policy each target flushes by: the ceiling `tlb_crossover` calibrated in this run (`slot`:
+/// [`tlb::CALIBRATED_CEILING`]'s value), else Linux's 33; and where it came from.
+fn target_policy(slot: u64) -> (FlushPolicy, &'static str) {
+    if slot != tlb::NOT_CALIBRATED {
+        (
+            FlushPolicy::with_ceiling(slot),
+            "calibrated by tlb_crossover",
+        )
+    } else {
+        (
+            FlushPolicy::LINUX,
+            "Linux's fixed 33: tlb_crossover did not run",
+        )
+    }
 }
 
 /// Every target first caches WS's translation (it reads the old frame), CPU 0 remaps WS to a
@@ -500,5 +511,28 @@ impl<T: Copy + Default> Set<T> {
 impl<T: Copy + Default + core::fmt::Debug> core::fmt::Debug for Set<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_list().entries(&self.v[..self.n]).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_flush_by_the_calibrated_ceiling_even_when_it_is_zero() {
+        // Under Bochs a full flush always wins: the calibrated ceiling is 0, not "none".
+        assert_eq!(
+            target_policy(0),
+            (FlushPolicy::with_ceiling(0), "calibrated by tlb_crossover")
+        );
+        assert_eq!(target_policy(32).0.ceiling, 32);
+        let (policy, source) = target_policy(tlb::NOT_CALIBRATED);
+        assert_eq!(
+            (policy, source),
+            (
+                FlushPolicy::LINUX,
+                "Linux's fixed 33: tlb_crossover did not run"
+            )
+        );
     }
 }

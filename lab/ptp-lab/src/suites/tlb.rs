@@ -44,10 +44,11 @@ const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 /// Linux's ceiling and two neighbours other kernels use.
 const FIXED_CEILINGS: [u64; 3] = [32, 33, 64];
 
-/// The 4 KiB ceiling `tlb_crossover` calibrated on this CPU in this run (0: not yet): the
-/// shootdown's targets flush by it.
+/// The 4 KiB ceiling `tlb_crossover` calibrated on this CPU in this run ([`NOT_CALIBRATED`]:
+/// not yet; 0 is a ceiling: a full flush always wins): the shootdown's targets flush by it.
 pub(super) static CALIBRATED_CEILING: core::sync::atomic::AtomicU64 =
-    core::sync::atomic::AtomicU64::new(0);
+    core::sync::atomic::AtomicU64::new(NOT_CALIBRATED);
+pub(super) const NOT_CALIBRATED: u64 = u64::MAX;
 
 pub const INVLPG: Bench = Bench {
     name: "tlb_invlpg",
