@@ -126,5 +126,6 @@ def crossover(rec: dict, source: str, execution: str) -> list[Figure]:
     ax.legend(fontsize=7)
     where = "by IPI on another CPU, " if rec["bench"] == "tlb_shootdown" else ""
     ax.set_title(f"Flush + refill {where}{rec['page_size']} pages ({source}, {execution})", fontsize=9)
-    stem = f"tlb-{'shootdown-' if where else ''}{rec['page_size']}"
-    return [(f"Flush + refill vs N, {where}{rec['page_size']}", stem, fig)]
+    # One file per pair of strategies (a run has several per page size: invlpg, INVPCID, IPI).
+    stem = f"tlb-{rec['page_size']}-{rec['per_page']}-vs-{rec['full']}"
+    return [(f"Flush + refill vs N, {where}{rec['page_size']}: {rec['per_page']} vs {rec['full']}", stem, fig)]

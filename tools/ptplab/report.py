@@ -171,8 +171,9 @@ def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
     own = next((x for x in cross if x.get("bench") == "tlb_crossover" and x.get("page_size") == "4KiB"), None)
     sentence = ""
     if own:
-        sentence = (f"- **TLB flush**: on {(r0.get('cpu') or {}).get('brand')} ({r0.get('execution')}), flush page "
-                    f"by page up to {own['calibrated_ceiling']} pages of 4 KiB, then reload CR3 "
+        rule = (f"flush page by page up to {own['calibrated_ceiling']} pages of 4 KiB, then reload CR3"
+                if own["calibrated_ceiling"] > 0 else "always reload CR3 (a full flush was cheaper at every size)")
+        sentence = (f"- **TLB flush**: on {(r0.get('cpu') or {}).get('brand')} ({r0.get('execution')}), {rule} "
                     f"(`vystem_ptp::flush::calibrate` measured it in {own['calibration_ticks']:,} ticks; Linux's "
                     f"fixed 33 costs {own['fixed_ceilings'].get('33', {}).get('regret', 0):,.0f} ticks over the best "
                     f"choice, summed over the sizes measured). ({source(path)})")

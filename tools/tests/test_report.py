@@ -196,3 +196,17 @@ def test_the_tlb_section_prefers_a_native_run_to_a_newer_emulated_one(tmp_path):
     assert report.tlb_run(tmp_path)[0].name == "native.jsonl"
     (tmp_path / "native.jsonl").unlink()
     assert report.tlb_run(tmp_path)[0].name == "emulated.jsonl"
+
+
+def test_a_zero_ceiling_reads_as_always_reloading_and_every_crossover_gets_its_own_plot(tmp_path):
+    from ptplab import report
+    recs = tlb_records("emulated")
+    recs[1]["calibrated_ceiling"] = 0
+    other = {**recs[1], "bench": "tlb_invpcid", "per_page": "invpcid-0-refill", "full": "invpcid-1-refill"}
+    recs.insert(2, other)
+    lay = sorted((REPO / "results/layouts").glob("*.json"))[:2]
+    text = report.render(lay, [], tmp_path, (tmp_path / "k.jsonl", recs))
+    assert "on X (emulated), always reload CR3 (a full flush was cheaper at every size)" in text
+    stems = sorted(p.stem for p in tmp_path.glob("tlb-*.svg"))
+    assert stems == ["tlb-4KiB-invlpg-refill-vs-cr3-reload-refill", "tlb-4KiB-invpcid-0-refill-vs-invpcid-1-refill",
+                     "tlb-4KiB-ipi-invlpg-refill-vs-ipi-cr3-reload-refill"], stems
