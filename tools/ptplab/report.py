@@ -240,7 +240,8 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
         L += ["## Costs that change with N", "",
               (f"TSC ticks: the median over {len(runs)} runs, its 95 % confidence interval in brackets, and each "
                f"size against {STANDARD}: the ratio, and whether it is beyond the noise. "
-               + aggregate.RULE.split("rule: ", 1)[1].replace("The candidate", "A size")
+               + "The rule, per benchmark: " + aggregate.RULE.split("rule: per benchmark, ", 1)[1]
+               .replace("The candidate", "A size")
                + f" Threshold {THRESHOLD:.0%}.") if several else
               ("TSC ticks, the medians of one run. One run says nothing about the noise: the ratios to "
                f"{STANDARD} have no verdict (`scripts/bench.sh --host --repeat K` gives K runs)."), "",
