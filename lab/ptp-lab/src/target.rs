@@ -363,7 +363,17 @@ mod tests {
             &[1024, 4096],
             &mut c,
         );
-        assert_eq!(out.lines().count(), 1, "{out}");
+        // One judgement, as a record and as a line for a person (the kernel's screen).
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with('{')).count(),
+            1,
+            "{out}"
+        );
+        assert!(
+            out.lines().any(|l| l.starts_with("# map_range >= 15x")
+                && l.ends_with("pool 4096: 20.00x (want >= 15x): met")),
+            "{out}"
+        );
         assert!(out.contains("\"ratio\":20.000") && out.contains("\"met\":true"));
         assert!(out.contains("\"want\":\">= 15x\""), "{out}");
         assert_eq!(c.targets_missed, 0);
@@ -377,6 +387,7 @@ mod tests {
             &mut c,
         );
         assert!(out.contains("\"met\":null") && out.contains("not judged: emulated"));
+        assert!(out.contains("): not judged (emulated)\n"), "{out}");
         let (mut out, mut c2) = (String::new(), Counts::default());
         j.note("map_1GiB_4KiB", "memset-limit", 4096, 0.25);
         j.report(&mut out, Place::Host, Execution::Native, &[4096], &mut c2);
