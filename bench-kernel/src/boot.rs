@@ -199,15 +199,7 @@ boot64:
     /* Upper halves of the GPRs are undefined after the mode switch: reload. */
     mov $boot_stack_top, %rsp
 
-    /* SSE: CR0.EM = 0, CR0.MP = 1; CR4.OSFXSR | CR4.OSXMMEXCPT */
-    mov %cr0, %rax
-    and $~(1 << 2), %rax
-    or $(1 << 1), %rax
-    mov %rax, %cr0
-    mov %cr4, %rax
-    or $((1 << 9) | (1 << 10)), %rax
-    mov %rax, %cr4
-    fninit
+    call sse_on
 
     mov %ebp, %edi                      /* boot_magic (zero-extended) */
     mov %esi, %esi                      /* boot_info_paddr (zero-extend) */
@@ -216,6 +208,20 @@ boot64:
 7:  cli
     hlt
     jmp 7b
+
+    /* SSE on this CPU (the boot CPU here, each AP from its trampoline): CR0.EM = 0,
+       CR0.MP = 1; CR4.OSFXSR | CR4.OSXMMEXCPT. Clobbers rax only. */
+    .global sse_on
+sse_on:
+    mov %cr0, %rax
+    and $~(1 << 2), %rax
+    or $(1 << 1), %rax
+    mov %rax, %cr0
+    mov %cr4, %rax
+    or $((1 << 9) | (1 << 10)), %rax
+    mov %rax, %cr4
+    fninit
+    ret
 
     .section .rodata.boot, "a"
 no_long_mode_msg:

@@ -50,23 +50,43 @@ pub fn ist_stack_range(slot: IstSlot) -> (u64, u64) {
 /// Build and load the GDT and TSS, reload the segment registers. Call once, early.
 pub fn init() {
     // SAFETY: called once during single-threaded boot before any exception handler
-    // is installed; nothing else references TSS/GDT yet. After loading, both are
-    // only read by the CPU and never mutated again, so the `'static` shared
-    // references handed to the x86_64 crate stay valid.
+    // is installed; nothing else references TSS/GDT yet.
     unsafe {
-        let tss = &mut *TSS.get();
-        for slot in 0..IST_SLOTS {
-            let base = IST_STACKS.get() as u64 + (slot * IST_STACK_SIZE) as u64;
-            // Stacks grow down: the IST entry is the (16-byte aligned) top.
-            tss.interrupt_stack_table[slot] = VirtAddr::new(base + IST_STACK_SIZE as u64);
-        }
-        let tss: &'static TaskStateSegment = &*TSS.get();
+        load(
+            TSS.get(),
+            GDT.get(),
+            IST_STACKS.get() as u64,
+            IST_STACK_SIZE,
+        )
+    }
+}
 
-        let gdt = &mut *GDT.get();
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss_sel = gdt.append(Descriptor::tss_segment(tss));
-        let gdt: &'static GlobalDescriptorTable = &*GDT.get();
+/// Point `tss`'s IST slots at the `stack_size` stacks from `stacks`, put kernel code, data and
+/// `tss` into `gdt`, load both on this CPU and reload the segment registers.
+///
+/// # Safety
+/// `tss` and `gdt` belong to this CPU alone and are not loaded yet; after this they are only
+/// read by the CPU and never mutated again (except IST tops through [`set_ist_top`]), so the
+/// `'static` references handed to the x86_64 crate stay valid. `stacks` holds `IST_SLOTS`
+/// stacks of `stack_size` bytes.
+unsafe fn load(
+    tss: *mut TaskStateSegment,
+    gdt: *mut GlobalDescriptorTable,
+    stacks: u64,
+    stack_size: usize,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        for slot in 0..IST_SLOTS {
+            let base = stacks + (slot * stack_size) as u64;
+            // Stacks grow down: the IST entry is the (16-byte aligned) top.
+            (*tss).interrupt_stack_table[slot] = VirtAddr::new(base + stack_size as u64);
+        }
+        let tss: &'static TaskStateSegment = &*tss;
+        let code = (*gdt).append(Descriptor::kernel_code_segment());
+        let data = (*gdt).append(Descriptor::kernel_data_segment());
+        let tss_sel = (*gdt).append(Descriptor::tss_segment(tss));
+        let gdt: &'static GlobalDescriptorTable = &*gdt;
         gdt.load();
 
         CS::set_reg(code);
@@ -101,24 +121,12 @@ pub unsafe fn init_ap(cpu: usize) {
     let i = cpu - 1;
     // SAFETY: slot `i` belongs to this AP alone, which runs this once before anything uses it.
     unsafe {
-        let tss = &mut (*AP_TSS.get())[i];
-        let stacks = &raw const (*AP_IST.get())[i];
-        for slot in 0..IST_SLOTS {
-            let base = stacks as u64 + (slot * AP_IST_STACK_SIZE) as u64;
-            tss.interrupt_stack_table[slot] = VirtAddr::new(base + AP_IST_STACK_SIZE as u64);
-        }
-        let tss: &'static TaskStateSegment = &(*AP_TSS.get())[i];
-        let gdt = &mut (*AP_GDT.get())[i];
-        let code = gdt.append(Descriptor::kernel_code_segment());
-        let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss_sel = gdt.append(Descriptor::tss_segment(tss));
-        let gdt: &'static GlobalDescriptorTable = &(*AP_GDT.get())[i];
-        gdt.load();
-        CS::set_reg(code);
-        SS::set_reg(data);
-        DS::set_reg(data);
-        ES::set_reg(data);
-        load_tss(tss_sel);
+        load(
+            &raw mut (*AP_TSS.get())[i],
+            &raw mut (*AP_GDT.get())[i],
+            &raw const (*AP_IST.get())[i] as u64,
+            AP_IST_STACK_SIZE,
+        )
     }
 }
 

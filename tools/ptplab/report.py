@@ -71,13 +71,8 @@ def repeats(results: Path, newest: tuple[Path, list[dict]]) -> list[tuple[Path, 
         return ((r.get("cpu") or {}).get("brand"), r.get("git_commit"), r.get("git_dirty"), r.get("config"),
                 r.get("where"), r.get("execution"), (r.get("timer") or {}).get("kind"))
     want = same(newest[1][0])
-    found = []
-    for p in results.glob("*.jsonl"):
-        if p.name.endswith(".partial.jsonl") or p.resolve() == newest[0].resolve():
-            continue
-        recs = show.load(p)
-        if recs and recs[-1].get("type") == "end" and usable(recs) and same(recs[0]) == want:
-            found.append((p, recs))
+    found = [(p, recs) for p, recs in complete_runs(results)
+             if p.resolve() != newest[0].resolve() and usable(recs) and same(recs[0]) == want]
     return sorted(found + [newest], key=lambda x: x[1][0].get("started_utc", ""))
 
 
@@ -95,17 +90,29 @@ def load_text(load: dict | None) -> str:
 
 def latest(results: Path, accept) -> tuple[Path, list[dict]] | None:
     """The newest complete run in `results` whose records `accept` takes (partial files never)."""
-    best = None
-    for p in results.glob("*.jsonl"):
+    taken = [(p, recs) for p, recs in complete_runs(results) if accept(recs)]
+    return max(taken, key=lambda x: x[1][0].get("started_utc", ""), default=None)
+
+
+_read: dict[tuple, list[dict]] = {}
+
+
+def complete_runs(results: Path) -> list[tuple[Path, list[dict]]]:
+    """The complete runs in `results` (ending in an end record; partial files never). A report
+    asks several questions of the same files (the newest run, its repeats, the TLB run): each
+    version of a file is read once."""
+    runs = []
+    for p in sorted(results.glob("*.jsonl")):
         if p.name.endswith(".partial.jsonl"):
             continue
-        recs = show.load(p)
-        if not recs or recs[-1].get("type") != "end" or not accept(recs):
-            continue
-        run = recs[0]
-        if best is None or run.get("started_utc", "") > best[1][0].get("started_utc", ""):
-            best = (p, recs)
-    return best
+        st = p.stat()
+        key = (p.resolve(), st.st_mtime_ns, st.st_size)
+        if key not in _read:
+            _read[key] = show.load(p)
+        recs = _read[key]
+        if recs and recs[-1].get("type") == "end":
+            runs.append((p, recs))
+    return runs
 
 
 def source(p: Path) -> str:

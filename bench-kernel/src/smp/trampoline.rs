@@ -1,7 +1,7 @@
 //! The application processors' way in: a SIPI starts each in real mode at a page below 1 MiB.
 //! This code is copied there; it loads its own GDT, enters protected mode, turns on PAE, the
 //! boot page tables, long mode (and NX, as the boot CPU has it) and paging, enters 64-bit
-//! code, enables SSE and calls the entry on the stack the boot CPU left it. It finds its own
+//! code, enables SSE (boot.rs's `sse_on`) and calls the entry on the stack the boot CPU left it. It finds its own
 //! linear base from CS and patches its far pointers, so it runs from any page.
 
 use core::arch::global_asm;
@@ -64,14 +64,8 @@ tr_lm:
     mov %ebx, %ebx
     mov (tr_stack - ap_trampoline_start)(%rbx), %rsp
     mov (tr_arg - ap_trampoline_start)(%rbx), %rdi
-    mov %cr0, %rax
-    and $~(1 << 2), %rax
-    or $(1 << 1), %rax
-    mov %rax, %cr0
-    mov %cr4, %rax
-    or $((1 << 9) | (1 << 10)), %rax
-    mov %rax, %cr4
-    fninit
+    movabs $sse_on, %rax                /* boot.rs: the kernel image, identity-mapped */
+    call *%rax
     xor %ebp, %ebp
     mov (tr_entry - ap_trampoline_start)(%rbx), %rax
     call *%rax

@@ -8,7 +8,7 @@ use crate::json::Str;
 use crate::platform::Place;
 use crate::record::{List, Obj, BOOT_SUITE, RECORDS, SCHEMA};
 use crate::suites::{BENCHES, HOST_ONLY};
-use crate::target::{JOB_TARGETS, TARGETS, VALUE_TARGETS};
+use crate::target::{Target, JOB_TARGETS, TARGETS, VALUE_TARGETS};
 use crate::timing::Execution;
 use core::fmt::{self, Write};
 use vystem_ptp::pool::{MAX_POOL_PAGES, MIN_POOL_PAGES, STANDARD_POOL_PAGES};
@@ -17,6 +17,23 @@ fn names<T: Copy>(w: &mut dyn Write, items: &[T], name: impl Fn(T) -> &'static s
     let mut l = List::open(w)?;
     for &x in items {
         l.item(format_args!("{}", Str(name(x))))?;
+    }
+    l.close()
+}
+
+fn targets<'a>(w: &mut dyn Write, list: impl Iterator<Item = &'a Target>) -> fmt::Result {
+    let mut l = List::open(w)?;
+    for t in list {
+        let (op, x) = t.want.text();
+        l.item(format_args!(
+            "{{\"name\":{},\"bench\":{},\"ours\":{},\"other\":{},\"want\":\"{op} {x}x\",\"direction\":{},\"on\":{}}}",
+            Str(t.name),
+            Str(t.bench),
+            Str(t.ours),
+            Str(t.other),
+            Str(t.want.direction()),
+            Str(t.on.name())
+        ))?;
     }
     l.close()
 }
@@ -95,38 +112,8 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
             }
             w.write_str("}}")
         })
-        .with("targets", |w| {
-            let mut l = List::open(w)?;
-            for t in TARGETS {
-                let (op, x) = t.want.text();
-                l.item(format_args!(
-                    "{{\"name\":{},\"bench\":{},\"ours\":{},\"other\":{},\"want\":\"{op} {x}x\",\"direction\":{},\"on\":{}}}",
-                    Str(t.name),
-                    Str(t.bench),
-                    Str(t.ours),
-                    Str(t.other),
-                    Str(t.want.direction()),
-                    Str(t.on.name())
-                ))?;
-            }
-            l.close()
-        })
-        .with("value_targets", |w| {
-            let mut l = List::open(w)?;
-            for t in VALUE_TARGETS {
-                let (op, x) = t.want.text();
-                l.item(format_args!(
-                    "{{\"name\":{},\"bench\":{},\"ours\":{},\"other\":{},\"want\":\"{op} {x}x\",\"direction\":{},\"on\":{}}}",
-                    Str(t.name),
-                    Str(t.bench),
-                    Str(t.ours),
-                    Str(t.other),
-                    Str(t.want.direction()),
-                    Str(t.on.name())
-                ))?;
-            }
-            l.close()
-        })
+        .with("targets", |w| targets(w, TARGETS.iter()))
+        .with("value_targets", |w| targets(w, VALUE_TARGETS.iter().copied()))
         .with("job_targets", |w| {
             let mut l = List::open(w)?;
             for t in JOB_TARGETS {

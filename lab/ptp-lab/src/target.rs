@@ -134,21 +134,10 @@ pub static TARGETS: &[Target] = &[
     },
 ];
 
-/// A target on a value a benchmark computes (not a ratio of two contenders' estimates), judged
-/// where it is computed: on `on` runs, native ones only for the kernel.
-#[derive(Debug, Clone, Copy)]
-pub struct ValueTarget {
-    pub name: &'static str,
-    pub bench: &'static str,
-    /// What the value is, and what it is compared with.
-    pub ours: &'static str,
-    pub other: &'static str,
-    pub want: Want,
-    pub on: Place,
-}
-
 /// The calibrated TLB flush policy (issue: a policy calibrated on the CPU it runs on).
-pub static CALIBRATION_TIME: ValueTarget = ValueTarget {
+/// Targets on a value a benchmark computes (not a ratio of two contenders' estimates), judged
+/// where it is computed ([`Target::judge`]).
+pub static CALIBRATION_TIME: Target = Target {
     name: "calibrating the flush policy takes <= 1 ms of CPU time",
     bench: "tlb_crossover",
     ours: "calibration",
@@ -156,7 +145,7 @@ pub static CALIBRATION_TIME: ValueTarget = ValueTarget {
     want: Want::WithinOf(1.0),
     on: Place::Kernel,
 };
-pub static CALIBRATED_POLICY: ValueTarget = ValueTarget {
+pub static CALIBRATED_POLICY: Target = Target {
     name: "the calibrated flush policy is within 5 % of the best choice at every N measured",
     bench: "tlb_crossover",
     ours: "calibrated-policy",
@@ -164,10 +153,12 @@ pub static CALIBRATED_POLICY: ValueTarget = ValueTarget {
     want: Want::WithinOf(1.05),
     on: Place::Kernel,
 };
-pub static VALUE_TARGETS: &[&ValueTarget] = &[&CALIBRATION_TIME, &CALIBRATED_POLICY];
+pub static VALUE_TARGETS: &[&Target] = &[&CALIBRATION_TIME, &CALIBRATED_POLICY];
 
-impl ValueTarget {
-    /// Write the `target` record for `ratio` (ours / other); a miss counts in `counts`.
+impl Target {
+    /// Write the judgement of `ratio` (ours / other) at `pool_pages`: a line for a person (the
+    /// kernel shows `# ` lines on its screen) and the `target` record; a miss counts in
+    /// `counts`. Kernel targets are judged on native runs only.
     pub fn judge(
         &self,
         w: &mut dyn Write,
@@ -182,6 +173,16 @@ impl ValueTarget {
             counts.targets_missed += 1;
         }
         let (op, x) = self.want.text();
+        let _ = writeln!(
+            w,
+            "# {}, pool {pool_pages}: {ratio:.2}x (want {op} {x}x): {}",
+            self.name,
+            match met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "not judged (emulated)",
+            }
+        );
         let _ = record::target(
             w,
             &TargetRecord {
@@ -291,43 +292,7 @@ impl Judge {
                 ) else {
                     continue;
                 };
-                let ratio = t.want.ratio(ours, other);
-                let judged = place == Place::Host || execution == Execution::Native;
-                let met = judged.then(|| t.want.met(ratio));
-                if met == Some(false) {
-                    counts.targets_missed += 1;
-                }
-                let (op, x) = t.want.text();
-                // The same judgement for a person (the kernel shows `# ` lines on its screen).
-                let _ = writeln!(
-                    w,
-                    "# {}, pool {pool}: {ratio:.2}x (want {op} {x}x): {}",
-                    t.name,
-                    match met {
-                        Some(true) => "met",
-                        Some(false) => "MISSED",
-                        None => "not judged (emulated)",
-                    }
-                );
-                let _ = record::target(
-                    w,
-                    &TargetRecord {
-                        name: t.name,
-                        bench: t.bench,
-                        ours: t.ours,
-                        other: t.other,
-                        pool_pages: pool,
-                        ratio,
-                        direction: t.want.direction(),
-                        want: format_args!("{op} {x}x"),
-                        met,
-                        note: if judged {
-                            ""
-                        } else {
-                            "not judged: emulated (privileged instructions are emulated)"
-                        },
-                    },
-                );
+                t.judge(w, t.want.ratio(ours, other), pool, execution, counts);
             }
         }
     }

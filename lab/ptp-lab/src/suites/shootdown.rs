@@ -14,10 +14,9 @@ use super::tlb::{self, Space, WS};
 use super::{Bench, Ctx};
 use crate::config::{Mode, Suite};
 use crate::platform::{reason, Reason, Smp, Work};
-use crate::record;
 use crate::timing;
 use core::sync::atomic::Ordering;
-use vystem_ptp::flush::{ceiling_for, crossover, regret, RoundCost};
+use vystem_ptp::flush::{ceiling_for, crossover, RoundCost};
 use vystem_ptp::shootdown::CpuSet;
 use vystem_ptp::{Decision, FlushPolicy, FlushRange, PageSize};
 use x86_64::VirtAddr;
@@ -106,14 +105,16 @@ fn first(set: CpuSet, k: u32) -> CpuSet {
         .fold(CpuSet::EMPTY, CpuSet::with)
 }
 
-/// Bring the other CPUs into the test space, or say why not (a check that failed).
-fn join(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &Space, aps: CpuSet) -> bool {
+/// The test space, loaded on this CPU and joined by the other CPUs (`shootdown_join` says
+/// whether they came); `None` if either failed.
+fn shared_space(ctx: &mut Ctx<'_>, smp: &dyn Smp, aps: CpuSet) -> Option<Space> {
+    let space = Space::open(ctx, false)?;
     let work = Work {
         cr3: Some(space.ptp.cr3_frame()),
         ..Work::NOTHING
     };
     let res = smp.ipi(aps, &work);
-    ctx.check(
+    let joined = ctx.check(
         "shootdown_join",
         res.is_ok(),
         format_args!(
@@ -121,7 +122,13 @@ fn join(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &Space, aps: CpuSet) -> bool {
             aps.iter().fold(Set::new(), Set::push),
             res.map(|_| ())
         ),
-    )
+    );
+    if joined {
+        Some(space)
+    } else {
+        leave(smp, space, aps);
+        None
+    }
 }
 
 fn leave(smp: &dyn Smp, space: Space, aps: CpuSet) {
@@ -138,17 +145,9 @@ fn shootdown(ctx: &mut Ctx<'_>) {
         return;
     };
     let aps = smp.up().without(0);
-    let mut space = match Space::enter(ctx, false) {
-        Ok(space) => space,
-        Err(why) => {
-            ctx.check("tlb_setup", false, format_args!("{why}"));
-            return;
-        }
-    };
-    if !join(ctx, smp, &space, aps) {
-        leave(smp, space, aps);
+    let Some(mut space) = shared_space(ctx, smp, aps) else {
         return;
-    }
+    };
     new_frame_seen(ctx, smp, &mut space, aps);
     others_untouched(ctx, smp, aps);
     let (policy, source) = target_policy(tlb::CALIBRATED_CEILING.load(Ordering::Relaxed));
@@ -367,26 +366,14 @@ fn target_crossover(ctx: &mut Ctx<'_>, smp: &dyn Smp, target: CpuSet) {
         );
         return;
     }
-    let n_star = crossover(&costs);
-    let ceiling = ceiling_for(n_star, &costs);
-    let _ = record::crossover(
-        ctx.out,
-        &record::CrossoverRecord {
-            suite: ctx.suite.name(),
-            bench: ctx.bench,
-            pool_pages: ctx.pool.pages(),
-            page_size: "4KiB",
-            per_page: "ipi-invlpg-refill",
-            full: "ipi-cr3-reload-refill",
-            unit: "ticks",
-            costs: &costs,
-            n_star,
-            ceiling,
-            fixed: &[32u64, 33, 64].map(|c| (c, regret(c, &costs))),
-            calibrated_ceiling: ceiling,
-            calibration_ticks: 0,
-            calibrated_worst_excess: 1.0,
-        },
+    // Measured, not calibrated: the stated ceiling is the measured one, at no extra cost.
+    let ceiling = ceiling_for(crossover(&costs), &costs);
+    let n_star = tlb::write_crossover(
+        ctx,
+        "4KiB",
+        ("ipi-invlpg-refill", "ipi-cr3-reload-refill"),
+        &costs,
+        (ceiling, 0, 1.0),
     );
     ctx.check(
         "shootdown_crossover",
@@ -406,17 +393,9 @@ fn broadcast(ctx: &mut Ctx<'_>) {
         return;
     };
     let aps = smp.up().without(0);
-    let mut space = match Space::enter(ctx, false) {
-        Ok(space) => space,
-        Err(why) => {
-            ctx.check("tlb_setup", false, format_args!("{why}"));
-            return;
-        }
-    };
-    if !join(ctx, smp, &space, aps) {
-        leave(smp, space, aps);
+    let Some(mut space) = shared_space(ctx, smp, aps) else {
         return;
-    }
+    };
     let first_page = Page::<Size4KiB>::containing_address(VirtAddr::new(WS));
     for pages in PAGES {
         ctx.measure(

@@ -226,6 +226,13 @@ pub(super) struct Space {
 }
 
 impl Space {
+    /// [`Space::enter`], or a failed `tlb_setup` check saying why (the benchmark then stops).
+    pub(super) fn open(ctx: &mut Ctx<'_>, global_ws: bool) -> Option<Space> {
+        Space::enter(ctx, global_ws)
+            .map_err(|why| ctx.check("tlb_setup", false, format_args!("{why}")))
+            .ok()
+    }
+
     /// Build the PTP (kernel identity, WS on A, OTHER), load it, work through its self-map.
     pub(super) fn enter(ctx: &mut Ctx<'_>, global_ws: bool) -> Result<Space, Reason> {
         let pool = ctx.pool;
@@ -396,12 +403,8 @@ fn strategy(ctx: &mut Ctx<'_>, s: Strategy) {
 }
 
 fn strategy_in(ctx: &mut Ctx<'_>, s: Strategy, global: bool) {
-    let mut space = match Space::enter(ctx, global) {
-        Ok(space) => space,
-        Err(why) => {
-            ctx.check("tlb_setup", false, format_args!("{why}"));
-            return;
-        }
+    let Some(mut space) = Space::open(ctx, global) else {
+        return;
     };
     // 1. The flush alone (the working set warm in the TLB before each).
     ctx.measure(
@@ -574,12 +577,8 @@ fn pcid(n: u16) -> Pcid {
 /// CR3 writes that switch between two tagged address spaces, with the no-flush bit and
 /// without; and the check that a switch without flush keeps the other's translations usable.
 fn pcid_switch(ctx: &mut Ctx<'_>) {
-    let mut space = match Space::enter(ctx, false) {
-        Ok(space) => space,
-        Err(why) => {
-            ctx.check("tlb_setup", false, format_args!("{why}"));
-            return;
-        }
+    let Some(mut space) = Space::open(ctx, false) else {
+        return;
     };
     let frame = space.ptp.cr3_frame();
     let old = space.old;
@@ -659,12 +658,8 @@ fn pcid_switch(ctx: &mut Ctx<'_>) {
 /// INVPCID types 0 (one address), 1 (one context), 2 (all, global included), 3 (all but
 /// global): each alone, and each checked through the MMU after a remap.
 fn invpcid(ctx: &mut Ctx<'_>) {
-    let mut space = match Space::enter(ctx, false) {
-        Ok(space) => space,
-        Err(why) => {
-            ctx.check("tlb_setup", false, format_args!("{why}"));
-            return;
-        }
+    let Some(mut space) = Space::open(ctx, false) else {
+        return;
     };
     let frame = space.ptp.cr3_frame();
     let old = space.old;
@@ -754,12 +749,8 @@ fn invlpgb(ctx: &mut Ctx<'_>) {
     let Some(b) = tlb::Invlpgb::new() else {
         return;
     };
-    let mut space = match Space::enter(ctx, false) {
-        Ok(space) => space,
-        Err(why) => {
-            ctx.check("tlb_setup", false, format_args!("{why}"));
-            return;
-        }
+    let Some(mut space) = Space::open(ctx, false) else {
+        return;
     };
     use x86_64::structures::paging::{Page, Size4KiB};
     let first = Page::<Size4KiB>::containing_address(VirtAddr::new(WS));
@@ -911,28 +902,48 @@ fn state_crossover(
     if size == Size::K4 {
         CALIBRATED_CEILING.store(policy.ceiling, core::sync::atomic::Ordering::Relaxed);
     }
-    let n_star = crossover(costs);
     let worst = worst_excess(policy.ceiling, costs);
+    write_crossover(
+        ctx,
+        size.name(),
+        (pair.per.0, pair.full.0),
+        costs,
+        (policy.ceiling, calibration_ticks, worst),
+    );
+    (worst, calibration_ticks)
+}
+
+/// The crossover record of `costs` (per page against full, named by `names`): N*, the ceiling it
+/// calls for, what the fixed ceilings cost, and what calibrating found (`calibrated`: its
+/// ceiling, the ticks it took, its worst excess). Returns N*.
+pub(super) fn write_crossover(
+    ctx: &mut Ctx<'_>,
+    page_size: &str,
+    names: (&str, &str),
+    costs: &[RoundCost],
+    calibrated: (u64, u64, f64),
+) -> Option<u64> {
+    let n_star = crossover(costs);
     let _ = record::crossover(
         ctx.out,
         &record::CrossoverRecord {
             suite: ctx.suite.name(),
             bench: ctx.bench,
             pool_pages: ctx.pool.pages(),
-            page_size: size.name(),
-            per_page: pair.per.0,
-            full: pair.full.0,
+            page_size,
+            per_page: names.0,
+            full: names.1,
             unit: "ticks",
             costs,
             n_star,
             ceiling: ceiling_for(n_star, costs),
             fixed: &FIXED_CEILINGS.map(|c| (c, regret(c, costs))),
-            calibrated_ceiling: policy.ceiling,
-            calibration_ticks,
-            calibrated_worst_excess: worst,
+            calibrated_ceiling: calibrated.0,
+            calibration_ticks: calibrated.1,
+            calibrated_worst_excess: calibrated.2,
         },
     );
-    (worst, calibration_ticks)
+    n_star
 }
 
 /// A policy's worst cost over the best choice at each size measured (1.0: always the best).
@@ -954,12 +965,8 @@ fn worst_excess(ceiling: u64, costs: &[RoundCost]) -> f64 {
 /// fixed ceilings cost against it, and the policy `calibrate` finds: its ceiling, what
 /// calibrating took, how far its choices are from the best at each N.
 fn crossover_and_policy(ctx: &mut Ctx<'_>) {
-    let mut space = match Space::enter(ctx, false) {
-        Ok(space) => space,
-        Err(why) => {
-            ctx.check("tlb_setup", false, format_args!("{why}"));
-            return;
-        }
+    let Some(mut space) = Space::open(ctx, false) else {
+        return;
     };
     let small = sweep(
         ctx,
