@@ -23,13 +23,9 @@ done
 # then, with the host runner (which also tells the tools the lab's limits and names), the
 # rest; that check also says what this run needs set up (qemu, grub, bochs, kernel).
 python3 -m ptplab bench --validate "$@" >/dev/null
-build_host_runner
+timed "build of the host runner" build_host_runner
 needs=$(python3 -m ptplab bench --validate "$@")
-for need in $needs; do
-    case "$need" in
-        kernel) build_kernel ;;
-        *) "ensure_$need" ;;
-    esac
-done
-ensure_venv  # the report after the run draws its plots with matplotlib
+timed "set-up of packages" ensure $(echo "$needs" | tr ' ' '\n' | grep -vx kernel || true)
+case " $needs " in *" kernel "*) timed "build of the kernel" build_kernel ;; esac
+timed "set-up of .venv" ensure_venv  # the report after the run draws its plots with matplotlib
 exec "$PY" -m ptplab bench "$@"

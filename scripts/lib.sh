@@ -1,48 +1,35 @@
 # Shared set-up steps for scripts/*.sh (sourced, not run). Each installs what is missing, as
-# root with apt-get/pip, or says exactly what to install. Installing never removes a package
-# (apt-get --no-remove: a conflict stops the install and is shown), and the package manager's
-# output goes to a log, shown only when it fails.
+# root with apt-get/pip, or says exactly what to install. Installing never removes or
+# downgrades a package (a conflict stops the install and is named), and the package manager's
+# output goes to a log, named only when it fails.
 
 SETUP_LOG="${TMPDIR:-/tmp}/ptplab-setup.log"
 
-# apt_install PKG...: install Debian packages without removing any; one line unless it fails.
-apt_install() {
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "setup: error: install the Debian packages $* (or run this script as root)" >&2
-        return 1
-    fi
-    echo "setup: installing $* (apt-get, log in $SETUP_LOG)" >&2
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-           DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove "$@"
-         } >"$SETUP_LOG" 2>&1 </dev/null; then
-        echo "setup: error: apt-get could not install $* without removing anything; last lines of $SETUP_LOG:" >&2
-        tail -n 15 "$SETUP_LOG" >&2
-        return 1
-    fi
+# timed LABEL CMD...: run CMD, then say on stderr how long it took (first-run figures come from
+# these lines). A failing CMD returns its status unsaid.
+timed() {
+    local label=$1 t=$SECONDS
+    shift
+    "$@" || return
+    echo "time: $label $((SECONDS - t)) s" >&2
 }
 
-ensure_qemu() {
-    command -v qemu-system-x86_64 >/dev/null && return 0
-    apt_install qemu-system-x86
+# step NAME: start a step of a long script, ending the one before with its time; `step` alone
+# ends the last (scripts/test.sh calls it on exit, so a failing step still says its time).
+STEP_NAME= STEP_START=$SECONDS
+step() {
+    [ -z "$STEP_NAME" ] || echo "-- $STEP_NAME: $((SECONDS - STEP_START)) s (total $SECONDS s)"
+    STEP_NAME=$* STEP_START=$SECONDS
+    [ $# -eq 0 ] || { echo; echo "== $*"; }
 }
 
-# GRUB for BIOS and UEFI images (grub-mkrescue with both platforms' modules), xorriso, mtools.
-ensure_grub() {
-    command -v grub-mkrescue >/dev/null && command -v xorriso >/dev/null && command -v mformat >/dev/null &&
-        [ -d /usr/lib/grub/i386-pc ] && [ -d /usr/lib/grub/x86_64-efi ] && return 0
-    apt_install grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools
-}
-
-# OVMF: UEFI firmware for QEMU (the image tests boot under it).
-ensure_ovmf() {
-    [ -f /usr/share/ovmf/OVMF.fd ] && return 0
-    apt_install ovmf
-}
-
-ensure_bochs() {
-    command -v bochs >/dev/null && [ -f /usr/share/bochs/BIOS-bochs-latest ] &&
-        [ -f /usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_sdl2_gui.so ] && return 0
-    apt_install bochs bochs-sdl bochsbios vgabios
+# ensure NEED...: the Debian packages of each need (qemu, grub, ovmf, bochs) where its files are
+# missing, removing and downgrading nothing; the plan (which suite, which packages) is
+# tools/ptplab/packages.py's, tested against a fresh machine's package state.
+ensure() {
+    [ $# -gt 0 ] || return 0
+    : >"$SETUP_LOG"
+    PYTHONPATH="$PWD/tools" python3 -m ptplab setup --log "$SETUP_LOG" "$@"
 }
 
 # ensure_venv: the project's virtual environment .venv with tools/requirements.txt (pinned),

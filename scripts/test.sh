@@ -8,13 +8,10 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
 
-step() { echo; echo "== $*"; }
+trap step EXIT
 
 step setup
-ensure_qemu
-ensure_grub
-ensure_ovmf
-ensure_bochs
+ensure --all
 ensure_venv
 
 step "format"

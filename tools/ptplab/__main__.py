@@ -21,6 +21,7 @@ COMMANDS = {
     "machines": "runs of several machines side by side (latest per machine; native and emulated apart)",
     "report": "the decision report (Markdown): what the standard pool size buys, what changes at N",
     "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
+    "setup": "install the Debian packages a run needs (qemu, grub, ovmf, bochs), removing nothing",
 }
 
 
@@ -97,6 +98,9 @@ def main(argv: list[str]) -> int:
             return boot(rest)
         if cmd == "facts":
             return facts(rest)
+        if cmd == "setup":
+            from .packages import main as setup
+            return setup(rest)
         if cmd in ("compare", "machines"):
             from . import aggregate
             return aggregate.main(rest, cmd)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from .packages import BOCHS_BIOS
+
 BOCHS = "bochs"
 CPU_MODEL = "corei7_haswell_4770"
 # Emulated instructions per second: fixes the emulated clock, so runs are comparable.
 IPS = 200_000_000
-BIOS = Path("/usr/share/bochs/BIOS-bochs-latest")
+BIOS = BOCHS_BIOS
 VGA_BIOS = Path("/usr/share/bochs/VGABIOS-lgpl-latest")
 ENV = {"SDL_VIDEODRIVER": "dummy"}
 

@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .packages import GRUB_PLATFORMS
+
 # Menu on the screen and on COM1 alike. UEFI: load the GOP drivers so GRUB hands the kernel a
 # framebuffer; BIOS: keep VGA text mode (set inside each entry: entries do not see variables
 # set outside them).
@@ -25,7 +27,6 @@ GRUB_ENTRY = """menuentry "{title}" {{
 {module}    boot
 }}
 """
-GRUB_PLATFORMS = {"BIOS": Path("/usr/lib/grub/i386-pc"), "UEFI": Path("/usr/lib/grub/x86_64-efi")}
 
 
 class IsoError(Exception):

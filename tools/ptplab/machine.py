@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bench
+from .packages import OVMF
 
-OVMF = Path("/usr/share/ovmf/OVMF.fd")
 VGA_TEXT = 0xB8000
 HALTED = "# halted"
 
