@@ -125,7 +125,7 @@ def arg_parser() -> argparse.ArgumentParser:
                    help="CPUs of the guest (QEMU -smp, Bochs cpu count; default 1); the kernel starts them all")
     p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
     p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
-    p.add_argument("--report", default=str(REPO / "target/report"),
+    p.add_argument("--report", default=str(lab.REPORT_DIR),
                    help="where the decision report (report.md) is written after the run")
     p.add_argument("--layouts", default=str(REPO / "results/layouts"),
                    help="with --suite layouts: the layouts handed to the kernel as a boot module")
@@ -539,7 +539,7 @@ def say(msg: str) -> None:
 
 
 def setup_needs(plan: Plan) -> list[str]:
-    """What scripts/bench.sh must set up before this run (lib.sh has an ensure_ or build_ each)."""
+    """What scripts/bench.sh must set up before this run (packages.NEEDS names each but the kernel build)."""
     if plan.host or plan.criterion:
         return []
     if plan.image is not None:
@@ -624,14 +624,15 @@ def write_image(plan: Plan) -> int:
 
 
 def write_report(plan: Plan, paths: list[Path]) -> int:
-    """The decision report after a run: its costs from these runs (the repeats of one) when they
-    are native host runs, otherwise from the latest in results/ (the report says which files)."""
+    """The decision report after a run, from this run's files and those in results/: the costs
+    from this run (and its repeats) when it is a native host run, otherwise from the newest one
+    recorded; the report says which files it used and which it left out."""
     if plan.report is None:
         return 0
-    from . import report, show
-    own = [str(p) for p in paths if report.usable(show.load(p))]
-    say(f"bench: decision report (costs from {', '.join(own) if own else 'the latest native host run in results/'})")
-    return report.main([*own, "--out", str(plan.report), "--layouts", str(plan.layouts)])
+    from . import report
+    files = list(dict.fromkeys(p.resolve() for p in [*paths, *sorted((REPO / "results").glob("*.jsonl"))]))
+    say(f"bench: decision report from this run and results/ ({plan.report})")
+    return report.main([*map(str, files), "--out", str(plan.report), "--layouts", str(plan.layouts)])
 
 
 def run(plan: Plan) -> Path:

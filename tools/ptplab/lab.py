@@ -11,6 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_BIN = REPO / "target/release/ptp-host"
+# Where the decision report goes unless told (bench.sh after a run, report.sh).
+REPORT_DIR = REPO / "target/report"
 BUILD = ["cargo", "build", "--release", "--quiet", "-p", "ptp-lab", "--features", "std", "--bin", "ptp-host"]
 
 

@@ -12,6 +12,7 @@ Markdown, from three sources, each named where it is used:
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import aggregate, lab, layouts, plots, show
@@ -59,21 +60,95 @@ def usable(recs: list[dict]) -> bool:
     return any(r.get("bench") == "ptp_build" and r.get("type") == "measurement" for r in recs)
 
 
-def latest_host_run(results: Path) -> tuple[Path, list[dict]] | None:
-    """The newest complete, native host run (RDTSC) that measured PTP builds."""
-    return latest(results, usable)
+def same_set(r: dict) -> tuple:
+    """What repeats of one run share: machine, commit, configuration, where and how it ran."""
+    return ((r.get("cpu") or {}).get("brand"), r.get("git_commit"), r.get("git_dirty"), r.get("config"),
+            r.get("where"), r.get("execution"), (r.get("timer") or {}).get("kind"))
 
 
-def repeats(results: Path, newest: tuple[Path, list[dict]]) -> list[tuple[Path, list[dict]]]:
-    """`newest` and the other complete runs in `results` made beside it: same machine, commit and
-    configuration (what `bench.sh --repeat K` writes), oldest first."""
-    def same(r: dict) -> tuple:
-        return ((r.get("cpu") or {}).get("brand"), r.get("git_commit"), r.get("git_dirty"), r.get("config"),
-                r.get("where"), r.get("execution"), (r.get("timer") or {}).get("kind"))
-    want = same(newest[1][0])
-    found = [(p, recs) for p, recs in complete_runs(results)
-             if p.resolve() != newest[0].resolve() and usable(recs) and same(recs[0]) == want]
-    return sorted(found + [newest], key=lambda x: x[1][0].get("started_utc", ""))
+def brand(recs: list[dict]) -> str:
+    return str((recs[0].get("cpu") or {}).get("brand") or "unknown CPU").strip()
+
+
+def has_tlb(recs: list[dict]) -> bool:
+    return any(r.get("type") == "crossover" for r in recs)
+
+
+@dataclass
+class Selection:
+    """Which runs each section of the report takes, and every file it left out with the reason."""
+    costs: list[tuple[Path, list[dict]]] = field(default_factory=list)
+    tlb: tuple[Path, list[dict]] | None = None
+    left_out: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def select(paths: list[Path], machine: str | None = None, tlb_file: Path | None = None) -> Selection:
+    """Each section takes the runs it can use: the costs the newest native host run of one machine
+    (the newest machine, or `machine`, a part of its CPU brand) and its repeats; the TLB section
+    the newest kernel run with crossover records, native preferred (or `tlb_file`). Every other
+    file is left out with the reason. Fails (BenchError) only when nothing is usable."""
+    sel = Selection()
+    runs = []
+    for p in dict.fromkeys(paths):
+        try:
+            recs = read_run(p)
+        except (show.ShowError, OSError) as e:
+            sel.left_out.append((p, f"unreadable: {e}"))
+            continue
+        if not recs or recs[0].get("type") != "run":
+            sel.left_out.append((p, "does not start with a run record"))
+        elif p.name.endswith(".partial.jsonl") or recs[-1].get("type") != "end":
+            sel.left_out.append((p, "a partial run (no end record): its figures may be cut short"))
+        else:
+            runs.append((p, recs))
+    native = [(p, recs) for p, recs in runs if usable(recs)]
+    if machine is not None:
+        mine = [(p, recs) for p, recs in native if machine.lower() in brand(recs).lower()]
+        if not mine:
+            brands = sorted({brand(recs) for _, recs in native})
+            raise BenchError(f"--machine {machine!r}: no native host run of such a machine among the files "
+                             f"(machines: {', '.join(brands) or 'none'})")
+        native = mine
+    if native:
+        newest = max(native, key=lambda x: x[1][0].get("started_utc", ""))
+        sel.costs = sorted([x for x in native if same_set(x[1][0]) == same_set(newest[1][0])],
+                           key=lambda x: x[1][0].get("started_utc", ""))
+    if tlb_file is not None:
+        recs = read_run(tlb_file)
+        if not has_tlb(recs):
+            raise BenchError(f"--tlb {tlb_file}: no crossover records (a kernel run with the tlb suite has them)")
+        sel.tlb = (tlb_file, recs)
+    else:
+        tlbs = [x for x in runs if has_tlb(x[1])]
+        pick = [x for x in tlbs if x[1][0].get("execution") == "native"] or tlbs
+        sel.tlb = max(pick, key=lambda x: x[1][0].get("started_utc", ""), default=None)
+    used = {p for p, _ in sel.costs} | ({sel.tlb[0]} if sel.tlb else set())
+    chosen = sel.costs[-1][1] if sel.costs else None
+    for p, recs in runs:
+        if p not in used:
+            sel.left_out.append((p, why_left_out(recs, chosen, sel.tlb, machine)))
+    if not sel.costs and sel.tlb is None:
+        raise BenchError("no usable run among the files (the costs need a complete native host run, "
+                         "scripts/bench.sh --host; the TLB section a kernel run with the tlb suite): "
+                         + "; ".join(f"{p}: {why}" for p, why in sel.left_out))
+    return sel
+
+
+def why_left_out(recs: list[dict], chosen: list[dict] | None, tlb, machine: str | None) -> str:
+    r0 = recs[0]
+    if usable(recs) and chosen is not None:
+        if brand(recs) != brand(chosen):
+            return (f"another machine ({brand(recs)}): the costs come from one machine, "
+                    f"{brand(chosen)}{'' if machine else ', the newest'}; --machine picks another")
+        return "an older run of the same machine at another commit or sweep: the costs are the newest run's and its repeats'"
+    if has_tlb(recs):
+        return f"an older or emulated TLB run: the TLB section is from {source(tlb[0])}"
+    if r0.get("execution") != "native":
+        return (f"an emulated run ({r0.get('accel')}): costs need a native host run, and it has no crossover "
+                "records for the TLB section")
+    if r0.get("where") != "host":
+        return "a native kernel run without the tlb suite: the costs come from host runs (simulated memory, RDTSC)"
+    return "a native host run that did not measure PTP builds with RDTSC (criterion, or another suite)"
 
 
 def interval(runs: list[tuple[Path, list[dict]]], bench: str, impl: str, pool: int):
@@ -97,19 +172,23 @@ def latest(results: Path, accept) -> tuple[Path, list[dict]] | None:
 _read: dict[tuple, list[dict]] = {}
 
 
+def read_run(p: Path) -> list[dict]:
+    """A results file's records, read once per version of the file: a report asks several
+    questions of the same files (the costs, their repeats, the TLB run)."""
+    st = p.stat()
+    key = (p.resolve(), st.st_mtime_ns, st.st_size)
+    if key not in _read:
+        _read[key] = show.load(p)
+    return _read[key]
+
+
 def complete_runs(results: Path) -> list[tuple[Path, list[dict]]]:
-    """The complete runs in `results` (ending in an end record; partial files never). A report
-    asks several questions of the same files (the newest run, its repeats, the TLB run): each
-    version of a file is read once."""
+    """The complete runs in `results` (ending in an end record; partial files never)."""
     runs = []
     for p in sorted(results.glob("*.jsonl")):
         if p.name.endswith(".partial.jsonl"):
             continue
-        st = p.stat()
-        key = (p.resolve(), st.st_mtime_ns, st.st_size)
-        if key not in _read:
-            _read[key] = show.load(p)
-        recs = _read[key]
+        recs = read_run(p)
         if recs and recs[-1].get("type") == "end":
             runs.append((p, recs))
     return runs
@@ -124,14 +203,6 @@ def source(p: Path) -> str:
 def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
     return next((r["p50"] for r in records if r.get("type") == "measurement" and r["bench"] == bench
                  and r["impl"] == impl and r.get("pool_pages") == pool), None)
-
-
-def tlb_run(results: Path) -> tuple[Path, list[dict]] | None:
-    """The newest kernel run with `crossover` records: a native one if there is any (its figures
-    are that CPU's), else the newest emulated one (it shows the method, not hardware costs)."""
-    def has(recs: list[dict]) -> bool:
-        return any(r.get("type") == "crossover" for r in recs)
-    return latest(results, lambda recs: has(recs) and recs[0].get("execution") == "native") or latest(results, has)
 
 
 def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
@@ -338,58 +409,49 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
     return "\n".join(L) + "\n"
 
 
-def checked(p: Path) -> tuple[Path, list[dict]]:
-    """A results file the costs may come from: a native run, or BenchError naming it."""
-    recs = show.load(p)
-    r0 = recs[0] if recs else {}
-    # Emulated timings say nothing about hardware: they never become a decision.
-    if r0.get("execution") == "emulated":
-        raise BenchError(f"{p}: an emulated run ({r0.get('accel')}); the costs need a native run "
-                         "(scripts/bench.sh --host)")
-    if r0.get("type") != "run" or r0.get("execution") != "native":
-        raise BenchError(f"{p}: does not start with the run record of a native run")
-    return p, recs
-
-
-def checked_tlb(p: Path) -> tuple[Path, list[dict]]:
-    recs = show.load(p)
-    if not any(r.get("type") == "crossover" for r in recs):
-        raise BenchError(f"--tlb {p}: no crossover records (a kernel run with the tlb suite has them)")
-    return p, recs
+def left_out_section(left_out: list[tuple[Path, str]]) -> list[str]:
+    if not left_out:
+        return []
+    L = ["## Runs left out", "", "Files among the inputs that no section used, and why:", "",
+         "| file | why |", "| --- | --- |"]
+    L += [f"| `{source(p)}` | {why.replace('|', '/')} |" for p, why in left_out]
+    return L + [""]
 
 
 def main(argv: list[str]) -> int:
     ap = Parser(prog="scripts/report.sh", description="Write the decision report (Markdown): pool sizes 512 ... 65536, "
-                "from the real layouts, the capacity model and recorded runs.")
-    ap.add_argument("results", nargs="*", help="native host results files for the costs, one machine (default: the "
-                    "latest native host run and its repeats)")
-    ap.add_argument("--out", required=True, help="directory for report.md")
+                "from the real layouts, the capacity model and recorded runs.",
+                epilog="Each section takes the runs it can use and the report lists the files it left out, with "
+                       "the reason; it fails only when no file is usable.")
+    ap.add_argument("results", nargs="*", help="results files (default: every file in results/): the costs come "
+                    "from the newest native host run of one machine and its repeats, the TLB section from the "
+                    "newest kernel run with the tlb suite, native preferred")
+    ap.add_argument("--out", default=str(lab.REPORT_DIR), help=f"directory for report.md (default: "
+                    f"{source(lab.REPORT_DIR)})")
+    ap.add_argument("--machine", metavar="BRAND", help="the costs from this machine (a part of its CPU brand) "
+                    "instead of the newest")
     ap.add_argument("--layouts", default=str(REPO / "results/layouts"))
-    ap.add_argument("--tlb", metavar="FILE", help="the kernel run for the TLB section (default: the newest with the "
-                    "tlb suite, native if any)")
+    ap.add_argument("--tlb", metavar="FILE", help="the kernel run for the TLB section")
     try:
         a = ap.parse_args(argv)
         paths = sorted(Path(a.layouts).glob("*.json"))
         if not paths:
             raise BenchError(f"--layouts: no layouts in {a.layouts} (scripts/capture-layouts.sh records them)")
-        runs = [checked(Path(f)) for f in a.results]
-        brands = {(recs[0].get("cpu") or {}).get("brand") for _, recs in runs}
-        if len(brands) > 1:
-            raise BenchError("the costs come from one machine; these files are from several: "
-                             + ", ".join(f"{p} ({(r[0].get('cpu') or {}).get('brand')})" for p, r in runs)
-                             + " (python3 -m ptplab machines shows machines side by side)")
-        if not runs:
-            newest = latest_host_run(REPO / "results")
-            runs = repeats(REPO / "results", newest) if newest else []
+        files = [Path(f) for f in a.results] or sorted((REPO / "results").glob("*.jsonl"))
+        sel = select(files, a.machine, Path(a.tlb) if a.tlb else None)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        tlb = checked_tlb(Path(a.tlb)) if a.tlb else tlb_run(REPO / "results")
-        text = render(paths, runs, out, tlb)
+        text = render(paths, sel.costs, out, sel.tlb)
+        text += "\n" + "\n".join(left_out_section(sel.left_out)) if sel.left_out else ""
         (out / "report.md").write_text(text)
     except (BenchError, show.ShowError, layouts.LayoutError, OSError) as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 2
-    recommendation = text[text.index("## Recommendation"):]
+    recommendation = text[text.index("## Recommendation"):text.index("## Runs left out")
+                          if sel.left_out else len(text)]
     print(recommendation.strip())
+    if sel.left_out:
+        print(f"report: left out {len(sel.left_out)} of {len(files)} files (listed in report.md, with why)",
+              file=sys.stderr)
     print(f"report: wrote {out / 'report.md'}", file=sys.stderr)
     return 0

@@ -22,14 +22,15 @@ def load(path: Path, skipped: list[str] | None = None) -> list[dict]:
     a crash) is an error naming file and line; with `skipped` (lenient) it is left out and
     said there instead."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().splitlines()
     except OSError as e:
         raise ShowError(f"cannot read {path}: {e.strerror}")
     records = []
     for i, line in enumerate(lines, 1):
+        # Line by line, so a line of serial noise that is not UTF-8 costs that line only.
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
+            rec = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             rec = None
         if not isinstance(rec, dict):
             if skipped is None:

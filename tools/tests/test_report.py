@@ -40,12 +40,13 @@ def test_a_malformed_results_file_is_named_with_its_line(tmp_path):
     assert p.returncode == 2 and f"{bad}:2: not a JSON object" in p.stderr, p.stderr
 
 
-def test_costs_never_come_from_an_emulated_run(tmp_path):
+def test_costs_never_come_from_an_emulated_run_and_nothing_usable_fails_naming_each_file(tmp_path):
     emulated = sorted((REPO / "results").glob("*-vm-tcg.jsonl"))[0]
     p = subprocess.run([str(REPO / "scripts/report.sh"), str(emulated), "--out", str(tmp_path)],
                        capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
-    assert f"{emulated}: an emulated run" in p.stderr and "native" in p.stderr
+    assert "report: error: no usable run among the files" in p.stderr, p.stderr
+    assert f"{emulated}: an emulated run (tcg): costs need a native host run" in p.stderr, p.stderr
 
 
 def test_the_report_draws_its_plots_as_png_and_svg(tmp_path):
@@ -111,7 +112,7 @@ def test_several_runs_give_medians_with_intervals_and_a_noise_verdict_per_size(t
     # 1024 is 2 % off 4096 (within the noise), 65536 twice as slow, far beyond it.
     files = [native_run(tmp_path / f"r{i}.jsonl", {1024: 1020.0 + i, 4096: 1000.0 + i, 65536: 2000.0 + i},
                         started=f"2026-11-25T00:0{i}:00+00:00", load=(lo, hi)) for i in range(3)]
-    runs = [report.checked(f) for f in files]
+    runs = [(f, report.read_run(f)) for f in files]
     text = report.render(sorted((REPO / "results/layouts").glob("*.json"))[:2], runs)
     costs = costs_section(text)
     assert "median over 3 runs" in costs
@@ -125,19 +126,58 @@ def test_several_runs_give_medians_with_intervals_and_a_noise_verdict_per_size(t
 def test_one_run_gives_ratios_without_a_verdict_and_an_old_file_says_its_load_is_unknown(tmp_path):
     from ptplab import report
     f = native_run(tmp_path / "one.jsonl", {4096: 1000.0, 65536: 2000.0}, schema=2)
-    text = report.render(sorted((REPO / "results/layouts").glob("*.json"))[:2], [report.checked(f)])
+    text = report.render(sorted((REPO / "results/layouts").glob("*.json"))[:2], [(f, report.read_run(f))])
     costs = costs_section(text)
     assert "One run says nothing about the noise" in costs and "| 65536 | 2,000.0 | 2.00x |" in costs, costs
     assert "noise |" not in costs
     assert "| not recorded | not recorded |" in text
 
 
-def test_the_costs_come_from_one_machine(tmp_path):
-    a = native_run(tmp_path / "a.jsonl", {4096: 1.0}, brand="AMD EPYC")
-    b = native_run(tmp_path / "b.jsonl", {4096: 1.0}, brand="Intel Xeon")
-    p = subprocess.run([str(REPO / "scripts/report.sh"), str(a), str(b), "--out", str(tmp_path / "r")],
-                       capture_output=True, text=True)
-    assert p.returncode == 2 and f"{a} (AMD EPYC)" in p.stderr and f"{b} (Intel Xeon)" in p.stderr, p.stderr
+def test_the_costs_come_from_one_machine_the_newest_unless_told(tmp_path):
+    a = native_run(tmp_path / "a.jsonl", {4096: 1.0}, brand="AMD EPYC", started="2026-11-25T00:01:00+00:00")
+    b = native_run(tmp_path / "b.jsonl", {4096: 1.0}, brand="Intel Xeon", started="2026-11-25T00:02:00+00:00")
+    report = [str(REPO / "scripts/report.sh"), str(a), str(b)]
+    p = subprocess.run([*report, "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "r/report.md").read_text()
+    assert f"costs per pool size from 1 run(s): `{b}`" in text
+    assert f"| `{a}` | another machine (AMD EPYC): the costs come from one machine, Intel Xeon, the newest" in text
+    p = subprocess.run([*report, "--out", str(tmp_path / "r"), "--machine", "epyc"], capture_output=True, text=True)
+    assert p.returncode == 0 and f"costs per pool size from 1 run(s): `{a}`" in (tmp_path / "r/report.md").read_text()
+    p = subprocess.run([*report, "--out", str(tmp_path / "r"), "--machine", "M1"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--machine 'M1': no native host run of such a machine among the files " \
+        "(machines: AMD EPYC, Intel Xeon)" in p.stderr, p.stderr
+
+
+def test_a_mixed_set_gives_each_section_the_runs_it_can_use_and_lists_the_rest(tmp_path):
+    """What a user types first: every file in results/, emulated, partial and broken ones among them."""
+    import json
+    t = lambda m: f"2026-11-25T00:{m:02d}:00+00:00"  # noqa: E731
+    rep = [native_run(tmp_path / f"rep{i}.jsonl", {4096: 1.0}, commit="new", started=t(10 + i)) for i in range(2)]
+    old = native_run(tmp_path / "older-commit.jsonl", {4096: 1.0}, commit="old", started=t(1))
+    kernel = tmp_path / "kernel-tcg.jsonl"
+    recs = tlb_records("emulated")
+    kernel.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    emulated = sorted((REPO / "results").glob("*-vm-tcg.jsonl"))[0]
+    cut = tmp_path / "cut.partial.jsonl"
+    cut.write_text(rep[0].read_text().rsplit("\n", 2)[0] + "\n")
+    junk = tmp_path / "junk.jsonl"
+    junk.write_bytes(b"\xff\xfe not json\n")
+    files = [*rep, old, kernel, emulated, cut, junk]
+    p = subprocess.run([str(REPO / "scripts/report.sh"), *map(str, files)], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = REPO / "target/report/report.md"  # the default --out
+    assert f"report: wrote {out}" in p.stderr and "left out 4 of 7 files" in p.stderr, p.stderr
+    text = out.read_text()
+    assert f"costs per pool size from 2 run(s): `{rep[0]}`, `{rep[1]}`" in text
+    assert f"From `{kernel}` (kernel, tcg, emulated" in text and "**Emulated run**" in text
+    left = text[text.index("## Runs left out"):]
+    assert f"| `{old}` | an older run of the same machine at another commit or sweep" in left, left
+    assert f"| `{emulated.relative_to(REPO)}` | an emulated run (tcg): costs need a native host run" in left, left
+    assert f"| `{cut}` | a partial run (no end record)" in left, left
+    assert f"| `{junk}` | unreadable: " in left, left
+    assert not any(f"`{f}`" in left for f in (*rep, kernel))
 
 
 def test_by_default_the_newest_run_comes_with_its_repeats_and_nothing_else(tmp_path):
@@ -148,9 +188,10 @@ def test_by_default_the_newest_run_comes_with_its_repeats_and_nothing_else(tmp_p
     native_run(tmp_path / "other-cpu.jsonl", {4096: 1.0}, brand="Y", commit="new", started=t(5))
     native_run(tmp_path / "other-sweep.jsonl", {4096: 1.0, 512: 1.0}, commit="new", started=t(6))
     (tmp_path / "cut.partial.jsonl").write_text(rep[0].read_text().rsplit("\n", 2)[0] + "\n")
-    newest = report.latest_host_run(tmp_path)
-    assert newest[0] == rep[2]
-    assert [p for p, _ in report.repeats(tmp_path, newest)] == rep
+    sel = report.select(sorted(tmp_path.glob("*.jsonl")))
+    assert [p for p, _ in sel.costs] == rep and sel.tlb is None
+    assert sorted(p.name for p, _ in sel.left_out) == ["cut.partial.jsonl", "older-commit.jsonl", "other-cpu.jsonl",
+                                                       "other-sweep.jsonl"]
 
 
 def tlb_records(execution):
@@ -193,9 +234,9 @@ def test_the_tlb_section_prefers_a_native_run_to_a_newer_emulated_one(tmp_path):
         recs = tlb_records(execution)
         recs[0]["started_utc"] = started
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert report.tlb_run(tmp_path)[0].name == "native.jsonl"
+    assert report.select(sorted(tmp_path.glob("*.jsonl"))).tlb[0].name == "native.jsonl"
     (tmp_path / "native.jsonl").unlink()
-    assert report.tlb_run(tmp_path)[0].name == "emulated.jsonl"
+    assert report.select(sorted(tmp_path.glob("*.jsonl"))).tlb[0].name == "emulated.jsonl"
 
 
 def test_a_zero_ceiling_reads_as_always_reloading_and_every_crossover_gets_its_own_plot(tmp_path):
