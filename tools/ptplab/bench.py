@@ -635,6 +635,14 @@ def write_report(plan: Plan, paths: list[Path]) -> int:
     return report.main([*map(str, files), "--out", str(plan.report), "--layouts", str(plan.layouts)])
 
 
+def criterion_report(plan: Plan, run: dict) -> str:
+    """Where criterion's own HTML report is, from the directory the driver says it wrote to."""
+    home = Path((run.get("timer") or {}).get("dir") or "")
+    if "--noplot" in plan.criterion_args:
+        return f"bench: criterion's estimates in {home} (no HTML report: --noplot)"
+    return f"bench: criterion's HTML report: {home / 'report' / 'index.html'}"
+
+
 def run(plan: Plan) -> Path:
     """One run; the results file it wrote (or BenchError)."""
     try:
@@ -737,6 +745,8 @@ def run(plan: Plan) -> Path:
         print(render(out.records))
         say(f"bench: wrote {path} ({sum(r.get('type') == 'measurement' for r in out.records)} measurements, "
             f"{len(failed_checks)} failed checks) in {out.wall_s:.1f} s")
+        if plan.criterion:
+            say(criterion_report(plan, out.records[0]))
     if out.interrupted is not None:
         name = signal.Signals(out.interrupted).name
         raise BenchError(f"interrupted by {name}: stopped the run and kept what was measured "
