@@ -139,9 +139,14 @@ def test_bench_sh_quick_under_tcg_writes_new_files_and_never_overwrites(tmp_path
     assert len(files) == 2 and files[0] != files[1]
     assert "x86_64-map_to" in p.stdout and "speed targets:" in p.stdout
     assert "suite map pool_pages 1024" in p.stderr, "progress per suite"
-    # An emulated run gives no costs: the report takes them from the latest native host run.
-    assert "## Recommendation" in p.stdout and (tmp_path / "report/report.md").exists()
-    assert "costs from the latest native host run in results/" in p.stderr
+    # An emulated run gives no costs: the report takes them from the newest native host run in
+    # results/ and lists this run among the files it left out, with why.
+    assert "## Recommendation" in p.stdout
+    text = (tmp_path / "report/report.md").read_text()
+    newest = max(tmp_path.glob("*.jsonl"), key=lambda f: f.stat().st_mtime).name
+    row = next(line for line in text.splitlines() if newest in line)
+    assert "## Runs left out" in text and "an emulated run (tcg)" in row, row
+    assert "report: left out" in p.stderr
 
 
 def test_bench_sh_bad_input_exits_non_zero_naming_the_value(tmp_path):

@@ -149,27 +149,6 @@ def test_bench_sh_quick_criterion_hands_criterion_only_its_own_arguments(tmp_pat
     assert p.returncode == 5  # the fake printed no records: a crashed run, kept as partial
 
 
-def test_set_up_installs_without_removing_and_keeps_apt_quiet(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "apt.log"
-    script(bin_dir / "id", "echo 0\n")
-    script(bin_dir / "apt-get", f'echo "$*" >> {calls}\necho "Reading package lists... Done"\n'
-                                'echo "Setting up qemu-system-x86"\n')
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(tmp_path)}
-    p = subprocess.run(["bash", "-c", ". scripts/lib.sh; apt_install qemu-system-x86"], cwd=REPO, env=env,
-                       capture_output=True, text=True)
-    assert p.returncode == 0 and p.stdout == ""
-    assert p.stderr.splitlines() == [f"setup: installing qemu-system-x86 (apt-get, log in {tmp_path}/ptplab-setup.log)"]
-    install = [c for c in calls.read_text().splitlines() if c.startswith("install")]
-    assert install and "--no-remove" in install[0].split()
-    # A conflict stops the install and is shown.
-    script(bin_dir / "apt-get", 'echo "E: Packages need to be removed but remove is disabled."; exit 100\n')
-    p = subprocess.run(["bash", "-c", ". scripts/lib.sh; apt_install qemu-system-x86"], cwd=REPO, env=env,
-                       capture_output=True, text=True)
-    assert p.returncode == 1 and "remove is disabled" in p.stderr and "without removing anything" in p.stderr
-
-
 def test_a_partial_run_never_shares_its_number_with_a_complete_one(tmp_path):
     first = bench.new_path(tmp_path, "2026-11-24", "h", "tcg", partial=False)
     bench.write_new(first, [{"type": "run"}], ["log"])

@@ -17,6 +17,7 @@ from ptplab import packages
 from ptplab.packages import Apt, SetupError, Step
 
 FRESH = Path(__file__).parent / "data/fresh-image-packages.tsv"
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("apt-get"),
                                 reason="simulating apt's plan needs root and apt-get")
@@ -101,6 +102,8 @@ def test_every_need_installs_on_a_fresh_machine_removing_and_downgrading_nothing
     # The suite was missing from the fresh sources: added from Debian's entry for bookworm, and said.
     added = fresh.sources_dir / "ptplab-bookworm-backports.sources"
     assert "Suites: bookworm-backports" in added.read_text() and any(str(added) in s for s in said), said
+    # One line per step, apt's own output in the log.
+    assert all(s.startswith("setup: ") for s in said) and "Inst qemu-system-x86" in fresh.log.read_text()
     # Nothing already installed was upgraded either.
     assert not [p for c in changes for p, (old, _) in c.install.items() if old is not None]
 
@@ -147,3 +150,17 @@ def test_qemu_follows_what_is_installed_and_else_takes_backports():
     with pytest.raises(SetupError, match="different suites"):
         packages.plan(qemu, {"qemu-utils": "1:10.0.2+ds-2~bpo12+1", "qemu-block-extra": "1:7.2+dfsg-7"},
                       ("bookworm", "12"))
+
+
+def test_ensure_is_silent_when_everything_is_there_and_names_an_unknown_need():
+    # After scripts/test.sh's own set-up every need is present: the driver says nothing, runs no apt.
+    missing = [n.name for n in packages.NEEDS.values() if not packages.present(n)]
+    if missing:
+        pytest.skip(f"not set up here: {', '.join(missing)} (scripts/test.sh installs them)")
+    run = lambda *needs: subprocess.run(["bash", "-c", '. scripts/lib.sh; ensure "$@"', "ensure", *needs],
+                                        cwd=REPO,
+                                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    p = run("--all")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+    p = run("qemu", "qemu-7")
+    assert p.returncode == 2 and p.stderr.startswith("setup: error: unknown need 'qemu-7'"), p.stderr
