@@ -33,4 +33,4 @@ build_host_runner
 cargo bench --quiet -p ptp-lab --features std --no-run
 
 step "kernel under TCG, bench job, notebooks (pytest)"
-"$PY" -m pytest -q tools/tests notebooks
+"$PY" -m pytest -q --durations=10 tools/tests notebooks  # the slowest ten, for the time budget
