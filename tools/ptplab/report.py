@@ -163,12 +163,6 @@ def load_text(load: dict | None) -> str:
     return f"{load['avg_1m']:.2f} (1 min), {load['runnable']} runnable"
 
 
-def latest(results: Path, accept) -> tuple[Path, list[dict]] | None:
-    """The newest complete run in `results` whose records `accept` takes (partial files never)."""
-    taken = [(p, recs) for p, recs in complete_runs(results) if accept(recs)]
-    return max(taken, key=lambda x: x[1][0].get("started_utc", ""), default=None)
-
-
 _read: dict[tuple, list[dict]] = {}
 
 
@@ -180,18 +174,6 @@ def read_run(p: Path) -> list[dict]:
     if key not in _read:
         _read[key] = show.load(p)
     return _read[key]
-
-
-def complete_runs(results: Path) -> list[tuple[Path, list[dict]]]:
-    """The complete runs in `results` (ending in an end record; partial files never)."""
-    runs = []
-    for p in sorted(results.glob("*.jsonl")):
-        if p.name.endswith(".partial.jsonl"):
-            continue
-        recs = read_run(p)
-        if recs and recs[-1].get("type") == "end":
-            runs.append((p, recs))
-    return runs
 
 
 def source(p: Path) -> str:
