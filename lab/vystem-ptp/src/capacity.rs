@@ -118,7 +118,7 @@ pub fn layout_regions(
             continue;
         }
         let phys = start & ((1 << 30) - 1);
-        for c in crate::mapper::Chunks::new(start, phys, end - start, sizes) {
+        for c in crate::chunk::Chunks::new(start, phys, end - start, sizes) {
             *out.get_mut(n)? = Region {
                 start: VirtAddr::new_truncate(c.virt),
                 pages: c.count,

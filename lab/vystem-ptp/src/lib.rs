@@ -10,6 +10,7 @@
 //! - [`flush`]: what a page-table change asks of the TLB, and the strategies that satisfy it;
 //! - [`ptp`]: modifiable (self-mapped) and unmodifiable PTPs;
 //! - [`shootdown`]: the cross-CPU part: which CPUs to interrupt, IPI or INVLPGB broadcast;
+//! - [`chunk`]: a region cut into runs of equal pages, as the mapper maps it and the model counts it;
 //! - [`capacity`]: pool usage per level and the pure prediction of the pages a layout needs;
 //! - [`sim`] (feature `std`): simulated physical memory for host tests and benchmarks.
 //!
@@ -45,6 +46,7 @@ extern crate std;
 
 pub mod allocator;
 pub mod capacity;
+pub mod chunk;
 pub mod fill;
 pub mod flush;
 pub mod mapper;
@@ -59,6 +61,7 @@ pub use allocator::{
     AllocError, BitmapAllocator, BumpAllocator, FreeError, PageAllocator, PoolFrames,
 };
 pub use capacity::{layout_regions, predict_tables, Region, RegionError, TableCount, Usage};
+pub use chunk::{Chunk, Chunks};
 pub use fill::Fill;
 pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush};
 pub use mapper::{

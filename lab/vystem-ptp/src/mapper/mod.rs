@@ -19,7 +19,6 @@ use x86_64::{PhysAddr, VirtAddr};
 mod page;
 mod range;
 
-pub use range::{Chunk, Chunks};
 mod unmap;
 mod walk;
 

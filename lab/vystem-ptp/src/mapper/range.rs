@@ -1,6 +1,7 @@
 //! Batched range mapping: a read-only plan, then a level-by-level fill.
 
 use super::*;
+use crate::chunk::Chunks;
 
 impl<A: PageAllocator> PoolMapper<A> {
     /// Map `count` pages of `size` from `virt` to `phys` (batched; all or nothing).
@@ -36,8 +37,8 @@ impl<A: PageAllocator> PoolMapper<A> {
             });
         }
         self.check_frames(p, count.saturating_mul(size.bytes()))?;
-        let leaf = size.level();
-        let needed = self.plan(ROOT_PAGE, 4, start, last, leaf)?;
+        let chunks = Chunks::single(start, p, count, size);
+        let needed = self.plan(Some(ROOT_PAGE), 4, start, last, &chunks)?;
         if needed > self.alloc.left() as u64 {
             return Err(MapError::PoolExhausted {
                 needed,
@@ -84,7 +85,7 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
         self.check_frames(p0, bytes)?;
         let chunks = Chunks::new(v0, p0, bytes, sizes);
-        let needed = self.plan_region(Some(ROOT_PAGE), 4, v0, last, &chunks)?;
+        let needed = self.plan(Some(ROOT_PAGE), 4, v0, last, &chunks)?;
         if needed > self.alloc.left() as u64 {
             return Err(MapError::PoolExhausted {
                 needed,
@@ -105,9 +106,11 @@ impl<A: PageAllocator> PoolMapper<A> {
         Ok(stats)
     }
 
-    /// Read-only pass over a region of several chunks: conflicts, and how many tables it is
-    /// missing. `table` is `None` below an entry that does not exist yet.
-    fn plan_region(
+    /// Read-only pass over the chunks of a range: conflicts, and how many tables it is
+    /// missing. `table` is `None` below an entry that does not exist yet. One chunk under a
+    /// missing entry needs tables in closed form; a leaf table that one chunk fills is checked
+    /// in one vectorised pass (the warm-map path).
+    fn plan(
         &self,
         table: Option<u32>,
         level: u8,
@@ -117,6 +120,17 @@ impl<A: PageAllocator> PoolMapper<A> {
     ) -> Result<u64, MapError> {
         let (fi, li) = (index(start, level), index(last, level));
         let base = start & !((1u64 << table_span_shift(level)) - 1);
+        if let (Some(t), Some(c)) = (table, chunks.at(start)) {
+            if c.size.level() == level && chunks.at(last) == Some(c) {
+                // SAFETY: entries fi..=li of a pool table. OR-ing them all first is one
+                // vectorised pass; only a conflict pays for finding the first used entry.
+                let run =
+                    unsafe { core::slice::from_raw_parts(self.entries(t).add(fi), li - fi + 1) };
+                if run.iter().fold(0, |acc, &e| acc | e) == 0 {
+                    return Ok(0);
+                }
+            }
+        }
         let mut needed = 0;
         for i in fi..=li {
             let lo = base + i as u64 * entry_span(level);
@@ -141,7 +155,7 @@ impl<A: PageAllocator> PoolMapper<A> {
                     Some(c) if c.virt == first.virt => {
                         tables_below(level - 1, first.size.level(), s, l)
                     }
-                    _ => 1 + self.plan_region(None, level - 1, s, l, chunks)?,
+                    _ => 1 + self.plan(None, level - 1, s, l, chunks)?,
                 };
             } else if is_huge(e, level) {
                 return Err(MapError::AlreadyMapped {
@@ -151,60 +165,7 @@ impl<A: PageAllocator> PoolMapper<A> {
                 let child = self
                     .child(e)
                     .map_err(|phys| MapError::ForeignTable { phys })?;
-                needed += self.plan_region(Some(child), level - 1, s, l, chunks)?;
-            }
-        }
-        Ok(needed)
-    }
-
-    /// Read-only pass: conflicts, and how many tables the range is missing.
-    fn plan(
-        &self,
-        table: u32,
-        level: u8,
-        start: u64,
-        last: u64,
-        leaf: u8,
-    ) -> Result<u64, MapError> {
-        let (fi, li) = (index(start, level), index(last, level));
-        let base = start & !((1u64 << table_span_shift(level)) - 1);
-        if level == leaf {
-            // SAFETY: entries fi..=li of a pool table. OR-ing them all first is one vectorised
-            // pass; only a conflict pays for finding the first used entry.
-            let run =
-                unsafe { core::slice::from_raw_parts(self.entries(table).add(fi), li - fi + 1) };
-            if run.iter().fold(0, |acc, &e| acc | e) == 0 {
-                return Ok(0);
-            }
-            for i in fi..=li {
-                let e = self.read(table, i);
-                if e != 0 {
-                    let virt = VirtAddr::new_truncate(base + i as u64 * entry_span(level));
-                    return Err(if level > 1 && !is_huge(e, level) {
-                        MapError::TableInTheWay { virt }
-                    } else {
-                        MapError::AlreadyMapped { virt }
-                    });
-                }
-            }
-            return Ok(0);
-        }
-        let mut needed = 0;
-        for i in fi..=li {
-            let lo = base + i as u64 * entry_span(level);
-            let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
-            let e = self.read(table, i);
-            if e == 0 {
-                needed += tables_below(level - 1, leaf, s, l);
-            } else if is_huge(e, level) {
-                return Err(MapError::AlreadyMapped {
-                    virt: VirtAddr::new_truncate(s),
-                });
-            } else {
-                let child = self
-                    .child(e)
-                    .map_err(|phys| MapError::ForeignTable { phys })?;
-                needed += self.plan(child, level - 1, s, l, leaf)?;
+                needed += self.plan(Some(child), level - 1, s, l, chunks)?;
             }
         }
         Ok(needed)
@@ -276,82 +237,5 @@ impl<A: PageAllocator> PoolMapper<A> {
             )?;
         }
         Ok(())
-    }
-}
-
-/// One run of equal pages of a region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Chunk {
-    pub virt: u64,
-    pub phys: u64,
-    pub count: u64,
-    pub size: PageSize,
-}
-
-/// A region cut into chunks as [`PoolMapper::map_region`] maps it: at each point the largest
-/// page size that alignment, the length left and `sizes` allow, each chunk stopping where a
-/// larger page could begin. The capacity model cuts layouts with the same iterator.
-#[derive(Debug, Clone, Copy)]
-pub struct Chunks {
-    v: u64,
-    p: u64,
-    rem: u64,
-    sizes: PageSizes,
-}
-
-impl Chunks {
-    /// `bytes` (a multiple of 4 KiB) from `virt` to `phys` (both 4 KiB aligned).
-    pub fn new(virt: u64, phys: u64, bytes: u64, sizes: PageSizes) -> Chunks {
-        Chunks {
-            v: virt,
-            p: phys,
-            rem: bytes & !(PAGE_BYTES - 1),
-            sizes,
-        }
-    }
-}
-
-impl Chunks {
-    /// The chunk that maps `va`, if the region does.
-    fn at(&self, va: u64) -> Option<Chunk> {
-        self.into_iter()
-            .find(|c| va >= c.virt && va - c.virt < c.count * c.size.bytes())
-    }
-}
-
-impl Iterator for Chunks {
-    type Item = Chunk;
-
-    fn next(&mut self) -> Option<Chunk> {
-        if self.rem == 0 {
-            return None;
-        }
-        let (v, p, rem, sizes) = (self.v, self.p, self.rem, self.sizes);
-        let size = [PageSize::Size1GiB, PageSize::Size2MiB]
-            .into_iter()
-            .find(|s| {
-                sizes.allows(*s) && v % s.bytes() == 0 && p % s.bytes() == 0 && rem >= s.bytes()
-            })
-            .unwrap_or(PageSize::Size4KiB);
-        let mut count = rem / size.bytes();
-        for big in [PageSize::Size2MiB, PageSize::Size1GiB] {
-            if big > size && sizes.allows(big) && (v.wrapping_sub(p)) % big.bytes() == 0 {
-                let to_boundary = (big.bytes() - v % big.bytes()) % big.bytes() / size.bytes();
-                let after = rem.checked_sub(to_boundary * size.bytes());
-                if to_boundary > 0 && after.is_some_and(|a| a >= big.bytes()) {
-                    count = count.min(to_boundary);
-                }
-            }
-        }
-        let len = count * size.bytes();
-        self.v = v.wrapping_add(len);
-        self.p = p + len;
-        self.rem = rem - len;
-        Some(Chunk {
-            virt: v,
-            phys: p,
-            count,
-            size,
-        })
     }
 }
