@@ -5,8 +5,9 @@
 //!
 //! [`FlushPolicy`] makes that choice: per page up to a ceiling, one full flush above it. Linux
 //! uses one fixed ceiling for every CPU (33); [`calibrate`] measures this CPU's, from timings
-//! the caller takes (this crate keeps no clock of its own), and [`crossover`] / [`regret`]
-//! say what a fixed ceiling costs against the measured one.
+//! the caller takes (this crate keeps no clock of its own), and [`crossover`] / [`regret`] /
+//! [`worst_ratio`] say what a fixed ceiling costs against the measured one. The lab's TLB
+//! benchmarks time these very strategies ([`PageFlush`], [`FullFlush`]).
 
 use crate::page_size::PageSize;
 use x86_64::VirtAddr;
@@ -94,15 +95,59 @@ impl FlushRange {
     pub fn ignore(self) {}
 
     /// One `invlpg` per page. Ring 0 only.
+    #[inline]
     pub fn flush_each(self) {
+        self.flush_pages(PageFlush::Invlpg)
+    }
+
+    /// One invalidation of `how` per page. Ring 0 only.
+    #[inline]
+    pub fn flush_pages(self, how: PageFlush) {
         for addr in self.addresses() {
-            x86_64::instructions::tlb::flush(addr);
+            how.flush(addr);
         }
     }
 
     /// Reload CR3: drops every non-global translation. Ring 0 only.
+    #[inline]
     pub fn flush_all(self) {
-        x86_64::instructions::tlb::flush_all();
+        FullFlush::Cr3Reload.flush();
+    }
+}
+
+/// How a policy invalidates one page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFlush {
+    /// `invlpg`: the address in the current PCID, and its paging-structure cache entries.
+    Invlpg,
+    /// INVPCID type 0: the address in one PCID, loaded or not (see
+    /// [`PageFlush::invpcid_address`]).
+    InvpcidAddress(u16),
+}
+
+impl PageFlush {
+    /// INVPCID type 0 for `pcid`.
+    ///
+    /// # Safety
+    /// The CPU must have INVPCID (CPUID.7.0:EBX.INVPCID) and `pcid` must be below 4096; with
+    /// CR4.PCIDE clear only PCID 0 exists.
+    pub const unsafe fn invpcid_address(pcid: u16) -> PageFlush {
+        PageFlush::InvpcidAddress(pcid)
+    }
+
+    /// Invalidate `addr` this way. Ring 0 only.
+    #[inline]
+    pub fn flush(self, addr: VirtAddr) {
+        use x86_64::instructions::tlb::{flush_pcid, InvPcidCommand, Pcid};
+        match self {
+            PageFlush::Invlpg => x86_64::instructions::tlb::flush(addr),
+            PageFlush::InvpcidAddress(pcid) => {
+                if let Ok(pcid) = Pcid::new(pcid) {
+                    // SAFETY: whoever built this variant vouched for INVPCID.
+                    unsafe { flush_pcid(InvPcidCommand::Address(addr, pcid)) }
+                }
+            }
+        }
     }
 }
 
@@ -125,8 +170,13 @@ pub enum FullFlush {
     /// INVPCID type 1: every non-global translation of one PCID, loaded or not (see
     /// [`FullFlush::invpcid_context`]).
     InvpcidContext(u16),
+    /// INVPCID type 2: every translation of every PCID, global ones too.
+    InvpcidAll,
     /// INVPCID type 3: every non-global translation of every PCID.
     InvpcidAllButGlobal,
+    /// Clear and set CR4.PGE: every translation, global ones too (see
+    /// [`FullFlush::pge_toggle`]).
+    PgeToggle,
 }
 
 impl FullFlush {
@@ -139,6 +189,14 @@ impl FullFlush {
         FullFlush::InvpcidContext(pcid)
     }
 
+    /// INVPCID type 2.
+    ///
+    /// # Safety
+    /// The CPU must have INVPCID.
+    pub const unsafe fn invpcid_all() -> FullFlush {
+        FullFlush::InvpcidAll
+    }
+
     /// INVPCID type 3.
     ///
     /// # Safety
@@ -147,8 +205,21 @@ impl FullFlush {
         FullFlush::InvpcidAllButGlobal
     }
 
-    fn run(self) {
+    /// Toggle CR4.PGE off and on.
+    ///
+    /// # Safety
+    /// Ring 0, and CR4.PGE must be set (toggling a clear PGE would set it: no flush, and
+    /// global pages from then on); nothing may change CR4 between the read and the writes
+    /// (interrupts that do must be off).
+    pub const unsafe fn pge_toggle() -> FullFlush {
+        FullFlush::PgeToggle
+    }
+
+    /// Flush this way. Ring 0 only.
+    #[inline]
+    pub fn flush(self) {
         use x86_64::instructions::tlb::{flush_pcid, InvPcidCommand, Pcid};
+        use x86_64::registers::control::{Cr4, Cr4Flags};
         match self {
             FullFlush::Cr3Reload => x86_64::instructions::tlb::flush_all(),
             FullFlush::InvpcidContext(pcid) => {
@@ -158,9 +229,20 @@ impl FullFlush {
                 }
             }
             // SAFETY: as above.
+            FullFlush::InvpcidAll => unsafe { flush_pcid(InvPcidCommand::All) },
+            // SAFETY: as above.
             FullFlush::InvpcidAllButGlobal => unsafe {
                 flush_pcid(InvPcidCommand::AllExceptGlobal)
             },
+            FullFlush::PgeToggle => {
+                let flags = Cr4::read();
+                // SAFETY: whoever built this variant vouched for ring 0 and a set PGE, which
+                // the second write restores.
+                unsafe {
+                    Cr4::write(flags - Cr4Flags::PAGE_GLOBAL);
+                    Cr4::write(flags);
+                }
+            }
         }
     }
 }
@@ -168,8 +250,10 @@ impl FullFlush {
 /// Per page up to `ceiling` invalidations, one full flush above it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushPolicy {
-    /// The most `invlpg`s the policy issues before it flushes everything instead.
+    /// The most per-page invalidations the policy issues before it flushes everything instead.
     pub ceiling: u64,
+    /// How it invalidates one page.
+    pub per_page: PageFlush,
     /// How it flushes everything.
     pub full: FullFlush,
 }
@@ -178,10 +262,11 @@ impl FlushPolicy {
     /// Linux's fixed ceiling (`tlb_single_page_flush_ceiling`, x86), for every CPU.
     pub const LINUX: FlushPolicy = FlushPolicy::with_ceiling(33);
 
-    /// `ceiling` and a CR3 reload.
+    /// `ceiling`, `invlpg` and a CR3 reload.
     pub const fn with_ceiling(ceiling: u64) -> FlushPolicy {
         FlushPolicy {
             ceiling,
+            per_page: PageFlush::Invlpg,
             full: FullFlush::Cr3Reload,
         }
     }
@@ -200,8 +285,8 @@ impl FlushRange {
     pub fn flush_with(self, policy: &FlushPolicy) -> Decision {
         let d = policy.decide(&self);
         match d {
-            Decision::PerPage(_) => self.flush_each(),
-            Decision::Full => policy.full.run(),
+            Decision::PerPage(_) => self.flush_pages(policy.per_page),
+            Decision::Full => policy.full.flush(),
             Decision::Nothing => {}
         }
         d
@@ -209,12 +294,28 @@ impl FlushRange {
 }
 
 /// The cost of one flush + refill round over `pages` pages, per strategy (any unit, the same
-/// for both): what [`crossover`], [`regret`] and [`calibrate`] decide from.
+/// for both): what [`crossover`], [`regret`], [`worst_ratio`] and [`calibrate`] decide from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundCost {
     pub pages: u64,
     pub per_page: f64,
     pub full: f64,
+}
+
+impl RoundCost {
+    /// What a policy with `ceiling` pays at this size: per page up to it, full above.
+    pub fn at_ceiling(&self, ceiling: u64) -> f64 {
+        if self.pages <= ceiling {
+            self.per_page
+        } else {
+            self.full
+        }
+    }
+
+    /// What always choosing the cheaper strategy pays.
+    pub fn best(&self) -> f64 {
+        self.per_page.min(self.full)
+    }
 }
 
 /// The smallest measured page count from which the full flush is never dearer than flushing
@@ -249,17 +350,16 @@ pub fn ceiling_for(crossover: Option<u64>, costs: &[RoundCost]) -> u64 {
 /// What a fixed `ceiling` costs over the measured sizes against always choosing the cheaper
 /// strategy: the extra cost per round, summed over the sizes (0 = never worse).
 pub fn regret(ceiling: u64, costs: &[RoundCost]) -> f64 {
+    costs.iter().map(|c| c.at_ceiling(ceiling) - c.best()).sum()
+}
+
+/// A fixed `ceiling`'s worst cost over the best choice at any size measured, as a ratio (1.0:
+/// always the best; no sizes: 1.0).
+pub fn worst_ratio(ceiling: u64, costs: &[RoundCost]) -> f64 {
     costs
         .iter()
-        .map(|c| {
-            let chosen = if c.pages <= ceiling {
-                c.per_page
-            } else {
-                c.full
-            };
-            chosen - c.per_page.min(c.full)
-        })
-        .sum()
+        .map(|c| c.at_ceiling(ceiling) / c.best())
+        .fold(1.0f64, f64::max)
 }
 
 /// Timings the caller takes on its own CPU for [`calibrate`]: one flush + refill round over
@@ -350,6 +450,32 @@ mod tests {
         // Ceiling 16: at 32 pages full costs 364 instead of 320.
         assert_eq!(regret(16, &c), 364.0 - 320.0);
         assert!(regret(33, &c) == 0.0 && regret(0, &c) > regret(16, &c));
+    }
+
+    #[test]
+    fn worst_ratio_is_one_at_the_measured_ceiling_and_names_the_worst_size() {
+        let c = costs(10, 300);
+        assert_eq!(worst_ratio(32, &c), 1.0);
+        // Ceiling 0: at 1 page full costs 302 instead of 10.
+        assert_eq!(worst_ratio(0, &c), 302.0 / 10.0);
+        // Ceiling 64: at 64 pages 640 instead of 428.
+        assert_eq!(worst_ratio(64, &c), 640.0 / 428.0);
+        assert_eq!(worst_ratio(5, &[]), 1.0);
+    }
+
+    #[test]
+    fn a_policy_names_both_ways_it_flushes() {
+        // SAFETY: only built, never run.
+        let p = FlushPolicy {
+            per_page: unsafe { PageFlush::invpcid_address(1) },
+            full: unsafe { FullFlush::pge_toggle() },
+            ..FlushPolicy::LINUX
+        };
+        assert_eq!(
+            (p.ceiling, p.per_page, p.full),
+            (33, PageFlush::InvpcidAddress(1), FullFlush::PgeToggle)
+        );
+        assert_eq!(FlushPolicy::LINUX.per_page, PageFlush::Invlpg);
     }
 
     struct Model {

@@ -63,7 +63,7 @@ pub use allocator::{
 pub use capacity::{layout_regions, predict_tables, Region, RegionError, TableCount, Usage};
 pub use chunk::{Chunk, Chunks};
 pub use fill::Fill;
-pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush};
+pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush, PageFlush};
 pub use mapper::{
     AdoptError, MapError, Mapping, PoolMapper, TranslateError, Translation, UnmapError,
 };
