@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import bench
+from . import lab, qemu
+from .cli import BenchError, Parser
 
 COMMANDS = {
     "bench": "run the suites (what scripts/bench.sh calls after setting up)",
@@ -33,19 +34,19 @@ def usage(file=sys.stdout) -> None:
 
 def iso(argv: list[str]) -> int:
     from .iso import IsoError, make_iso
-    ap = bench.Parser(prog="python3 -m ptplab iso", description=COMMANDS["iso"])
+    ap = Parser(prog="python3 -m ptplab iso", description=COMMANDS["iso"])
     ap.add_argument("out", help="the ISO file to write")
     ap.add_argument("cmdline", nargs="*", help="the kernel command line (default: mode=bench)")
     try:
         a = ap.parse_args(argv)
-    except bench.BenchError as e:
+    except BenchError as e:
         print(f"iso: error: {e}", file=sys.stderr)
         return 2
-    if not bench.KERNEL.exists():
-        print(f"iso: {bench.KERNEL} not built (cd bench-kernel && cargo build --release)", file=sys.stderr)
+    if not lab.KERNEL.exists():
+        print(f"iso: {lab.KERNEL} not built (cd bench-kernel && cargo build --release)", file=sys.stderr)
         return 2
     try:
-        out = make_iso(bench.KERNEL, " ".join(a.cmdline) or "mode=bench", Path(a.out))
+        out = make_iso(lab.KERNEL, " ".join(a.cmdline) or "mode=bench", Path(a.out))
     except IsoError as e:
         print(f"iso: {e}", file=sys.stderr)
         return 2
@@ -54,15 +55,15 @@ def iso(argv: list[str]) -> int:
 
 
 def boot(argv: list[str]) -> int:
-    ap = bench.Parser(prog="python3 -m ptplab boot", description=COMMANDS["boot"],
+    ap = Parser(prog="python3 -m ptplab boot", description=COMMANDS["boot"],
                       epilog="Environment: TIMEOUT (seconds, default 30), MEM_MIB (default 1024).")
     ap.add_argument("cmdline", nargs=argparse.REMAINDER, help="the kernel command line")
     a = ap.parse_args(argv)
-    if not bench.KERNEL.exists():
-        print(f"boot: {bench.KERNEL} not built (cd bench-kernel && cargo build --release)", file=sys.stderr)
+    if not lab.KERNEL.exists():
+        print(f"boot: {lab.KERNEL} not built (cd bench-kernel && cargo build --release)", file=sys.stderr)
         return 2
-    cmd = bench.qemu_args(bench.QEMU, "tcg", int(os.environ.get("MEM_MIB", "1024")),
-                          ["-kernel", str(bench.KERNEL), "-append", " ".join(a.cmdline)])
+    cmd = qemu.qemu_args(qemu.QEMU, "tcg", int(os.environ.get("MEM_MIB", "1024")),
+                          ["-kernel", str(lab.KERNEL), "-append", " ".join(a.cmdline)])
     try:
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=float(os.environ.get("TIMEOUT", "30"))).returncode
     except subprocess.TimeoutExpired:
@@ -73,8 +74,7 @@ def boot(argv: list[str]) -> int:
 def facts(argv: list[str]) -> int:
     import json
 
-    from . import lab
-    bench.Parser(prog="python3 -m ptplab facts", description=COMMANDS["facts"]).parse_args(argv)
+    Parser(prog="python3 -m ptplab facts", description=COMMANDS["facts"]).parse_args(argv)
     print(json.dumps(lab.facts(), indent=1))
     return 0
 
@@ -86,9 +86,11 @@ def main(argv: list[str]) -> int:
     cmd, rest = argv[0], argv[1:]
     try:
         if cmd == "bench":
+            from . import bench
             return bench.main(rest)
         if cmd == "collect":
-            return bench.collect(rest)
+            from .collect import main as collect
+            return collect(rest)
         if cmd == "show":
             from .show import main as show
             return show(rest)
@@ -110,7 +112,7 @@ def main(argv: list[str]) -> int:
         if cmd in ("capacity", "layouts"):
             from . import layouts
             return layouts.capacity(rest) if cmd == "capacity" else layouts.main(rest)
-    except bench.BenchError as e:
+    except BenchError as e:
         print(f"{cmd}: error: {e}", file=sys.stderr)
         return e.code
     print(f"ptplab: unknown command {cmd!r}", file=sys.stderr)

@@ -11,7 +11,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from . import bench, show, table
+from . import show, table
+from .cli import BenchError, Parser
+from .results import ResultsError
 
 # Two-sided 95 % Student t quantiles by degrees of freedom (runs - 1); 1.96 beyond.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -34,7 +36,7 @@ def read(paths: list[Path], lenient: bool = False) -> tuple[list[show.Run], list
         skipped: list[str] | None = [] if lenient else None
         try:
             r = show.Run(p, skipped)
-        except show.ShowError as e:
+        except ResultsError as e:
             raise AggregateError(str(e))
         notes += skipped or []
         if r.partial:
@@ -167,14 +169,14 @@ def percent(text: str) -> float:
     try:
         value = float(text.rstrip("%")) / 100
     except ValueError:
-        raise bench.BenchError(f"--fail-on-regression: {text!r} is not a percentage (like 5%)")
+        raise BenchError(f"--fail-on-regression: {text!r} is not a percentage (like 5%)")
     if not 0 <= value < 10:
-        raise bench.BenchError(f"--fail-on-regression: {text!r} is out of range (0% ... 1000%)")
+        raise BenchError(f"--fail-on-regression: {text!r} is out of range (0% ... 1000%)")
     return value
 
 
 def main(argv: list[str], command: str) -> int:
-    ap = bench.Parser(prog=f"python3 -m ptplab {command}", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog=f"python3 -m ptplab {command}", description=__doc__.split("\n\n")[0])
     if command == "compare":
         ap.add_argument("--baseline", nargs="+", required=True, metavar="FILE")
         ap.add_argument("--candidate", nargs="+", required=True, metavar="FILE")
@@ -209,6 +211,6 @@ def main(argv: list[str], command: str) -> int:
             raise AggregateError("no run left to show")
         print("\n".join(machines(runs)))
         return 0
-    except (AggregateError, bench.BenchError) as e:
+    except (AggregateError, BenchError) as e:
         print(f"{command}: error: {e}", file=sys.stderr)
         return 2

@@ -10,95 +10,19 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import lab, schema
+from . import lab, layouts, qemu, results, schema, stream
+from .cli import BenchError, Parser, parse_pools, parse_suites, positive, say
 from .table import render
 
-PAGE = 4096
-QEMU = "qemu-system-x86_64"
-# A selftest boot takes well under a second under KVM; a guest KVM cannot run hangs paused.
-PROBE_TIMEOUT_S = 10
-REPO = lab.REPO
-KERNEL = REPO / "bench-kernel/target/x86_64-unknown-linux-gnu/release/bench-kernel"
-HOST_BIN = lab.HOST_BIN
 # The criterion driver over the same table (lab/ptp-lab/benches/lab.rs); PTP_LAB_ARGS carries the run's words.
 CRITERION = ["cargo", "bench", "--quiet", "-p", "ptp-lab", "--features", "std", "--bench", "lab", "--"]
-
-
-class BenchError(Exception):
-    """A problem the user can fix; the message names the bad value."""
-
-    def __init__(self, msg: str, code: int = 2):
-        super().__init__(msg)
-        self.code = code
-
-
-# ---- arguments ---------------------------------------------------------------------------
-
-
-def parse_pools(text: str, guest_mib: int | None, limits: dict | None = None) -> list[int]:
-    """The pool sizes, checked against the limits the lab declares (syntax only without them)."""
-    if limits is None:
-        limits = lab.facts()["pool_pages"]
-    pools = []
-    for word in text.split(","):
-        word = word.strip()
-        if not word.isdigit():
-            raise BenchError(f"--pool-pages: {word!r} is not a number of pages")
-        n = int(word)
-        if not limits["min"] <= n <= limits["max"]:
-            raise BenchError(f"--pool-pages: {n} is outside {limits['min']}..{limits['max']} pages")
-        if n in pools:
-            raise BenchError(f"--pool-pages: {n} is given twice")
-        pools.append(n)
-    if len(pools) > limits["max_pools"]:
-        raise BenchError(f"--pool-pages: {len(pools)} sizes given, at most {limits['max_pools']}")
-    if guest_mib is not None:
-        # The pool plus a scratch page must fit beside the kernel (~2 MiB) and low memory.
-        for n in pools:
-            need = (n + 1) * PAGE / 2**20 + 4
-            if need > guest_mib:
-                raise BenchError(
-                    f"--pool-pages: a pool of {n} pages ({n * PAGE >> 20} MiB) does not fit in the guest's "
-                    f"{guest_mib} MiB of RAM (--memory)")
-    return pools
-
-
-def parse_suites(text: str, known: list[str] | None = None) -> list[str]:
-    known = known or lab.facts()["suites"]
-    suites = [s.strip() for s in text.split(",") if s.strip()]
-    for s in suites:
-        if s not in known:
-            raise BenchError(f"--suite: unknown suite {s!r} (known: {', '.join(known)})")
-    if not suites:
-        raise BenchError("--suite: empty list")
-    return suites
-
-
-def positive(text: str) -> int:
-    """A positive whole number (argparse names the option in its message)."""
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-class Parser(argparse.ArgumentParser):
-    def __init__(self, **kw):
-        super().__init__(allow_abbrev=False, **kw)  # --pool-page is a typo, not --pool-pages
-
-    def error(self, message):  # one line, exit 2, like every other bad input
-        raise BenchError(message)
 
 
 def arg_parser() -> argparse.ArgumentParser:
@@ -116,7 +40,7 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default=None, help="suites, e.g. alloc,map (default: all)")
     p.add_argument("--quick", action="store_true", help="a few samples per benchmark")
     p.add_argument("--selftest", action="store_true", help="every check, minimal timing (what tests run)")
-    p.add_argument("--out", default=str(REPO / "results"), help="directory for the results file")
+    p.add_argument("--out", default=str(results.RESULTS), help="directory for the results file")
     p.add_argument("--host", action="store_true", help="run the suites in a host process on simulated memory")
     p.add_argument("--criterion", action="store_true",
                    help="run the suites under criterion on the host (arguments after -- go to criterion)")
@@ -127,7 +51,7 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
     p.add_argument("--report", default=str(lab.REPORT_DIR),
                    help="where the decision report (report.md) is written after the run")
-    p.add_argument("--layouts", default=str(REPO / "results/layouts"),
+    p.add_argument("--layouts", default=str(layouts.DIR),
                    help="with --suite layouts: the layouts handed to the kernel as a boot module")
     p.add_argument("--repeat", type=positive, default=1,
                    help="run K times (K files), then print the run-to-run spread of every median")
@@ -139,9 +63,9 @@ def arg_parser() -> argparse.ArgumentParser:
                    help="with --image: seconds the GRUB menu waits before its first entry (default 5)")
     p.add_argument("--validate", action="store_true",
                    help="only check the options (what scripts/bench.sh does before it sets anything up)")
-    p.add_argument("--kernel", default=str(KERNEL), help=argparse.SUPPRESS)
-    p.add_argument("--host-bin", default=str(HOST_BIN), help=argparse.SUPPRESS)
-    p.add_argument("--qemu", default=QEMU, help=argparse.SUPPRESS)
+    p.add_argument("--kernel", default=str(lab.KERNEL), help=argparse.SUPPRESS)
+    p.add_argument("--host-bin", default=str(lab.HOST_BIN), help=argparse.SUPPRESS)
+    p.add_argument("--qemu", default=qemu.QEMU, help=argparse.SUPPRESS)
     p.add_argument("--bochs", default="bochs", help=argparse.SUPPRESS)
     p.add_argument("--append-extra", default="", help=argparse.SUPPRESS)  # tests: raw kernel words
     return p
@@ -190,7 +114,7 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
     pool_text = a.pool_pages or str(facts["pool_pages"]["standard"])
     pools = parse_pools(pool_text, None, facts["pool_pages"])
     on_host = a.host or a.criterion
-    memory = a.memory or max(512, ((max(pools) + 1) * PAGE >> 20) + 256)
+    memory = a.memory or max(512, ((max(pools) + 1) * lab.PAGE >> 20) + 256)
     parse_pools(pool_text, None if on_host else memory, facts["pool_pages"])
     timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800)
     cpus = a.cpus or 1
@@ -255,178 +179,11 @@ def check_writable(out: Path) -> None:
         raise BenchError(f"--out: {out} cannot take a results file: {e.strerror or e}")
 
 
-# ---- running -----------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    records: list[dict] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
-    status: int | None = None
-    timed_out: bool = False
-    first_result_s: float | None = None
-    wall_s: float = 0.0
-    boot: dict = field(default_factory=dict)
-    # The signal that stopped the run (SIGINT, SIGTERM), if one did.
-    interrupted: int | None = None
-    # The kernel's last record: how it asked to end (what QEMU's exit status says, elsewhere).
-    exit_record: dict | None = None
-
-    def end(self) -> dict | None:
-        return next((r for r in reversed(self.records) if r.get("type") == "end"), None)
-
-
-KERNEL_LOG_TYPES = {"boot", "memmap", "smp", "selftest", "exit"}
-
-
-def follow(path: Path, proc: subprocess.Popen):
-    """The lines written to `path` while `proc` runs (an emulator's serial port as a file)."""
-    pos, pending = 0, ""
-    while True:
-        running = proc.poll() is None
-        try:
-            with open(path, errors="replace") as f:
-                f.seek(pos)
-                chunk = f.read()
-                pos = f.tell()
-        except FileNotFoundError:
-            chunk = ""
-        pending += chunk
-        *lines, pending = pending.split("\n")
-        yield from (line + "\n" for line in lines)
-        if not running:
-            if pending:
-                yield pending
-            return
-        if not chunk:
-            time.sleep(0.05)
-
-
-def run_process(cmd: list[str], timeout: float, progress=None, env: dict | None = None,
-                serial: Path | None = None) -> Outcome:
-    """Run `cmd`, splitting its output into records and log lines as they arrive: its stdout,
-    or the file `serial` (then the child is stopped once the kernel's exit record is out, and
-    that record gives the exit status: Bochs has no isa-debug-exit).
-
-    The child runs in its own session, so a Ctrl-C in the terminal reaches this job only: on
-    SIGINT or SIGTERM (whoever sent it) the job stops the child and keeps what it printed."""
-    out = Outcome()
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if serial is None else subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT if serial is None else subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1, cwd=REPO,
-                            start_new_session=True, env=None if env is None else {**os.environ, **env})
-
-    def stop_child():
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole session: cargo and its bench binary too
-        except ProcessLookupError:
-            pass
-
-    def on_signal(signum, _frame):
-        out.interrupted = out.interrupted or signum
-        stop_child()
-
-    timer = threading.Timer(timeout, lambda: (setattr(out, "timed_out", True), stop_child()))
-    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    timer.start()
-    try:
-        for raw in (proc.stdout if serial is None else follow(serial, proc)):
-            take_line(out, raw.rstrip("\n").rstrip("\r"), t0, progress)
-            if serial is not None and out.exit_record is not None:
-                stop_child()
-        out.status = proc.wait()
-        if serial is not None and out.exit_record is not None:
-            out.status = out.exit_record.get("qemu_status")
-    finally:
-        timer.cancel()
-        for s, h in handlers.items():
-            signal.signal(s, h)
-    out.wall_s = time.monotonic() - t0
-    return out
-
-
-def take_line(out: Outcome, line: str, t0: float, progress=None) -> None:
-    """File one line of output: a record, or log text (boot and memory-map objects are kept
-    for the run record)."""
-    rec = parse_line(line)
-    if rec is None:
-        out.log.append(line)
-        if progress and line.startswith("# suite"):
-            progress(line[2:])
-        return
-    if rec.get("type") in KERNEL_LOG_TYPES:
-        if rec["type"] in ("boot", "memmap", "smp"):
-            out.boot[rec["type"]] = {k: v for k, v in rec.items() if k != "type"}
-        if rec["type"] == "exit":
-            out.exit_record = rec
-        out.log.append(line)
-        return
-    if rec.get("type") == "measurement" and out.first_result_s is None:
-        out.first_result_s = time.monotonic() - t0
-    out.records.append(rec)
-
-
-def complete_run_record(out: Outcome, accel: str, extra: dict) -> dict | None:
-    """Add what only the host knows to the run record and put it first (the kernel prints its
-    boot self-checks before it). None if the run never printed one."""
-    run_rec = next((r for r in out.records if r.get("type") == "run"), None)
-    if run_rec is None:
-        return None
-    commit, dirty = git_facts()
-    now = dt.datetime.now(dt.timezone.utc)
-    run_rec.update({
-        "run_id": f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}", "accel": accel, "git_commit": commit,
-        "git_dirty": dirty, "host": socket.gethostname(), "started_utc": now.isoformat(timespec="seconds"),
-        **extra,
-    })
-    if out.boot:
-        run_rec["boot"] = out.boot
-    out.records.remove(run_rec)
-    out.records.insert(0, run_rec)
-    return run_rec
-
-
-def today() -> str:
-    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d}"
-
-
-def parse_line(line: str) -> dict | None:
-    """A JSON object line, or None for log text (firmware noise, '# ' lines)."""
-    i = line.find("{\"type\"")
-    if i < 0:
-        return None
-    try:
-        rec = json.loads(line[i:])
-    except json.JSONDecodeError:
-        return None
-    return rec if isinstance(rec, dict) else None
-
-
-def qemu_args(qemu: str, accel: str, memory_mib: int, boot: list[str], cpu: str | None = None,
-              cpus: int = 1, serial: str = "stdio", monitor: list[str] | None = None,
-              debug_exit: bool = True) -> list[str]:
-    """The one QEMU command line: `boot` is `-kernel K -append LINE` (PVH), `-cdrom ISO` (GRUB),
-    or an image as a USB stick (with `-bios OVMF` for UEFI). To look at the screen after the run:
-    `serial` a file, `monitor` a QMP socket, no `debug_exit` (the kernel halts instead)."""
-    cpu = cpu or ("host" if accel == "kvm" else "max")
-    port = lab.facts()["exit"]["debug_exit_port"]
-    exit_device = ["-device", f"isa-debug-exit,iobase={port:#x},iosize=0x04"] if debug_exit else []
-    return [qemu, "-accel", accel, "-cpu", cpu, "-smp", str(cpus), "-m", f"{memory_mib}M", "-nographic", "-no-reboot",
-            "-serial", serial, "-display", "none", *(monitor or ["-monitor", "none"]), *exit_device, *boot]
-
-
-def qemu_cmd(plan: Plan, accel: str, cmdline: str, module: Path | None = None) -> list[str]:
-    boot = ["-kernel", str(plan.kernel), "-append", cmdline] + (["-initrd", str(module)] if module else [])
-    return qemu_args(plan.qemu, accel, plan.memory, boot, cpus=plan.cpus)
-
-
 def layouts_module(plan: Plan, work: Path) -> Path | None:
     """With the layouts suite: the layouts as the kernel reads them (`# NAME`, then `START END`
     hex lines of the ranges a PTP maps), in a file to hand over as a boot module."""
     if "layouts" not in plan.suites or plan.layouts is None:
         return None
-    from . import layouts
     paths = sorted(plan.layouts.glob("*.json"))
     if not paths:
         raise BenchError(f"--layouts: no layouts in {plan.layouts} (scripts/capture-layouts.sh records them)")
@@ -437,105 +194,6 @@ def layouts_module(plan: Plan, work: Path) -> Path | None:
     path = work / "layouts.txt"
     path.write_text("".join(text))
     return path
-
-
-def probe_kvm(plan: Plan) -> tuple[bool, str]:
-    """Can KVM run this kernel? A short selftest boot with -cpu host decides."""
-    dev = Path("/dev/kvm")
-    if not dev.exists():
-        return False, "/dev/kvm does not exist"
-    if not os.access(dev, os.R_OK | os.W_OK):
-        return False, "/dev/kvm is not readable and writable by this user"
-    probe = Plan(**{**plan.__dict__, "memory": 256})
-    out = run_process(qemu_cmd(probe, "kvm", "mode=selftest suites=alloc pools=64 quick=1"), timeout=PROBE_TIMEOUT_S)
-    if out.interrupted is not None:
-        raise BenchError(f"interrupted by {signal.Signals(out.interrupted).name} during the KVM probe: "
-                         "nothing was measured", code=128 + out.interrupted)
-    end = out.end()
-    if end and end.get("status") == "ok" and out.status == lab.kernel_status("success"):
-        return True, "a selftest boot under KVM passed"
-    if out.timed_out:
-        why = f"the probe boot hung (no result within {PROBE_TIMEOUT_S} s)"
-    else:
-        why = f"the probe boot ended with QEMU status {out.status}"
-    tail = " | ".join(line for line in out.log[-3:] if line.strip())
-    return False, f"{why}{': ' + tail if tail else ''}"
-
-
-def git_facts() -> tuple[str, bool]:
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
-        return commit, dirty
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-
-
-def qemu_version(qemu: str) -> str:
-    try:
-        first = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-        return first[0] if first else "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-# ---- results files -----------------------------------------------------------------------
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "unknown"
-
-
-def new_path(out_dir: Path, date: str, host: str, accel: str, partial: bool) -> Path:
-    """A name nothing has used: results/<date>-<host>-<accel>[-N][.partial].jsonl. A number is
-    taken by a complete or a partial run alike, so a partial file never shares its number
-    with a complete one."""
-    stem = f"{date}-{slug(host)}-{accel}"
-    for n in range(1, 10_000):
-        base = out_dir / (stem + ("" if n == 1 else f"-{n}"))
-        taken = [base.with_name(base.name + s) for s in (".jsonl", ".partial.jsonl", ".log", ".partial.log")]
-        if not any(p.exists() for p in taken):
-            return base.with_name(base.name + (".partial.jsonl" if partial else ".jsonl"))
-    raise BenchError(f"{out_dir}: too many results for {stem}")
-
-
-def write_new(path: Path, records: list[dict], log: list[str]) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
-    if log:
-        log_path = path.with_name(path.name.removesuffix(".jsonl") + ".log")
-        tmp = log_path.with_name("." + log_path.name + ".tmp")
-        tmp.write_text("\n".join(log) + "\n")
-        os.replace(tmp, log_path)
-
-
-# ---- the job -----------------------------------------------------------------------------
-
-
-FALLBACK = Path(tempfile.gettempdir()) / "ptplab-results"
-
-
-def save(out_dir: Path, label: str, out: Outcome, partial: bool) -> Path:
-    """Write the run as a new file in `out_dir`; if that fails now (the disk filled, the
-    directory went away), in FALLBACK, saying so: a measured run is never lost."""
-    try:
-        path = new_path(out_dir, today(), socket.gethostname(), label, partial)
-        write_new(path, out.records, out.log)
-        return path
-    except OSError as e:
-        FALLBACK.mkdir(parents=True, exist_ok=True)
-        path = new_path(FALLBACK, today(), socket.gethostname(), label, partial)
-        write_new(path, out.records, out.log)
-        say(f"bench: warning: could not write to {out_dir} ({e.strerror or e}); the run is saved in {path}")
-        return path
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def setup_needs(plan: Plan) -> list[str]:
@@ -566,9 +224,8 @@ def main(argv: list[str]) -> int:
                 say(f"bench: run {i + 1} of {plan.repeat}")
             paths.append(run(plan))
         if plan.repeat > 1:
-            from .show import load
             from .table import spread
-            print(spread([load(p) for p in paths]))
+            print(spread([results.load(p) for p in paths]))
         return write_report(plan, paths)
     except BenchError as e:
         say(f"bench: error: {e}")
@@ -630,7 +287,7 @@ def write_report(plan: Plan, paths: list[Path]) -> int:
     if plan.report is None:
         return 0
     from . import report
-    files = list(dict.fromkeys(p.resolve() for p in [*paths, *sorted((REPO / "results").glob("*.jsonl"))]))
+    files = list(dict.fromkeys(p.resolve() for p in [*paths, *sorted(results.RESULTS.glob("*.jsonl"))]))
     say(f"bench: decision report from this run and results/ ({plan.report})")
     return report.main([*map(str, files), "--out", str(plan.report), "--layouts", str(plan.layouts)])
 
@@ -689,7 +346,7 @@ def run(plan: Plan) -> Path:
             raise BenchError(f"kernel {plan.kernel} not built (cd bench-kernel && cargo build --release)")
         accel = plan.accel
         if accel in ("auto", "kvm"):
-            ok, why = probe_kvm(plan)
+            ok, why = qemu.probe_kvm(plan.qemu, plan.kernel, plan.cpus)
             probe_note = f"kvm probe: {'usable' if ok else 'unusable'}: {why}"
             if ok:
                 accel = "kvm"
@@ -703,7 +360,7 @@ def run(plan: Plan) -> Path:
                     f"! timings of privileged instructions (invlpg, CR3) mean nothing there.\n{banner}")
         label = accel
         module = layouts_module(plan, Path(tempfile.mkdtemp(prefix="ptplab-module-")))
-        cmd = qemu_cmd(plan, accel, plan.cmdline(), module)
+        cmd = qemu.qemu_cmd(plan.qemu, plan.kernel, plan.memory, plan.cpus, accel, plan.cmdline(), module)
         done = set(exit_codes["kernel"][k]["qemu_status"] for k in ("success", "failure"))
     where = ("criterion on the host" if plan.criterion else "host process" if plan.host
              else "bench kernel under " + ("Bochs" if accel == "bochs" else accel.upper()))
@@ -711,8 +368,8 @@ def run(plan: Plan) -> Path:
         f"{', quick' if plan.quick else ''}{', selftest' if plan.selftest else ''} (timeout {plan.timeout} s)")
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     # The source measured is the tree as the run starts: a long run outlives commits made meanwhile.
-    commit, dirty = git_facts()
-    out = run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"), env=env, serial=serial)
+    commit, dirty = results.git_facts()
+    out = stream.run_process(cmd, plan.timeout, progress=lambda s: say(f"bench:   {s}"), env=env, serial=serial)
 
     extra = {"started_utc": started, "git_commit": commit, "git_dirty": dirty, "wall_s": round(out.wall_s, 3),
              "first_result_s": None if out.first_result_s is None else round(out.first_result_s, 3)}
@@ -721,11 +378,11 @@ def run(plan: Plan) -> Path:
         extra.update({"emulator": bochs.version(plan.bochs, plan.cpus),
                       "bochs_config": (Path(cmd[3])).read_text().splitlines()})
     elif not (plan.host or plan.criterion):
-        version = qemu_version(plan.qemu)
+        version = qemu.qemu_version(plan.qemu)
         extra.update({"emulator": version, "qemu_version": version, "qemu_args": cmd[1:]})
     if probe_note:
         extra["kvm_probe"] = probe_note
-    run_rec = complete_run_record(out, accel, extra)
+    run_rec = results.complete_run_record(out.records, out.boot, accel, extra)
 
     end = out.end()
     failed_checks = [r for r in out.records if r.get("type") == "check" and not r.get("ok")]
@@ -738,7 +395,7 @@ def run(plan: Plan) -> Path:
         # Nothing was measured: a bad command line or a pool that does not fit. No file.
         raise BenchError(f"the kernel refused the run: {usage.get('msg') if usage else 'usage exit'}")
     complete = complete and out.interrupted is None
-    path = save(plan.out, label, out, partial=not complete)
+    path = results.save(plan.out, label, out.records, out.log, partial=not complete)
 
     problems = schema.validate(out.records) if complete else []
     if complete:
@@ -766,43 +423,6 @@ def run(plan: Plan) -> Path:
         names = ", ".join(f"{c.get('suite', '')}/{c['name']}" for c in failed_checks[:5])
         raise BenchError(f"{len(failed_checks)} checks failed: {names} (see {path})", code=1)
     return path
-
-
-def collect(argv: list[str]) -> int:
-    """Turn a captured serial log (bare metal, or any QEMU run made by hand) into a results file."""
-    ap = Parser(prog="python3 -m ptplab collect", description=collect.__doc__)
-    ap.add_argument("log", help="the serial output, as captured")
-    ap.add_argument("--accel", required=True, choices=["bare-metal", "kvm", "tcg"], help="how it ran")
-    ap.add_argument("--out", default=str(REPO / "results"))
-    ap.add_argument("--partial", action="store_true",
-                    help="keep a log cut before the end record, as a .partial.jsonl file (default: refuse it)")
-    try:
-        a = ap.parse_args(argv)
-        try:
-            text = Path(a.log).read_text(errors="replace")
-        except OSError as e:
-            raise BenchError(f"{a.log}: {e.strerror}")
-        out = Outcome()
-        for line in text.splitlines():
-            take_line(out, line.rstrip("\r"), time.monotonic())
-        run_rec = complete_run_record(out, a.accel, {"collected_from": str(a.log), "started_utc": None})
-        if run_rec is None:
-            raise BenchError(f"{a.log}: no run record: not the bench kernel's output, or cut before it")
-        complete = out.end() is not None
-        if not complete and not a.partial:
-            raise BenchError(f"{a.log}: no end record: the log was cut before the run ended (capture it again, or "
-                             "--partial to keep what it has as a partial file)", code=5)
-        problems = schema.validate(out.records) if complete else []
-        Path(a.out).mkdir(parents=True, exist_ok=True)
-        path = new_path(Path(a.out), today(), socket.gethostname(), a.accel, partial=not complete)
-        write_new(path, out.records, out.log)
-        say(f"collect: wrote {path}{'' if complete else ' (no end record: partial)'}")
-        if problems:
-            raise BenchError("schema problems: " + "; ".join(problems[:5]), code=6)
-        return 0 if complete else 5
-    except BenchError as e:
-        say(f"collect: error: {e}")
-        return e.code
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_BIN = REPO / "target/release/ptp-host"
+KERNEL = REPO / "bench-kernel/target/x86_64-unknown-linux-gnu/release/bench-kernel"
+PAGE = 4096  # bytes in a page, a page table, a pool page
 # Where the decision report goes unless told (bench.sh after a run, report.sh).
 REPORT_DIR = REPO / "target/report"
 BUILD = ["cargo", "build", "--release", "--quiet", "-p", "ptp-lab", "--features", "std", "--bin", "ptp-host"]

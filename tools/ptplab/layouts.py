@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import lab
+from .cli import BenchError, Parser, parse_pools
+from .lab import PAGE
+from .results import RESULTS
 
-PAGE = 4096
+# The captured layouts (results/layouts/README.md): what the bench job and the report read.
+DIR = RESULTS / "layouts"
 MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+)\s+([rwxsp-]{4})(\s|$)")
 HAND_LINE = re.compile(r"^(?:0x)?([0-9a-fA-F]+)\s+(?:0x)?([0-9a-fA-F]+)(?:\s+([rwxsp-]{4}))?\s*$")
 
@@ -84,7 +88,6 @@ def pool_pages(layout: Layout) -> dict:
 
 
 def capacity(argv: list[str]) -> int:
-    from .bench import BenchError, Parser, parse_pools
     ap = Parser(prog="python3 -m ptplab capacity",
                 description="Pool pages a PTP needs to map each layout (an unmodifiable PTP: every range a "
                             "process can touch, mapped up front), with 4 KiB pages and with 2 MiB pages where "
@@ -174,11 +177,10 @@ def snapshot(pid: int) -> tuple[list[list[str]], int | None]:
 
 
 def capture(argv: list[str]) -> int:
-    from .bench import Parser
     ap = Parser(prog="python3 -m ptplab layouts capture",
                 description="Start a set of real programs, record each one's address-space layout (ranges and "
                             "permissions, and VmPTE: no file names, paths or contents) while it runs.")
-    ap.add_argument("--out", default=str(lab.REPO / "results/layouts"))
+    ap.add_argument("--out", default=str(DIR))
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

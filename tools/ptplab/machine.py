@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import bench
+from .qemu import QEMU, qemu_args
+from .stream import parse_line
 from .packages import OVMF
 
 VGA_TEXT = 0xB8000
@@ -54,14 +55,14 @@ def boot(image: Path, fw: str, how: str, timeout: float = 120, cpus: int = 1, lo
     and once its last line is out the screen is read, then QEMU is stopped."""
     args = [*firmware(fw), *drive(image, how)]
     if not look:
-        cmd = bench.qemu_args(bench.QEMU, "tcg", 512, args, cpus=cpus)
+        cmd = qemu_args(QEMU, "tcg", 512, args, cpus=cpus)
         p = subprocess.run(["timeout", str(int(timeout))] + cmd, capture_output=True, text=True, errors="replace",
                            stdin=subprocess.DEVNULL)
-        return Booted(records=[r for r in map(bench.parse_line, p.stdout.splitlines()) if r], log=p.stdout,
+        return Booted(records=[r for r in map(parse_line, p.stdout.splitlines()) if r], log=p.stdout,
                       status=p.returncode)
     with tempfile.TemporaryDirectory(prefix="ptplab-look-") as tmp:
         serial, qmp_path = Path(tmp) / "serial.log", Path(tmp) / "qmp.sock"
-        cmd = bench.qemu_args(bench.QEMU, "tcg", 512, args, cpus=cpus, serial=f"file:{serial}",
+        cmd = qemu_args(QEMU, "tcg", 512, args, cpus=cpus, serial=f"file:{serial}",
                               monitor=["-qmp", f"unix:{qmp_path},server,nowait"], debug_exit=False)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -70,7 +71,7 @@ def boot(image: Path, fw: str, how: str, timeout: float = 120, cpus: int = 1, lo
             while time.monotonic() - t0 < timeout and HALTED not in text and proc.poll() is None:
                 time.sleep(0.2)
                 text = serial.read_text(errors="replace") if serial.exists() else ""
-            out = Booted(records=[r for r in map(bench.parse_line, text.splitlines()) if r], log=text)
+            out = Booted(records=[r for r in map(parse_line, text.splitlines()) if r], log=text)
             if HALTED not in text:
                 return out
             time.sleep(0.3)  # the halted line reaches the screen right after the serial port

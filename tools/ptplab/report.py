@@ -15,8 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import aggregate, lab, layouts, plots, show
-from .bench import REPO, BenchError, Parser
+from . import aggregate, lab, layouts, plots
+from .cli import BenchError, Parser
+from .results import RESULTS, ResultsError, load
 
 STANDARD = 4096
 # The costs that change with N: (bench, impl, column heading).
@@ -29,7 +30,7 @@ KIB = 1024
 
 
 def mib(pages: int) -> str:
-    return f"{pages * 4096 / 2**20:g} MiB"
+    return f"{pages * lab.PAGE / 2**20:g} MiB"
 
 
 def size(nbytes: int) -> str:
@@ -46,7 +47,7 @@ def layout_needs(paths: list[Path]) -> list[tuple[str, int, int, int | None]]:
     for p in paths:
         lay = layouts.read(p)
         f = layouts.pool_pages(lay)
-        pte = None if lay.vm_pte_kib is None else lay.vm_pte_kib * KIB // 4096
+        pte = None if lay.vm_pte_kib is None else lay.vm_pte_kib * KIB // lab.PAGE
         out.append((lay.name, f["4KiB"]["predicted"], f["2MiB"]["predicted"], pte))
     return out
 
@@ -92,7 +93,7 @@ def select(paths: list[Path], machine: str | None = None, tlb_file: Path | None 
     for p in dict.fromkeys(paths):
         try:
             recs = read_run(p)
-        except (show.ShowError, OSError) as e:
+        except (ResultsError, OSError) as e:
             sel.left_out.append((p, f"unreadable: {e}"))
             continue
         if not recs or recs[0].get("type") != "run":
@@ -172,14 +173,14 @@ def read_run(p: Path) -> list[dict]:
     st = p.stat()
     key = (p.resolve(), st.st_mtime_ns, st.st_size)
     if key not in _read:
-        _read[key] = show.load(p)
+        _read[key] = load(p)
     return _read[key]
 
 
 def source(p: Path) -> str:
     """A results file as the reader finds it: relative to the repository when it is in it."""
     p = p.resolve()
-    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
+    return str(p.relative_to(lab.REPO)) if p.is_relative_to(lab.REPO) else str(p)
 
 
 def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
@@ -365,7 +366,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
     all_2m = next((n for n in POOLS if fit[n][1] == n_layouts), None)
     std = limits[STANDARD]
     if all_4k is not None:
-        saved = (STANDARD - all_4k) * 4096 * 1000
+        saved = (STANDARD - all_4k) * lab.PAGE * 1000
         verb = "shrinks" if all_4k < STANDARD else "grows"
         L.append(f"- **Unmodifiable PTPs, 4096 -> {all_4k}**: every one of the {n_layouts} real layouts still fits "
                  f"with 4 KiB pages (at {STANDARD}: {fit[STANDARD][0]}); each PTP {verb} from {mib(STANDARD)} to "
@@ -412,21 +413,21 @@ def main(argv: list[str]) -> int:
                     f"{source(lab.REPORT_DIR)})")
     ap.add_argument("--machine", metavar="BRAND", help="the costs from this machine (a part of its CPU brand) "
                     "instead of the newest")
-    ap.add_argument("--layouts", default=str(REPO / "results/layouts"))
+    ap.add_argument("--layouts", default=str(layouts.DIR))
     ap.add_argument("--tlb", metavar="FILE", help="the kernel run for the TLB section")
     try:
         a = ap.parse_args(argv)
         paths = sorted(Path(a.layouts).glob("*.json"))
         if not paths:
             raise BenchError(f"--layouts: no layouts in {a.layouts} (scripts/capture-layouts.sh records them)")
-        files = [Path(f) for f in a.results] or sorted((REPO / "results").glob("*.jsonl"))
+        files = [Path(f) for f in a.results] or sorted(RESULTS.glob("*.jsonl"))
         sel = select(files, a.machine, Path(a.tlb) if a.tlb else None)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
         text = render(paths, sel.costs, out, sel.tlb)
         text += "\n" + "\n".join(left_out_section(sel.left_out)) if sel.left_out else ""
         (out / "report.md").write_text(text)
-    except (BenchError, show.ShowError, layouts.LayoutError, OSError) as e:
+    except (BenchError, ResultsError, layouts.LayoutError, OSError) as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     recommendation = text[text.index("## Recommendation"):text.index("## Runs left out")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from . import lab
 
-# Added to the run record by the bench job, which alone knows them (bench.complete_run_record).
+# Added to the run record by the bench job, which alone knows them (results.complete_run_record).
 JOB_FIELDS = ["run_id", "accel", "git_commit", "git_dirty"]
 ACCEL = {"kvm", "tcg", "bochs", "bare-metal", "none"}
 

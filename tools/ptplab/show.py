@@ -2,43 +2,14 @@
 several runs side by side. Native and emulated figures are never put in one table."""
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
-from . import bench, schema
+from . import schema
+from .cli import BenchError, Parser
+from .results import RESULTS, ResultsError, load
 from .table import render, unit_text
-
-RESULTS = bench.REPO / "results"
-
-
-class ShowError(Exception):
-    pass
-
-
-def load(path: Path, skipped: list[str] | None = None) -> list[dict]:
-    """The records of a results file. A line that is not a JSON object (malformed, or cut off by
-    a crash) is an error naming file and line; with `skipped` (lenient) it is left out and
-    said there instead."""
-    try:
-        lines = path.read_bytes().splitlines()
-    except OSError as e:
-        raise ShowError(f"cannot read {path}: {e.strerror}")
-    records = []
-    for i, line in enumerate(lines, 1):
-        # Line by line, so a line of serial noise that is not UTF-8 costs that line only.
-        try:
-            rec = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            rec = None
-        if not isinstance(rec, dict):
-            if skipped is None:
-                raise ShowError(f"{path}:{i}: not a JSON object")
-            skipped.append(f"{path}:{i}: not a JSON object, skipped")
-            continue
-        records.append(rec)
-    return records
 
 
 def natural(name: str) -> list:
@@ -96,7 +67,7 @@ def compare(runs: list[Run]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    ap = bench.Parser(prog="python3 -m ptplab show",
+    ap = Parser(prog="python3 -m ptplab show",
                       description="Show recorded runs. Without FILE: every file in results/. One run (a single "
                                   "FILE, or --latest) is shown as its table; several are listed, or put side by "
                                   "side with --compare. Native and emulated runs are never mixed in one table.")
@@ -110,9 +81,9 @@ def main(argv: list[str]) -> int:
         a = ap.parse_args(argv)
         paths = [Path(f) for f in a.files] or sorted(RESULTS.glob("*.jsonl"))
         if not paths:
-            raise ShowError("no results files")
+            raise ResultsError("no results files")
         runs = sorted((Run(p) for p in paths), key=lambda r: r.key)
-    except (ShowError, bench.BenchError) as e:
+    except (ResultsError, BenchError) as e:
         print(f"show: error: {e}", file=sys.stderr)
         return 2
     runs = [r for r in runs if (a.where is None or r.run.get("where") == a.where)

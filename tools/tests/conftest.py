@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ptplab import bench  # noqa: E402
+from ptplab import bench, lab  # noqa: E402
 
 POOLS = "64,1024"
 
@@ -22,8 +22,8 @@ def _run(tmp_path_factory, *args) -> tuple[int, list[dict]]:
 def kernel_selftest(tmp_path_factory):
     """One selftest run of the bench kernel under TCG through the bench job: all suites, a pool too
     small for some maps, two CPUs (the shootdown). (rc, files, records)"""
-    if not bench.KERNEL.exists():
-        pytest.skip(f"{bench.KERNEL} not built (scripts/test.sh builds it)")
+    if not lab.KERNEL.exists():
+        pytest.skip(f"{lab.KERNEL} not built (scripts/test.sh builds it)")
     return _run(tmp_path_factory, "--accel", "tcg", "--cpus", "2")
 
 

@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from ptplab import bench, lab, schema
-from ptplab.bench import BenchError
+from ptplab import bench, lab, qemu, results, schema, stream
+from ptplab.cli import BenchError
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -40,22 +40,22 @@ def test_missing_qemu_names_the_package(tmp_path, capsys):
 
 
 def test_result_names_never_reuse_a_file(tmp_path):
-    first = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=False)
+    first = results.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=False)
     assert first.name == "2026-11-24-my-host-tcg.jsonl"
-    bench.write_new(first, [{"type": "run"}], ["log line"])
-    second = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=False)
+    results.write_new(first, [{"type": "run"}], ["log line"])
+    second = results.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=False)
     assert second.name == "2026-11-24-my-host-tcg-2.jsonl"
-    partial = bench.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=True)
+    partial = results.new_path(tmp_path, "2026-11-24", "my host", "tcg", partial=True)
     assert partial.name == "2026-11-24-my-host-tcg-2.partial.jsonl", "never the number of a complete run"
     assert first.with_suffix(".log").read_text() == "log line\n"
     assert not list(tmp_path.glob(".*.tmp")), "temporary files are renamed away"
 
 
 def test_serial_lines_split_into_records_and_log():
-    assert bench.parse_line("Booting from ROM..{\"type\":\"check\",\"ok\":true}") == {"type": "check", "ok": True}
-    assert bench.parse_line("# bench-kernel 0.1.0") is None
-    assert bench.parse_line("{\"type\":\"check\", broken") is None
-    assert bench.parse_line("SeaBIOS (version 1.16)") is None
+    assert stream.parse_line("Booting from ROM..{\"type\":\"check\",\"ok\":true}") == {"type": "check", "ok": True}
+    assert stream.parse_line("# bench-kernel 0.1.0") is None
+    assert stream.parse_line("{\"type\":\"check\", broken") is None
+    assert stream.parse_line("SeaBIOS (version 1.16)") is None
 
 
 def fake_qemu(tmp_path, body: str):
@@ -86,7 +86,7 @@ def test_kvm_probe_failure_is_detected_quickly_and_explained(tmp_path):
     plan = bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)])
     if not (os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)):
         pytest.skip("no accessible /dev/kvm: the probe stops before booting")
-    ok, why = bench.probe_kvm(plan)
+    ok, why = qemu.probe_kvm(plan.qemu, plan.kernel, plan.cpus)
     assert not ok
     assert "QEMU status 134" in why and "MSR 0x10a" in why
 
@@ -110,8 +110,9 @@ def test_kvm_probe_turns_a_paused_guest_into_a_quick_verdict(tmp_path, monkeypat
     kernel = tmp_path / "kernel"
     kernel.write_text("")
     q = fake_qemu(tmp_path, 'echo "KVM internal error. Suberror: 1"\nexec sleep 30\n')
-    monkeypatch.setattr(bench, "PROBE_TIMEOUT_S", 1)
-    ok, why = bench.probe_kvm(bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)]))
+    monkeypatch.setattr(qemu, "PROBE_TIMEOUT_S", 1)
+    plan = bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)])
+    ok, why = qemu.probe_kvm(plan.qemu, plan.kernel, plan.cpus)
     assert not ok
     assert why == "the probe boot hung (no result within 1 s): KVM internal error. Suberror: 1"
 

@@ -9,7 +9,7 @@ import pytest
 from ptplab import bench, lab, schema
 
 pytestmark = [
-    pytest.mark.skipif(not bench.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)"),
+    pytest.mark.skipif(not lab.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)"),
     pytest.mark.skipif(shutil.which("bochs") is None, reason="bochs not installed (scripts/test.sh installs it)"),
 ]
 

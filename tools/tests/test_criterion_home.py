@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ptplab import bench
+from ptplab import bench, lab
 
-REPO = bench.REPO
+REPO = lab.REPO
 WORDS = "mode=selftest pools=64 suites=alloc"
 
 

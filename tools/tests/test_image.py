@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from ptplab import bench, bochs, machine
+from ptplab import bench, bochs, collect, lab, machine, stream
 
 pytestmark = [
-    pytest.mark.skipif(not bench.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)"),
+    pytest.mark.skipif(not lab.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)"),
     pytest.mark.skipif(shutil.which("grub-mkrescue") is None, reason="grub not installed (scripts/test.sh does)"),
 ]
 
@@ -76,13 +76,13 @@ def test_a_fault_shows_the_same_report_on_the_screen_as_on_serial(tmp_path):
 @pytest.mark.skipif(shutil.which("bochs") is None, reason="bochs not installed (scripts/test.sh installs it)")
 def test_the_image_boots_under_bochs_to_the_end_record(image, tmp_path):
     cmd, serial = bochs.command("bochs", tmp_path, image, 512, 1)
-    out = bench.run_process(cmd, timeout=300, env=bochs.ENV, serial=serial)
+    out = stream.run_process(cmd, timeout=300, env=bochs.ENV, serial=serial)
     assert out.end() is not None and out.end()["status"] == "ok", "\n".join(out.log[-20:])
 
 
 def test_the_menu_offers_the_default_run_the_sweep_the_selftest_and_the_tlb_suite_on_every_cpu():
     plan = bench.plan_from_args(["--image", "x.iso", "--suite", "map", "--pool-pages", "2048"])
-    entries = bench.image_entries(plan, bench.lab.facts())
+    entries = bench.image_entries(plan, lab.facts())
     titles = [t for t, _ in entries]
     assert titles[0] == "PTP lab: the default run (as built)" and "suites=map pools=2048" in entries[0][1]
     assert any("pools=512,1024,2048,4096,8192,16384,32768,65536" in c for _, c in entries)
@@ -110,9 +110,9 @@ def test_collect_refuses_a_truncated_log_unless_asked(tmp_path, capsys):
     run = {"type": "run", "schema": 4, "where": "kernel", "execution": "native"}
     log.write_text(json.dumps(run) + "\n" + json.dumps({"type": "measurement", "bench": "b"}) + "\n")
     out = tmp_path / "results"
-    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(out)]) != 0
+    assert collect.main([str(log), "--accel", "bare-metal", "--out", str(out)]) != 0
     err = capsys.readouterr().err
     assert "no end record" in err and "--partial" in err, err
     assert not out.exists() or not list(out.iterdir()), "nothing written"
-    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(out), "--partial"]) == 5
+    assert collect.main([str(log), "--accel", "bare-metal", "--out", str(out), "--partial"]) == 5
     assert [p.name.endswith(".partial.jsonl") for p in out.glob("*.jsonl")] == [True]

@@ -6,20 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from ptplab import bench, lab, schema
+from ptplab import bench, collect, lab, qemu, schema, stream
 
 REPO = Path(__file__).resolve().parents[2]
-KERNEL = bench.KERNEL
+KERNEL = lab.KERNEL
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = (lab.kernel_status(k) for k in ("success", "failure", "usage"))
 
 pytestmark = pytest.mark.skipif(not KERNEL.exists(), reason=f"{KERNEL} not built (scripts/test.sh builds it)")
 
 
 def boot(append: str, memory: int = 256, timeout: int = 60, cpu: str | None = None):
-    cmd = ["timeout", str(timeout)] + bench.qemu_args(bench.QEMU, "tcg", memory,
+    cmd = ["timeout", str(timeout)] + qemu.qemu_args(qemu.QEMU, "tcg", memory,
                                                       ["-kernel", str(KERNEL), "-append", append], cpu=cpu)
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
-    records = [r for r in map(bench.parse_line, p.stdout.splitlines()) if r is not None]
+    records = [r for r in map(stream.parse_line, p.stdout.splitlines()) if r is not None]
     return p.returncode, records, p.stdout
 
 
@@ -156,7 +156,7 @@ def test_bench_sh_bad_input_exits_non_zero_naming_the_value(tmp_path):
 
 
 def test_host_runner_uses_the_same_schema(tmp_path):
-    if not bench.HOST_BIN.exists():
+    if not lab.HOST_BIN.exists():
         pytest.skip("host runner not built")
     rc = bench.main(["--host", "--selftest", "--pool-pages", "64,1024", "--out", str(tmp_path)])
     assert rc == 0
@@ -170,9 +170,9 @@ def test_host_runner_uses_the_same_schema(tmp_path):
 def test_grub_boots_the_kernel_through_multiboot2(tmp_path):
     from ptplab.iso import make_iso
     iso = make_iso(KERNEL, "mode=selftest suites=alloc,ptp pools=64", tmp_path / "bench.iso")
-    cmd = ["timeout", "120"] + bench.qemu_args(bench.QEMU, "tcg", 256, ["-cdrom", str(iso)])
+    cmd = ["timeout", "120"] + qemu.qemu_args(qemu.QEMU, "tcg", 256, ["-cdrom", str(iso)])
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
-    records = [r for r in map(bench.parse_line, p.stdout.splitlines()) if r is not None]
+    records = [r for r in map(stream.parse_line, p.stdout.splitlines()) if r is not None]
     assert p.returncode == EXIT_OK, p.stdout[-1500:]
     boot = next(r for r in records if r["type"] == "boot")
     assert (boot["protocol"], boot["cmdline"]) == ("multiboot2", "mode=selftest suites=alloc,ptp pools=64")
@@ -193,19 +193,19 @@ def test_collect_turns_a_captured_serial_log_into_a_labelled_results_file(tmp_pa
     assert rc == EXIT_OK
     log = tmp_path / "serial.log"
     log.write_text(stdout)
-    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 0
+    assert collect.main([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 0
     recs = [json.loads(line) for line in next((tmp_path / "res").glob("*-bare-metal.jsonl")).read_text().splitlines()]
     assert schema.validate(recs) == []
     assert recs[0]["accel"] == "bare-metal" and recs[0]["boot"]["boot"]["protocol"] == "pvh"
     # A log cut before the end is refused, or kept as partial when asked; one without a run
     # record is refused.
     log.write_text(stdout[: stdout.index('"type":"end"')])
-    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 5
+    assert collect.main([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 5
     assert len(list((tmp_path / "res").glob("*.partial.jsonl"))) == 0
-    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res"), "--partial"]) == 5
+    assert collect.main([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res"), "--partial"]) == 5
     assert len(list((tmp_path / "res").glob("*.partial.jsonl"))) == 1
     log.write_text("SeaBIOS\n")
-    assert bench.collect([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 2
+    assert collect.main([str(log), "--accel", "bare-metal", "--out", str(tmp_path / "res")]) == 2
 
 
 def test_without_a_hypervisor_bit_the_human_lines_say_what_the_record_says():

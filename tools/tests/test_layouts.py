@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ptplab import bench, layouts
+from ptplab import bench, lab, layouts
 
-REPO = bench.REPO
+REPO = lab.REPO
 LAYOUTS = sorted((REPO / "results/layouts").glob("*.json"))
 
 
@@ -60,7 +60,7 @@ def test_capacity_prints_pool_pages_vmpte_and_fit(tmp_path):
 
 
 def test_in_the_kernel_every_layout_maps_to_exactly_the_predicted_pages(tmp_path):
-    if not bench.KERNEL.exists():
+    if not lab.KERNEL.exists():
         pytest.skip("kernel not built")
     rc = bench.main(["--accel", "tcg", "--selftest", "--suite", "layouts", "--out", str(tmp_path)])
     records = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ptplab import bench, lab
+from ptplab import bench, lab, results, stream
 
-REPO = bench.REPO
+REPO = lab.REPO
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
 PTPLAB = [sys.executable, "-m", "ptplab"]
 
@@ -98,11 +98,11 @@ def test_an_out_that_cannot_be_written_is_refused_before_anything_runs(tmp_path,
 
 
 def test_a_run_that_cannot_be_written_at_the_end_is_saved_elsewhere(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(bench, "FALLBACK", tmp_path / "fallback")
-    outcome = bench.Outcome(records=[{"type": "run"}, {"type": "end"}], log=["serial"])
+    monkeypatch.setattr(results, "FALLBACK", tmp_path / "fallback")
+    outcome = stream.Outcome(records=[{"type": "run"}, {"type": "end"}], log=["serial"])
     gone = tmp_path / "gone"
     gone.write_text("")  # --out became a file after the check: writing under it fails
-    path = bench.save(gone, "tcg", outcome, partial=False)
+    path = results.save(gone, "tcg", outcome.records, outcome.log, partial=False)
     assert path.parent == tmp_path / "fallback" and path.read_text().count("\n") == 2
     assert f"could not write to {gone}" in capsys.readouterr().err and str(path)
 
@@ -150,13 +150,13 @@ def test_bench_sh_quick_criterion_hands_criterion_only_its_own_arguments(tmp_pat
 
 
 def test_a_partial_run_never_shares_its_number_with_a_complete_one(tmp_path):
-    first = bench.new_path(tmp_path, "2026-11-24", "h", "tcg", partial=False)
-    bench.write_new(first, [{"type": "run"}], ["log"])
-    partial = bench.new_path(tmp_path, "2026-11-24", "h", "tcg", partial=True)
+    first = results.new_path(tmp_path, "2026-11-24", "h", "tcg", partial=False)
+    results.write_new(first, [{"type": "run"}], ["log"])
+    partial = results.new_path(tmp_path, "2026-11-24", "h", "tcg", partial=True)
     assert partial.name == "2026-11-24-h-tcg-2.partial.jsonl"
-    bench.write_new(partial, [{"type": "run"}], ["log"])
+    results.write_new(partial, [{"type": "run"}], ["log"])
     assert (tmp_path / "2026-11-24-h-tcg-2.partial.log").exists()
-    assert bench.new_path(tmp_path, "2026-11-24", "h", "tcg", partial=False).name == "2026-11-24-h-tcg-3.jsonl"
+    assert results.new_path(tmp_path, "2026-11-24", "h", "tcg", partial=False).name == "2026-11-24-h-tcg-3.jsonl"
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["show", "--help"], ["iso", "--help"], ["collect", "--help"],
@@ -254,14 +254,14 @@ def test_a_run_records_the_source_it_started_from_not_what_the_tree_became(tmp_p
     # A long run (Bochs: an hour) outlives commits made meanwhile: the file must name the commit
     # and dirtiness the measured binaries were built from, as the run started.
     measured = []
-    real = bench.run_process
+    real = stream.run_process
 
     def run_then_commit(*a, **k):
         out = real(*a, **k)
         measured.append(True)  # from here on the tree is another commit, and dirty
         return out
-    monkeypatch.setattr(bench, "run_process", run_then_commit)
-    monkeypatch.setattr(bench, "git_facts", lambda: ("beef-at-the-end", True) if measured else ("c0ffee-at-start", False))
+    monkeypatch.setattr(stream, "run_process", run_then_commit)
+    monkeypatch.setattr(results, "git_facts", lambda: ("beef-at-the-end", True) if measured else ("c0ffee-at-start", False))
     assert bench.main(["--host", "--selftest", "--suite", "alloc", "--pool-pages", "64", "--out", str(tmp_path),
                        "--report", str(tmp_path / "report")]) == 0
     run = json.loads(next(tmp_path.glob("*.jsonl")).read_text().splitlines()[0])

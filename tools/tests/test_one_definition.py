@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from ptplab import bench, lab, schema
-from ptplab.bench import BenchError
+from ptplab import bench, cli, lab, qemu, schema
+from ptplab.cli import BenchError
 
-REPO = bench.REPO
+REPO = lab.REPO
 
 
 def measured(records):
@@ -88,12 +88,12 @@ def test_python_checks_the_limits_and_names_rust_declares(words, rust_says):
     # The bench job refuses the same values, with the same bounds and names, before running anything.
     limits = f["pool_pages"]
     with pytest.raises(BenchError, match=f"outside {limits['min']}..{limits['max']}"):
-        bench.parse_pools(str(limits["min"] - 1), None)
-    assert bench.parse_pools(f"{limits['min']},{limits['max']}", None) == [limits["min"], limits["max"]]
+        cli.parse_pools(str(limits["min"] - 1), None)
+    assert cli.parse_pools(f"{limits['min']},{limits['max']}", None) == [limits["min"], limits["max"]]
     with pytest.raises(BenchError, match=f"at most {limits['max_pools']}"):
-        bench.parse_pools(",".join(str(limits["min"] + i) for i in range(limits["max_pools"] + 1)), None)
+        cli.parse_pools(",".join(str(limits["min"] + i) for i in range(limits["max_pools"] + 1)), None)
     with pytest.raises(BenchError, match="known: " + ", ".join(f["suites"])):
-        bench.parse_suites("smp")
+        cli.parse_suites("smp")
     assert bench.plan_from_args([]).suites == f["suites"]
     assert bench.plan_from_args([]).pools == [limits["standard"]]
     assert bench.plan_from_args([]).seed == f["default_seed"]
@@ -101,7 +101,7 @@ def test_python_checks_the_limits_and_names_rust_declares(words, rust_says):
 
 def test_qemu_command_line_uses_the_kernels_exit_port():
     f = lab.facts()
-    cmd = bench.qemu_args("qemu", "tcg", 256, ["-cdrom", "x.iso"])
+    cmd = qemu.qemu_args("qemu", "tcg", 256, ["-cdrom", "x.iso"])
     assert f"isa-debug-exit,iobase={f['exit']['debug_exit_port']:#x},iosize=0x04" in cmd
     statuses = [f["exit"]["kernel"][k]["qemu_status"] for k in ("success", "failure", "usage")]
     assert statuses == [(f["exit"]["kernel"][k]["port_value"] << 1) | 1 for k in ("success", "failure", "usage")]

@@ -2,9 +2,9 @@
 run; every pool size 512 ... 65536; recommendations that name their numbers and sources."""
 import subprocess
 
-from ptplab import bench, lab
+from ptplab import lab
 
-REPO = bench.REPO
+REPO = lab.REPO
 
 
 def test_the_report_answers_4096_to_n_with_numbers_and_sources(tmp_path):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ptplab import bench, schema
+from ptplab import bench, lab, qemu, schema, stream
 
-pytestmark = pytest.mark.skipif(not bench.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)")
+pytestmark = pytest.mark.skipif(not lab.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)")
 
 
 def run(tmp_path, *args):
@@ -103,10 +103,10 @@ def test_bochs_boots_with_the_cpus_asked_for(tmp_path):
 def test_a_fault_on_another_cpu_is_reported_with_its_number():
     import subprocess
     from ptplab import lab
-    cmd = ["timeout", "60"] + bench.qemu_args(bench.QEMU, "tcg", 256, [
-        "-kernel", str(bench.KERNEL), "-append", "mode=selftest suites=alloc pools=64 quick=1 fault=ap_pf"], cpus=2)
+    cmd = ["timeout", "60"] + qemu.qemu_args(qemu.QEMU, "tcg", 256, [
+        "-kernel", str(lab.KERNEL), "-append", "mode=selftest suites=alloc pools=64 quick=1 fault=ap_pf"], cpus=2)
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
-    fault = next(r for r in map(bench.parse_line, p.stdout.splitlines()) if r and r["type"] == "fault")
+    fault = next(r for r in map(stream.parse_line, p.stdout.splitlines()) if r and r["type"] == "fault")
     assert (fault["cpu"], fault["vector"], fault["name"], fault["cr2"]) == (1, 14, "#PF", "0x700000000000")
     assert fault["bench"] == "fault_demo_ap_pf" and fault["rip"].startswith("0x")
     assert "on CPU 1 in bench 'fault_demo_ap_pf'" in p.stdout

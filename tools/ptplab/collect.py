@@ -1,0 +1,48 @@
+"""python3 -m ptplab collect LOG: a serial log captured elsewhere (bare metal, or a QEMU run made
+by hand) turned into a results file, as the bench job would have written it."""
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from . import results, schema, stream
+from .cli import BenchError, Parser, say
+
+
+def main(argv: list[str]) -> int:
+    """Turn a captured serial log (bare metal, or any QEMU run made by hand) into a results file."""
+    ap = Parser(prog="python3 -m ptplab collect", description=main.__doc__)
+    ap.add_argument("log", help="the serial output, as captured")
+    ap.add_argument("--accel", required=True, choices=["bare-metal", "kvm", "tcg"], help="how it ran")
+    ap.add_argument("--out", default=str(results.RESULTS))
+    ap.add_argument("--partial", action="store_true",
+                    help="keep a log cut before the end record, as a .partial.jsonl file (default: refuse it)")
+    try:
+        a = ap.parse_args(argv)
+        try:
+            text = Path(a.log).read_text(errors="replace")
+        except OSError as e:
+            raise BenchError(f"{a.log}: {e.strerror}")
+        out = stream.Outcome()
+        for line in text.splitlines():
+            stream.take_line(out, line.rstrip("\r"), time.monotonic())
+        run_rec = results.complete_run_record(out.records, out.boot, a.accel,
+                                              {"collected_from": str(a.log), "started_utc": None})
+        if run_rec is None:
+            raise BenchError(f"{a.log}: no run record: not the bench kernel's output, or cut before it")
+        complete = out.end() is not None
+        if not complete and not a.partial:
+            raise BenchError(f"{a.log}: no end record: the log was cut before the run ended (capture it again, or "
+                             "--partial to keep what it has as a partial file)", code=5)
+        problems = schema.validate(out.records) if complete else []
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        path = results.new_path(Path(a.out), results.today(), socket.gethostname(), a.accel, partial=not complete)
+        results.write_new(path, out.records, out.log)
+        say(f"collect: wrote {path}{'' if complete else ' (no end record: partial)'}")
+        if problems:
+            raise BenchError("schema problems: " + "; ".join(problems[:5]), code=6)
+        return 0 if complete else 5
+    except BenchError as e:
+        say(f"collect: error: {e}")
+        return e.code
