@@ -132,6 +132,7 @@ fn report_boot(
     pit: Result<u64, cpu::CalibrationError>,
 ) {
     let out = &mut platform::SerialOut;
+    let (kernel_start, kernel_end) = boot::kernel_image_range();
     let _ = record::boot(
         out,
         &BootRecord {
@@ -140,7 +141,8 @@ fn report_boot(
             cmdline_truncated: info.cmdline_truncated,
             free_ram_bytes: free.total_bytes(),
             free_regions: free.as_slice().len(),
-            kernel: boot::kernel_image_range(),
+            kernel_start,
+            kernel_end,
             boot_info: info.info_paddr,
             rsdp: info.rsdp_paddr,
         },

@@ -12,7 +12,7 @@ use crate::frame::{VECTOR_GP, VECTOR_PF};
 use crate::gdt::{IstSlot, ist_stack_range};
 use crate::probe::{self, FaultInfo};
 use ptp_lab::fixedstr::FixedStr;
-use ptp_lab::record::{self, BOOT_SUITE, CheckKey, Counts};
+use ptp_lab::record::{BOOT_SUITE, CheckRecord, Counts};
 
 /// Canonical (bit 47 clear) but outside the 4 GiB identity map: must #PF.
 pub const UNMAPPED_CANONICAL: u64 = 0x0000_7000_0000_0000;
@@ -36,14 +36,16 @@ fn record(counts: &mut Counts, name: &str, ok: bool, detail: &FixedStr<256>) {
     if !ok {
         counts.checks_failed += 1;
     }
-    let key = CheckKey {
-        suite: BOOT_SUITE,
-        bench: BENCH,
-        name,
-        pool_pages: None,
-    };
     crate::serial::with_console(|w| {
-        let _ = record::check(w, key, ok, format_args!("{detail}"));
+        let _ = CheckRecord {
+            suite: BOOT_SUITE,
+            bench: BENCH,
+            name,
+            pool_pages: None,
+            ok,
+            detail: format_args!("{detail}"),
+        }
+        .write(w);
     });
 }
 

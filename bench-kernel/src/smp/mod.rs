@@ -13,6 +13,7 @@ mod trampoline;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use ptp_lab::acpi::{self, MAX_CPUS};
+use ptp_lab::json::List;
 use ptp_lab::platform::{Reason, Smp, TargetReport, Work, reason};
 use ptp_lab::record::{self, CpuStart};
 use vystem_ptp::Decision;
@@ -381,19 +382,26 @@ fn execute(work: &Work) -> Option<u8> {
         .map(|a| unsafe { (a as *const u8).read_volatile() })
 }
 
+ptp_lab::json_object! {
+    /// A CPU that came up, in the run record's `cpus`.
+    struct CpuUp {
+        cpu: u32,
+        apic_id: u32,
+    }
+}
+
 impl Cpus {
     /// The run record's `cpus`: each CPU that came up, with its APIC ID.
     pub fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
-        w.write_char('[')?;
-        for (i, cpu) in self.up().iter().enumerate() {
-            let id = APIC_IDS[cpu as usize].load(Ordering::Relaxed);
-            write!(
-                w,
-                "{}{{\"cpu\":{cpu},\"apic_id\":{id}}}",
-                if i == 0 { "" } else { "," }
-            )?;
-        }
-        w.write_char(']')
+        self.up()
+            .iter()
+            .fold(List::open(w), |l, cpu| {
+                l.item(&CpuUp {
+                    cpu,
+                    apic_id: APIC_IDS[cpu as usize].load(Ordering::Relaxed),
+                })
+            })
+            .close()
     }
 }
 

@@ -57,16 +57,18 @@ struct CriterionScope {
 
 impl TimerScope for CriterionScope {
     fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
-        let args = serde_json::to_string(&self.args).map_err(|_| core::fmt::Error)?;
-        let dir = serde_json::to_string(&self.dir).map_err(|_| core::fmt::Error)?;
-        write!(
-            w,
-            "{{\"kind\":\"criterion\",\"sample_size\":{},\"warm_up_ms\":{},\"measurement_ms\":{},\"overhead_ns\":{},\"args\":{args},\"dir\":{dir}}}",
-            self.settings.sample_size,
-            self.settings.warm_up.as_millis(),
-            self.settings.measurement.as_millis(),
-            self.overhead.as_nanos()
-        )
+        // A path that is not UTF-8 cannot be written: an error, not json!'s panic.
+        let dir = serde_json::to_value(&self.dir).map_err(|_| core::fmt::Error)?;
+        let timer = serde_json::json!({
+            "kind": "criterion",
+            "sample_size": self.settings.sample_size,
+            "warm_up_ms": self.settings.warm_up.as_millis() as u64,
+            "measurement_ms": self.settings.measurement.as_millis() as u64,
+            "overhead_ns": self.overhead.as_nanos() as u64,
+            "args": self.args,
+            "dir": dir,
+        });
+        write!(w, "{timer}")
     }
 
     fn with_timer(

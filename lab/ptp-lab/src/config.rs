@@ -3,7 +3,7 @@
 //! pools=1024,4096 quick=1 seed=42`. Every error names the bad value.
 
 use crate::fixedstr::FixedStr;
-use crate::json::Str;
+use crate::json::{List, Obj, ToJson};
 use core::fmt::{self, Write};
 use vystem_ptp::pool::{MAX_POOL_PAGES, MIN_POOL_PAGES, STANDARD_POOL_PAGES};
 
@@ -56,6 +56,18 @@ impl Mode {
     }
 }
 
+impl ToJson for Mode {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.name().write_json(w)
+    }
+}
+
+impl ToJson for Suite {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.name().write_json(w)
+    }
+}
+
 /// The names of `items`, comma-separated (for messages that list what is known).
 struct Names<T: 'static>(&'static [T], fn(&T) -> &'static str);
 
@@ -79,6 +91,30 @@ impl SuiteSet {
 
     pub fn has(&self, s: Suite) -> bool {
         self.0[s as usize]
+    }
+}
+
+/// The suites in the set, as a list of names.
+impl ToJson for SuiteSet {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        Suite::ALL
+            .iter()
+            .filter(|s| self.has(**s))
+            .fold(List::open(w), |l, s| l.item(s))
+            .close()
+    }
+}
+
+/// The `config` object of the run record.
+impl ToJson for Config {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        Obj::open(w)
+            .field("mode", &self.mode)
+            .field("suites", &self.suites)
+            .field("pool_pages", self.pools())
+            .field("quick", &self.quick)
+            .field("seed", &self.seed)
+            .close()
     }
 }
 
@@ -173,21 +209,6 @@ fn number(key: &'static str, v: &str) -> Result<u64, ConfigError> {
 impl Config {
     pub fn pools(&self) -> &[u32] {
         &self.pools[..self.npools]
-    }
-
-    /// The `config` object of the run record.
-    pub fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
-        write!(w, "{{\"mode\":{},\"suites\":[", Str(self.mode.name()))?;
-        let mut first = true;
-        for s in Suite::ALL.into_iter().filter(|s| self.suites.has(*s)) {
-            write!(w, "{}{}", if first { "" } else { "," }, Str(s.name()))?;
-            first = false;
-        }
-        w.write_str("],\"pool_pages\":[")?;
-        for (i, p) in self.pools().iter().enumerate() {
-            write!(w, "{}{p}", if i == 0 { "" } else { "," })?;
-        }
-        write!(w, "],\"quick\":{},\"seed\":{}}}", self.quick, self.seed)
     }
 
     pub fn largest_pool(&self) -> u32 {

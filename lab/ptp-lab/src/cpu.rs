@@ -2,12 +2,11 @@
 //! where available, and the leaf-fill path this CPU and OS allow. Shared by the bench kernel,
 //! the host runner and the criterion driver.
 
-use core::fmt::{self, Write};
+use core::fmt;
 
 use raw_cpuid::{cpuid, CpuId};
 
 use crate::fixedstr::FixedStr;
-use crate::json::Str;
 use vystem_ptp::Fill;
 
 /// Where a TSC frequency came from.
@@ -31,29 +30,32 @@ impl TscSource {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct CpuFacts {
-    pub vendor: FixedStr<12>,
-    pub brand: FixedStr<48>,
-    pub family: u8,
-    pub model: u8,
-    pub stepping: u8,
-    /// Raw signature of leaf 0x40000000 when the hypervisor bit is set.
-    pub hypervisor: Option<FixedStr<12>>,
-    pub invariant_tsc: bool,
-    pub pcid: bool,
-    pub invpcid: bool,
-    pub pge: bool,
-    pub pages_1g: bool,
-    pub x2apic: bool,
-    pub rdtscp: bool,
-    pub nx: bool,
-    pub avx2: bool,
-    /// The OS saves SSE and AVX state (CPUID.1:ECX.OSXSAVE and XCR0 bits 1, 2).
-    pub os_saves_ymm: bool,
-    pub tsc_hz_cpuid15: Option<u64>,
-    pub tsc_hz_hypervisor: Option<u64>,
-    pub base_hz_cpuid16: Option<u64>,
+crate::json_object! {
+    /// The CPU's own facts (the TSC frequency a run uses, and its source, are the run's).
+    #[derive(Clone, Copy, Debug)]
+    pub struct CpuFacts {
+        pub vendor: FixedStr<12>,
+        pub brand: FixedStr<48>,
+        pub family: u8,
+        pub model: u8,
+        pub stepping: u8,
+        /// Raw signature of leaf 0x40000000 when the hypervisor bit is set.
+        pub hypervisor: Option<FixedStr<12>>,
+        pub invariant_tsc: bool,
+        pub pcid: bool,
+        pub invpcid: bool,
+        pub pge: bool,
+        pub pages_1g: bool,
+        pub x2apic: bool,
+        pub rdtscp: bool,
+        pub nx: bool,
+        pub avx2: bool,
+        /// The OS saves SSE and AVX state (CPUID.1:ECX.OSXSAVE and XCR0 bits 1, 2).
+        pub os_saves_ymm: bool,
+        pub tsc_hz_cpuid15: Option<u64>,
+        pub tsc_hz_hypervisor: Option<u64>,
+        pub base_hz_cpuid16: Option<u64>,
+    }
 }
 
 impl CpuFacts {
@@ -136,46 +138,6 @@ impl CpuFacts {
         } else {
             Fill::SSE2
         }
-    }
-
-    /// Write the facts as one JSON object (the CPU's own: the TSC frequency a run uses, and
-    /// its source, are the run's).
-    pub fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
-        write!(
-            w,
-            "{{\"vendor\":{},\"brand\":{},\"family\":{},\"model\":{},\"stepping\":{},",
-            Str(self.vendor.as_str()),
-            Str(self.brand.as_str()),
-            self.family,
-            self.model,
-            self.stepping
-        )?;
-        match &self.hypervisor {
-            Some(h) => write!(w, "\"hypervisor\":{},", Str(h.as_str()))?,
-            None => w.write_str("\"hypervisor\":null,")?,
-        }
-        write!(
-            w,
-            "\"invariant_tsc\":{},\"pcid\":{},\"invpcid\":{},\"pge\":{},\"pages_1g\":{},\
-             \"x2apic\":{},\"rdtscp\":{},\"nx\":{},\"avx2\":{},\"os_saves_ymm\":{},",
-            self.invariant_tsc,
-            self.pcid,
-            self.invpcid,
-            self.pge,
-            self.pages_1g,
-            self.x2apic,
-            self.rdtscp,
-            self.nx,
-            self.avx2,
-            self.os_saves_ymm
-        )?;
-        write!(
-            w,
-            "\"tsc_hz_cpuid15\":{},\"tsc_hz_hypervisor\":{},\"base_hz_cpuid16\":{}}}",
-            OptNum(self.tsc_hz_cpuid15),
-            OptNum(self.tsc_hz_hypervisor),
-            OptNum(self.base_hz_cpuid16)
-        )
     }
 }
 

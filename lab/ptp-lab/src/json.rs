@@ -46,3 +46,328 @@ impl<W: Write> Write for Escaper<W> {
         Ok(())
     }
 }
+
+/// A value that writes itself as JSON: the one way every record field, nested object and
+/// list element reaches the output.
+pub trait ToJson {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result;
+}
+
+impl<T: ToJson + ?Sized> ToJson for &T {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        (**self).write_json(w)
+    }
+}
+
+impl ToJson for str {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        write!(w, "{}", Str(self))
+    }
+}
+
+impl<const N: usize> ToJson for crate::fixedstr::FixedStr<N> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.as_str().write_json(w)
+    }
+}
+
+/// Text formatted while written, as a JSON string (no allocator for a `format!`).
+impl ToJson for fmt::Arguments<'_> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        w.write_char('"')?;
+        Escaper(&mut *w).write_fmt(*self)?;
+        w.write_char('"')
+    }
+}
+
+/// Anything displayable, as a JSON string (a panic's location).
+impl ToJson for dyn fmt::Display + '_ {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        format_args!("{self}").write_json(w)
+    }
+}
+
+macro_rules! display_json {
+    ($($t:ty),*) => {
+        $(impl ToJson for $t {
+            fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+                write!(w, "{self}")
+            }
+        })*
+    };
+}
+display_json!(bool, u8, u16, u32, u64, usize, i8, i16, i32, i64, Hex);
+
+/// Ticks per op and the like: 3 decimals; non-finite values (no JSON for them) are null.
+impl ToJson for f64 {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        Fixed::<3>(*self).write_json(w)
+    }
+}
+
+/// A float with `D` decimals; non-finite values are null.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fixed<const D: usize>(pub f64);
+
+impl<const D: usize> ToJson for Fixed<D> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        if self.0.is_finite() {
+            write!(w, "{:.*}", D, self.0)
+        } else {
+            w.write_str("null")
+        }
+    }
+}
+
+/// A float in the fewest digits that read back the same (`1`, `0.5`); non-finite values are
+/// null.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shortest(pub f64);
+
+impl ToJson for Shortest {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        if self.0.is_finite() {
+            write!(w, "{}", self.0)
+        } else {
+            w.write_str("null")
+        }
+    }
+}
+
+impl<T: ToJson> ToJson for Option<T> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        match self {
+            Some(v) => v.write_json(w),
+            None => w.write_str("null"),
+        }
+    }
+}
+
+impl<T: ToJson> ToJson for [T] {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.iter().fold(List::open(w), |l, x| l.item(x)).close()
+    }
+}
+
+impl<T: ToJson, const N: usize> ToJson for [T; N] {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self[..].write_json(w)
+    }
+}
+
+/// Already-formatted JSON (a benchmark's `params` object).
+#[derive(Debug, Clone, Copy)]
+pub struct Raw<'a>(pub fmt::Arguments<'a>);
+
+impl ToJson for Raw<'_> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        w.write_fmt(self.0)
+    }
+}
+
+/// A value written by a closure (which writes all of it, braces included).
+pub struct With<F>(pub F);
+
+impl<F: Fn(&mut dyn Write) -> fmt::Result> ToJson for With<F> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        (self.0)(w)
+    }
+}
+
+/// A list of what an iterator yields. Written once: a second write finds the iterator spent
+/// (`&self` cannot hold it mutably, hence the cell; a nested write is an error, not a panic).
+pub struct Items<'a, T>(core::cell::RefCell<&'a mut dyn Iterator<Item = T>>);
+
+impl<'a, T> Items<'a, T> {
+    pub fn new(it: &'a mut dyn Iterator<Item = T>) -> Self {
+        Items(core::cell::RefCell::new(it))
+    }
+}
+
+impl<T: ToJson> ToJson for Items<'_, T> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        let mut it = self.0.try_borrow_mut().map_err(|_| fmt::Error)?;
+        let it: &mut dyn Iterator<Item = T> = &mut **it;
+        it.fold(List::open(w), |l, x| l.item(&x)).close()
+    }
+}
+
+/// For declarations whose field type is not how it is written: `rip: u64 => hex`.
+pub fn hex(v: &u64) -> Hex {
+    Hex(*v)
+}
+
+pub fn shortest(v: &f64) -> Shortest {
+    Shortest(*v)
+}
+
+pub fn opt_hex(v: &Option<u64>) -> Option<Hex> {
+    v.map(Hex)
+}
+
+/// Linux's load averages: 2 decimals, as `/proc/loadavg` gives them.
+pub fn dec2(v: &f64) -> Fixed<2> {
+    Fixed(*v)
+}
+
+/// A JSON object being written: `Obj::open(w).field("a", &1).field("b", "x").close()`, or a
+/// record line, `Obj::new(w, "check")...end()`. Write errors are remembered, not raised at
+/// each field: output goes to a serial line that cannot fail in a way the caller could handle.
+#[must_use = "an object is written only up to its last field until closed"]
+pub struct Obj<'w> {
+    w: &'w mut dyn Write,
+    result: fmt::Result,
+    first: bool,
+}
+
+impl<'w> Obj<'w> {
+    /// A nested object: `{` and its fields.
+    pub fn open(w: &'w mut dyn Write) -> Self {
+        let result = w.write_char('{');
+        Obj {
+            w,
+            result,
+            first: true,
+        }
+    }
+
+    /// A record: `{"type":ty` and its fields, closed with [`Obj::end`].
+    pub fn new(w: &'w mut dyn Write, ty: &str) -> Self {
+        Obj::open(w).field("type", ty)
+    }
+
+    pub fn field<T: ToJson + ?Sized>(mut self, k: &str, v: &T) -> Self {
+        if self.result.is_ok() {
+            let sep = if self.first { "" } else { "," };
+            self.first = false;
+            self.result = write!(self.w, "{sep}{}:", Str(k)).and_then(|()| v.write_json(self.w));
+        }
+        self
+    }
+
+    /// `}` (a nested object).
+    pub fn close(self) -> fmt::Result {
+        self.result?;
+        self.w.write_char('}')
+    }
+
+    /// `}` and the end of the line (a record).
+    pub fn end(self) -> fmt::Result {
+        self.result?;
+        self.w.write_str("}\n")
+    }
+}
+
+/// A JSON list written element by element: `List::open(w).item(&a).item(&b).close()`.
+#[must_use = "a list is written only up to its last item until closed"]
+pub struct List<'w> {
+    w: &'w mut dyn Write,
+    result: fmt::Result,
+    first: bool,
+}
+
+impl<'w> List<'w> {
+    pub fn open(w: &'w mut dyn Write) -> Self {
+        let result = w.write_char('[');
+        List {
+            w,
+            result,
+            first: true,
+        }
+    }
+
+    pub fn item<T: ToJson + ?Sized>(mut self, v: &T) -> Self {
+        if self.result.is_ok() {
+            if !self.first {
+                self.result = self.w.write_char(',');
+            }
+            self.first = false;
+            self.result = self.result.and_then(|()| v.write_json(self.w));
+        }
+        self
+    }
+
+    pub fn close(self) -> fmt::Result {
+        self.result?;
+        self.w.write_char(']')
+    }
+}
+
+/// One declaration for a JSON object type: the struct (with its docs), `FIELDS` (its keys in
+/// the order written), `fields` (writes them into an [`Obj`]) and [`ToJson`]. A field's key is
+/// its name unless given (`pub imp as "impl": &'a str`); `=> f` writes `f(&field)` instead of
+/// the field (`pub rip: u64 => hex`).
+///
+/// ```ignore
+/// json_object! {
+///     /// One CPU that came up.
+///     #[derive(Debug, Clone, Copy)]
+///     pub struct CpuUp {
+///         pub cpu: u32,
+///         pub apic_id: u32,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! json_object {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident $(<$lt:lifetime>)? {
+            $(
+                $(#[$fmeta:meta])*
+                $fvis:vis $field:ident $(as $key:literal)? : $fty:ty $(=> $with:path)?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name $(<$lt>)? {
+            $( $(#[$fmeta])* $fvis $field: $fty, )*
+        }
+
+        impl $(<$lt>)? $name $(<$lt>)? {
+            /// The keys, in the order written.
+            #[allow(dead_code)] // private nested types: only their writer is used
+            pub const FIELDS: &'static [&'static str] =
+                &[$($crate::json_object!(@key $field $($key)?)),*];
+
+            /// Write every field into `o`, in declaration order.
+            pub fn fields<'w>(&self, o: $crate::json::Obj<'w>) -> $crate::json::Obj<'w> {
+                $(
+                    let v = &self.$field;
+                    $(let v = &$with(v);)?
+                    let o = o.field($crate::json_object!(@key $field $($key)?), v);
+                )*
+                o
+            }
+        }
+
+        impl $(<$lt>)? $crate::json::ToJson for $name $(<$lt>)? {
+            fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+                self.fields($crate::json::Obj::open(w)).close()
+            }
+        }
+    };
+    (@key $field:ident) => { stringify!($field) };
+    (@key $field:ident $key:literal) => { $key };
+}
+
+/// [`json_object!`] for a record type: also its `TYPE` and `write` (one line, `type` first).
+#[macro_export]
+macro_rules! json_record {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident $(<$lt:lifetime>)? = $ty:literal $body:tt
+    ) => {
+        $crate::json_object! { $(#[$meta])* $vis struct $name $(<$lt>)? $body }
+
+        impl $(<$lt>)? $name $(<$lt>)? {
+            /// The record's `type`.
+            pub const TYPE: &'static str = $ty;
+
+            /// Write the record as one line.
+            pub fn write(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+                self.fields($crate::json::Obj::new(w, Self::TYPE)).end()
+            }
+        }
+    };
+}

@@ -1,16 +1,18 @@
 //! The machine's load when a run starts and ends (noise evidence: a busy machine explains a
 //! slow run). The host reads `/proc/loadavg`; the kernel is alone on its CPU and reports none.
 
-use core::fmt::{self, Write};
+use crate::json::dec2;
 
-/// Linux's load averages and the runnable tasks at the moment read.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Load {
-    pub avg_1m: f64,
-    pub avg_5m: f64,
-    pub avg_15m: f64,
-    /// Tasks runnable at that moment (the reader itself included).
-    pub runnable: u32,
+crate::json_object! {
+    /// Linux's load averages and the runnable tasks at the moment read.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct Load {
+        pub avg_1m: f64 => dec2,
+        pub avg_5m: f64 => dec2,
+        pub avg_15m: f64 => dec2,
+        /// Tasks runnable at that moment (the reader itself included).
+        pub runnable: u32,
+    }
 }
 
 impl Load {
@@ -31,19 +33,12 @@ impl Load {
             runnable,
         })
     }
-
-    pub fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
-        write!(
-            w,
-            "{{\"avg_1m\":{:.2},\"avg_5m\":{:.2},\"avg_15m\":{:.2},\"runnable\":{}}}",
-            self.avg_1m, self.avg_5m, self.avg_15m, self.runnable
-        )
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::ToJson;
 
     #[test]
     fn parses_proc_loadavg_and_refuses_anything_else() {

@@ -41,6 +41,12 @@ impl Place {
     }
 }
 
+impl crate::json::ToJson for Place {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        crate::json::ToJson::write_json(self.name(), w)
+    }
+}
+
 /// The TSC frequency a run converts with, and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tsc {

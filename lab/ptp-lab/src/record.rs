@@ -1,12 +1,16 @@
-//! The one writer of the lab's JSON Lines records (schema [`SCHEMA`], results/README.md): one
-//! object per line, to any `core::fmt::Write` (the serial port in the kernel, stdout on the
-//! host), no allocator. The bench kernel, the host runner and the criterion driver all write
-//! through these functions; [`RECORDS`] declares each type's fields, the tools learn them from
-//! it (`ptp-host facts`), and a test holds every writer to its declaration.
+//! The lab's JSON Lines records (schema [`SCHEMA`], results/README.md): one object per line, to
+//! any `core::fmt::Write` (the serial port in the kernel, stdout on the host), no allocator.
+//! Each record type is declared once, with [`json_record!`](crate::json_record!): the struct, its
+//! field list (which [`RECORDS`] gathers and the tools learn through `ptp-host facts`) and
+//! its writer, field by field through [`ToJson`].
 
-use crate::json::{Hex, Str};
-use crate::timing::Summary;
+use crate::json::{hex, opt_hex, Fixed, Items, Raw};
+pub use crate::json::{List, Obj, ToJson};
+use crate::load::Load;
+use crate::timing::{Id, Summary, Unit};
+use crate::{json_object, json_record};
 use core::fmt::{self, Write};
+use vystem_ptp::flush::RoundCost;
 
 /// Version of the record shapes below. 4: the run record lists the CPUs that came up
 /// (`cpus`), a fault names its CPU, the kernel's `smp` record tells the bring-up. 3: `run` and `end` carry the machine's load (null
@@ -15,486 +19,273 @@ use core::fmt::{self, Write};
 /// source appear once, at the top of `run`), boot self-checks have a suite.
 pub const SCHEMA: u32 = 4;
 
-/// Every record type and its fields, in the order written (`type` first, always).
+/// Every record type and its fields, in the order written (`type` first, always, and not
+/// listed).
 pub const RECORDS: &[(&str, &[&str])] = &[
-    (
-        "run",
-        &[
-            "schema",
-            "where",
-            "execution",
-            "calibration_ticks_per_iter",
-            "tsc_hz",
-            "tsc_hz_source",
-            "tsc_hz_pit",
-            "cpu",
-            "config",
-            "timer",
-            "fill_path",
-            "load",
-            "cpus",
-        ],
-    ),
-    (
-        "measurement",
-        &[
-            "suite",
-            "bench",
-            "impl",
-            "pool_pages",
-            "params",
-            "unit",
-            "per",
-            "ops_per_sample",
-            "n",
-            "min",
-            "p50",
-            "p90",
-            "p99",
-            "max",
-            "mean",
-            "ci_low",
-            "ci_high",
-            "overhead",
-        ],
-    ),
-    (
-        "check",
-        &["suite", "bench", "name", "pool_pages", "ok", "detail"],
-    ),
-    ("skip", &["suite", "bench", "pool_pages", "reason"]),
-    (
-        "target",
-        &[
-            "name",
-            "bench",
-            "ours",
-            "other",
-            "pool_pages",
-            "ratio",
-            "direction",
-            "want",
-            "met",
-            "note",
-        ],
-    ),
-    (
-        "fault",
-        &[
-            "cpu",
-            "vector",
-            "name",
-            "error_code",
-            "rip",
-            "cr2",
-            "rsp",
-            "bench",
-        ],
-    ),
-    ("panic", &["msg", "location", "bench"]),
-    ("error", &["kind", "msg"]),
-    (
-        "boot",
-        &[
-            "protocol",
-            "cmdline",
-            "cmdline_truncated",
-            "free_ram_bytes",
-            "free_regions",
-            "kernel_start",
-            "kernel_end",
-            "boot_info",
-            "rsdp",
-        ],
-    ),
-    (
-        "memmap",
-        &["truncated", "entries", "free", "free_truncated"],
-    ),
-    ("selftest", &["passed", "failed"]),
-    ("smp", &["source", "apic", "found", "left_out", "cpus"]),
-    (
-        "end",
-        &[
-            "status",
-            "measurements",
-            "checks",
-            "checks_failed",
-            "skips",
-            "targets_missed",
-            "load",
-        ],
-    ),
-    ("exit", &["ok", "qemu_status", "boot_stack_used_bytes"]),
-    (
-        "crossover",
-        &[
-            "suite",
-            "bench",
-            "pool_pages",
-            "page_size",
-            "per_page",
-            "full",
-            "unit",
-            "sizes",
-            "per_page_costs",
-            "full_costs",
-            "n_star",
-            "ceiling",
-            "fixed_ceilings",
-            "calibrated_ceiling",
-            "calibration_ticks",
-            "calibrated_worst_excess",
-        ],
-    ),
+    (RunRecord::TYPE, RunRecord::FIELDS),
+    (MeasurementRecord::TYPE, MeasurementRecord::FIELDS),
+    (CheckRecord::TYPE, CheckRecord::FIELDS),
+    (SkipRecord::TYPE, SkipRecord::FIELDS),
+    (TargetRecord::TYPE, TargetRecord::FIELDS),
+    (FaultRecord::TYPE, FaultRecord::FIELDS),
+    (PanicRecord::TYPE, PanicRecord::FIELDS),
+    (ErrorRecord::TYPE, ErrorRecord::FIELDS),
+    (BootRecord::TYPE, BootRecord::FIELDS),
+    (MemmapRecord::TYPE, MemmapRecord::FIELDS),
+    (SelftestRecord::TYPE, SelftestRecord::FIELDS),
+    (SmpRecord::TYPE, SmpRecord::FIELDS),
+    (EndRecord::TYPE, EndRecord::FIELDS),
+    (ExitRecord::TYPE, ExitRecord::FIELDS),
+    (CrossoverRecord::TYPE, CrossoverRecord::FIELDS),
 ];
 
 /// The suite of the kernel's boot self-checks (they belong to no benchmark suite).
 pub const BOOT_SUITE: &str = "boot";
 
-/// A JSON object being written: `Obj::new(w, "check").str("name", n).bool("ok", ok).end()`.
-/// Write errors are remembered, not raised: output goes to a serial line that cannot fail
-/// in a way the caller could handle.
-pub struct Obj<'w> {
-    w: &'w mut dyn Write,
-    result: fmt::Result,
-}
-
-impl<'w> Obj<'w> {
-    pub fn new(w: &'w mut dyn Write, ty: &str) -> Self {
-        let result = write!(w, "{{\"type\":{}", Str(ty));
-        Obj { w, result }
-    }
-
-    fn key(&mut self, k: &str) {
-        if self.result.is_ok() {
-            self.result = write!(self.w, ",{}:", Str(k));
-        }
-    }
-
-    /// A string formatted while written, JSON-escaped (no allocator for a `format!`).
-    pub fn str_fmt(mut self, k: &str, v: fmt::Arguments<'_>) -> Self {
-        self.key(k);
-        if self.result.is_ok() {
-            self.result = (|| {
-                self.w.write_char('"')?;
-                crate::json::Escaper(&mut *self.w).write_fmt(v)?;
-                self.w.write_char('"')
-            })();
-        }
-        self
-    }
-
-    pub fn str(mut self, k: &str, v: &str) -> Self {
-        self.key(k);
-        if self.result.is_ok() {
-            self.result = write!(self.w, "{}", Str(v));
-        }
-        self
-    }
-
-    pub fn opt_str(self, k: &str, v: Option<&str>) -> Self {
-        match v {
-            Some(v) => self.str(k, v),
-            None => self.null(k),
-        }
-    }
-
-    pub fn num(self, k: &str, v: u64) -> Self {
-        self.raw(k, format_args!("{v}"))
-    }
-
-    pub fn opt_num(self, k: &str, v: Option<u64>) -> Self {
-        match v {
-            Some(v) => self.num(k, v),
-            None => self.null(k),
-        }
-    }
-
-    /// An address or other 64-bit value, as a hex string.
-    pub fn hex(self, k: &str, v: u64) -> Self {
-        self.raw(k, format_args!("{}", Hex(v)))
-    }
-
-    /// A float with 3 decimals (ticks per op); non-finite values become null.
-    pub fn float(self, k: &str, v: f64) -> Self {
-        if v.is_finite() {
-            self.raw(k, format_args!("{v:.3}"))
-        } else {
-            self.null(k)
-        }
-    }
-
-    pub fn opt_float(self, k: &str, v: Option<f64>) -> Self {
-        match v {
-            Some(v) => self.float(k, v),
-            None => self.null(k),
-        }
-    }
-
-    pub fn bool(self, k: &str, v: bool) -> Self {
-        self.raw(k, format_args!("{v}"))
-    }
-
-    pub fn opt_bool(self, k: &str, v: Option<bool>) -> Self {
-        match v {
-            Some(v) => self.bool(k, v),
-            None => self.null(k),
-        }
-    }
-
-    /// The `load` field: the machine's load, or null.
-    pub fn opt_load(self, v: Option<crate::load::Load>) -> Self {
-        match v {
-            Some(l) => self.with("load", |w| l.write_json(w)),
-            None => self.null("load"),
-        }
-    }
-
-    pub fn null(self, k: &str) -> Self {
-        self.raw(k, format_args!("null"))
-    }
-
-    /// Already-formatted JSON (a nested object, a list).
-    pub fn raw(mut self, k: &str, v: fmt::Arguments<'_>) -> Self {
-        self.key(k);
-        if self.result.is_ok() {
-            self.result = self.w.write_fmt(v);
-        }
-        self
-    }
-
-    /// A nested value written by `f` (which writes the whole value, braces included).
-    pub fn with(mut self, k: &str, f: impl FnOnce(&mut dyn Write) -> fmt::Result) -> Self {
-        self.key(k);
-        if self.result.is_ok() {
-            self.result = f(self.w);
-        }
-        self
-    }
-
-    pub fn end(self) -> fmt::Result {
-        self.result?;
-        self.w.write_str("}\n")
+json_record! {
+    /// Where and how a run happened. The bench job on the host adds what only it knows (run
+    /// id, accel, git commit, QEMU version and arguments).
+    pub struct RunRecord<'a> = "run" {
+        /// [`SCHEMA`].
+        pub schema: u32,
+        pub place as "where": crate::platform::Place,
+        pub execution: crate::timing::Execution,
+        pub calibration_ticks_per_iter: f64,
+        /// The TSC frequency the run uses, and where it came from.
+        pub tsc_hz: Option<u64>,
+        pub tsc_hz_source: &'a str,
+        /// The kernel's PIT calibration, beside the chosen value as a cross-check.
+        pub tsc_hz_pit: Option<u64>,
+        pub cpu: &'a crate::cpu::CpuFacts,
+        pub config: &'a crate::config::Config,
+        /// Which timer, and how it is set ([`crate::timing::TimerScope`]).
+        pub timer: &'a dyn ToJson,
+        pub fill_path: vystem_ptp::Fill,
+        /// The machine's load as the run starts.
+        pub load: Option<Load>,
+        /// The CPUs that came up ([`crate::platform::Platform::write_cpus`]).
+        pub cpus: &'a dyn ToJson,
     }
 }
 
-/// A JSON list written element by element: `List::new(w)?.item(...)`.
-pub struct List<'w> {
-    w: &'w mut dyn Write,
-    first: bool,
+impl ToJson for vystem_ptp::Fill {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.name().write_json(w)
+    }
 }
 
-impl<'w> List<'w> {
-    pub fn open(w: &'w mut dyn Write) -> Result<Self, fmt::Error> {
-        w.write_char('[')?;
-        Ok(List { w, first: true })
+json_record! {
+    /// One benchmark's figures, per operation (or page: `per`).
+    #[derive(Debug, Clone, Copy)]
+    pub struct MeasurementRecord<'a> = "measurement" {
+        pub suite: &'a str,
+        pub bench: &'a str,
+        pub imp as "impl": &'a str,
+        pub pool_pages: u32,
+        pub params: Raw<'a>,
+        pub unit: Unit,
+        /// "op" or "page".
+        pub per: &'a str,
+        pub ops_per_sample: u64,
+        pub n: usize,
+        pub min: f64,
+        pub p50: f64,
+        pub p90: f64,
+        pub p99: f64,
+        pub max: f64,
+        pub mean: f64,
+        /// The 95 % confidence interval of the mean (criterion only).
+        pub ci_low: Option<f64>,
+        pub ci_high: Option<f64>,
+        pub overhead: Option<u64>,
     }
+}
 
-    pub fn item(&mut self, v: fmt::Arguments<'_>) -> fmt::Result {
-        if !self.first {
-            self.w.write_char(',')?;
+impl<'a> MeasurementRecord<'a> {
+    pub fn new(id: &Id<'a>, s: &Summary) -> Self {
+        MeasurementRecord {
+            suite: id.suite,
+            bench: id.bench,
+            imp: id.imp,
+            pool_pages: id.pool_pages,
+            params: Raw(id.params),
+            unit: s.unit,
+            per: id.per,
+            ops_per_sample: s.ops_per_sample,
+            n: s.n,
+            min: s.min,
+            p50: s.p50,
+            p90: s.p90,
+            p99: s.p99,
+            max: s.max,
+            mean: s.mean,
+            ci_low: s.ci.map(|c| c.0),
+            ci_high: s.ci.map(|c| c.1),
+            overhead: s.overhead,
         }
-        self.first = false;
-        self.w.write_fmt(v)
-    }
-
-    pub fn close(self) -> fmt::Result {
-        self.w.write_char(']')
     }
 }
 
-/// Identifies one measurement.
-#[derive(Debug, Clone, Copy)]
-pub struct Key<'a> {
-    pub suite: &'a str,
-    pub bench: &'a str,
-    pub imp: &'a str,
-    pub pool_pages: u32,
-    /// "op" or "page".
-    pub per: &'a str,
+/// The measurement record of `id`'s summary `s`.
+pub fn measurement(w: &mut dyn Write, id: &Id<'_>, s: &Summary) -> fmt::Result {
+    MeasurementRecord::new(id, s).write(w)
 }
 
-pub fn measurement(
-    w: &mut dyn Write,
-    key: Key<'_>,
-    params: fmt::Arguments<'_>,
-    s: &Summary,
-) -> fmt::Result {
-    Obj::new(w, "measurement")
-        .str("suite", key.suite)
-        .str("bench", key.bench)
-        .str("impl", key.imp)
-        .num("pool_pages", key.pool_pages as u64)
-        .raw("params", params)
-        .str("unit", s.unit.name())
-        .str("per", key.per)
-        .num("ops_per_sample", s.ops_per_sample)
-        .num("n", s.n as u64)
-        .float("min", s.min)
-        .float("p50", s.p50)
-        .float("p90", s.p90)
-        .float("p99", s.p99)
-        .float("max", s.max)
-        .float("mean", s.mean)
-        .opt_float("ci_low", s.ci.map(|c| c.0))
-        .opt_float("ci_high", s.ci.map(|c| c.1))
-        .opt_num("overhead", s.overhead)
-        .end()
+json_record! {
+    /// A check: the suite and benchmark it belongs to, its name and pool size (none for the
+    /// kernel's boot self-checks), whether it passed, and what it saw.
+    #[derive(Debug, Clone, Copy)]
+    pub struct CheckRecord<'a> = "check" {
+        pub suite: &'a str,
+        pub bench: &'a str,
+        pub name: &'a str,
+        pub pool_pages: Option<u32>,
+        pub ok: bool,
+        pub detail: fmt::Arguments<'a>,
+    }
 }
 
-/// A check's identity: the suite and benchmark it belongs to, its name and pool size (none
-/// for the kernel's boot self-checks).
-#[derive(Debug, Clone, Copy)]
-pub struct CheckKey<'a> {
-    pub suite: &'a str,
-    pub bench: &'a str,
-    pub name: &'a str,
-    pub pool_pages: Option<u32>,
+json_record! {
+    /// A benchmark that did not run here, and why.
+    #[derive(Debug, Clone, Copy)]
+    pub struct SkipRecord<'a> = "skip" {
+        pub suite: &'a str,
+        pub bench: &'a str,
+        pub pool_pages: u32,
+        pub reason: &'a str,
+    }
 }
 
-pub fn check(
-    w: &mut dyn Write,
-    key: CheckKey<'_>,
-    ok: bool,
-    detail: fmt::Arguments<'_>,
-) -> fmt::Result {
-    Obj::new(w, "check")
-        .str("suite", key.suite)
-        .str("bench", key.bench)
-        .str("name", key.name)
-        .opt_num("pool_pages", key.pool_pages.map(u64::from))
-        .bool("ok", ok)
-        .str_fmt("detail", detail)
-        .end()
+json_record! {
+    /// A speed target judged on a run (see [`crate::target`]).
+    #[derive(Debug, Clone, Copy)]
+    pub struct TargetRecord<'a> = "target" {
+        pub name: &'a str,
+        pub bench: &'a str,
+        pub ours: &'a str,
+        pub other: &'a str,
+        pub pool_pages: u32,
+        pub ratio: f64,
+        /// How `ratio` is formed, e.g. "other/ours (higher is better)".
+        pub direction: &'a str,
+        pub want: fmt::Arguments<'a>,
+        /// None: not judged here (the note says why).
+        pub met: Option<bool>,
+        pub note: &'a str,
+    }
 }
 
-pub fn skip(
-    w: &mut dyn Write,
-    suite: &str,
-    bench: &str,
-    pool_pages: u32,
-    reason: &str,
-) -> fmt::Result {
-    Obj::new(w, "skip")
-        .str("suite", suite)
-        .str("bench", bench)
-        .num("pool_pages", pool_pages as u64)
-        .str("reason", reason)
-        .end()
+json_record! {
+    /// An unexpected CPU exception (the run ends).
+    #[derive(Debug, Clone, Copy)]
+    pub struct FaultRecord<'a> = "fault" {
+        /// The CPU it happened on (0: the boot CPU).
+        pub cpu: u32,
+        pub vector: u8,
+        pub name: &'a str,
+        pub error_code: u64 => hex,
+        pub rip: u64 => hex,
+        pub cr2: u64 => hex,
+        pub rsp: u64 => hex,
+        pub bench: &'a str,
+    }
 }
 
-/// A speed target judged on a run (see [`crate::target`]).
-#[derive(Debug, Clone, Copy)]
-pub struct TargetRecord<'a> {
-    pub name: &'a str,
-    pub bench: &'a str,
-    pub ours: &'a str,
-    pub other: &'a str,
-    pub pool_pages: u32,
-    pub ratio: f64,
-    /// How `ratio` is formed, e.g. "other/ours (higher is better)".
-    pub direction: &'a str,
-    pub want: fmt::Arguments<'a>,
-    /// None: not judged here (the note says why).
-    pub met: Option<bool>,
-    pub note: &'a str,
-}
-
-pub fn target(w: &mut dyn Write, t: &TargetRecord<'_>) -> fmt::Result {
-    Obj::new(w, "target")
-        .str("name", t.name)
-        .str("bench", t.bench)
-        .str("ours", t.ours)
-        .str("other", t.other)
-        .num("pool_pages", t.pool_pages as u64)
-        .float("ratio", t.ratio)
-        .str("direction", t.direction)
-        .str_fmt("want", t.want)
-        .opt_bool("met", t.met)
-        .str("note", t.note)
-        .end()
-}
-
-/// An unexpected CPU exception (the run ends).
-#[derive(Debug, Clone, Copy)]
-pub struct FaultRecord<'a> {
-    /// The CPU it happened on (0: the boot CPU).
-    pub cpu: u32,
-    pub vector: u8,
-    pub name: &'a str,
-    pub error_code: u64,
-    pub rip: u64,
-    pub cr2: u64,
-    pub rsp: u64,
-    pub bench: &'a str,
-}
-
+/// The fault record `f`.
 pub fn fault(w: &mut dyn Write, f: &FaultRecord<'_>) -> fmt::Result {
-    Obj::new(w, "fault")
-        .num("cpu", f.cpu as u64)
-        .num("vector", f.vector as u64)
-        .str("name", f.name)
-        .hex("error_code", f.error_code)
-        .hex("rip", f.rip)
-        .hex("cr2", f.cr2)
-        .hex("rsp", f.rsp)
-        .str("bench", f.bench)
-        .end()
+    f.write(w)
 }
 
-/// A panic: its message, where (`file:line:col`), and what was running.
+json_record! {
+    /// A panic: its message, where (`file:line:col`), and what was running.
+    pub struct PanicRecord<'a> = "panic" {
+        pub msg: fmt::Arguments<'a>,
+        pub location: Option<&'a dyn fmt::Display>,
+        pub bench: &'a str,
+    }
+}
+
+/// The panic record (the kernel's panic handler).
 pub fn panic(
     w: &mut dyn Write,
     msg: fmt::Arguments<'_>,
     location: Option<&dyn fmt::Display>,
     bench: &str,
 ) -> fmt::Result {
-    let o = Obj::new(w, "panic").str_fmt("msg", msg);
-    let o = match location {
-        Some(l) => o.str_fmt("location", format_args!("{l}")),
-        None => o.null("location"),
-    };
-    o.str("bench", bench).end()
-}
-
-/// The run was refused or could not start: `kind` names what (a bad command line, pools that
-/// do not fit, unreadable boot information), `msg` names the bad value.
-pub fn error(w: &mut dyn Write, kind: &str, msg: fmt::Arguments<'_>) -> fmt::Result {
-    Obj::new(w, "error")
-        .str("kind", kind)
-        .str_fmt("msg", msg)
-        .end()
-}
-
-/// What the boot loader handed over (kernel only).
-#[derive(Debug, Clone, Copy)]
-pub struct BootRecord<'a> {
-    pub protocol: &'a str,
-    pub cmdline: &'a str,
-    pub cmdline_truncated: bool,
-    pub free_ram_bytes: u64,
-    pub free_regions: usize,
-    pub kernel: (u64, u64),
-    pub boot_info: u64,
-    pub rsdp: Option<u64>,
-}
-
-pub fn boot(w: &mut dyn Write, b: &BootRecord<'_>) -> fmt::Result {
-    let o = Obj::new(w, "boot")
-        .str("protocol", b.protocol)
-        .str("cmdline", b.cmdline)
-        .bool("cmdline_truncated", b.cmdline_truncated)
-        .num("free_ram_bytes", b.free_ram_bytes)
-        .num("free_regions", b.free_regions as u64)
-        .hex("kernel_start", b.kernel.0)
-        .hex("kernel_end", b.kernel.1)
-        .hex("boot_info", b.boot_info);
-    match b.rsdp {
-        Some(r) => o.hex("rsdp", r),
-        None => o.null("rsdp"),
+    PanicRecord {
+        msg,
+        location,
+        bench,
     }
-    .end()
+    .write(w)
+}
+
+json_record! {
+    /// The run was refused or could not start: `kind` names what (a bad command line, pools
+    /// that do not fit, unreadable boot information), `msg` names the bad value.
+    #[derive(Debug, Clone, Copy)]
+    pub struct ErrorRecord<'a> = "error" {
+        pub kind: &'a str,
+        pub msg: fmt::Arguments<'a>,
+    }
+}
+
+/// The error record of `kind`, `msg`.
+pub fn error(w: &mut dyn Write, kind: &str, msg: fmt::Arguments<'_>) -> fmt::Result {
+    ErrorRecord { kind, msg }.write(w)
+}
+
+json_record! {
+    /// What the boot loader handed over (kernel only).
+    #[derive(Debug, Clone, Copy)]
+    pub struct BootRecord<'a> = "boot" {
+        pub protocol: &'a str,
+        pub cmdline: &'a str,
+        pub cmdline_truncated: bool,
+        pub free_ram_bytes: u64,
+        pub free_regions: usize,
+        pub kernel_start: u64 => hex,
+        pub kernel_end: u64 => hex,
+        pub boot_info: u64 => hex,
+        pub rsdp: Option<u64> => opt_hex,
+    }
+}
+
+/// The boot record `b`.
+pub fn boot(w: &mut dyn Write, b: &BootRecord<'_>) -> fmt::Result {
+    b.write(w)
+}
+
+json_record! {
+    /// The firmware memory map and the free RAM left.
+    pub struct MemmapRecord<'a> = "memmap" {
+        pub truncated: bool,
+        /// [`MemEntry`] each.
+        pub entries: &'a dyn ToJson,
+        /// [`FreeRange`] each.
+        pub free: &'a dyn ToJson,
+        pub free_truncated: bool,
+    }
+}
+
+json_object! {
+    /// One entry of the firmware memory map.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct MemEntry {
+        pub base: u64 => hex,
+        pub len: u64 => hex,
+        /// The E820 type.
+        pub kind as "type": u32,
+    }
+}
+
+json_object! {
+    /// Free RAM, `start..end`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FreeRange {
+        pub start: u64 => hex,
+        pub end: u64 => hex,
+    }
 }
 
 /// The firmware memory map (base, length, E820 type) and the free RAM left (start, end).
@@ -505,48 +296,59 @@ pub fn memmap(
     free: &mut dyn Iterator<Item = (u64, u64)>,
     free_truncated: bool,
 ) -> fmt::Result {
-    Obj::new(w, "memmap")
-        .bool("truncated", truncated)
-        .with("entries", |w| {
-            let mut l = List::open(w)?;
-            for (base, len, kind) in entries {
-                l.item(format_args!(
-                    "{{\"base\":{},\"len\":{},\"type\":{kind}}}",
-                    Hex(base),
-                    Hex(len)
-                ))?;
-            }
-            l.close()
-        })
-        .with("free", |w| {
-            let mut l = List::open(w)?;
-            for (start, end) in free {
-                l.item(format_args!(
-                    "{{\"start\":{},\"end\":{}}}",
-                    Hex(start),
-                    Hex(end)
-                ))?;
-            }
-            l.close()
-        })
-        .bool("free_truncated", free_truncated)
-        .end()
+    let mut entries = entries.map(|(base, len, kind)| MemEntry { base, len, kind });
+    let mut free = free.map(|(start, end)| FreeRange { start, end });
+    MemmapRecord {
+        truncated,
+        entries: &Items::new(&mut entries),
+        free: &Items::new(&mut free),
+        free_truncated,
+    }
+    .write(w)
 }
 
-/// One CPU of the bring-up: its index (0: the boot CPU), its APIC ID, whether it came up, its
-/// TSC against the boot CPU's (ticks, positive = ahead), and what happened, in words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CpuStart<'a> {
-    pub cpu: u32,
-    pub apic_id: u32,
-    pub up: bool,
-    pub tsc_offset_ticks: Option<i64>,
-    pub detail: &'a str,
+json_record! {
+    /// The kernel's boot self-checks: how many passed and failed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SelftestRecord = "selftest" {
+        pub passed: u32,
+        pub failed: u32,
+    }
 }
 
-/// How the kernel found and started the CPUs: `source` of the list (`madt`, or `none` with
-/// the reason in the boot CPU's detail), `apic` mode (`x2apic`, `xapic`), how many the firmware
-/// listed, how many it left out (beyond the lab's maximum), each CPU.
+/// The selftest record.
+pub fn selftest(w: &mut dyn Write, passed: u32, failed: u32) -> fmt::Result {
+    SelftestRecord { passed, failed }.write(w)
+}
+
+json_object! {
+    /// One CPU of the bring-up: its index (0: the boot CPU), its APIC ID, whether it came up,
+    /// its TSC against the boot CPU's (ticks, positive = ahead), and what happened, in words.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct CpuStart<'a> {
+        pub cpu: u32,
+        pub apic_id: u32,
+        pub up: bool,
+        pub tsc_offset_ticks: Option<i64>,
+        pub detail: &'a str,
+    }
+}
+
+json_record! {
+    /// How the kernel found and started the CPUs: `source` of the list (`madt`, or `none`
+    /// with the reason in the boot CPU's detail), `apic` mode (`x2apic`, `xapic`), how many the
+    /// firmware listed, how many it left out (beyond the lab's maximum), each CPU.
+    #[derive(Debug, Clone, Copy)]
+    pub struct SmpRecord<'a> = "smp" {
+        pub source: &'a str,
+        pub apic: &'a str,
+        pub found: u32,
+        pub left_out: u32,
+        pub cpus: &'a [CpuStart<'a>],
+    }
+}
+
+/// The smp record.
 pub fn smp(
     w: &mut dyn Write,
     source: &str,
@@ -555,44 +357,14 @@ pub fn smp(
     left_out: u32,
     cpus: &[CpuStart<'_>],
 ) -> fmt::Result {
-    Obj::new(w, "smp")
-        .str("source", source)
-        .str("apic", apic)
-        .num("found", found as u64)
-        .num("left_out", left_out as u64)
-        .with("cpus", |w| {
-            let mut l = List::open(w)?;
-            for c in cpus {
-                l.item(format_args!(
-                    "{{\"cpu\":{},\"apic_id\":{},\"up\":{},\"tsc_offset_ticks\":{},\"detail\":{}}}",
-                    c.cpu,
-                    c.apic_id,
-                    c.up,
-                    OptI64(c.tsc_offset_ticks),
-                    Str(c.detail)
-                ))?;
-            }
-            l.close()
-        })
-        .end()
-}
-
-struct OptI64(Option<i64>);
-
-impl fmt::Display for OptI64 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(v) => write!(f, "{v}"),
-            None => f.write_str("null"),
-        }
+    SmpRecord {
+        source,
+        apic,
+        found,
+        left_out,
+        cpus,
     }
-}
-
-pub fn selftest(w: &mut dyn Write, passed: u32, failed: u32) -> fmt::Result {
-    Obj::new(w, "selftest")
-        .num("passed", passed as u64)
-        .num("failed", failed as u64)
-        .end()
+    .write(w)
 }
 
 /// Counts of what a run printed, for its `end` record.
@@ -605,154 +377,168 @@ pub struct Counts {
     pub targets_missed: u32,
 }
 
-/// `load`: the machine's load as the run ends ([`crate::platform::Platform::load`]).
-pub fn end(
-    w: &mut dyn Write,
-    status: &str,
-    c: &Counts,
-    load: Option<crate::load::Load>,
-) -> fmt::Result {
-    Obj::new(w, "end")
-        .str("status", status)
-        .num("measurements", c.measurements as u64)
-        .num("checks", c.checks as u64)
-        .num("checks_failed", c.checks_failed as u64)
-        .num("skips", c.skips as u64)
-        .num("targets_missed", c.targets_missed as u64)
-        .opt_load(load)
-        .end()
+json_record! {
+    /// How a run ended: its status, the [`Counts`], the machine's load as it ends
+    /// ([`crate::platform::Platform::load`]).
+    #[derive(Debug, Clone, Copy)]
+    pub struct EndRecord<'a> = "end" {
+        pub status: &'a str,
+        pub measurements: u32,
+        pub checks: u32,
+        pub checks_failed: u32,
+        pub skips: u32,
+        pub targets_missed: u32,
+        pub load: Option<Load>,
+    }
 }
 
-/// The kernel's last words: whether everything passed, the exit status QEMU will report, and
-/// how deep the boot stack went (`None` where not measured).
+/// The end record of a run that printed `c`.
+pub fn end(w: &mut dyn Write, status: &str, c: &Counts, load: Option<Load>) -> fmt::Result {
+    EndRecord {
+        status,
+        measurements: c.measurements,
+        checks: c.checks,
+        checks_failed: c.checks_failed,
+        skips: c.skips,
+        targets_missed: c.targets_missed,
+        load,
+    }
+    .write(w)
+}
+
+json_record! {
+    /// The kernel's last words: whether everything passed, the exit status QEMU will report,
+    /// and how deep the boot stack went (`None` where not measured).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ExitRecord = "exit" {
+        pub ok: bool,
+        pub qemu_status: i32,
+        pub boot_stack_used_bytes: Option<u64>,
+    }
+}
+
+/// The exit record.
 pub fn exit(
     w: &mut dyn Write,
     ok: bool,
     qemu_status: i32,
     boot_stack_used_bytes: Option<u64>,
 ) -> fmt::Result {
-    Obj::new(w, "exit")
-        .bool("ok", ok)
-        .raw("qemu_status", format_args!("{qemu_status}"))
-        .opt_num("boot_stack_used_bytes", boot_stack_used_bytes)
-        .end()
+    ExitRecord {
+        ok,
+        qemu_status,
+        boot_stack_used_bytes,
+    }
+    .write(w)
 }
 
-/// Where flushing everything starts to beat flushing page by page, on this CPU.
-pub struct CrossoverRecord<'a> {
-    pub suite: &'a str,
-    pub bench: &'a str,
-    pub pool_pages: u32,
-    pub page_size: &'a str,
-    /// The two strategies compared, as named in their measurements.
-    pub per_page: &'a str,
-    pub full: &'a str,
-    pub unit: &'a str,
-    /// Cost of one flush + refill round per page count, both strategies.
-    pub costs: &'a [vystem_ptp::flush::RoundCost],
-    /// The smallest page count from which the full flush stays cheaper (None: never here).
-    pub n_star: Option<u64>,
-    /// The ceiling that calls for: flush page by page up to it.
-    pub ceiling: u64,
-    /// Fixed ceilings (Linux's 33 and neighbours) and what each costs over the sizes measured
-    /// against always choosing the cheaper strategy (sum of the extra per round).
-    pub fixed: &'a [(u64, f64)],
-    pub calibrated_ceiling: u64,
-    /// TSC ticks `vystem_ptp::flush::calibrate` took.
-    pub calibration_ticks: u64,
-    /// The calibrated policy's worst cost over the best choice, at any size measured (1.0 =
-    /// always the best).
-    pub calibrated_worst_excess: f64,
+json_record! {
+    /// Where flushing everything starts to beat flushing page by page, on this CPU.
+    #[derive(Debug, Clone, Copy)]
+    pub struct CrossoverRecord<'a> = "crossover" {
+        pub suite: &'a str,
+        pub bench: &'a str,
+        pub pool_pages: u32,
+        pub page_size: &'a str,
+        /// The two strategies compared, as named in their measurements.
+        pub per_page: &'a str,
+        pub full: &'a str,
+        pub unit: &'a str,
+        /// The page counts measured, and the cost of one flush + refill round at each, both
+        /// strategies.
+        pub sizes: Column<'a>,
+        pub per_page_costs: Column<'a>,
+        pub full_costs: Column<'a>,
+        /// The smallest page count from which the full flush stays cheaper (None: never here).
+        pub n_star: Option<u64>,
+        /// The ceiling that calls for: flush page by page up to it.
+        pub ceiling: u64,
+        /// Fixed ceilings (Linux's 33 and neighbours) and what each costs over the sizes
+        /// measured against always choosing the cheaper strategy (sum of the extra per round).
+        pub fixed_ceilings: Regrets<'a>,
+        pub calibrated_ceiling: u64,
+        /// TSC ticks `vystem_ptp::flush::calibrate` took.
+        pub calibration_ticks: u64,
+        /// The calibrated policy's worst cost over the best choice, at any size measured (1.0
+        /// = always the best).
+        pub calibrated_worst_excess: f64,
+    }
 }
 
-pub fn crossover(w: &mut dyn Write, c: &CrossoverRecord<'_>) -> fmt::Result {
-    let list = |w: &mut dyn Write, f: &dyn Fn(&vystem_ptp::flush::RoundCost) -> f64| {
-        let mut l = List::open(w)?;
-        for x in c.costs {
-            l.item(format_args!("{:.1}", f(x)))?;
+/// One column of a crossover's round costs, as a list.
+#[derive(Debug, Clone, Copy)]
+pub struct Column<'a>(&'a [RoundCost], fn(&RoundCost) -> Cost);
+
+/// A column's value: a page count, or ticks with 1 decimal.
+#[derive(Debug, Clone, Copy)]
+enum Cost {
+    Pages(u64),
+    Ticks(f64),
+}
+
+impl ToJson for Cost {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        match *self {
+            Cost::Pages(n) => n.write_json(w),
+            Cost::Ticks(t) => Fixed::<1>(t).write_json(w),
         }
-        l.close()
-    };
-    Obj::new(w, "crossover")
-        .str("suite", c.suite)
-        .str("bench", c.bench)
-        .num("pool_pages", c.pool_pages as u64)
-        .str("page_size", c.page_size)
-        .str("per_page", c.per_page)
-        .str("full", c.full)
-        .str("unit", c.unit)
-        .with("sizes", |w| {
-            let mut l = List::open(w)?;
-            for x in c.costs {
-                l.item(format_args!("{}", x.pages))?;
-            }
-            l.close()
-        })
-        .with("per_page_costs", |w| list(w, &|x| x.per_page))
-        .with("full_costs", |w| list(w, &|x| x.full))
-        .opt_num("n_star", c.n_star)
-        .num("ceiling", c.ceiling)
-        .with("fixed_ceilings", |w| {
-            w.write_char('{')?;
-            for (i, (ceiling, extra)) in c.fixed.iter().enumerate() {
-                write!(
-                    w,
-                    "{}\"{ceiling}\":{{\"regret\":{extra:.1}}}",
-                    if i == 0 { "" } else { "," }
-                )?;
-            }
-            w.write_char('}')
-        })
-        .num("calibrated_ceiling", c.calibrated_ceiling)
-        .num("calibration_ticks", c.calibration_ticks)
-        .float("calibrated_worst_excess", c.calibrated_worst_excess)
-        .end()
+    }
 }
 
-/// What the `run` record says about where and how a run happened. The bench job on the host
-/// adds what only it knows (run id, accel, git commit, QEMU version and arguments).
-pub struct RunInfo<'a> {
-    pub place: crate::platform::Place,
-    pub execution: crate::timing::Execution,
-    pub calibration_ticks_per_iter: f64,
-    pub tsc: crate::platform::Tsc,
-    pub cpu: &'a crate::cpu::CpuFacts,
-    pub cfg: &'a crate::config::Config,
-    /// Writes the `timer` object (braces included).
-    pub timer: &'a dyn Fn(&mut dyn Write) -> fmt::Result,
-    pub fill: vystem_ptp::Fill,
-    /// The machine's load as the run starts.
-    pub load: Option<crate::load::Load>,
-    /// Writes the `cpus` value ([`crate::platform::Platform::write_cpus`]).
-    pub cpus: &'a dyn Fn(&mut dyn Write) -> fmt::Result,
+impl<'a> Column<'a> {
+    pub fn sizes(costs: &'a [RoundCost]) -> Self {
+        Column(costs, |c| Cost::Pages(c.pages))
+    }
+    pub fn per_page(costs: &'a [RoundCost]) -> Self {
+        Column(costs, |c| Cost::Ticks(c.per_page))
+    }
+    pub fn full(costs: &'a [RoundCost]) -> Self {
+        Column(costs, |c| Cost::Ticks(c.full))
+    }
 }
 
-pub fn run(w: &mut dyn Write, info: &RunInfo<'_>) -> fmt::Result {
-    let cfg = info.cfg;
-    Obj::new(w, "run")
-        .num("schema", SCHEMA as u64)
-        .str("where", info.place.name())
-        .str("execution", info.execution.name())
-        .float(
-            "calibration_ticks_per_iter",
-            info.calibration_ticks_per_iter,
-        )
-        .opt_num("tsc_hz", info.tsc.hz)
-        .str("tsc_hz_source", info.tsc.source)
-        .opt_num("tsc_hz_pit", info.tsc.pit_hz)
-        .with("cpu", |w| info.cpu.write_json(w))
-        .with("config", |w| cfg.write_json(w))
-        .with("timer", info.timer)
-        .str("fill_path", info.fill.name())
-        .opt_load(info.load)
-        .with("cpus", info.cpus)
-        .end()
+impl ToJson for Column<'_> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.0
+            .iter()
+            .fold(List::open(w), |l, c| l.item(&(self.1)(c)))
+            .close()
+    }
+}
+
+/// Fixed ceilings and their regret: `{"33":{"regret":1.5},...}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Regrets<'a>(pub &'a [(u64, f64)]);
+
+json_object! {
+    /// What one fixed ceiling costs (the value under its ceiling's key in [`Regrets`]).
+    #[derive(Debug, Clone, Copy)]
+    struct Regret {
+        regret: Fixed<1>,
+    }
+}
+
+impl ToJson for Regrets<'_> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.0
+            .iter()
+            .fold(Obj::open(w), |o, &(ceiling, regret)| {
+                let mut key = crate::fixedstr::FixedStr::<20>::new();
+                let _ = write!(key, "{ceiling}");
+                o.field(
+                    key.as_str(),
+                    &Regret {
+                        regret: Fixed(regret),
+                    },
+                )
+            })
+            .close()
+    }
 }
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
-    use crate::timing::Unit;
     use std::string::String;
     use std::vec::Vec;
 
@@ -775,30 +561,28 @@ mod tests {
     #[test]
     fn records_are_one_json_object_per_line() {
         let mut out = String::new();
-        let key = Key {
+        let id = Id {
             suite: "alloc",
             bench: "bump_alloc",
             imp: "lab-bump",
             pool_pages: 64,
             per: "op",
+            params: format_args!("{{}}"),
         };
-        measurement(&mut out, key, format_args!("{{}}"), &summary()).unwrap();
-        let key = CheckKey {
+        measurement(&mut out, &id, &summary()).unwrap();
+        CheckRecord {
             suite: "ptp",
             bench: "ptp_build",
             name: "alias",
             pool_pages: Some(64),
-        };
-        check(
-            &mut out,
-            key,
-            false,
-            format_args!("read {:#x}, \"want\" 0x5a", 0),
-        )
+            ok: false,
+            detail: format_args!("read {:#x}, \"want\" 0x5a", 0),
+        }
+        .write(&mut out)
         .unwrap();
         Obj::new(&mut out, "x")
-            .float("nan", f64::NAN)
-            .opt_str("none", None)
+            .field("nan", &f64::NAN)
+            .field("none", &None::<&str>)
             .end()
             .unwrap();
         let lines: Vec<&str> = out.lines().collect();
@@ -855,11 +639,73 @@ mod tests {
             .collect()
     }
 
+    /// The keys of one nested object as written, against its declaration.
+    fn assert_writes_its_fields(v: &dyn ToJson, fields: &[&str]) {
+        let mut s = String::from("{\"type\":\"x\",\"v\":");
+        v.write_json(&mut s).unwrap();
+        s.push('}');
+        let inner = &s["{\"type\":\"x\",\"v\":".len()..s.len() - 1];
+        assert_eq!(keys(inner), fields, "{inner}");
+    }
+
+    #[test]
+    fn nested_objects_write_exactly_their_declared_fields() {
+        use crate::cpu::CpuFacts;
+        let cpu = CpuFacts::detect();
+        assert_writes_its_fields(&cpu, CpuFacts::FIELDS);
+        let load = crate::load::Load::parse("0.1 0.2 0.3 1/2 3").unwrap();
+        assert_writes_its_fields(&load, crate::load::Load::FIELDS);
+        for t in crate::target::JOB_TARGETS {
+            assert_writes_its_fields(t, crate::target::JobTarget::FIELDS);
+        }
+        let c = CpuStart {
+            cpu: 0,
+            apic_id: 0,
+            up: true,
+            tsc_offset_ticks: None,
+            detail: "",
+        };
+        assert_writes_its_fields(&c, CpuStart::FIELDS);
+        let e = MemEntry {
+            base: 0,
+            len: 1,
+            kind: 1,
+        };
+        assert_writes_its_fields(&e, MemEntry::FIELDS);
+        assert_writes_its_fields(&FreeRange { start: 0, end: 1 }, FreeRange::FIELDS);
+    }
+
+    #[test]
+    fn values_write_as_the_tools_read_them() {
+        let w = |v: &dyn ToJson| {
+            let mut s = String::new();
+            v.write_json(&mut s).unwrap();
+            s
+        };
+        assert_eq!(w(&1.0f64), "1.000");
+        assert_eq!(w(&f64::INFINITY), "null");
+        assert_eq!(w(&Fixed::<1>(2.25)), "2.2");
+        assert_eq!(w(&crate::json::Shortest(60.0)), "60");
+        assert_eq!(w(&Some(crate::json::Hex(255))), "\"0xff\"");
+        assert_eq!(w(&None::<u64>), "null");
+        assert_eq!(w(&&[1u32, 2][..]), "[1,2]");
+        assert_eq!(w(&&[0u8; 0][..]), "[]");
+        assert_eq!(w(&format_args!("a\"{}", '\n')), "\"a\\\"\\n\"");
+        assert_eq!(w(&Raw(format_args!("{{\"a\":1}}"))), "{\"a\":1}");
+        let mut it = [1u32, 2].into_iter();
+        let items = Items::new(&mut it);
+        assert_eq!((w(&items), w(&items)), ("[1,2]".into(), "[]".into()));
+        assert_eq!(
+            w(&crate::json::With(|w: &mut dyn Write| Obj::open(w).close())),
+            "{}"
+        );
+    }
+
     #[test]
     fn every_writer_writes_exactly_its_declared_fields() {
         use crate::config::Config;
         use crate::cpu::CpuFacts;
-        use crate::platform::{Place, Tsc};
+        use crate::platform::Place;
         use crate::timing::Execution;
         let mut lines: Vec<(&str, String)> = Vec::new();
         let mut w = |ty: &'static str, f: &dyn Fn(&mut String) -> fmt::Result| {
@@ -871,63 +717,69 @@ mod tests {
             );
             lines.push((ty, s));
         };
-        let key = Key {
+        let id = Id {
             suite: "map",
             bench: "b",
             imp: "i",
             pool_pages: 64,
             per: "page",
-        };
-        let ck = CheckKey {
-            suite: "boot",
-            bench: "selftest",
-            name: "n",
-            pool_pages: None,
+            params: format_args!("{{\"a\":[1,2]}}"),
         };
         let cpu = CpuFacts::detect();
         let cfg = Config::default();
         w("run", &|s| {
-            run(
-                s,
-                &RunInfo {
-                    place: Place::Host,
-                    execution: Execution::Native,
-                    calibration_ticks_per_iter: 1.0,
-                    tsc: Tsc {
-                        hz: Some(1),
-                        source: "x",
-                        pit_hz: None,
-                    },
-                    cpu: &cpu,
-                    cfg: &cfg,
-                    timer: &|w| w.write_str("{}"),
-                    fill: vystem_ptp::Fill::SSE2,
-                    load: crate::load::Load::parse("0.1 0.2 0.3 1/2 3"),
-                    cpus: &|w| w.write_str("null"),
-                },
-            )
+            RunRecord {
+                schema: SCHEMA,
+                place: Place::Host,
+                execution: Execution::Native,
+                calibration_ticks_per_iter: 1.0,
+                tsc_hz: Some(1),
+                tsc_hz_source: "x",
+                tsc_hz_pit: None,
+                cpu: &cpu,
+                config: &cfg,
+                timer: &crate::json::With(|w: &mut dyn Write| w.write_str("{}")),
+                fill_path: vystem_ptp::Fill::SSE2,
+                load: crate::load::Load::parse("0.1 0.2 0.3 1/2 3"),
+                cpus: &None::<u32>,
+            }
+            .write(s)
         });
-        w("measurement", &|s| {
-            measurement(s, key, format_args!("{{\"a\":[1,2]}}"), &summary())
+        w("measurement", &|s| measurement(s, &id, &summary()));
+        w("check", &|s| {
+            CheckRecord {
+                suite: "boot",
+                bench: "selftest",
+                name: "n",
+                pool_pages: None,
+                ok: true,
+                detail: format_args!("d"),
+            }
+            .write(s)
         });
-        w("check", &|s| check(s, ck, true, format_args!("d")));
-        w("skip", &|s| skip(s, "map", "b", 64, "why"));
+        w("skip", &|s| {
+            SkipRecord {
+                suite: "map",
+                bench: "b",
+                pool_pages: 64,
+                reason: "why",
+            }
+            .write(s)
+        });
         w("target", &|s| {
-            target(
-                s,
-                &TargetRecord {
-                    name: "t",
-                    bench: "b",
-                    ours: "o",
-                    other: "p",
-                    pool_pages: 64,
-                    ratio: 2.0,
-                    direction: "other/ours",
-                    want: format_args!(">= 2x"),
-                    met: None,
-                    note: "",
-                },
-            )
+            TargetRecord {
+                name: "t",
+                bench: "b",
+                ours: "o",
+                other: "p",
+                pool_pages: 64,
+                ratio: 2.0,
+                direction: "other/ours",
+                want: format_args!(">= 2x"),
+                met: None,
+                note: "",
+            }
+            .write(s)
         });
         w("fault", &|s| {
             fault(
@@ -955,7 +807,8 @@ mod tests {
                     cmdline_truncated: false,
                     free_ram_bytes: 0,
                     free_regions: 0,
-                    kernel: (0, 0),
+                    kernel_start: 0,
+                    kernel_end: 0,
                     boot_info: 0,
                     rsdp: None,
                 },
@@ -989,25 +842,25 @@ mod tests {
             full: 3.0,
         }];
         w("crossover", &|s| {
-            crossover(
-                s,
-                &CrossoverRecord {
-                    suite: "tlb",
-                    bench: "tlb_crossover",
-                    pool_pages: 64,
-                    page_size: "4KiB",
-                    per_page: "invlpg",
-                    full: "cr3-reload",
-                    unit: "ticks",
-                    costs: &costs,
-                    n_star: None,
-                    ceiling: 1,
-                    fixed: &[(33, 0.0)],
-                    calibrated_ceiling: 1,
-                    calibration_ticks: 5,
-                    calibrated_worst_excess: 1.0,
-                },
-            )
+            CrossoverRecord {
+                suite: "tlb",
+                bench: "tlb_crossover",
+                pool_pages: 64,
+                page_size: "4KiB",
+                per_page: "invlpg",
+                full: "cr3-reload",
+                unit: "ticks",
+                sizes: Column::sizes(&costs),
+                per_page_costs: Column::per_page(&costs),
+                full_costs: Column::full(&costs),
+                n_star: None,
+                ceiling: 1,
+                fixed_ceilings: Regrets(&[(33, 0.0), (64, 1.25)]),
+                calibrated_ceiling: 1,
+                calibration_ticks: 5,
+                calibrated_worst_excess: 1.0,
+            }
+            .write(s)
         });
         let written: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
         let all: Vec<&str> = RECORDS.iter().map(|(t, _)| *t).collect();
@@ -1015,5 +868,32 @@ mod tests {
         for (ty, line) in &lines {
             assert_eq!(keys(line), declared(ty), "{ty}: {line}");
         }
+        // The nested parts, byte for byte as the format strings before the declarations wrote them.
+        let line = |ty: &str| lines.iter().find(|(t, _)| *t == ty).unwrap().1.trim_end();
+        assert_eq!(
+            line("memmap"),
+            r#"{"type":"memmap","truncated":false,"entries":[{"base":"0x0","len":"0x1","type":1},{"base":"0x2","len":"0x3","type":2}],"free":[{"start":"0x0","end":"0x1"}],"free_truncated":false}"#
+        );
+        assert_eq!(
+            line("smp"),
+            r#"{"type":"smp","source":"madt","apic":"x2apic","found":2,"left_out":0,"cpus":[{"cpu":1,"apic_id":1,"up":false,"tsc_offset_ticks":-3,"detail":"no \"answer\""},{"cpu":1,"apic_id":1,"up":true,"tsc_offset_ticks":-3,"detail":"no \"answer\""}]}"#
+        );
+        assert_eq!(
+            line("crossover"),
+            r#"{"type":"crossover","suite":"tlb","bench":"tlb_crossover","pool_pages":64,"page_size":"4KiB","per_page":"invlpg","full":"cr3-reload","unit":"ticks","sizes":[1],"per_page_costs":[2.0],"full_costs":[3.0],"n_star":null,"ceiling":1,"fixed_ceilings":{"33":{"regret":0.0},"64":{"regret":1.2}},"calibrated_ceiling":1,"calibration_ticks":5,"calibrated_worst_excess":1.000}"#
+        );
+        assert_eq!(
+            line("boot"),
+            r#"{"type":"boot","protocol":"pvh","cmdline":"","cmdline_truncated":false,"free_ram_bytes":0,"free_regions":0,"kernel_start":"0x0","kernel_end":"0x0","boot_info":"0x0","rsdp":null}"#
+        );
+        assert_eq!(
+            line("fault"),
+            r##"{"type":"fault","cpu":1,"vector":14,"name":"#PF","error_code":"0x0","rip":"0x1","cr2":"0x2","rsp":"0x3","bench":"b"}"##
+        );
+        assert_eq!(
+            line("exit"),
+            r#"{"type":"exit","ok":true,"qemu_status":33,"boot_stack_used_bytes":4096}"#
+        );
+        assert!(line("run").contains(r#","config":{"mode":"bench","suites":["alloc","map","ptp","tlb","layouts"],"pool_pages":[4096],"quick":false,"seed":24301},"timer":{},"fill_path":"sse2","load":{"avg_1m":0.10,"avg_5m":0.20,"avg_15m":0.30,"runnable":1},"cpus":null}"#), "{}", line("run"));
     }
 }

@@ -4,8 +4,9 @@
 
 use crate::config::Config;
 use crate::exit::ExitCode;
+use crate::json::With;
 use crate::platform::Platform;
-use crate::record::{self, Counts, RunInfo};
+use crate::record::{self, Counts, RunRecord};
 use crate::suites::{self, Tally};
 use crate::target::Judge;
 use crate::timing::{self, Execution, TimerScope};
@@ -27,19 +28,22 @@ pub fn run(
     let place = platform.place();
     let tsc = platform.tsc();
     let shared: &dyn Platform = platform;
-    let info = RunInfo {
+    let _ = RunRecord {
+        schema: record::SCHEMA,
         place,
         execution,
         calibration_ticks_per_iter: calibration,
-        tsc,
+        tsc_hz: tsc.hz,
+        tsc_hz_source: tsc.source,
+        tsc_hz_pit: tsc.pit_hz,
         cpu: &cpu,
-        cfg,
-        timer: &|w| scope.write_json(w),
-        fill: cpu.fill(),
+        config: cfg,
+        timer: &With(|w: &mut dyn Write| scope.write_json(w)),
+        fill_path: cpu.fill(),
         load: shared.load(),
-        cpus: &|w| shared.write_cpus(w),
-    };
-    let _ = record::run(out, &info);
+        cpus: &With(|w: &mut dyn Write| shared.write_cpus(w)),
+    }
+    .write(out);
     let _ = writeln!(
         out,
         "# {} run, {}: {} ticks per calibration iteration",

@@ -3,7 +3,7 @@
 //! in benchmarks, never in tests: a missed target is a finding, not a failed run.
 
 use crate::platform::Place;
-use crate::record::{self, Counts, TargetRecord};
+use crate::record::{Counts, TargetRecord};
 use crate::timing::Execution;
 use core::fmt::Write;
 
@@ -183,40 +183,40 @@ impl Target {
                 None => "not judged (emulated)",
             }
         );
-        let _ = record::target(
-            w,
-            &TargetRecord {
-                name: self.name,
-                bench: self.bench,
-                ours: self.ours,
-                other: self.other,
-                pool_pages,
-                ratio,
-                direction: self.want.direction(),
-                want: format_args!("{op} {x}x"),
-                met,
-                note: if judged {
-                    ""
-                } else {
-                    "not judged: emulated (privileged instructions are emulated)"
-                },
+        let _ = TargetRecord {
+            name: self.name,
+            bench: self.bench,
+            ours: self.ours,
+            other: self.other,
+            pool_pages,
+            ratio,
+            direction: self.want.direction(),
+            want: format_args!("{op} {x}x"),
+            met,
+            note: if judged {
+                ""
+            } else {
+                "not judged: emulated (privileged instructions are emulated)"
             },
-        );
+        }
+        .write(w);
     }
 }
 
-/// A target on a whole bench-kernel run, which the bench job times from outside: a field of
-/// the completed run record, at most `at_most_s` seconds, on runs that match.
-#[derive(Debug, Clone, Copy)]
-pub struct JobTarget {
-    pub name: &'static str,
-    /// `first_result_s` or `wall_s`, as the bench job records them.
-    pub field: &'static str,
-    pub at_most_s: f64,
-    /// The accels it applies to (empty: any).
-    pub accels: &'static [&'static str],
-    pub quick: Option<bool>,
-    pub mode: Option<crate::config::Mode>,
+crate::json_object! {
+    /// A target on a whole bench-kernel run, which the bench job times from outside: a field
+    /// of the completed run record, at most `at_most_s` seconds, on runs that match.
+    #[derive(Debug, Clone, Copy)]
+    pub struct JobTarget {
+        pub name: &'static str,
+        /// `first_result_s` or `wall_s`, as the bench job records them.
+        pub field: &'static str,
+        pub at_most_s: f64 => crate::json::shortest,
+        /// The accels it applies to (empty: any).
+        pub accels: &'static [&'static str],
+        pub quick: Option<bool>,
+        pub mode: Option<crate::config::Mode>,
+    }
 }
 
 pub static JOB_TARGETS: &[JobTarget] = &[

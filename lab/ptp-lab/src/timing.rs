@@ -11,6 +11,7 @@
 //!   and the sample buffer's size.
 //! - The summary is per operation: n, min, p50, p90, p99, max, mean, overhead.
 
+use crate::json::{Obj, ToJson};
 use core::arch::x86_64::{__rdtscp, _mm_lfence, _rdtsc};
 
 pub const MAX_SAMPLES: usize = 512;
@@ -112,13 +113,18 @@ impl<T, S: FnMut(&mut T), B: FnMut(&mut T)> Work for Closures<'_, T, S, B> {
     }
 }
 
-/// Which contender is being timed, for timers that name what they measure (criterion).
+/// What is being measured: the identity of one measurement, which the timer (criterion names
+/// its benchmarks by it) and the measurement record share.
 #[derive(Debug, Clone, Copy)]
 pub struct Id<'a> {
     pub suite: &'a str,
     pub bench: &'a str,
     pub imp: &'a str,
     pub pool_pages: u32,
+    /// "op" or "page": what `ops_per_sample` counts.
+    pub per: &'a str,
+    /// The benchmark's parameters, one JSON object.
+    pub params: core::fmt::Arguments<'a>,
 }
 
 /// Something that times [`Work`]: the RDTSC [`Harness`], or criterion on the host.
@@ -171,6 +177,12 @@ impl Unit {
             Unit::Ticks => "ticks",
             Unit::Ns => "ns",
         }
+    }
+}
+
+impl ToJson for Unit {
+    fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        self.name().write_json(w)
     }
 }
 
@@ -253,11 +265,14 @@ impl Harness {
     /// The `timer` object of the run record.
     pub fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
         let b = self.budget;
-        write!(
-            w,
-            "{{\"kind\":\"rdtsc\",\"overhead_ticks\":{},\"budget_ticks\":{},\"min_samples\":{},\"max_samples\":{},\"warmup\":{}}}",
-            self.overhead, b.ticks, b.min_samples, b.max_samples, b.warmup
-        )
+        Obj::open(w)
+            .field("kind", "rdtsc")
+            .field("overhead_ticks", &self.overhead)
+            .field("budget_ticks", &b.ticks)
+            .field("min_samples", &b.min_samples)
+            .field("max_samples", &b.max_samples)
+            .field("warmup", &b.warmup)
+            .close()
     }
 }
 
@@ -349,6 +364,12 @@ impl Execution {
             Execution::Native => "native",
             Execution::Emulated => "emulated",
         }
+    }
+}
+
+impl ToJson for Execution {
+    fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        self.name().write_json(w)
     }
 }
 

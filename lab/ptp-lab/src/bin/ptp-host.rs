@@ -14,11 +14,12 @@
 use ptp_lab::config::Config;
 use ptp_lab::exit::ExitCode;
 use ptp_lab::host::{Host, Stdout};
-use ptp_lab::record::Obj;
 use ptp_lab::suites::MAPPINGS;
 use ptp_lab::suites::SELF_MAP;
 use ptp_lab::timing::{Budget, Harness};
 use ptp_lab::{facts, session};
+use serde_json::{json, Map, Value};
+use std::fmt::Write;
 use vystem_ptp::sim::SimMemory;
 use vystem_ptp::{BitmapAllocator, Ptp, VirtAddr};
 
@@ -70,31 +71,33 @@ fn parse(words: &[String]) -> Option<Config> {
 /// What the capacity model says about the benchmarks' mappings, and what the self-map of a
 /// modifiable PTP really takes at each pool size of `cfg`.
 fn capacity(out: &mut Stdout, cfg: &Config) -> ExitCode {
-    let o = Obj::new(out, "capacity")
-        .with("mappings", |w| {
-            w.write_char('[')?;
-            for (i, m) in MAPPINGS.iter().enumerate() {
-                write!(
-                    w,
-                    "{}{{\"bench\":\"{}\",\"page_size\":\"{}\",\"pages\":{},\"tables\":{}}}",
-                    if i == 0 { "" } else { "," },
-                    m.bench,
-                    m.size.name(),
-                    m.pages,
-                    m.tables()
-                )?;
-            }
-            w.write_char(']')
+    let mappings: Vec<Value> = MAPPINGS
+        .iter()
+        .map(|m| {
+            json!({
+                "bench": m.bench,
+                "page_size": m.size.name(),
+                "pages": m.pages,
+                "tables": m.tables(),
+            })
         })
-        .with("self_map_tables", |w| {
-            w.write_char('{')?;
-            for (i, &n) in cfg.pools().iter().enumerate() {
-                let tables = self_map_tables(n).ok_or(core::fmt::Error)?;
-                write!(w, "{}\"{n}\":{tables}", if i == 0 { "" } else { "," })?;
-            }
-            w.write_char('}')
-        });
-    match o.end() {
+        .collect();
+    let mut self_map = Map::new();
+    for &n in cfg.pools() {
+        let Some(tables) = self_map_tables(n) else {
+            return ExitCode::Failure;
+        };
+        self_map.insert(n.to_string(), tables.into());
+    }
+    print_record(
+        out,
+        json!({"type": "capacity", "mappings": mappings, "self_map_tables": self_map}),
+    )
+}
+
+/// One record line of the host runner's own output.
+fn print_record(out: &mut Stdout, record: Value) -> ExitCode {
+    match writeln!(out, "{record}") {
         Ok(()) => ExitCode::Success,
         Err(_) => ExitCode::Failure,
     }
@@ -181,22 +184,11 @@ fn layout(out: &mut Stdout) -> ExitCode {
         figures.push((name, predicted, mapped.flatten()));
     }
     let bytes: u64 = ranges.iter().map(|(s, e)| e - s).sum();
-    let o = Obj::new(out, "layout")
-        .num("ranges", ranges.len() as u64)
-        .num("bytes", bytes);
-    let o = figures.iter().fold(o, |o, &(name, predicted, mapped)| {
-        o.with(name, |w| {
-            write!(
-                w,
-                "{{\"predicted\":{predicted},\"mapped\":{}}}",
-                mapped.map_or("null".to_string(), |m| m.to_string())
-            )
-        })
-    });
-    match o.end() {
-        Ok(()) => ExitCode::Success,
-        Err(_) => ExitCode::Failure,
+    let mut record = json!({"type": "layout", "ranges": ranges.len(), "bytes": bytes});
+    for (name, predicted, mapped) in figures {
+        record[name] = json!({"predicted": predicted, "mapped": mapped});
     }
+    print_record(out, record)
 }
 
 /// Pool pages `bytes` from a 1 GiB-aligned address take with the largest pages `sizes`
@@ -233,44 +225,51 @@ fn largest_region(pages: u64, unit: u64, sizes: vystem_ptp::PageSizes) -> u64 {
 fn pool_limits(out: &mut Stdout, cfg: &Config) -> ExitCode {
     use vystem_ptp::PageSizes;
     const GIB: u64 = 1 << 30;
-    let o = Obj::new(out, "pool_limits").with("pools", |w| {
-        w.write_char('[')?;
-        for (i, &n) in cfg.pools().iter().enumerate() {
-            let self_map = self_map_tables(n).ok_or(core::fmt::Error)?;
-            write!(
-                w,
-                "{}{{\"pool_pages\":{n},\"bytes\":{},\"largest_region_4KiB\":{},\"largest_region_2MiB\":{},\"self_map_tables\":{self_map},\"mappings\":{{",
-                if i == 0 { "" } else { "," },
-                u64::from(n) * 4096,
-                largest_region(n.into(), 4096, PageSizes::ONLY_4KIB),
-                largest_region(n.into(), 2 << 20, PageSizes::UP_TO_2MIB),
-            )?;
-            let all = [(1, "4KiB"), (4, "4KiB"), (16, "4KiB"), (64, "4KiB"), (1, "2MiB"), (4, "2MiB"),
-                (16, "2MiB"), (64, "2MiB"), (4, "direct-2MiB"), (64, "direct-2MiB"), (512, "direct-2MiB"),
-                (4, "direct-1GiB"), (64, "direct-1GiB"), (512, "direct-1GiB")];
-            for (j, (gib, how)) in all.iter().enumerate() {
-                let sizes = match *how {
-                    "4KiB" => PageSizes::ONLY_4KIB,
-                    "2MiB" | "direct-2MiB" => PageSizes::UP_TO_2MIB,
-                    _ => PageSizes::ALL,
-                };
-                // Beside the self-map (its tables) and the root, counted once.
-                let tables = region_tables(gib * GIB, sizes) - 1 + self_map;
-                write!(
-                    w,
-                    "{}\"{gib}GiB-{how}\":{{\"tables\":{tables},\"fits\":{}}}",
-                    if j == 0 { "" } else { "," },
-                    tables <= u64::from(n)
-                )?;
-            }
-            w.write_str("}}")?;
+    let mut pools = Vec::new();
+    for &n in cfg.pools() {
+        let Some(self_map) = self_map_tables(n) else {
+            return ExitCode::Failure;
+        };
+        let all = [
+            (1, "4KiB"),
+            (4, "4KiB"),
+            (16, "4KiB"),
+            (64, "4KiB"),
+            (1, "2MiB"),
+            (4, "2MiB"),
+            (16, "2MiB"),
+            (64, "2MiB"),
+            (4, "direct-2MiB"),
+            (64, "direct-2MiB"),
+            (512, "direct-2MiB"),
+            (4, "direct-1GiB"),
+            (64, "direct-1GiB"),
+            (512, "direct-1GiB"),
+        ];
+        let mut mappings = Map::new();
+        for (gib, how) in all {
+            let sizes = match how {
+                "4KiB" => PageSizes::ONLY_4KIB,
+                "2MiB" | "direct-2MiB" => PageSizes::UP_TO_2MIB,
+                _ => PageSizes::ALL,
+            };
+            // Beside the self-map (its tables) and the root, counted once.
+            let tables = region_tables(gib * GIB, sizes) - 1 + self_map;
+            mappings.insert(
+                format!("{gib}GiB-{how}"),
+                json!({"tables": tables, "fits": tables <= u64::from(n)}),
+            );
         }
-        w.write_char(']')
-    });
-    match o.end() {
-        Ok(()) => ExitCode::Success,
-        Err(_) => ExitCode::Failure,
+        pools.push(json!({
+            "pool_pages": n,
+            "bytes": u64::from(n) * 4096,
+            "largest_region_4KiB": largest_region(n.into(), 4096, PageSizes::ONLY_4KIB),
+            "largest_region_2MiB": largest_region(n.into(), 2 << 20, PageSizes::UP_TO_2MIB),
+            "self_map_tables": self_map,
+            "mappings": mappings,
+        }));
     }
+    print_record(out, json!({"type": "pool_limits", "pools": pools}))
 }
 
 /// The pool pages a modifiable PTP's self-map takes, from building one.

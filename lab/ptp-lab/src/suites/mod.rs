@@ -22,7 +22,7 @@ mod tlb;
 
 use crate::config::{Config, Suite};
 use crate::platform::{reason, Platform, Reason};
-use crate::record::{self, Counts, Key};
+use crate::record::{self, Counts, SkipRecord};
 use crate::target::Judge;
 use crate::timing::{Closures, Id, Summary, Timer, TimerScope};
 use core::fmt::{self, Write};
@@ -120,6 +120,8 @@ impl Ctx<'_> {
             bench: self.bench,
             imp,
             pool_pages: self.pages(),
+            per,
+            params,
         };
         let mut work = Closures {
             state,
@@ -127,14 +129,7 @@ impl Ctx<'_> {
             batch,
         };
         let s = self.timer.time(id, ops, &mut work)?;
-        let key = Key {
-            suite: self.suite.name(),
-            bench: self.bench,
-            imp,
-            pool_pages: self.pages(),
-            per,
-        };
-        let _ = record::measurement(self.out, key, params, &s);
+        let _ = record::measurement(self.out, &id, &s);
         self.counts.measurements += 1;
         self.judge.note(self.bench, imp, self.pages(), s.estimate());
         Some(s)
@@ -149,25 +144,28 @@ impl Ctx<'_> {
         params: fmt::Arguments<'_>,
         s: &Summary,
     ) {
-        let key = Key {
+        let id = Id {
             suite: self.suite.name(),
             bench: self.bench,
             imp,
             pool_pages: self.pages(),
             per,
+            params,
         };
-        let _ = record::measurement(self.out, key, params, s);
+        let _ = record::measurement(self.out, &id, s);
         self.counts.measurements += 1;
     }
 
     pub fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) -> bool {
-        let key = record::CheckKey {
+        let _ = record::CheckRecord {
             suite: self.suite.name(),
             bench: self.bench,
             name,
             pool_pages: Some(self.pages()),
-        };
-        let _ = record::check(self.out, key, ok, detail);
+            ok,
+            detail,
+        }
+        .write(self.out);
         self.counts.checks += 1;
         if !ok {
             self.counts.checks_failed += 1;
@@ -177,7 +175,13 @@ impl Ctx<'_> {
 
     pub fn skip(&mut self, why: &str) {
         let pages = self.pages();
-        let _ = record::skip(self.out, self.suite.name(), self.bench, pages, why);
+        let _ = SkipRecord {
+            suite: self.suite.name(),
+            bench: self.bench,
+            pool_pages: pages,
+            reason: why,
+        }
+        .write(self.out);
         self.counts.skips += 1;
     }
 
@@ -272,7 +276,13 @@ fn run_entry(
     let pool = match platform.pool(pages) {
         Ok(pool) => pool,
         Err(why) => {
-            let _ = record::skip(out, b.suite.name(), b.name, pages, why.as_str());
+            let _ = SkipRecord {
+                suite: b.suite.name(),
+                bench: b.name,
+                pool_pages: pages,
+                reason: why.as_str(),
+            }
+            .write(out);
             counts.skips += 1;
             return;
         }

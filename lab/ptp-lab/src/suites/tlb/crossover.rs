@@ -116,25 +116,25 @@ pub(crate) fn write_crossover(
     calibrated: (u64, u64, f64),
 ) -> Option<u64> {
     let n_star = crossover(costs);
-    let _ = record::crossover(
-        ctx.out,
-        &record::CrossoverRecord {
-            suite: ctx.suite.name(),
-            bench: ctx.bench,
-            pool_pages: ctx.pool.pages(),
-            page_size,
-            per_page: names.0,
-            full: names.1,
-            unit: "ticks",
-            costs,
-            n_star,
-            ceiling: ceiling_for(n_star, costs),
-            fixed: &FIXED_CEILINGS.map(|c| (c, regret(c, costs))),
-            calibrated_ceiling: calibrated.0,
-            calibration_ticks: calibrated.1,
-            calibrated_worst_excess: calibrated.2,
-        },
-    );
+    let _ = record::CrossoverRecord {
+        suite: ctx.suite.name(),
+        bench: ctx.bench,
+        pool_pages: ctx.pool.pages(),
+        page_size,
+        per_page: names.0,
+        full: names.1,
+        unit: "ticks",
+        sizes: record::Column::sizes(costs),
+        per_page_costs: record::Column::per_page(costs),
+        full_costs: record::Column::full(costs),
+        n_star,
+        ceiling: ceiling_for(n_star, costs),
+        fixed_ceilings: record::Regrets(&FIXED_CEILINGS.map(|c| (c, regret(c, costs)))),
+        calibrated_ceiling: calibrated.0,
+        calibration_ticks: calibrated.1,
+        calibrated_worst_excess: calibrated.2,
+    }
+    .write(ctx.out);
     n_star
 }
 
