@@ -2,7 +2,6 @@
 //! where available, and the leaf-fill path this CPU and OS allow. Shared by the bench kernel,
 //! the host runner and the criterion driver.
 
-use core::fmt;
 
 use raw_cpuid::{cpuid, CpuId};
 
@@ -137,18 +136,6 @@ impl CpuFacts {
             unsafe { Fill::avx2() }
         } else {
             Fill::SSE2
-        }
-    }
-}
-
-/// JSON number or `null`.
-pub struct OptNum(pub Option<u64>);
-
-impl fmt::Display for OptNum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(v) => write!(f, "{v}"),
-            None => f.write_str("null"),
         }
     }
 }

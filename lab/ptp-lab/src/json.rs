@@ -192,6 +192,42 @@ impl<T: ToJson> ToJson for Items<'_, T> {
     }
 }
 
+/// A flat object of named values, written through [`Obj`]: a benchmark's parameters, which
+/// differ per benchmark and so have no declaration of their own. Built with [`params!`].
+#[derive(Clone, Copy)]
+pub struct Fields<'a> {
+    pub items: &'a [(&'a str, &'a dyn ToJson)],
+}
+
+impl Fields<'_> {
+    pub const EMPTY: Fields<'static> = Fields { items: &[] };
+}
+
+impl fmt::Debug for Fields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_json(f)
+    }
+}
+
+impl ToJson for Fields<'_> {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        self.items
+            .iter()
+            .fold(Obj::open(w), |o, (k, v)| o.field(k, *v))
+            .close()
+    }
+}
+
+/// `params! { "pages": n, "page_size": size.name() }`: a [`Fields`] object.
+#[macro_export]
+macro_rules! params {
+    ($($k:literal : $v:expr),* $(,)?) => {
+        $crate::json::Fields {
+            items: &[$(($k, &$v as &dyn $crate::json::ToJson)),*],
+        }
+    };
+}
+
 /// For declarations whose field type is not how it is written: `rip: u64 => hex`.
 pub fn hex(v: &u64) -> Hex {
     Hex(*v)

@@ -4,7 +4,7 @@
 //! field list (which [`RECORDS`] gathers and the tools learn through `ptp-host facts`) and
 //! its writer, field by field through [`ToJson`].
 
-use crate::json::{hex, opt_hex, Fixed, Items, Raw};
+use crate::json::{hex, opt_hex, Fixed, Items};
 pub use crate::json::{List, Obj, ToJson};
 use crate::load::Load;
 use crate::timing::{Id, Summary, Unit};
@@ -82,7 +82,7 @@ json_record! {
         pub bench: &'a str,
         pub imp as "impl": &'a str,
         pub pool_pages: u32,
-        pub params: Raw<'a>,
+        pub params: crate::json::Fields<'a>,
         pub unit: Unit,
         /// "op" or "page".
         pub per: &'a str,
@@ -108,7 +108,7 @@ impl<'a> MeasurementRecord<'a> {
             bench: id.bench,
             imp: id.imp,
             pool_pages: id.pool_pages,
-            params: Raw(id.params),
+            params: id.params,
             unit: s.unit,
             per: id.per,
             ops_per_sample: s.ops_per_sample,
@@ -567,7 +567,7 @@ mod tests {
             imp: "lab-bump",
             pool_pages: 64,
             per: "op",
-            params: format_args!("{{}}"),
+            params: crate::json::Fields::EMPTY,
         };
         measurement(&mut out, &id, &summary()).unwrap();
         CheckRecord {
@@ -691,7 +691,10 @@ mod tests {
         assert_eq!(w(&&[1u32, 2][..]), "[1,2]");
         assert_eq!(w(&&[0u8; 0][..]), "[]");
         assert_eq!(w(&format_args!("a\"{}", '\n')), "\"a\\\"\\n\"");
-        assert_eq!(w(&Raw(format_args!("{{\"a\":1}}"))), "{\"a\":1}");
+        assert_eq!(
+            w(&crate::json::Raw(format_args!("{{\"a\":1}}"))),
+            "{\"a\":1}"
+        );
         let mut it = [1u32, 2].into_iter();
         let items = Items::new(&mut it);
         assert_eq!((w(&items), w(&items)), ("[1,2]".into(), "[]".into()));
@@ -723,7 +726,7 @@ mod tests {
             imp: "i",
             pool_pages: 64,
             per: "page",
-            params: format_args!("{{\"a\":[1,2]}}"),
+            params: crate::params! { "a": [1u32, 2] },
         };
         let cpu = CpuFacts::detect();
         let cfg = Config::default();

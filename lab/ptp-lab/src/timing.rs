@@ -124,7 +124,7 @@ pub struct Id<'a> {
     /// "op" or "page": what `ops_per_sample` counts.
     pub per: &'a str,
     /// The benchmark's parameters, one JSON object.
-    pub params: core::fmt::Arguments<'a>,
+    pub params: crate::json::Fields<'a>,
 }
 
 /// Something that times [`Work`]: the RDTSC [`Harness`], or criterion on the host.

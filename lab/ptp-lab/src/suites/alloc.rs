@@ -140,7 +140,7 @@ pub(super) fn fill<C: Contender>(ctx: &mut Ctx<'_>, check: &str) {
         C::NAME,
         "op",
         (n - 1) as u64,
-        format_args!("{{}}"),
+        crate::json::Fields::EMPTY,
         &mut a,
         |a| *a = C::fresh(n),
         |a| {
@@ -206,7 +206,7 @@ pub(super) fn churn<C: Contender>(ctx: &mut Ctx<'_>, fill_pct: u32) {
             }
         }
     };
-    let params = format_args!("{{\"fill_pct\":{fill_pct},\"pairs\":{pairs}}}");
+    let params = crate::params! { "fill_pct": fill_pct, "pairs": pairs };
     ctx.measure(
         C::NAME,
         "op",
@@ -245,7 +245,7 @@ pub(super) fn free_all<C: Contender>(ctx: &mut Ctx<'_>) {
         C::NAME,
         "op",
         (n - 1) as u64,
-        format_args!("{{}}"),
+        crate::json::Fields::EMPTY,
         &mut st,
         setup,
         |st| {
@@ -271,7 +271,7 @@ pub(super) fn free_all<C: Contender>(ctx: &mut Ctx<'_>) {
 fn bitmap_init(ctx: &mut Ctx<'_>) {
     let n = ctx.pages();
     let mut a = BitmapAllocator::new(64);
-    let params = format_args!("{{\"counter\":{}}}", n / 2);
+    let params = crate::params! { "counter": n / 2 };
     ctx.measure(
         BitmapAllocator::NAME,
         "op",

@@ -139,10 +139,7 @@ mod imp {
                 "linux-mprotect",
                 "page",
                 n,
-                format_args!(
-                    "{{\"pages\":{n},\"page_size\":\"4KiB\",\"linux_ceiling\":{}}}",
-                    crate::cpu::OptNum(ceiling)
-                ),
+                crate::params! { "pages": n, "page_size": "4KiB", "linux_ceiling": ceiling },
                 &mut all_ok,
                 |_| touch(base, n, PAGE),
                 |ok: &mut bool| {
@@ -155,7 +152,7 @@ mod imp {
                 "linux-madvise-dontneed",
                 "page",
                 n,
-                format_args!("{{\"pages\":{n},\"page_size\":\"4KiB\"}}"),
+                crate::params! { "pages": n, "page_size": "4KiB" },
                 &mut all_ok,
                 |_| touch(base, n, PAGE),
                 |ok: &mut bool| {
@@ -167,7 +164,7 @@ mod imp {
                 "linux-munmap-mmap",
                 "page",
                 n,
-                format_args!("{{\"pages\":{n},\"page_size\":\"4KiB\"}}"),
+                crate::params! { "pages": n, "page_size": "4KiB" },
                 &mut all_ok,
                 |_| touch(base, n, PAGE),
                 |ok: &mut bool| {
@@ -218,9 +215,7 @@ mod imp {
                     },
                     "page",
                     n,
-                    format_args!(
-                        "{{\"pages\":{n},\"page_size\":\"{size}\",\"madvise_hugepage\":{thp}}}"
-                    ),
+                    crate::params! { "pages": n, "page_size": size, "madvise_hugepage": thp },
                     &mut all_ok,
                     |ok: &mut bool| {
                         touch(base, n, step);

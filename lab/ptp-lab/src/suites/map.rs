@@ -124,10 +124,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
         m: PoolMapper::create(pool, BumpAllocator::new(n)).with_fill(fill),
         err: None,
     };
-    let cold = format_args!(
-        "{{\"page_size\":\"{}\",\"pages\":{count},\"tables\":\"fresh pool\"}}",
-        size.name()
-    );
+    let cold = crate::params! { "page_size": size.name(), "pages": count, "tables": "fresh pool" };
     ctx.measure(
         "lab-map_range",
         "page",
@@ -139,10 +136,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     );
     verify(ctx, "map_range", &st.m, size, count, st.err);
 
-    let warm = format_args!(
-        "{{\"page_size\":\"{}\",\"pages\":{count},\"tables\":\"present\"}}",
-        size.name()
-    );
+    let warm = crate::params! { "page_size": size.name(), "pages": count, "tables": "present" };
     let unmap = |st: &mut State| match st.m.unmap_range(VirtAddr::new(VIRT), count * size.bytes()) {
         Ok(f) => f.ignore(),
         Err(_) => {
@@ -162,7 +156,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     );
     verify(ctx, "map_range_warm", &st.m, size, count, st.err);
 
-    let loop_params = format_args!("{{\"page_size\":\"{}\",\"pages\":{count}}}", size.name());
+    let loop_params = crate::params! { "page_size": size.name(), "pages": count };
     ctx.measure(
         "lab-map_page-loop",
         "page",
@@ -190,7 +184,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     verify(ctx, "map_page_loop", &st.m, size, count, st.err);
 
     // The peer walks the same pool's pages, through the same window.
-    let peer_params = format_args!("{{\"page_size\":\"{}\",\"pages\":{count}}}", size.name());
+    let peer_params = crate::params! { "page_size": size.name(), "pages": count };
     let mut ok = true;
     let mut peer = (st, &mut ok);
     ctx.measure(
@@ -223,7 +217,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     }
 
     let bytes = m.tables() * 4096;
-    let limit = format_args!("{{\"bytes\":{bytes}}}");
+    let limit = crate::params! { "bytes": bytes };
     ctx.measure(
         "memset-limit",
         "page",

@@ -110,7 +110,7 @@ impl Ctx<'_> {
         imp: &'static str,
         per: &str,
         ops: u64,
-        params: fmt::Arguments<'_>,
+        params: crate::json::Fields<'_>,
         state: &mut T,
         setup: S,
         batch: B,
@@ -141,7 +141,7 @@ impl Ctx<'_> {
         &mut self,
         imp: &'static str,
         per: &str,
-        params: fmt::Arguments<'_>,
+        params: crate::json::Fields<'_>,
         s: &Summary,
     ) {
         let id = Id {

@@ -148,7 +148,7 @@ mod imp {
             BITMAP_ALLOCATOR,
             "op",
             1,
-            format_args!("{{\"counter\":{}}}", n / 2),
+            crate::params! { "counter": n / 2 },
             &mut tree,
             |tree| *tree = None, // the previous tree is freed outside the timed region
             |tree| {

@@ -42,7 +42,7 @@ fn build(ctx: &mut Ctx<'_>) {
     let fill = ctx.platform.cpu().fill();
     // (allocator, self-map tables, ok). The PTP borrows the allocator: no 8 KiB move is timed.
     let mut st = (BitmapAllocator::new(n), 0u32, true);
-    let params = format_args!("{{\"self_map\":\"{SELF_MAP:#x}\"}}");
+    let params = crate::params! { "self_map": crate::json::Hex(SELF_MAP) };
     let reset = |st: &mut (BitmapAllocator, u32, bool)| st.0.reset_from_counter(n, 1);
     ctx.measure(
         "modifiable",
@@ -69,7 +69,7 @@ fn build(ctx: &mut Ctx<'_>) {
         "unmodifiable",
         "op",
         1,
-        format_args!("{{}}"),
+        crate::json::Fields::EMPTY,
         &mut st,
         reset,
         |st| {

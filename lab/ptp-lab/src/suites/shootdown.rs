@@ -161,10 +161,7 @@ fn shootdown(ctx: &mut Ctx<'_>) {
                 "ipi",
                 "op",
                 1,
-                format_args!(
-                    "{{\"measures\":\"IPI to each target, its flush, every acknowledgement seen\",\"targets\":{k},\"pages\":{shown},\"target_flush\":\"{}\",\"ceiling\":{ceiling},\"ceiling_source\":\"{source}\"}}",
-                    name(d)
-                ),
+                crate::params! { "measures": "IPI to each target, its flush, every acknowledgement seen", "targets": k, "pages": shown, "target_flush": name(d), "ceiling": ceiling, "ceiling_source": source },
                 &mut (),
                 |_| {
                     let _ = smp.ipi(targets, &refill(pages));
@@ -302,11 +299,7 @@ fn target_cost(ctx: &mut Ctx<'_>, smp: &dyn Smp, aps: CpuSet, policy: &FlushPoli
             ctx.record(
                 "ipi-target-lost",
                 "op",
-                format_args!(
-                    "{{\"measures\":\"ticks a target's running loop loses to one shootdown IPI\",\"targets\":{k},\"pages\":{},\"target_flush\":\"{}\"}}",
-                    Pages(pages),
-                    name(d)
-                ),
+                crate::params! { "measures": "ticks a target's running loop loses to one shootdown IPI", "targets": k, "pages": Pages(pages), "target_flush": name(d) },
                 &s,
             );
         }
@@ -402,11 +395,7 @@ fn broadcast(ctx: &mut Ctx<'_>) {
             "invlpgb-broadcast",
             "op",
             1,
-            format_args!(
-                "{{\"measures\":\"INVLPGB + TLBSYNC from CPU 0, every CPU\",\"targets\":{},\"pages\":{}}}",
-                aps.len(),
-                Pages(pages)
-            ),
+            crate::params! { "measures": "INVLPGB + TLBSYNC from CPU 0, every CPU", "targets": aps.len(), "pages": Pages(pages) },
             &mut (),
             |_| {
                 let _ = smp.ipi(aps, &refill(pages));
@@ -448,12 +437,12 @@ fn broadcast(ctx: &mut Ctx<'_>) {
 /// A page count in a params object: a number, or "full".
 struct Pages(u64);
 
-impl core::fmt::Display for Pages {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl crate::json::ToJson for Pages {
+    fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
         if self.0 == FULL {
-            f.write_str("\"full\"")
+            "full".write_json(w)
         } else {
-            write!(f, "{}", self.0)
+            self.0.write_json(w)
         }
     }
 }

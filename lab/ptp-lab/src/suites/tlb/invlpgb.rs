@@ -25,7 +25,7 @@ pub(super) fn invlpgb(ctx: &mut Ctx<'_>) {
             name,
             "op",
             1,
-            format_args!("{{\"measures\":\"broadcast flush + tlbsync\",\"pages\":{pages}}}"),
+            crate::params! { "measures": "broadcast flush + tlbsync", "pages": pages },
             &mut (),
             |_| {
                 touch(WS, 64);

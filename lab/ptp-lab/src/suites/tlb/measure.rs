@@ -37,7 +37,7 @@ fn strategy_in(ctx: &mut Ctx<'_>, s: Strategy, global: bool) {
         s.name,
         "op",
         1,
-        format_args!("{{\"measures\":\"flush alone\"}}"),
+        crate::params! { "measures": "flush alone" },
         &mut (),
         |_| {
             touch(WS, 64);
@@ -58,9 +58,7 @@ fn strategy_in(ctx: &mut Ctx<'_>, s: Strategy, global: bool) {
         s.collateral,
         "page",
         OTHER_PAGES,
-        format_args!(
-            "{{\"measures\":\"collateral\",\"changed_pages\":1,\"other_pages\":{OTHER_PAGES}}}"
-        ),
+        crate::params! { "measures": "collateral", "changed_pages": 1u64, "other_pages": OTHER_PAGES },
         &mut space,
         |sp| {
             touch(OTHER, OTHER_PAGES);
@@ -121,10 +119,7 @@ pub(super) fn round(
         name,
         "page",
         n,
-        format_args!(
-            "{{\"measures\":\"flush + refill\",\"pages\":{n},\"page_size\":\"{}\",\"global\":{global}}}",
-            size.name()
-        ),
+        crate::params! { "measures": "flush + refill", "pages": n, "page_size": size.name(), "global": global },
         space,
         |sp| {
             touch_step(base, n, step);

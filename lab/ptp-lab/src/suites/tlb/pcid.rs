@@ -60,7 +60,7 @@ pub(super) fn pcid_switch(ctx: &mut Ctx<'_>) {
             "pcid-switch-no-flush",
             "op",
             2,
-            format_args!("{{\"measures\":\"two CR3 writes, PCID 1 -> 2 -> 1, no-flush bit\"}}"),
+            crate::params! { "measures": "two CR3 writes, PCID 1 -> 2 -> 1, no-flush bit" },
             &mut st,
             |_| {},
             |_| unsafe {
@@ -72,7 +72,7 @@ pub(super) fn pcid_switch(ctx: &mut Ctx<'_>) {
             "pcid-switch-flush",
             "op",
             2,
-            format_args!("{{\"measures\":\"two CR3 writes, PCID 1 -> 2 -> 1, flushing\"}}"),
+            crate::params! { "measures": "two CR3 writes, PCID 1 -> 2 -> 1, flushing" },
             &mut st,
             |_| {},
             |_| unsafe {
@@ -156,7 +156,7 @@ pub(super) fn invpcid(ctx: &mut Ctx<'_>) {
                 name,
                 "op",
                 1,
-                format_args!("{{\"measures\":\"flush alone\",\"type\":{t}}}"),
+                crate::params! { "measures": "flush alone", "type": t },
                 &mut (),
                 |_| {
                     touch(WS, 64);
