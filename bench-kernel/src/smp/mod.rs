@@ -15,6 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use ptp_lab::acpi::{self, MAX_CPUS};
 use ptp_lab::platform::{Reason, Smp, TargetReport, Work, reason};
 use ptp_lab::record::{self, CpuStart};
+use ptp_lab::tsc;
 use vystem_ptp::Decision;
 use vystem_ptp::shootdown::CpuSet;
 use x86_64::VirtAddr;
@@ -76,11 +77,6 @@ static HANG: AtomicU64 = AtomicU64::new(u64::MAX);
 static SYNC_PHASE: AtomicU64 = AtomicU64::new(0);
 static SYNC_TSC: AtomicU64 = AtomicU64::new(0);
 
-fn rdtsc() -> u64 {
-    // SAFETY: RDTSC is unprivileged and always present on x86_64.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 /// This CPU's index (0: the boot CPU), kept in GS.base (the kernel uses no GS otherwise).
 pub fn this_cpu() -> u32 {
     GsBase::read().as_u64() as u32
@@ -88,9 +84,9 @@ pub fn this_cpu() -> u32 {
 
 /// Spin until `done` or `ticks` have passed; whether `done` came true.
 fn wait(ticks: u64, done: impl Fn() -> bool) -> bool {
-    let t0 = rdtsc();
+    let t0 = tsc::now();
     while !done() {
-        if rdtsc().wrapping_sub(t0) > ticks {
+        if tsc::now().wrapping_sub(t0) > ticks {
             return done();
         }
         core::hint::spin_loop();
@@ -267,12 +263,12 @@ fn logical_per_package() -> u32 {
 fn tsc_offset(bound: u64) -> Option<i64> {
     let mut best: Option<(u64, i64)> = None;
     for i in 0..SYNC_ROUNDS {
-        let t0 = rdtsc();
+        let t0 = tsc::now();
         SYNC_PHASE.store(2 * i + 1, Ordering::SeqCst);
         if !wait(bound, || SYNC_PHASE.load(Ordering::SeqCst) == 2 * i + 2) {
             return None;
         }
-        let t2 = rdtsc();
+        let t2 = tsc::now();
         let t1 = SYNC_TSC.load(Ordering::SeqCst);
         let rtt = t2.wrapping_sub(t0);
         let offset = t1 as i64 - (t0 + rtt / 2) as i64;
@@ -303,7 +299,7 @@ extern "C" fn ap_entry(idx: u64) -> ! {
         if !wait(u64::MAX, || SYNC_PHASE.load(Ordering::SeqCst) == 2 * i + 1) {
             break;
         }
-        SYNC_TSC.store(rdtsc(), Ordering::SeqCst);
+        SYNC_TSC.store(tsc::now(), Ordering::SeqCst);
         SYNC_PHASE.store(2 * i + 2, Ordering::SeqCst);
     }
     let mb = &MAIL[idx as usize];
@@ -320,12 +316,12 @@ extern "C" fn ap_entry(idx: u64) -> ! {
 /// handled (or the one after it) is longer than the quietest step by what the request cost.
 fn busy(mb: &Mailbox) {
     interrupts::enable();
-    let mut last = rdtsc();
+    let mut last = tsc::now();
     let mut quiet = u64::MAX;
     let mut handled = mb.handled.load(Ordering::Relaxed);
     let mut pending: Option<(u64, u64)> = None;
     while BUSY.load(Ordering::Relaxed) {
-        let t = rdtsc();
+        let t = tsc::now();
         let gap = t.wrapping_sub(last);
         last = t;
         if let Some((g, seq)) = pending.take() {
@@ -417,7 +413,7 @@ impl Smp for Cpus {
             want[c as usize] = mb.seq.load(Ordering::Relaxed) + 1;
             mb.seq.store(want[c as usize], Ordering::Release);
         }
-        let t0 = rdtsc();
+        let t0 = tsc::now();
         for c in targets.iter() {
             apic::send(
                 APIC_IDS[c as usize].load(Ordering::Relaxed),
@@ -434,7 +430,7 @@ impl Smp for Cpus {
                 )));
             }
         }
-        let t1 = rdtsc();
+        let t1 = tsc::now();
         if BUSY.load(Ordering::Relaxed) {
             for c in targets.iter() {
                 let mb = &MAIL[c as usize];
