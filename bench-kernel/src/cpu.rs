@@ -1,12 +1,25 @@
-//! Kernel-only CPU pieces: the PIT-calibrated TSC. CPU facts live in `ptp_lab::cpu`,
+//! Kernel-only CPU pieces: the PIT-calibrated TSC, this CPU's index. CPU facts live in `ptp_lab::cpu`,
 //! shared with the host runner.
 
 use core::fmt;
 
 use ptp_lab::tsc;
+use x86_64::VirtAddr;
 use x86_64::instructions::port::Port;
+use x86_64::registers::model_specific::GsBase;
 
 pub use ptp_lab::cpu::*;
+
+/// This CPU's index (0: the boot CPU), kept in GS.base (the kernel uses no GS otherwise).
+pub fn this_cpu() -> u32 {
+    GsBase::read().as_u64() as u32
+}
+
+/// Record this CPU's index: each AP once, at its entry (the boot CPU's GS.base is 0 from the
+/// flat segment `boot` loads into GS).
+pub fn set_this_cpu(index: u32) {
+    GsBase::write(VirtAddr::new(u64::from(index)));
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CalibrationError {

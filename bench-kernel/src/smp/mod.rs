@@ -21,14 +21,14 @@ use vystem_ptp::shootdown::CpuSet;
 use x86_64::VirtAddr;
 use x86_64::instructions::interrupts;
 use x86_64::registers::control::Cr3;
-use x86_64::registers::model_specific::{Efer, EferFlags, GsBase};
+use x86_64::registers::model_specific::{Efer, EferFlags};
 
 use crate::bootinfo::{BootInfo, IDENTITY_MAP_END};
+use crate::cpu::{set_this_cpu, this_cpu};
 use crate::gdt::MAX_APS;
+use crate::irq::{self, IPI_VECTOR};
 use crate::sync::RacyCell;
 
-/// The shootdown IPI's vector.
-pub const IPI_VECTOR: u8 = 0xf0;
 /// Each AP's stack.
 const AP_STACK_SIZE: usize = 64 * 1024;
 /// How long an AP has to come up after its SIPIs, and a target to acknowledge an IPI.
@@ -77,11 +77,6 @@ static HANG: AtomicU64 = AtomicU64::new(u64::MAX);
 static SYNC_PHASE: AtomicU64 = AtomicU64::new(0);
 static SYNC_TSC: AtomicU64 = AtomicU64::new(0);
 
-/// This CPU's index (0: the boot CPU), kept in GS.base (the kernel uses no GS otherwise).
-pub fn this_cpu() -> u32 {
-    GsBase::read().as_u64() as u32
-}
-
 /// Spin until `done` or `ticks` have passed; whether `done` came true.
 fn wait(ticks: u64, done: impl Fn() -> bool) -> bool {
     let t0 = tsc::now();
@@ -114,13 +109,15 @@ pub fn start(
     tsc_hz: u64,
     hang: Option<u64>,
 ) -> &'static Cpus {
-    let out = &mut crate::platform::SerialOut;
+    let out = &mut crate::serial::SerialOut;
     let ms = tsc_hz / 1000;
     // SAFETY: ring 0, boot CPU, on the boot tables.
     unsafe {
         apic::choose(cpu.x2apic);
         apic::enable_here();
     }
+    // Before any AP exists, so every IPI finds its handler.
+    irq::set_ipi_handler(on_ipi);
     let mode = if apic::x2apic() { "x2apic" } else { "xapic" };
     let bsp = apic::id();
     APIC_IDS[0].store(bsp, Ordering::Relaxed);
@@ -285,7 +282,7 @@ extern "C" fn ap_entry(idx: u64) -> ! {
     // SAFETY: once, on this AP, with its own index (1..=MAX_APS).
     unsafe { crate::gdt::init_ap(idx as usize) };
     crate::idt::load_here();
-    GsBase::write(VirtAddr::new(idx));
+    set_this_cpu(idx as u32);
     // SAFETY: ring 0; the boot CPU chose the mode.
     unsafe { apic::enable_here() };
     if HANG.load(Ordering::Relaxed) == idx {
@@ -340,7 +337,7 @@ fn busy(mb: &Mailbox) {
 }
 
 /// The IPI, on an AP: run the request in its mailbox, acknowledge, end the interrupt.
-pub fn on_ipi() {
+fn on_ipi() {
     let mb = &MAIL[this_cpu() as usize % MAX_CPUS];
     let seq = mb.seq.load(Ordering::Acquire);
     // SAFETY: the sender wrote the request before publishing `seq`, and writes no other until
