@@ -47,8 +47,12 @@ pub(super) fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
     let mut info = BootInfo::new(Protocol::Multiboot2, paddr);
     info.push_boot_range(paddr, u64::from(total_size));
     // Parse a copy in the kernel's own memory: what points into the structure (the RSDP
-    // copy in GRUB's ACPI tag) then stays valid whatever later reuses low memory.
-    let at = if total_size as usize <= COPY_SIZE {
+    // copy in GRUB's ACPI tag) then stays valid whatever later reuses low memory. A structure
+    // already inside the kernel image (the self-test's fixture) is parsed in place, so that it
+    // cannot overwrite the copy the boot's RSDP address points into.
+    let (kernel_start, kernel_end) = crate::boot::kernel_image_range();
+    let in_kernel = paddr >= kernel_start && paddr + u64::from(total_size) <= kernel_end;
+    let at = if !in_kernel && total_size as usize <= COPY_SIZE {
         let copy = COPY.get() as *mut u8;
         // SAFETY: the original is mapped (checked); the copy is ours, parsed once at boot.
         unsafe { core::ptr::copy_nonoverlapping(paddr as *const u8, copy, total_size as usize) };
