@@ -1,23 +1,24 @@
-//! Kernel-only CPU timing pieces: the PIT-calibrated TSC. CPU facts live in `ptp_lab::cpu`,
+//! Kernel-only CPU pieces: the PIT-calibrated TSC, this CPU's index. CPU facts live in `ptp_lab::cpu`,
 //! shared with the host runner.
 
-use core::arch::asm;
 use core::fmt;
 
+use ptp_lab::tsc;
+use x86_64::VirtAddr;
 use x86_64::instructions::port::Port;
+use x86_64::registers::model_specific::GsBase;
 
 pub use ptp_lab::cpu::*;
 
-/// Read the TSC. `lfence` first so earlier instructions have completed (ordering is
-/// what matters when bracketing a measured interval).
-#[inline(always)]
-pub fn rdtsc() -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: lfence/rdtsc have no memory effects; CR4.TSD is clear in ring 0 anyway.
-    unsafe {
-        asm!("lfence", "rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags));
-    }
-    (u64::from(hi) << 32) | u64::from(lo)
+/// This CPU's index (0: the boot CPU), kept in GS.base (the kernel uses no GS otherwise).
+pub fn this_cpu() -> u32 {
+    GsBase::read().as_u64() as u32
+}
+
+/// Record this CPU's index: each AP once, at its entry (the boot CPU's GS.base is 0 from the
+/// flat segment `boot` loads into GS).
+pub fn set_this_cpu(index: u32) {
+    GsBase::write(VirtAddr::new(u64::from(index)));
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,8 @@ pub fn calibrate_tsc_pit() -> Result<u64, CalibrationError> {
         mode.write(0xb0);
         ch2.write(latch as u8);
         ch2.write((latch >> 8) as u8);
-        let start = rdtsc();
+        // Fenced: neither read may drift across the port I/O that opens and closes the window.
+        let start = tsc::start();
         let mut polls = 0u64;
         while ctrl.read() & 0x20 == 0 {
             polls += 1;
@@ -73,7 +75,7 @@ pub fn calibrate_tsc_pit() -> Result<u64, CalibrationError> {
                 return Err(CalibrationError::PitTimeout);
             }
         }
-        let end = rdtsc();
+        let end = tsc::start();
         ctrl.write(saved);
         let ticks = end.wrapping_sub(start);
         if ticks == 0 {

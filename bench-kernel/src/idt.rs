@@ -8,7 +8,8 @@ use x86_64::VirtAddr;
 use x86_64::structures::idt::{Entry, HandlerFunc, InterruptDescriptorTable};
 
 use crate::gdt::IstSlot;
-use crate::interrupts::STUBS;
+use crate::interrupts::{STUBS, stub_for};
+use crate::irq::{IPI_VECTOR, SPURIOUS_VECTOR};
 use crate::sync::RacyCell;
 
 static IDT: RacyCell<InterruptDescriptorTable> = RacyCell::new(InterruptDescriptorTable::new());
@@ -52,11 +53,9 @@ pub fn init() {
                 .set_handler_addr(VirtAddr::new(STUBS[vector] as usize as u64))
                 .set_stack_index(ist_slot(vector) as u16);
         }
-        for vector in [crate::smp::IPI_VECTOR, crate::smp::apic::SPURIOUS_VECTOR] {
+        for vector in [IPI_VECTOR, SPURIOUS_VECTOR] {
             idt[vector]
-                .set_handler_addr(VirtAddr::new(
-                    crate::interrupts::stub_for(vector) as usize as u64
-                ))
+                .set_handler_addr(VirtAddr::new(stub_for(vector) as usize as u64))
                 .set_stack_index(IstSlot::Other as u16);
         }
         let idt: &'static InterruptDescriptorTable = &*IDT.get();

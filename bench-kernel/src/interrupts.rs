@@ -11,7 +11,9 @@ use core::arch::naked_asm;
 use ptp_lab::record::{self, FaultRecord};
 use x86_64::registers::control::Cr2;
 
+use crate::cpu::this_cpu;
 use crate::frame::{self, Frame};
+use crate::irq::{self, IPI_VECTOR, SPURIOUS_VECTOR};
 
 /// Common path for all vectors. Entered with the stack holding
 /// `[vector][error code][rip][cs][rflags][rsp][ss]`.
@@ -101,17 +103,17 @@ exception_stubs! {
 
 #[unsafe(naked)]
 unsafe extern "C" fn stub_ipi() {
-    naked_asm!("push 0", "push {v}", "jmp {common}", v = const crate::smp::IPI_VECTOR, common = sym common_entry);
+    naked_asm!("push 0", "push {v}", "jmp {common}", v = const IPI_VECTOR, common = sym common_entry);
 }
 
 #[unsafe(naked)]
 unsafe extern "C" fn stub_spurious() {
-    naked_asm!("push 0", "push {v}", "jmp {common}", v = const crate::smp::apic::SPURIOUS_VECTOR, common = sym common_entry);
+    naked_asm!("push 0", "push {v}", "jmp {common}", v = const SPURIOUS_VECTOR, common = sym common_entry);
 }
 
 /// The entry stub of an interrupt vector the kernel handles (the IPI, the spurious vector).
 pub fn stub_for(vector: u8) -> unsafe extern "C" fn() {
-    if vector == crate::smp::IPI_VECTOR {
+    if vector == IPI_VECTOR {
         stub_ipi
     } else {
         stub_spurious
@@ -122,11 +124,14 @@ pub fn stub_for(vector: u8) -> unsafe extern "C" fn() {
 /// interrupt ignored, expected faults (probes) are recovered, anything else is reported and
 /// ends the run with the failure exit code.
 extern "C" fn exception_dispatch(frame: &mut Frame) {
-    if frame.vector == crate::smp::IPI_VECTOR as u64 {
-        crate::smp::on_ipi();
+    // An IPI before `smp` installed its handler is unexpected: reported below.
+    if frame.vector == IPI_VECTOR as u64
+        && let Some(handler) = irq::ipi_handler()
+    {
+        handler();
         return;
     }
-    if frame.vector == crate::smp::apic::SPURIOUS_VECTOR as u64 {
+    if frame.vector == SPURIOUS_VECTOR as u64 {
         return;
     }
     if crate::probe::try_recover(frame) {
@@ -144,7 +149,7 @@ fn report_and_exit(frame: &Frame) -> ! {
         let _ = record::fault(
             w,
             &FaultRecord {
-                cpu: crate::smp::this_cpu(),
+                cpu: this_cpu(),
                 vector: frame.vector as u8,
                 name,
                 error_code: frame.error_code,
@@ -159,7 +164,7 @@ fn report_and_exit(frame: &Frame) -> ! {
             "# FATAL: unexpected exception {name} (vector {}) on CPU {} in bench '{bench}': \
              rip={:#x} error_code={:#x} cr2={:#x} rsp={:#x} rbp={:#x} rax={:#x} rdi={:#x} rsi={:#x}",
             frame.vector,
-            crate::smp::this_cpu(),
+            this_cpu(),
             frame.rip,
             frame.error_code,
             cr2,

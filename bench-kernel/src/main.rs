@@ -17,6 +17,7 @@ mod frame;
 mod gdt;
 mod idt;
 mod interrupts;
+mod irq;
 mod panic;
 mod platform;
 mod probe;
@@ -63,7 +64,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
             info
         }
         Err(e) => {
-            let _ = record::error(&mut platform::SerialOut, "boot_info", format_args!("{e}"));
+            let _ = record::error(&mut serial::SerialOut, "boot_info", format_args!("{e}"));
             println!("# boot info error: {e}");
             exit::exit(ExitCode::Failure);
         }
@@ -76,7 +77,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
     set_current_bench("selftest");
     let boot_checks = selftest::run();
     let _ = record::selftest(
-        &mut platform::SerialOut,
+        &mut serial::SerialOut,
         boot_checks.checks - boot_checks.checks_failed,
         boot_checks.checks_failed,
     );
@@ -116,7 +117,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
     );
     let counts = session::run(
         &mut kernel,
-        &mut platform::SerialOut,
+        &mut serial::SerialOut,
         &mut harness,
         &cfg,
         boot_checks,
@@ -131,7 +132,7 @@ fn report_boot(
     cpu: &cpu::CpuFacts,
     pit: Result<u64, cpu::CalibrationError>,
 ) {
-    let out = &mut platform::SerialOut;
+    let out = &mut serial::SerialOut;
     let (kernel_start, kernel_end) = boot::kernel_image_range();
     let _ = record::boot(
         out,
@@ -229,7 +230,7 @@ fn ap_fault_demo(cpus: &'static smp::Cpus) {
 fn finish(counts: &Counts) -> ! {
     let code = session::status(counts).0;
     let _ = record::exit(
-        &mut platform::SerialOut,
+        &mut serial::SerialOut,
         code == ExitCode::Success,
         code.qemu_status(),
         Some(boot::boot_stack_high_water()),
@@ -240,7 +241,7 @@ fn finish(counts: &Counts) -> ! {
 /// A bad command line or a pool that cannot fit: one error record naming the value, then the
 /// usage exit code (nothing was measured).
 fn usage_error(kind: &str, msg: fmt::Arguments<'_>) -> ! {
-    let out = &mut platform::SerialOut;
+    let out = &mut serial::SerialOut;
     let _ = record::error(out, kind, msg);
     println!("# error: {msg}");
     let _ = record::exit(out, false, ExitCode::Usage.qemu_status(), None);

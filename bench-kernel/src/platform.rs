@@ -1,5 +1,5 @@
 //! The bench kernel as a `ptp_lab::platform::Platform`: pools carved from free RAM (reached
-//! through the boot identity map), ring-0 operations for the PTP checks, serial output.
+//! through the boot identity map), ring-0 operations for the PTP checks, the CPUs.
 
 // Errors are bounded strings (no allocator), which clippy finds large.
 #![allow(clippy::result_large_err)]
@@ -188,14 +188,5 @@ fn fault(f: crate::probe::FaultInfo) -> Fault {
         vector: f.vector,
         error_code: f.error_code,
         cr2: f.cr2,
-    }
-}
-
-/// `fmt::Write` over the serial console.
-pub struct SerialOut;
-
-impl Write for SerialOut {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        crate::serial::with_console(|w| w.write_str(s))
     }
 }

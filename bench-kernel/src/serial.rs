@@ -67,6 +67,15 @@ pub fn init() -> Result<(), Uart16550TtyError> {
     Ok(())
 }
 
+/// `fmt::Write` over the serial console: where records go.
+pub struct SerialOut;
+
+impl Write for SerialOut {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        with_console(|w| w.write_str(s))
+    }
+}
+
 /// Run `f` with a writer to COM1.
 pub fn with_console<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
     if BUSY.swap(true, Ordering::SeqCst) {

@@ -64,10 +64,12 @@ pub enum BootInfoError {
     PvhNoMemmap { version: u32 },
     /// The multiboot2 info `total_size` is implausible.
     BadMultiboot2Size(u32),
-    /// A multiboot2 tag header is inconsistent.
+    /// A multiboot2 memory-map tag whose entries are not the spec's 24 bytes.
     BadMultiboot2Tag { offset: u32, kind: u32, size: u32 },
     /// No multiboot2 memory-map tag (type 6).
     Multiboot2NoMemmap,
+    /// The `multiboot2` crate rejected the information structure (alignment, sizes, end tag).
+    Multiboot2(::multiboot2::LoadError),
 }
 
 impl fmt::Display for BootInfoError {
@@ -93,6 +95,10 @@ impl fmt::Display for BootInfoError {
                 )
             }
             Self::Multiboot2NoMemmap => write!(f, "multiboot2 info has no memory map tag"),
+            Self::Multiboot2(::multiboot2::LoadError::Memory(e)) => {
+                write!(f, "bad multiboot2 info: {e} ({e:?})")
+            }
+            Self::Multiboot2(e) => write!(f, "bad multiboot2 info: {e}"),
         }
     }
 }

@@ -1,46 +1,58 @@
 //! multiboot2 (GRUB): the information structure's command-line, memory-map, module, ACPI and
-//! framebuffer tags, parsed from a copy in the kernel's memory.
+//! framebuffer tags, read through the `multiboot2` crate from a copy in the kernel's memory.
+//!
+//! The crate's typed views assert on their sizes, so each tag is checked before it is viewed:
+//! a loader's mistake must end in an error record, never a panic.
 
-use super::{BootInfo, BootInfoError, MemoryRegion, Protocol, check_mapped, read_phys};
+use multiboot2::{
+    BootInformation, BootInformationHeader, CommandLineTag, DynSizedStructure, FramebufferTag,
+    FramebufferType, MaybeDynSized, MemoryArea, MemoryMapTag, ModuleTag, TagHeader, TagType,
+};
 use ptp_lab::fixedstr::FixedStr;
 
-const MB2_TAG_END: u32 = 0;
-const MB2_TAG_CMDLINE: u32 = 1;
-const MB2_TAG_MMAP: u32 = 6;
-const MB2_TAG_MODULE: u32 = 3;
-const MB2_TAG_FRAMEBUFFER: u32 = 8;
-/// ACPI 1.0 / 2.0 RSDP: a copy of the RSDP inside the tag, from byte 8.
-const MB2_TAG_ACPI_OLD: u32 = 14;
-const MB2_TAG_ACPI_NEW: u32 = 15;
+use super::{
+    BootInfo, BootInfoError, Framebuffer, MemoryRegion, Protocol, Range, check_mapped, read_phys,
+};
+
 /// Sanity bound on the info structure (GRUB's is a few KiB).
-const MB2_MAX_INFO_SIZE: u32 = 1 << 20;
+const MAX_INFO_SIZE: u32 = 1 << 20;
 /// The copy the kernel parses (GRUB may put the original anywhere in low memory): larger
 /// structures are parsed where they are (and stay excluded from free memory either way).
-const MB2_COPY_SIZE: usize = 64 * 1024;
+const COPY_SIZE: usize = 64 * 1024;
+/// The ACPI tags hold a copy of the RSDP: its ACPI 1.0 part at least.
+const RSDP_V1_BYTES: usize = 20;
+/// The framebuffer type in the tag's payload (after the address, pitch, width, height and bpp).
+/// Read first because the crate's `buffer_type` panics on an indexed palette that overruns
+/// the tag, and this kernel draws only RGB pixels and text.
+const FRAMEBUFFER_TYPE_AT: usize = 21;
+const FRAMEBUFFER_RGB: u8 = 1;
+const FRAMEBUFFER_TEXT: u8 = 2;
+/// The RGB field positions and sizes after the fixed framebuffer fields.
+const FRAMEBUFFER_RGB_BYTES: usize = 6;
+
+type GenericTag = DynSizedStructure<TagHeader>;
 
 #[repr(C, align(8))]
-struct InfoCopy([u8; MB2_COPY_SIZE]);
-static COPY: crate::sync::RacyCell<InfoCopy> =
-    crate::sync::RacyCell::new(InfoCopy([0; MB2_COPY_SIZE]));
-
-fn read_phys_u8(at: u64) -> u8 {
-    // SAFETY: callers pass addresses inside the checked (or copied) info structure.
-    unsafe { read_phys(at) }
-}
+struct InfoCopy([u8; COPY_SIZE]);
+static COPY: crate::sync::RacyCell<InfoCopy> = crate::sync::RacyCell::new(InfoCopy([0; COPY_SIZE]));
 
 pub(super) fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
     check_mapped(paddr, 8)?;
     // SAFETY: checked above.
     let total_size: u32 = unsafe { read_phys(paddr) };
-    if !(16..=MB2_MAX_INFO_SIZE).contains(&total_size) {
+    if !(16..=MAX_INFO_SIZE).contains(&total_size) {
         return Err(BootInfoError::BadMultiboot2Size(total_size));
     }
     check_mapped(paddr, u64::from(total_size))?;
     let mut info = BootInfo::new(Protocol::Multiboot2, paddr);
     info.push_boot_range(paddr, u64::from(total_size));
     // Parse a copy in the kernel's own memory: what points into the structure (the RSDP
-    // copy in GRUB's ACPI tag) then stays valid whatever later reuses low memory.
-    let paddr = if total_size as usize <= MB2_COPY_SIZE {
+    // copy in GRUB's ACPI tag) then stays valid whatever later reuses low memory. A structure
+    // already inside the kernel image (the self-test's fixture) is parsed in place, so that it
+    // cannot overwrite the copy the boot's RSDP address points into.
+    let (kernel_start, kernel_end) = crate::boot::kernel_image_range();
+    let in_kernel = paddr >= kernel_start && paddr + u64::from(total_size) <= kernel_end;
+    let at = if !in_kernel && total_size as usize <= COPY_SIZE {
         let copy = COPY.get() as *mut u8;
         // SAFETY: the original is mapped (checked); the copy is ours, parsed once at boot.
         unsafe { core::ptr::copy_nonoverlapping(paddr as *const u8, copy, total_size as usize) };
@@ -48,104 +60,126 @@ pub(super) fn parse(paddr: u64) -> Result<BootInfo, BootInfoError> {
     } else {
         paddr
     };
+    // SAFETY: `total_size` bytes at `at` are mapped (checked) and nothing writes them while
+    // the boot information is read.
+    let mbi = unsafe { BootInformation::load(at as *const BootInformationHeader) }
+        .map_err(BootInfoError::Multiboot2)?;
 
     let mut have_mmap = false;
-    let mut offset: u32 = 8;
-    while offset + 8 <= total_size {
-        let tag = paddr + u64::from(offset);
-        // SAFETY: within the checked info structure.
-        let (kind, size): (u32, u32) = unsafe { (read_phys(tag), read_phys(tag + 4)) };
-        if size < 8 || offset.checked_add(size).is_none_or(|end| end > total_size) {
-            return Err(BootInfoError::BadMultiboot2Tag { offset, kind, size });
-        }
-        match kind {
-            MB2_TAG_END => break,
-            MB2_TAG_CMDLINE => {
-                // SAFETY: the string bytes are inside this tag.
-                let bytes = unsafe {
-                    core::slice::from_raw_parts((tag + 8) as *const u8, (size - 8) as usize)
-                };
-                let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                let (s, complete) = FixedStr::from_bytes_lossy(&bytes[..len]);
-                info.cmdline = s;
-                info.cmdline_truncated = !complete;
+    for tag in mbi.tags() {
+        let size = tag.header().size;
+        let kind = tag.header().typ.get();
+        let bad = || BootInfoError::BadMultiboot2Tag {
+            offset: ((&raw const *tag).cast::<u8>() as u64 - at) as u32,
+            kind,
+            size,
+        };
+        match TagType::from_val(kind) {
+            TagType::Cmdline => {
+                if let Some(t) = view::<CommandLineTag>(tag) {
+                    // Not UTF-8 (or no NUL): kept lossily, as PVH's command line is.
+                    let bytes = t
+                        .cmdline()
+                        .map_or_else(|_| until_nul(tag.payload()), str::as_bytes);
+                    let (s, complete) = FixedStr::from_bytes_lossy(bytes);
+                    info.cmdline = s;
+                    info.cmdline_truncated = !complete;
+                }
             }
-            MB2_TAG_MODULE if size >= 16 => {
-                // SAFETY: mod_start and mod_end are inside this tag (size >= 16).
-                let (start, end): (u32, u32) = unsafe { (read_phys(tag + 8), read_phys(tag + 12)) };
-                if end > start {
-                    info.push_boot_range(u64::from(start), u64::from(end - start));
-                    if info.module.is_none() {
-                        info.module = Some(super::Range {
+            TagType::Module => {
+                if let Some(m) = view::<ModuleTag>(tag) {
+                    let (start, end) = (m.start_address(), m.end_address());
+                    if end > start {
+                        info.push_boot_range(u64::from(start), u64::from(end - start));
+                        info.module.get_or_insert(Range {
                             start: start.into(),
                             end: end.into(),
                         });
                     }
                 }
             }
-            // The new (2.0) copy wins over the old when GRUB gives both.
-            MB2_TAG_ACPI_NEW if size >= 8 + 20 => info.rsdp_paddr = Some(tag + 8),
-            MB2_TAG_ACPI_OLD if size >= 8 + 20 && info.rsdp_paddr.is_none() => {
-                info.rsdp_paddr = Some(tag + 8)
+            // The new (2.0) copy wins over the old when GRUB gives both. The address is the
+            // copy's, inside the tag: `acpi` checks the RSDP itself.
+            TagType::AcpiV2 if tag.payload().len() >= RSDP_V1_BYTES => {
+                info.rsdp_paddr = Some(tag.payload().as_ptr() as u64);
             }
-            MB2_TAG_FRAMEBUFFER if size >= 31 => {
-                // SAFETY: the fixed fields and, for RGB, the six colour bytes lie in the tag.
-                let fb = unsafe {
-                    let kind: u8 = read_phys(tag + 29);
-                    let colour = |at: u64| -> (u8, u8) {
-                        if size >= 38 {
-                            (read_phys(tag + at), read_phys(tag + at + 1))
-                        } else {
-                            (0, 0)
-                        }
-                    };
-                    super::Framebuffer {
-                        addr: read_phys(tag + 8),
-                        pitch: read_phys(tag + 16),
-                        width: read_phys(tag + 20),
-                        height: read_phys(tag + 24),
-                        bpp: read_phys(tag + 28),
-                        text: kind == 2,
-                        red: colour(32),
-                        green: colour(34),
-                        blue: colour(36),
-                    }
-                };
-                if fb.text || (read_phys_u8(tag + 29) == 1) {
+            TagType::AcpiV1 if tag.payload().len() >= RSDP_V1_BYTES => {
+                info.rsdp_paddr.get_or_insert(tag.payload().as_ptr() as u64);
+            }
+            TagType::Framebuffer => {
+                let kind = tag.payload().get(FRAMEBUFFER_TYPE_AT).copied();
+                if let Some(fb) = view::<FramebufferTag>(tag)
+                    && let Some(fb) = framebuffer(fb, kind)
+                {
                     info.framebuffer = Some(fb);
                 }
             }
-            MB2_TAG_MMAP => {
+            TagType::Mmap => {
                 have_mmap = true;
-                // SAFETY: within the tag (size >= 8 checked; entry header needs 16).
-                let entry_size: u32 = if size >= 16 {
-                    unsafe { read_phys(tag + 8) }
-                } else {
-                    0
+                // The crate's view asserts whole entries of its own size.
+                let entry = size_of::<MemoryArea>();
+                let fits = (size as usize)
+                    .checked_sub(MemoryMapTag::BASE_SIZE)
+                    .is_some_and(|bytes| bytes % entry == 0);
+                let map = fits.then(|| tag.cast::<MemoryMapTag>());
+                let Some(map) = map.filter(|m| m.entry_size() as usize == entry) else {
+                    return Err(bad());
                 };
-                if entry_size < 24 {
-                    return Err(BootInfoError::BadMultiboot2Tag { offset, kind, size });
-                }
-                let mut e = 16;
-                while e + entry_size <= size {
-                    let at = tag + u64::from(e);
-                    // SAFETY: the entry lies inside the tag.
-                    let (base, len, ty): (u64, u64, u32) =
-                        unsafe { (read_phys(at), read_phys(at + 8), read_phys(at + 16)) };
+                for area in map.memory_areas() {
                     info.push_region(MemoryRegion {
-                        base,
-                        len,
-                        kind: ty,
+                        base: area.start_address(),
+                        len: area.size(),
+                        kind: area.typ().val(),
                     });
-                    e += entry_size;
                 }
             }
             _ => {}
         }
-        offset = offset.saturating_add(size.next_multiple_of(8));
     }
     if !have_mmap {
         return Err(BootInfoError::Multiboot2NoMemmap);
     }
     Ok(info)
+}
+
+/// `tag` viewed as a `T`, if it is long enough for `T`'s fixed fields (the crate asserts it).
+fn view<T>(tag: &GenericTag) -> Option<&T>
+where
+    T: MaybeDynSized<Header = TagHeader> + ?Sized,
+    T::Metadata: Default,
+{
+    (tag.header().size as usize >= T::BASE_SIZE).then(|| tag.cast::<T>())
+}
+
+/// The framebuffer this kernel can draw on: EGA text, or RGB pixels with their field layout.
+fn framebuffer(tag: &FramebufferTag, kind: Option<u8>) -> Option<Framebuffer> {
+    let (text, (red, green, blue)) = match kind? {
+        FRAMEBUFFER_TEXT => (true, ((0, 0), (0, 0), (0, 0))),
+        FRAMEBUFFER_RGB
+            if tag.header().size as usize >= FramebufferTag::BASE_SIZE + FRAMEBUFFER_RGB_BYTES =>
+        {
+            let Ok(FramebufferType::RGB { red, green, blue }) = tag.buffer_type() else {
+                return None;
+            };
+            let field = |f: multiboot2::FramebufferField| (f.position, f.size);
+            (false, (field(red), field(green), field(blue)))
+        }
+        _ => return None,
+    };
+    Some(Framebuffer {
+        addr: tag.address(),
+        pitch: tag.pitch(),
+        width: tag.width(),
+        height: tag.height(),
+        bpp: tag.bpp(),
+        text,
+        red,
+        green,
+        blue,
+    })
+}
+
+/// The bytes before the first NUL (all of them without one).
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or(bytes)
 }

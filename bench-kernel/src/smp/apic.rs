@@ -5,6 +5,8 @@
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::registers::model_specific::Msr;
 
+use crate::irq::SPURIOUS_VECTOR;
+
 const IA32_APIC_BASE: u32 = 0x1b;
 const APIC_BASE_ENABLE: u64 = 1 << 11;
 const APIC_BASE_X2: u64 = 1 << 10;
@@ -17,9 +19,6 @@ const SVR: u32 = 0xf0;
 const ICR_LOW: u32 = 0x300;
 const ICR_HIGH: u32 = 0x310;
 const ICR_PENDING: u32 = 1 << 12;
-
-/// The spurious-interrupt vector (its handler does nothing, and no EOI).
-pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 static X2: AtomicBool = AtomicBool::new(false);
 static BASE: AtomicU64 = AtomicU64::new(0xfee0_0000);

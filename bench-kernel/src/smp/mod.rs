@@ -16,19 +16,20 @@ use ptp_lab::acpi::{self, MAX_CPUS};
 use ptp_lab::json::List;
 use ptp_lab::platform::{Reason, Smp, TargetReport, Work, reason};
 use ptp_lab::record::{self, CpuStart};
+use ptp_lab::tsc;
 use vystem_ptp::Decision;
 use vystem_ptp::shootdown::CpuSet;
 use x86_64::VirtAddr;
 use x86_64::instructions::interrupts;
 use x86_64::registers::control::Cr3;
-use x86_64::registers::model_specific::{Efer, EferFlags, GsBase};
+use x86_64::registers::model_specific::{Efer, EferFlags};
 
 use crate::bootinfo::{BootInfo, IDENTITY_MAP_END};
+use crate::cpu::{set_this_cpu, this_cpu};
 use crate::gdt::MAX_APS;
+use crate::irq::{self, IPI_VECTOR};
 use crate::sync::RacyCell;
 
-/// The shootdown IPI's vector.
-pub const IPI_VECTOR: u8 = 0xf0;
 /// Each AP's stack.
 const AP_STACK_SIZE: usize = 64 * 1024;
 /// How long an AP has to come up after its SIPIs, and a target to acknowledge an IPI.
@@ -77,21 +78,11 @@ static HANG: AtomicU64 = AtomicU64::new(u64::MAX);
 static SYNC_PHASE: AtomicU64 = AtomicU64::new(0);
 static SYNC_TSC: AtomicU64 = AtomicU64::new(0);
 
-fn rdtsc() -> u64 {
-    // SAFETY: RDTSC is unprivileged and always present on x86_64.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-/// This CPU's index (0: the boot CPU), kept in GS.base (the kernel uses no GS otherwise).
-pub fn this_cpu() -> u32 {
-    GsBase::read().as_u64() as u32
-}
-
 /// Spin until `done` or `ticks` have passed; whether `done` came true.
 fn wait(ticks: u64, done: impl Fn() -> bool) -> bool {
-    let t0 = rdtsc();
+    let t0 = tsc::now();
     while !done() {
-        if rdtsc().wrapping_sub(t0) > ticks {
+        if tsc::now().wrapping_sub(t0) > ticks {
             return done();
         }
         core::hint::spin_loop();
@@ -119,13 +110,15 @@ pub fn start(
     tsc_hz: u64,
     hang: Option<u64>,
 ) -> &'static Cpus {
-    let out = &mut crate::platform::SerialOut;
+    let out = &mut crate::serial::SerialOut;
     let ms = tsc_hz / 1000;
     // SAFETY: ring 0, boot CPU, on the boot tables.
     unsafe {
         apic::choose(cpu.x2apic);
         apic::enable_here();
     }
+    // Before any AP exists, so every IPI finds its handler.
+    irq::set_ipi_handler(on_ipi);
     let mode = if apic::x2apic() { "x2apic" } else { "xapic" };
     let bsp = apic::id();
     APIC_IDS[0].store(bsp, Ordering::Relaxed);
@@ -268,12 +261,12 @@ fn logical_per_package() -> u32 {
 fn tsc_offset(bound: u64) -> Option<i64> {
     let mut best: Option<(u64, i64)> = None;
     for i in 0..SYNC_ROUNDS {
-        let t0 = rdtsc();
+        let t0 = tsc::now();
         SYNC_PHASE.store(2 * i + 1, Ordering::SeqCst);
         if !wait(bound, || SYNC_PHASE.load(Ordering::SeqCst) == 2 * i + 2) {
             return None;
         }
-        let t2 = rdtsc();
+        let t2 = tsc::now();
         let t1 = SYNC_TSC.load(Ordering::SeqCst);
         let rtt = t2.wrapping_sub(t0);
         let offset = t1 as i64 - (t0 + rtt / 2) as i64;
@@ -290,7 +283,7 @@ extern "C" fn ap_entry(idx: u64) -> ! {
     // SAFETY: once, on this AP, with its own index (1..=MAX_APS).
     unsafe { crate::gdt::init_ap(idx as usize) };
     crate::idt::load_here();
-    GsBase::write(VirtAddr::new(idx));
+    set_this_cpu(idx as u32);
     // SAFETY: ring 0; the boot CPU chose the mode.
     unsafe { apic::enable_here() };
     if HANG.load(Ordering::Relaxed) == idx {
@@ -304,7 +297,7 @@ extern "C" fn ap_entry(idx: u64) -> ! {
         if !wait(u64::MAX, || SYNC_PHASE.load(Ordering::SeqCst) == 2 * i + 1) {
             break;
         }
-        SYNC_TSC.store(rdtsc(), Ordering::SeqCst);
+        SYNC_TSC.store(tsc::now(), Ordering::SeqCst);
         SYNC_PHASE.store(2 * i + 2, Ordering::SeqCst);
     }
     let mb = &MAIL[idx as usize];
@@ -321,12 +314,12 @@ extern "C" fn ap_entry(idx: u64) -> ! {
 /// handled (or the one after it) is longer than the quietest step by what the request cost.
 fn busy(mb: &Mailbox) {
     interrupts::enable();
-    let mut last = rdtsc();
+    let mut last = tsc::now();
     let mut quiet = u64::MAX;
     let mut handled = mb.handled.load(Ordering::Relaxed);
     let mut pending: Option<(u64, u64)> = None;
     while BUSY.load(Ordering::Relaxed) {
-        let t = rdtsc();
+        let t = tsc::now();
         let gap = t.wrapping_sub(last);
         last = t;
         if let Some((g, seq)) = pending.take() {
@@ -345,7 +338,7 @@ fn busy(mb: &Mailbox) {
 }
 
 /// The IPI, on an AP: run the request in its mailbox, acknowledge, end the interrupt.
-pub fn on_ipi() {
+fn on_ipi() {
     let mb = &MAIL[this_cpu() as usize % MAX_CPUS];
     let seq = mb.seq.load(Ordering::Acquire);
     // SAFETY: the sender wrote the request before publishing `seq`, and writes no other until
@@ -425,7 +418,7 @@ impl Smp for Cpus {
             want[c as usize] = mb.seq.load(Ordering::Relaxed) + 1;
             mb.seq.store(want[c as usize], Ordering::Release);
         }
-        let t0 = rdtsc();
+        let t0 = tsc::now();
         for c in targets.iter() {
             apic::send(
                 APIC_IDS[c as usize].load(Ordering::Relaxed),
@@ -442,7 +435,7 @@ impl Smp for Cpus {
                 )));
             }
         }
-        let t1 = rdtsc();
+        let t1 = tsc::now();
         if BUSY.load(Ordering::Relaxed) {
             for c in targets.iter() {
                 let mb = &MAIL[c as usize];

@@ -2,7 +2,6 @@
 //! where available, and the leaf-fill path this CPU and OS allow. Shared by the bench kernel,
 //! the host runner and the criterion driver.
 
-
 use raw_cpuid::{cpuid, CpuId};
 
 use crate::fixedstr::FixedStr;

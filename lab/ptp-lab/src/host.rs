@@ -60,9 +60,9 @@ impl Platform for Host {
 
 /// Host TSC frequency when CPUID does not give it: ticks over 50 ms of the OS clock.
 fn tsc_hz_by_clock() -> u64 {
-    let (t0, i0) = (crate::timing::start(), Instant::now());
+    let (t0, i0) = (crate::tsc::start(), Instant::now());
     while i0.elapsed().as_millis() < 50 {}
-    let ticks = crate::timing::start() - t0;
+    let ticks = crate::tsc::start() - t0;
     (ticks as f64 / i0.elapsed().as_secs_f64()) as u64
 }
 

@@ -5,6 +5,7 @@
 //! - [`suites`]: the benchmark table (one flat table: name, suite, precondition, run);
 //! - [`platform`]: where the table runs (kernel or host), and what ring 0 offers;
 //! - [`timing`]: the [`timing::Timer`] every measurement goes through, and the RDTSC harness;
+//! - [`tsc`]: the three TSC reads (interval start, interval stop, unfenced for timeouts);
 //! - [`session`]: one run, as every platform builds it;
 //! - [`record`]: the one writer of every JSON Lines record, and their declared shapes;
 //! - [`target`]: the speed targets and their judge;
@@ -34,3 +35,4 @@ pub mod session;
 pub mod suites;
 pub mod target;
 pub mod timing;
+pub mod tsc;

@@ -2,8 +2,8 @@
 //! ([`Harness`]), shared by the bench kernel and the host runner (the criterion driver brings
 //! the other one).
 //!
-//! - Reads are fenced on both sides (`lfence; rdtsc; lfence` at the start, `rdtscp; lfence` at
-//!   the end where the CPU has RDTSCP), so the timed work can neither leak out nor in.
+//! - Reads are fenced on both sides ([`tsc::start`], [`tsc::stop`]), so the timed work can
+//!   neither leak out nor in.
 //! - The harness's own overhead (an empty timed interval, minimum of many) is measured once
 //!   and subtracted from every sample.
 //! - Warm-up runs are discarded; each sample times one batch of operations; the number of
@@ -12,38 +12,9 @@
 //! - The summary is per operation: n, min, p50, p90, p99, max, mean, overhead.
 
 use crate::json::{Obj, ToJson};
-use core::arch::x86_64::{__rdtscp, _mm_lfence, _rdtsc};
+use crate::tsc;
 
 pub const MAX_SAMPLES: usize = 512;
-
-#[inline(always)]
-pub fn start() -> u64 {
-    // SAFETY: lfence and rdtsc exist on every x86-64 CPU.
-    unsafe {
-        _mm_lfence();
-        let t = _rdtsc();
-        _mm_lfence();
-        t
-    }
-}
-
-#[inline(always)]
-pub fn stop(rdtscp: bool) -> u64 {
-    // SAFETY: rdtscp only when the CPU has it (caller's flag, from CPUID).
-    unsafe {
-        if rdtscp {
-            let mut aux = 0;
-            let t = __rdtscp(&mut aux);
-            _mm_lfence();
-            t
-        } else {
-            _mm_lfence();
-            let t = _rdtsc();
-            _mm_lfence();
-            t
-        }
-    }
-}
 
 /// How hard to try: a tick budget per benchmark and sample bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,8 +200,8 @@ impl Harness {
     pub fn new(rdtscp: bool, budget: Budget) -> Self {
         let mut overhead = u64::MAX;
         for _ in 0..1000 {
-            let t0 = start();
-            let t1 = stop(rdtscp);
+            let t0 = tsc::start();
+            let t1 = tsc::stop(rdtscp);
             overhead = overhead.min(t1.wrapping_sub(t0));
         }
         Harness {
@@ -251,9 +222,9 @@ impl Harness {
         let (mut n, mut spent) = (0, 0u64);
         while n < max && (n < self.budget.min_samples || spent < self.budget.ticks) {
             work.setup();
-            let t0 = start();
+            let t0 = tsc::start();
             work.batch();
-            let t1 = stop(self.rdtscp);
+            let t1 = tsc::stop(self.rdtscp);
             let ticks = t1.wrapping_sub(t0);
             spent = spent.saturating_add(ticks);
             self.samples[n] = ticks.saturating_sub(self.overhead);
@@ -325,14 +296,14 @@ pub fn calibration_loop(rdtscp: bool) -> f64 {
     const ITERS: u64 = 100_000;
     let mut best = u64::MAX;
     for _ in 0..5 {
-        let t0 = start();
+        let t0 = tsc::start();
         let mut x: u64 = 1;
         for i in 0..ITERS {
             // A dependent chain the optimiser cannot fold.
             x = core::hint::black_box(x.wrapping_mul(3).wrapping_add(i));
         }
         core::hint::black_box(x);
-        best = best.min(stop(rdtscp).wrapping_sub(t0));
+        best = best.min(tsc::stop(rdtscp).wrapping_sub(t0));
     }
     best as f64 / ITERS as f64
 }

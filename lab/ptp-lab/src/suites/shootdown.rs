@@ -14,7 +14,7 @@ use super::tlb::{self, Space, WS};
 use super::{Bench, Ctx};
 use crate::config::{Mode, Suite};
 use crate::platform::{reason, Reason, Smp, Work};
-use crate::timing;
+use crate::{timing, tsc};
 use core::sync::atomic::Ordering;
 use vystem_ptp::flush::{ceiling_for, crossover, RoundCost};
 use vystem_ptp::shootdown::CpuSet;
@@ -331,7 +331,7 @@ fn target_crossover(ctx: &mut Ctx<'_>, smp: &dyn Smp, target: CpuSet) {
                     Decision::PerPage(c.pages)
                 };
                 let _ = smp.ipi(target, &touch(c.pages));
-                let t0 = timing::start();
+                let t0 = tsc::start();
                 let ok = smp
                     .ipi(
                         target,
@@ -341,7 +341,7 @@ fn target_crossover(ctx: &mut Ctx<'_>, smp: &dyn Smp, target: CpuSet) {
                         },
                     )
                     .is_ok();
-                let t = timing::stop(rdtscp).wrapping_sub(t0);
+                let t = tsc::stop(rdtscp).wrapping_sub(t0);
                 if ok {
                     *slot = slot.min(t as f64);
                 }

@@ -8,7 +8,7 @@ use super::strategy::Pair;
 use crate::record;
 use crate::suites::Ctx;
 use crate::target::{CALIBRATED_POLICY, CALIBRATION_TIME};
-use crate::timing;
+use crate::tsc;
 use vystem_ptp::flush::{
     calibrate, ceiling_for, crossover, regret, worst_ratio, FlushProbe, RoundCost,
 };
@@ -38,10 +38,10 @@ impl FlushProbe for Probe<'_> {
         } else {
             self.pair.per.1
         };
-        let t0 = timing::start();
+        let t0 = tsc::start();
         how.flush(Size::K4, pages);
         touch(WS, pages);
-        timing::stop(self.rdtscp).wrapping_sub(t0)
+        tsc::stop(self.rdtscp).wrapping_sub(t0)
     }
 }
 
@@ -81,7 +81,7 @@ pub(super) fn state_crossover(
     pair: Pair,
 ) -> (f64, u64) {
     let rdtscp = ctx.platform.cpu().rdtscp;
-    let t0 = timing::start();
+    let t0 = tsc::start();
     let (policy, _) = calibrate(
         &mut Probe {
             space,
@@ -90,7 +90,7 @@ pub(super) fn state_crossover(
         },
         2,
     );
-    let calibration_ticks = timing::stop(rdtscp).wrapping_sub(t0);
+    let calibration_ticks = tsc::stop(rdtscp).wrapping_sub(t0);
     if size == Size::K4 {
         CALIBRATED_CEILING.store(policy.ceiling, core::sync::atomic::Ordering::Relaxed);
     }
