@@ -655,9 +655,6 @@ mod tests {
         assert_writes_its_fields(&cpu, CpuFacts::FIELDS);
         let load = crate::load::Load::parse("0.1 0.2 0.3 1/2 3").unwrap();
         assert_writes_its_fields(&load, crate::load::Load::FIELDS);
-        for t in crate::target::JOB_TARGETS {
-            assert_writes_its_fields(t, crate::target::JobTarget::FIELDS);
-        }
         let c = CpuStart {
             cpu: 0,
             apic_id: 0,

@@ -301,6 +301,7 @@ impl Judge {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
+    use crate::json::ToJson;
     use std::string::String;
 
     #[test]
@@ -361,5 +362,17 @@ mod tests {
             "4x the store limit misses 'within 2x': {out}"
         );
         let _ = c;
+    }
+
+    #[test]
+    fn job_targets_write_exactly_their_declared_fields() {
+        for t in JOB_TARGETS {
+            let mut s = std::string::String::new();
+            t.write_json(&mut s).unwrap();
+            let v: serde_json::Map<std::string::String, serde_json::Value> =
+                serde_json::from_str(&s).unwrap();
+            let keys: std::vec::Vec<&str> = v.keys().map(|k| k.as_str()).collect();
+            assert_eq!(keys, JobTarget::FIELDS, "{s}");
+        }
     }
 }
