@@ -1,7 +1,7 @@
 //! Batched range mapping: a read-only plan, then a level-by-level fill.
 
 use super::*;
-use crate::chunk::Chunks;
+use crate::chunk::{Chunk, Chunks};
 
 impl<A: PageAllocator> PoolMapper<A> {
     /// Map `count` pages of `size` from `virt` to `phys` (batched; all or nothing).
@@ -38,7 +38,13 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
         self.check_frames(p, count.saturating_mul(size.bytes()))?;
         let chunks = Chunks::single(start, p, count, size);
-        let needed = self.plan(Some(ROOT_PAGE), 4, start, last, &chunks)?;
+        let one = Chunk {
+            virt: start,
+            phys: p,
+            count,
+            size,
+        };
+        let needed = self.plan(Some(ROOT_PAGE), 4, start, last, &chunks, Some(one))?;
         if needed > self.alloc.left() as u64 {
             return Err(MapError::PoolExhausted {
                 needed,
@@ -85,7 +91,7 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
         self.check_frames(p0, bytes)?;
         let chunks = Chunks::new(v0, p0, bytes, sizes);
-        let needed = self.plan(Some(ROOT_PAGE), 4, v0, last, &chunks)?;
+        let needed = self.plan(Some(ROOT_PAGE), 4, v0, last, &chunks, None)?;
         if needed > self.alloc.left() as u64 {
             return Err(MapError::PoolExhausted {
                 needed,
@@ -107,9 +113,12 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 
     /// Read-only pass over the chunks of a range: conflicts, and how many tables it is
-    /// missing. `table` is `None` below an entry that does not exist yet. One chunk under a
-    /// missing entry needs tables in closed form; a leaf table that one chunk fills is checked
-    /// in one vectorised pass (the warm-map path).
+    /// missing. `table` is `None` below an entry that does not exist yet. `one` is the chunk
+    /// that maps all of `start..=last`, where the caller knows it: map_range's only chunk, or a
+    /// region's chunk below an entry that lies inside it. Then no chunk is looked up, a missing
+    /// entry needs tables in closed form and a leaf table is checked in one vectorised pass
+    /// (the warm-map path).
+    #[allow(clippy::too_many_arguments)] // the recursion's state, kept in registers
     fn plan(
         &self,
         table: Option<u32>,
@@ -117,18 +126,37 @@ impl<A: PageAllocator> PoolMapper<A> {
         start: u64,
         last: u64,
         chunks: &Chunks,
+        one: Option<Chunk>,
     ) -> Result<u64, MapError> {
         let (fi, li) = (index(start, level), index(last, level));
         let base = start & !((1u64 << table_span_shift(level)) - 1);
-        if let (Some(t), Some(c)) = (table, chunks.at(start)) {
-            if c.size.level() == level && chunks.at(last) == Some(c) {
+        let conflict = |e: u64, virt: u64| {
+            let virt = VirtAddr::new_truncate(virt);
+            if level > 1 && !is_huge(e, level) {
+                MapError::TableInTheWay { virt }
+            } else {
+                MapError::AlreadyMapped { virt }
+            }
+        };
+        if let Some(c) = one {
+            let leaf = c.size.level();
+            if level == leaf {
+                let Some(t) = table else {
+                    return Ok(0); // a table still to create: all its entries are free
+                };
                 // SAFETY: entries fi..=li of a pool table. OR-ing them all first is one
                 // vectorised pass; only a conflict pays for finding the first used entry.
                 let run =
                     unsafe { core::slice::from_raw_parts(self.entries(t).add(fi), li - fi + 1) };
-                if run.iter().fold(0, |acc, &e| acc | e) == 0 {
-                    return Ok(0);
+                if run.iter().fold(0, |acc, &e| acc | e) != 0 {
+                    for i in fi..=li {
+                        let e = self.read(t, i);
+                        if e != 0 {
+                            return Err(conflict(e, base + i as u64 * entry_span(level)));
+                        }
+                    }
                 }
+                return Ok(0);
             }
         }
         let mut needed = 0;
@@ -136,26 +164,27 @@ impl<A: PageAllocator> PoolMapper<A> {
             let lo = base + i as u64 * entry_span(level);
             let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
             let e = table.map_or(0, |t| self.read(t, i));
-            let Some(first) = chunks.at(s) else {
-                continue; // outside the region: not reached, the range is the region's
+            // The chunk that maps all of s..=l, if one does.
+            let (first, whole) = match one {
+                Some(c) => (c, true),
+                None => {
+                    let Some(first) = chunks.at(s) else {
+                        continue; // outside the region: not reached, the range is the region's
+                    };
+                    (first, chunks.at(l) == Some(first))
+                }
             };
             if first.size.level() == level {
                 // A leaf of this chunk: its slot must be free.
                 if e != 0 {
-                    let virt = VirtAddr::new_truncate(s);
-                    return Err(if level > 1 && !is_huge(e, level) {
-                        MapError::TableInTheWay { virt }
-                    } else {
-                        MapError::AlreadyMapped { virt }
-                    });
+                    return Err(conflict(e, s));
                 }
             } else if e == 0 {
                 // A table to create; below it, one chunk needs tables in closed form.
-                needed += match chunks.at(l) {
-                    Some(c) if c.virt == first.virt => {
-                        tables_below(level - 1, first.size.level(), s, l)
-                    }
-                    _ => 1 + self.plan(None, level - 1, s, l, chunks)?,
+                needed += if whole {
+                    tables_below(level - 1, first.size.level(), s, l)
+                } else {
+                    1 + self.plan(None, level - 1, s, l, chunks, None)?
                 };
             } else if is_huge(e, level) {
                 return Err(MapError::AlreadyMapped {
@@ -165,7 +194,8 @@ impl<A: PageAllocator> PoolMapper<A> {
                 let child = self
                     .child(e)
                     .map_err(|phys| MapError::ForeignTable { phys })?;
-                needed += self.plan(Some(child), level - 1, s, l, chunks)?;
+                let one = whole.then_some(first);
+                needed += self.plan(Some(child), level - 1, s, l, chunks, one)?;
             }
         }
         Ok(needed)
