@@ -8,7 +8,7 @@
 
 use core::arch::naked_asm;
 
-use ptp_lab::record::{self, FaultRecord};
+use ptp_lab::record::FaultRecord;
 use x86_64::registers::control::Cr2;
 
 use crate::cpu::this_cpu;
@@ -146,19 +146,17 @@ fn report_and_exit(frame: &Frame) -> ! {
     let cr2 = Cr2::read_raw();
     let bench = crate::bench::current_bench();
     crate::serial::with_console(|w| {
-        let _ = record::fault(
-            w,
-            &FaultRecord {
-                cpu: this_cpu(),
-                vector: frame.vector as u8,
-                name,
-                error_code: frame.error_code,
-                rip: frame.rip,
-                cr2,
-                rsp: frame.rsp,
-                bench,
-            },
-        );
+        let _ = FaultRecord {
+            cpu: this_cpu(),
+            vector: frame.vector as u8,
+            name,
+            error_code: frame.error_code,
+            rip: frame.rip,
+            cr2,
+            rsp: frame.rsp,
+            bench,
+        }
+        .write(w);
         let _ = writeln!(
             w,
             "# FATAL: unexpected exception {name} (vector {}) on CPU {} in bench '{bench}': \

@@ -34,6 +34,7 @@ pub use bench::set_current_bench;
 use bootinfo::{BootInfo, FreeRegions};
 use ptp_lab::config::Config;
 use ptp_lab::exit::ExitCode;
+use ptp_lab::json::Items;
 use ptp_lab::record::{self, BootRecord, Counts};
 use ptp_lab::session;
 use ptp_lab::timing::{Budget, Harness};
@@ -64,7 +65,11 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
             info
         }
         Err(e) => {
-            let _ = record::error(&mut serial::SerialOut, "boot_info", format_args!("{e}"));
+            let _ = record::ErrorRecord {
+                kind: "boot_info",
+                msg: format_args!("{e}"),
+            }
+            .write(&mut serial::SerialOut);
             println!("# boot info error: {e}");
             exit::exit(ExitCode::Failure);
         }
@@ -76,11 +81,11 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
 
     set_current_bench("selftest");
     let boot_checks = selftest::run();
-    let _ = record::selftest(
-        &mut serial::SerialOut,
-        boot_checks.checks - boot_checks.checks_failed,
-        boot_checks.checks_failed,
-    );
+    let _ = record::SelftestRecord {
+        passed: boot_checks.checks - boot_checks.checks_failed,
+        failed: boot_checks.checks_failed,
+    }
+    .write(&mut serial::SerialOut);
     fault_demo(info.arg("fault"));
 
     // Every CPU the firmware lists, started before the run so its record can name them.
@@ -134,27 +139,34 @@ fn report_boot(
 ) {
     let out = &mut serial::SerialOut;
     let (kernel_start, kernel_end) = boot::kernel_image_range();
-    let _ = record::boot(
-        out,
-        &BootRecord {
-            protocol: info.protocol.name(),
-            cmdline: info.cmdline(),
-            cmdline_truncated: info.cmdline_truncated,
-            free_ram_bytes: free.total_bytes(),
-            free_regions: free.as_slice().len(),
-            kernel_start,
-            kernel_end,
-            boot_info: info.info_paddr,
-            rsdp: info.rsdp_paddr,
-        },
-    );
-    let _ = record::memmap(
-        out,
-        &mut info.memory_map().iter().map(|r| (r.base, r.len, r.kind)),
-        info.memmap_truncated,
-        &mut free.as_slice().iter().map(|r| (r.start, r.end)),
-        free.truncated,
-    );
+    let _ = BootRecord {
+        protocol: info.protocol.name(),
+        cmdline: info.cmdline(),
+        cmdline_truncated: info.cmdline_truncated,
+        free_ram_bytes: free.total_bytes(),
+        free_regions: free.as_slice().len(),
+        kernel_start,
+        kernel_end,
+        boot_info: info.info_paddr,
+        rsdp: info.rsdp_paddr,
+    }
+    .write(out);
+    let mut entries = info.memory_map().iter().map(|r| record::MemEntry {
+        base: r.base,
+        len: r.len,
+        kind: r.kind,
+    });
+    let mut ranges = free.as_slice().iter().map(|r| record::FreeRange {
+        start: r.start,
+        end: r.end,
+    });
+    let _ = record::MemmapRecord {
+        truncated: info.memmap_truncated,
+        entries: &Items::new(&mut entries),
+        free: &Items::new(&mut ranges),
+        free_truncated: free.truncated,
+    }
+    .write(out);
     println!(
         "# booted via {} cmdline='{}' free RAM {} MiB in {} regions; CPU {} (hypervisor: {}), TSC {}",
         info.protocol.name(),
@@ -229,12 +241,12 @@ fn ap_fault_demo(cpus: &'static smp::Cpus) {
 /// The `exit` record, then leave with the code the counts call for.
 fn finish(counts: &Counts) -> ! {
     let code = session::status(counts).0;
-    let _ = record::exit(
-        &mut serial::SerialOut,
-        code == ExitCode::Success,
-        code.qemu_status(),
-        Some(boot::boot_stack_high_water()),
-    );
+    let _ = record::ExitRecord {
+        ok: code == ExitCode::Success,
+        qemu_status: code.qemu_status(),
+        boot_stack_used_bytes: Some(boot::boot_stack_high_water()),
+    }
+    .write(&mut serial::SerialOut);
     exit::exit(code)
 }
 
@@ -242,9 +254,14 @@ fn finish(counts: &Counts) -> ! {
 /// usage exit code (nothing was measured).
 fn usage_error(kind: &str, msg: fmt::Arguments<'_>) -> ! {
     let out = &mut serial::SerialOut;
-    let _ = record::error(out, kind, msg);
+    let _ = record::ErrorRecord { kind, msg }.write(out);
     println!("# error: {msg}");
-    let _ = record::exit(out, false, ExitCode::Usage.qemu_status(), None);
+    let _ = record::ExitRecord {
+        ok: false,
+        qemu_status: ExitCode::Usage.qemu_status(),
+        boot_stack_used_bytes: None,
+    }
+    .write(out);
     exit::exit(ExitCode::Usage)
 }
 

@@ -17,7 +17,12 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let bench = crate::bench::current_bench();
     crate::serial::with_console(|w| {
         let location = info.location().map(|l| l as &dyn core::fmt::Display);
-        let _ = record::panic(w, format_args!("{}", info.message()), location, bench);
+        let _ = record::PanicRecord {
+            msg: format_args!("{}", info.message()),
+            location,
+            bench,
+        }
+        .write(w);
         let _ = write!(w, "# PANIC in bench '{bench}': {}", info.message());
         if let Some(loc) = info.location() {
             let _ = write!(w, " at {loc}");

@@ -167,7 +167,14 @@ pub fn start(
                 format_args!("boot CPU only: {acpi_error}; {mp_error}"),
             );
             starts[0].detail = why.as_str();
-            let _ = record::smp(out, "none", mode, 1, 0, &starts[..1]);
+            let _ = record::SmpRecord {
+                source: "none",
+                apic: mode,
+                found: 1,
+                left_out: 0,
+                cpus: &starts[..1],
+            }
+            .write(out);
             return cpus;
         }
     };
@@ -238,14 +245,14 @@ pub fn start(
     }
     let found = madt.apic_ids().len() as u32;
     let left_out = madt.left_out + found.saturating_sub(n as u32);
-    let _ = record::smp(
-        out,
+    let _ = record::SmpRecord {
         source,
-        mode,
-        found + madt.left_out,
+        apic: mode,
+        found: found + madt.left_out,
         left_out,
-        &starts[..n],
-    );
+        cpus: &starts[..n],
+    }
+    .write(out);
     cpus
 }
 

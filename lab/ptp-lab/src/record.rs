@@ -4,7 +4,7 @@
 //! field list (which [`RECORDS`] gathers and the tools learn through `ptp-host facts`) and
 //! its writer, field by field through [`ToJson`].
 
-use crate::json::{hex, opt_hex, Fixed, Items};
+use crate::json::{hex, opt_hex, Fixed};
 pub use crate::json::{List, Obj, ToJson};
 use crate::load::Load;
 use crate::timing::{Id, Summary, Unit};
@@ -191,11 +191,6 @@ json_record! {
     }
 }
 
-/// The fault record `f`.
-pub fn fault(w: &mut dyn Write, f: &FaultRecord<'_>) -> fmt::Result {
-    f.write(w)
-}
-
 json_record! {
     /// A panic: its message, where (`file:line:col`), and what was running.
     pub struct PanicRecord<'a> = "panic" {
@@ -203,21 +198,6 @@ json_record! {
         pub location: Option<&'a dyn fmt::Display>,
         pub bench: &'a str,
     }
-}
-
-/// The panic record (the kernel's panic handler).
-pub fn panic(
-    w: &mut dyn Write,
-    msg: fmt::Arguments<'_>,
-    location: Option<&dyn fmt::Display>,
-    bench: &str,
-) -> fmt::Result {
-    PanicRecord {
-        msg,
-        location,
-        bench,
-    }
-    .write(w)
 }
 
 json_record! {
@@ -228,11 +208,6 @@ json_record! {
         pub kind: &'a str,
         pub msg: fmt::Arguments<'a>,
     }
-}
-
-/// The error record of `kind`, `msg`.
-pub fn error(w: &mut dyn Write, kind: &str, msg: fmt::Arguments<'_>) -> fmt::Result {
-    ErrorRecord { kind, msg }.write(w)
 }
 
 json_record! {
@@ -249,11 +224,6 @@ json_record! {
         pub boot_info: u64 => hex,
         pub rsdp: Option<u64> => opt_hex,
     }
-}
-
-/// The boot record `b`.
-pub fn boot(w: &mut dyn Write, b: &BootRecord<'_>) -> fmt::Result {
-    b.write(w)
 }
 
 json_record! {
@@ -288,25 +258,6 @@ json_object! {
     }
 }
 
-/// The firmware memory map (base, length, E820 type) and the free RAM left (start, end).
-pub fn memmap(
-    w: &mut dyn Write,
-    entries: &mut dyn Iterator<Item = (u64, u64, u32)>,
-    truncated: bool,
-    free: &mut dyn Iterator<Item = (u64, u64)>,
-    free_truncated: bool,
-) -> fmt::Result {
-    let mut entries = entries.map(|(base, len, kind)| MemEntry { base, len, kind });
-    let mut free = free.map(|(start, end)| FreeRange { start, end });
-    MemmapRecord {
-        truncated,
-        entries: &Items::new(&mut entries),
-        free: &Items::new(&mut free),
-        free_truncated,
-    }
-    .write(w)
-}
-
 json_record! {
     /// The kernel's boot self-checks: how many passed and failed.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,11 +265,6 @@ json_record! {
         pub passed: u32,
         pub failed: u32,
     }
-}
-
-/// The selftest record.
-pub fn selftest(w: &mut dyn Write, passed: u32, failed: u32) -> fmt::Result {
-    SelftestRecord { passed, failed }.write(w)
 }
 
 json_object! {
@@ -346,25 +292,6 @@ json_record! {
         pub left_out: u32,
         pub cpus: &'a [CpuStart<'a>],
     }
-}
-
-/// The smp record.
-pub fn smp(
-    w: &mut dyn Write,
-    source: &str,
-    apic: &str,
-    found: u32,
-    left_out: u32,
-    cpus: &[CpuStart<'_>],
-) -> fmt::Result {
-    SmpRecord {
-        source,
-        apic,
-        found,
-        left_out,
-        cpus,
-    }
-    .write(w)
 }
 
 /// Counts of what a run printed, for its `end` record.
@@ -415,21 +342,6 @@ json_record! {
         pub qemu_status: i32,
         pub boot_stack_used_bytes: Option<u64>,
     }
-}
-
-/// The exit record.
-pub fn exit(
-    w: &mut dyn Write,
-    ok: bool,
-    qemu_status: i32,
-    boot_stack_used_bytes: Option<u64>,
-) -> fmt::Result {
-    ExitRecord {
-        ok,
-        qemu_status,
-        boot_stack_used_bytes,
-    }
-    .write(w)
 }
 
 json_record! {
@@ -539,6 +451,7 @@ impl ToJson for Regrets<'_> {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
+    use crate::json::Items;
     use std::string::String;
     use std::vec::Vec;
 
@@ -782,48 +695,66 @@ mod tests {
             .write(s)
         });
         w("fault", &|s| {
-            fault(
-                s,
-                &FaultRecord {
-                    cpu: 1,
-                    vector: 14,
-                    name: "#PF",
-                    error_code: 0,
-                    rip: 1,
-                    cr2: 2,
-                    rsp: 3,
-                    bench: "b",
-                },
-            )
+            FaultRecord {
+                cpu: 1,
+                vector: 14,
+                name: "#PF",
+                error_code: 0,
+                rip: 1,
+                cr2: 2,
+                rsp: 3,
+                bench: "b",
+            }
+            .write(s)
         });
-        w("panic", &|s| panic(s, format_args!("m"), None, "b"));
-        w("error", &|s| error(s, "bad_cmdline", format_args!("m")));
+        w("panic", &|s| {
+            PanicRecord {
+                msg: format_args!("m"),
+                location: None,
+                bench: "b",
+            }
+            .write(s)
+        });
+        w("error", &|s| {
+            ErrorRecord {
+                kind: "bad_cmdline",
+                msg: format_args!("m"),
+            }
+            .write(s)
+        });
         w("boot", &|s| {
-            boot(
-                s,
-                &BootRecord {
-                    protocol: "pvh",
-                    cmdline: "",
-                    cmdline_truncated: false,
-                    free_ram_bytes: 0,
-                    free_regions: 0,
-                    kernel_start: 0,
-                    kernel_end: 0,
-                    boot_info: 0,
-                    rsdp: None,
-                },
-            )
+            BootRecord {
+                protocol: "pvh",
+                cmdline: "",
+                cmdline_truncated: false,
+                free_ram_bytes: 0,
+                free_regions: 0,
+                kernel_start: 0,
+                kernel_end: 0,
+                boot_info: 0,
+                rsdp: None,
+            }
+            .write(s)
         });
         w("memmap", &|s| {
-            memmap(
-                s,
-                &mut [(0, 1, 1), (2, 3, 2)].into_iter(),
-                false,
-                &mut [(0, 1)].into_iter(),
-                false,
-            )
+            let e = |base, len, kind| MemEntry { base, len, kind };
+            let mut entries = [e(0, 1, 1), e(2, 3, 2)].into_iter();
+            let mut free = [FreeRange { start: 0, end: 1 }].into_iter();
+            MemmapRecord {
+                truncated: false,
+                entries: &Items::new(&mut entries),
+                free: &Items::new(&mut free),
+                free_truncated: false,
+            }
+            .write(s)
         });
-        w("selftest", &|s| selftest(s, 1, 0));
+        w("selftest", &|s| {
+            SelftestRecord {
+                passed: 1,
+                failed: 0,
+            }
+            .write(s)
+        });
         w("smp", &|s| {
             let c = CpuStart {
                 cpu: 1,
@@ -832,10 +763,24 @@ mod tests {
                 tsc_offset_ticks: Some(-3),
                 detail: "no \"answer\"",
             };
-            smp(s, "madt", "x2apic", 2, 0, &[c, CpuStart { up: true, ..c }])
+            SmpRecord {
+                source: "madt",
+                apic: "x2apic",
+                found: 2,
+                left_out: 0,
+                cpus: &[c, CpuStart { up: true, ..c }],
+            }
+            .write(s)
         });
         w("end", &|s| end(s, "ok", &Counts::default(), None));
-        w("exit", &|s| exit(s, true, 33, Some(4096)));
+        w("exit", &|s| {
+            ExitRecord {
+                ok: true,
+                qemu_status: 33,
+                boot_stack_used_bytes: Some(4096),
+            }
+            .write(s)
+        });
         let costs = [vystem_ptp::flush::RoundCost {
             pages: 1,
             per_page: 2.0,
