@@ -23,13 +23,14 @@ COMMANDS = {
     "report": "the decision report (Markdown): what the standard pool size buys, what changes at N",
     "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
     "setup": "install the Debian packages a run needs (qemu, grub, ovmf, bochs), removing nothing",
+    "exit-codes": "every exit status: the bench job's, the bench kernel's under QEMU, the host runner's",
 }
 
 
 def usage(file=sys.stdout) -> None:
     print("usage: python3 -m ptplab COMMAND [--help] ...\n\ncommands:", file=file)
     for name, what in COMMANDS.items():
-        print(f"  {name:<8} {what}", file=file)
+        print(f"  {name:<10} {what}", file=file)
 
 
 def iso(argv: list[str]) -> int:
@@ -79,6 +80,14 @@ def facts(argv: list[str]) -> int:
     return 0
 
 
+def exit_codes(argv: list[str]) -> int:
+    from .cli import exit_codes_table
+
+    Parser(prog="python3 -m ptplab exit-codes", description=COMMANDS["exit-codes"]).parse_args(argv)
+    print(exit_codes_table(), end="")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         usage(sys.stdout if argv else sys.stderr)
@@ -100,6 +109,8 @@ def main(argv: list[str]) -> int:
             return boot(rest)
         if cmd == "facts":
             return facts(rest)
+        if cmd == "exit-codes":
+            return exit_codes(rest)
         if cmd == "setup":
             from .packages import main as setup
             return setup(rest)

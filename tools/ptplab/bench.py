@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import lab, layouts, qemu, results, schema, stream
-from .cli import BenchError, Parser, parse_pools, parse_suites, positive, say
+from .cli import BenchError, Exit, Parser, interrupted, parse_pools, parse_suites, positive, say
 from .table import render
 
 # The criterion driver over the same table (lab/ptp-lab/benches/lab.rs); PTP_LAB_ARGS carries the run's words.
@@ -351,7 +351,7 @@ def run(plan: Plan) -> Path:
             if ok:
                 accel = "kvm"
             elif plan.accel == "kvm":
-                raise BenchError(f"--accel kvm: KVM cannot run the bench kernel here: {why}", code=3)
+                raise BenchError(f"--accel kvm: KVM cannot run the bench kernel here: {why}", code=Exit.KVM_UNUSABLE)
             else:
                 accel = "tcg"
                 banner = "!" * 78
@@ -408,20 +408,20 @@ def run(plan: Plan) -> Path:
         name = signal.Signals(out.interrupted).name
         raise BenchError(f"interrupted by {name}: stopped the run and kept what was measured "
                          f"({sum(r.get('type') == 'measurement' for r in out.records)} measurements) in {path}",
-                         code=128 + out.interrupted)
+                         code=interrupted(out.interrupted))
     if out.timed_out:
         tail = "\n".join(out.log[-15:])
         raise BenchError(f"timeout: no end record after {plan.timeout} s; partial output kept in {path}\n"
-                         f"last serial lines:\n{tail}", code=4)
+                         f"last serial lines:\n{tail}", code=Exit.HUNG)
     if not complete:
         detail = json.dumps(fault) if fault else f"exit status {out.status}"
         tail = "\n".join(out.log[-15:])
-        raise BenchError(f"the run crashed ({detail}); partial output kept in {path}\nlast lines:\n{tail}", code=5)
+        raise BenchError(f"the run crashed ({detail}); partial output kept in {path}\nlast lines:\n{tail}", code=Exit.CRASHED)
     if problems:
-        raise BenchError("schema problems: " + "; ".join(problems[:5]), code=6)
+        raise BenchError("schema problems: " + "; ".join(problems[:5]), code=Exit.SCHEMA)
     if failed_checks:
         names = ", ".join(f"{c.get('suite', '')}/{c['name']}" for c in failed_checks[:5])
-        raise BenchError(f"{len(failed_checks)} checks failed: {names} (see {path})", code=1)
+        raise BenchError(f"{len(failed_checks)} checks failed: {names} (see {path})", code=Exit.CHECKS_FAILED)
     return path
 
 

@@ -4,17 +4,64 @@ It knows nothing of any one command."""
 from __future__ import annotations
 
 import argparse
+import enum
 import sys
 
 from . import lab
 
 
+class Exit(enum.IntEnum):
+    """How the bench job (and collect) ends: its process exit status. Interrupted by a signal:
+    128 + the signal's number, after keeping what was measured. `python3 -m ptplab exit-codes`
+    lists these beside the kernel's and the host runner's (docs/exit-codes.md)."""
+    OK = 0
+    CHECKS_FAILED = 1
+    USAGE = 2
+    KVM_UNUSABLE = 3
+    HUNG = 4
+    CRASHED = 5
+    SCHEMA = 6
+
+
+EXIT_MEANING = {
+    Exit.OK: "every check passed; the results file is written",
+    Exit.CHECKS_FAILED: "the run ended, some checks failed (named on stderr and in the file)",
+    Exit.USAGE: "bad input: an option, a file, a value (the message names it); nothing was run",
+    Exit.KVM_UNUSABLE: "--accel kvm, and KVM cannot run the bench kernel here (the probe says why)",
+    Exit.HUNG: "the guest hung past --timeout; what it printed is kept as a .partial.jsonl file",
+    Exit.CRASHED: "the guest crashed or its log was cut before the end record; kept as .partial.jsonl",
+    Exit.SCHEMA: "the run's records do not match the schema (the first problems named)",
+}
+INTERRUPTED = "128 + N: interrupted by signal N (SIGINT: 130, SIGTERM: 143); what was measured is kept"
+
+
+def interrupted(signum: int) -> int:
+    """The exit status after signal `signum` stopped a run."""
+    return 128 + signum
+
+
 class BenchError(Exception):
     """A problem the user can fix; the message names the bad value."""
 
-    def __init__(self, msg: str, code: int = 2):
+    def __init__(self, msg: str, code: int = Exit.USAGE):
         super().__init__(msg)
-        self.code = code
+        self.code = int(code)
+
+
+def exit_codes_table() -> str:
+    """Every exit status of the lab: the bench job's (above), the bench kernel's through QEMU's
+    isa-debug-exit and the host runner's (both from `ptp-host facts`), as one Markdown table."""
+    ex = lab.facts()["exit"]
+    rows = ["| program | status | meaning |", "| --- | --- | --- |"]
+    rows += [f"| bench job | {int(e)} | {EXIT_MEANING[e]} |" for e in Exit]
+    rows.append(f"| bench job | {INTERRUPTED.split(':')[0]} | {INTERRUPTED.split(': ', 1)[1]} |")
+    port = ex["debug_exit_port"]
+    for name, k in ex["kernel"].items():
+        rows.append(f"| bench kernel under QEMU (isa-debug-exit, port {port:#x}, value {k['port_value']:#x}) | "
+                    f"{k['qemu_status']} | {name} |")
+    for name, code in ex["host"].items():
+        rows.append(f"| host runner (`ptp-host`) | {code} | {name} |")
+    return "\n".join(rows) + "\n"
 
 
 class Parser(argparse.ArgumentParser):

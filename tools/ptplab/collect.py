@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from . import results, schema, stream
-from .cli import BenchError, Parser, say
+from .cli import BenchError, Exit, Parser, say
 
 
 def main(argv: list[str]) -> int:
@@ -34,15 +34,15 @@ def main(argv: list[str]) -> int:
         complete = out.end() is not None
         if not complete and not a.partial:
             raise BenchError(f"{a.log}: no end record: the log was cut before the run ended (capture it again, or "
-                             "--partial to keep what it has as a partial file)", code=5)
+                             "--partial to keep what it has as a partial file)", code=Exit.CRASHED)
         problems = schema.validate(out.records) if complete else []
         Path(a.out).mkdir(parents=True, exist_ok=True)
         path = results.new_path(Path(a.out), results.today(), socket.gethostname(), a.accel, partial=not complete)
         results.write_new(path, out.records, out.log)
         say(f"collect: wrote {path}{'' if complete else ' (no end record: partial)'}")
         if problems:
-            raise BenchError("schema problems: " + "; ".join(problems[:5]), code=6)
-        return 0 if complete else 5
+            raise BenchError("schema problems: " + "; ".join(problems[:5]), code=Exit.SCHEMA)
+        return Exit.OK if complete else Exit.CRASHED
     except BenchError as e:
         say(f"collect: error: {e}")
         return e.code

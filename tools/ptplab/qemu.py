@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from . import lab, stream
-from .cli import BenchError
+from .cli import BenchError, interrupted
 
 QEMU = "qemu-system-x86_64"
 # A selftest boot takes well under a second under KVM; a guest KVM cannot run hangs paused.
@@ -46,7 +46,7 @@ def probe_kvm(qemu: str, kernel: Path, cpus: int) -> tuple[bool, str]:
                              timeout=PROBE_TIMEOUT_S)
     if out.interrupted is not None:
         raise BenchError(f"interrupted by {signal.Signals(out.interrupted).name} during the KVM probe: "
-                         "nothing was measured", code=128 + out.interrupted)
+                         "nothing was measured", code=interrupted(out.interrupted))
     end = out.end()
     if end and end.get("status") == "ok" and out.status == lab.kernel_status("success"):
         return True, "a selftest boot under KVM passed"
