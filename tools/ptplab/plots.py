@@ -114,12 +114,19 @@ def crossover(rec: dict, source: str, execution: str) -> list[Figure]:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.plot(rec["sizes"], rec["per_page_costs"], marker="o", label=rec["per_page"])
     ax.plot(rec["sizes"], rec["full_costs"], marker="s", label=rec["full"])
-    if rec.get("n_star") is not None:
+    # A log axis has no 0: a ceiling of 0 (full flush at every size) is said in the legend, and
+    # the axis spans the sizes measured, not whatever a marker would stretch it to.
+    sizes = [n for n in rec["sizes"] if n > 0]
+    if rec.get("n_star") is not None and rec["n_star"] > 0:
         ax.axvline(rec["n_star"], color="red", linestyle=":", label=f"N* = {rec['n_star']}")
-    if rec.get("calibrated_ceiling") is not None:
-        ax.axvline(rec["calibrated_ceiling"], color="grey", linestyle="--",
-                   label=f"calibrated ceiling = {rec['calibrated_ceiling']}")
+    ceiling = rec.get("calibrated_ceiling")
+    if ceiling is not None and ceiling > 0:
+        ax.axvline(ceiling, color="grey", linestyle="--", label=f"calibrated ceiling = {ceiling}")
+    elif ceiling == 0:
+        ax.plot([], [], color="grey", linestyle="--", label="calibrated ceiling = 0: full flush at every size")
     ax.set_xscale("log", base=2)
+    if sizes:
+        ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
     ax.set_yscale("log")
     ax.set_xlabel(f"pages changed ({rec['page_size']})")
     ax.set_ylabel(f"{rec['unit']} for all of them (median)")

@@ -2,6 +2,7 @@
 run; every pool size 512 ... 65536; recommendations that name their numbers and sources."""
 import subprocess
 
+import pytest
 from ptplab import lab
 
 REPO = lab.REPO
@@ -251,3 +252,25 @@ def test_a_zero_ceiling_reads_as_always_reloading_and_every_crossover_gets_its_o
     stems = sorted(p.stem for p in tmp_path.glob("tlb-*.svg"))
     assert stems == ["tlb-4KiB-invlpg-refill-vs-cr3-reload-refill", "tlb-4KiB-invpcid-0-refill-vs-invpcid-1-refill",
                      "tlb-4KiB-ipi-invlpg-refill-vs-ipi-cr3-reload-refill"], stems
+
+
+def _crossover(ceiling, n_star):
+    return {"type": "crossover", "bench": "tlb_crossover", "page_size": "4KiB", "unit": "ticks",
+            "per_page": "invlpg-refill", "full": "cr3-reload-refill", "sizes": [1, 2, 4, 8, 4096],
+            "per_page_costs": [10.0, 20.0, 40.0, 80.0, 40960.0], "full_costs": [5.0, 8.0, 12.0, 20.0, 9000.0],
+            "n_star": n_star, "calibrated_ceiling": ceiling}
+
+
+def test_the_tlb_plot_spans_the_sizes_measured_whatever_the_ceiling():
+    # A ceiling of 0 once drew the x axis from 2^-39 (reports/2026-11-25-3's tlb plot).
+    pytest.importorskip("matplotlib")
+    from ptplab import plots
+    for ceiling, n_star in [(0, 1), (4, 8), (None, None)]:
+        (_, _, fig), = plots.crossover(_crossover(ceiling, n_star), "r.jsonl", "emulated")
+        lo, hi = fig.axes[0].get_xlim()
+        assert 0.5 <= lo < 1 and 4096 < hi <= 8192, (ceiling, lo, hi)
+        labels = fig.axes[0].get_legend_handles_labels()[1]
+        if ceiling == 0:
+            assert any("ceiling = 0" in t for t in labels), labels
+        elif ceiling:
+            assert f"calibrated ceiling = {ceiling}" in labels
