@@ -83,7 +83,9 @@ def costs(recs: list[dict], source: str) -> list[Figure]:
             ax.set_title(bench, fontsize=8)
             ax.set_xlabel("pool pages", fontsize=8)
             ax.tick_params(labelsize=7)
-            ax.legend(fontsize=6)
+            # From 0, with room above the highest point: two close values must not look far apart.
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22))  # below: never over a point
         axes[0][0].set_ylabel("TSC ticks per op (median)")
         fig.suptitle(f"Allocators per pool size ({source})", fontsize=9)
         drawn.append(("Ticks per operation vs pool size, per allocator", "alloc", fig))
@@ -100,7 +102,8 @@ def costs(recs: list[dict], source: str) -> list[Figure]:
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(maps))], maps, fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("TSC ticks per page (median)")
-        ax.legend(fontsize=7)
+        # Beside the bars, not over them.
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(f"Mapping cost per page, pool {pool} ({source}); memset-limit: the stores alone", fontsize=9)
         drawn.append(("Mapping cost per page per method, against the store limit", "map", fig))
     return drawn

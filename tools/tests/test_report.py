@@ -274,3 +274,13 @@ def test_the_tlb_plot_spans_the_sizes_measured_whatever_the_ceiling():
             assert any("ceiling = 0" in t for t in labels), labels
         elif ceiling:
             assert f"calibrated ceiling = {ceiling}" in labels
+
+
+def test_the_allocator_plot_starts_at_zero_so_close_values_look_close():
+    pytest.importorskip("matplotlib")
+    from ptplab import plots
+    recs = [{"type": "measurement", "suite": "alloc", "bench": "bump_alloc", "impl": i, "pool_pages": 4096,
+             "p50": v} for i, v in [("lab-bump", 1.341), ("bare-counter", 1.346)]]
+    (_, _, fig), = plots.costs(recs, "r.jsonl")
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo == 0 and 1.346 < hi < 1.6
