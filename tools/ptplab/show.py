@@ -9,7 +9,7 @@ from pathlib import Path
 from . import schema
 from .cli import BenchError, Parser
 from .results import RESULTS, ResultsError, load
-from .table import render, unit_text
+from .table import grid, json_key, num, render, unit_text
 
 
 def natural(name: str) -> list:
@@ -46,24 +46,24 @@ class Run:
 
 
 def compare(runs: list[Run]) -> str:
-    """One row per (suite, bench, impl, pool), one column per run: the estimate each measured."""
+    """One row per (suite, bench, impl, pool, params), one column per run: the estimate each
+    measured (a sweep's rows apart by their parameters)."""
     rows: dict[tuple, dict[int, dict]] = {}
     for i, r in enumerate(runs):
         for m in (x for x in r.records if x.get("type") == "measurement"):
-            rows.setdefault((m["suite"], m["bench"], m["impl"], m.get("pool_pages")), {})[i] = m
+            key = (m["suite"], m["bench"], m["impl"], m.get("pool_pages"), json_key(m.get("params")))
+            rows.setdefault(key, {})[i] = m
     lines = [f"{'#':>3}  run"] + [f"{i:>3}  {r.path.name} ({r.run.get('where')}/{r.run.get('accel')}, "
                                    f"{'schema ' + str(r.run.get('schema'))})" for i, r in enumerate(runs)]
     lines.append("estimate per op or page: criterion's mean (ns), else the median (TSC ticks); ratio = last / first")
-    head = f"{'suite':<6} {'bench':<27} {'impl':<22} {'pool':>6} {'unit':<5}" + "".join(f" {'#' + str(i):>10}"
-                                                                                       for i in range(len(runs)))
-    lines += ["", head + f" {'ratio':>7}"]
-    for (suite, bench_name, imp, pool), cells in sorted(rows.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    cells_rows = [["suite", "bench", "impl", "pool", "params", "unit"] + [f"#{i}" for i in range(len(runs))] + ["ratio"]]
+    for (suite, bench_name, imp, pool, params), cells in sorted(rows.items(), key=lambda kv: tuple(map(str, kv[0]))):
         vals = [schema.estimate(cells[i]) if i in cells else None for i in range(len(runs))]
         unit = next(c.get("unit", "") for c in cells.values())
         ratio = f"{vals[-1] / vals[0]:.2f}" if vals[0] and vals[-1] else ""
-        lines.append(f"{suite:<6} {bench_name:<27} {imp:<22} {pool or '':>6} {unit:<5}"
-                     + "".join(f" {v:>10.3f}" if v is not None else f" {'-':>10}" for v in vals) + f" {ratio:>7}")
-    return "\n".join(lines)
+        cells_rows.append([suite, bench_name, imp, pool or "", params, unit] + [num(v) for v in vals] + [ratio])
+    right = {3} | set(range(6, 7 + len(runs)))
+    return "\n".join(lines + [""] + grid(cells_rows, right))
 
 
 def main(argv: list[str]) -> int:

@@ -28,10 +28,6 @@ def run_header(run: dict) -> list[str]:
     return lines
 
 
-def fmt(v, width: int, digits: int = 3) -> str:
-    return f"{v:>{width}.{digits}f}" if isinstance(v, (int, float)) else f"{'-':>{width}}"
-
-
 def unit_text(unit: str | None = None, per: str | None = None) -> str:
     """What a figure is: TSC ticks (RDTSC harness) or ns (criterion), per op or per page."""
     what = {"ticks": "TSC ticks", "ns": "nanoseconds (criterion)"}.get(unit or "", unit or "TSC ticks or ns")
@@ -45,26 +41,59 @@ RATIO_NOTE = [
 ]
 
 
+def grid(rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    """The one table layout of the tools: the first row is the header, each column as wide as
+    its widest cell, the columns in `right` right-aligned (numbers), the others left-aligned."""
+    if not rows:
+        return []
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return [" ".join(f"{str(c):>{w}}" if i in right else f"{str(c):<{w}}" for i, (c, w) in enumerate(zip(r, widths)))
+            .rstrip() for r in rows]
+
+
+def num(v, digits: int = 3) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+
+
+def varying(ms: list[dict]) -> dict[int, str]:
+    """Per measurement (by id), the parameters that vary within its benchmark (a sweep's N, page
+    size...), as `k=v`: what tells its rows apart."""
+    by_bench: dict[tuple, list[dict]] = {}
+    for m in ms:
+        by_bench.setdefault((m.get("suite"), m.get("bench")), []).append(m)
+    out = {}
+    for group in by_bench.values():
+        params = [m.get("params") if isinstance(m.get("params"), dict) else {} for m in group]
+        keys = [k for k in dict.fromkeys(k for p in params for k in p)
+                if k != "measures" and len({repr(p[k]) for p in params if k in p}) > 1]
+        for m, p in zip(group, params):
+            out[id(m)] = " ".join(f"{k}={p[k]}" for k in keys if k in p)
+    return out
+
+
 def measurement_rows(records: list[dict], percentiles: bool = False) -> list[str]:
     ms = [r for r in records if r.get("type") == "measurement"]
+    # One peer and one limit per benchmark and pool (the map suite's); swept rows have none.
     peers = {(m["bench"], m.get("pool_pages"), m["impl"]): m for m in ms}
-    extra = f" {'p90':>10} {'p99':>10}" if percentiles else ""
-    out = [f"{'suite':<6} {'bench':<27} {'pool':>6} {'impl':<22} {'unit/per':<10} {'n':>4} {'p50':>10} "
-           f"{'mean':>10}{extra} {'x map_to':>9} {'x limit':>8}"]
+    swept = varying(ms)
+    head = ["suite", "bench", "pool", "impl", "params", "unit/per", "n", "p50", "mean"]
+    head += ["p90", "p99"] if percentiles else []
+    rows = [head + ["x map_to", "x limit"]]
     for m in ms:
-        peer = peers.get((m["bench"], m.get("pool_pages"), PEER))
-        limit = peers.get((m["bench"], m.get("pool_pages"), LIMIT))
+        key = (m["bench"], m.get("pool_pages"))
+        peer, limit = peers.get(key + (PEER,)), peers.get(key + (LIMIT,))
         ours = estimate(m)
         # No ratio where none applies: the peer against itself, the limit against anything.
         applies = m["impl"] not in (PEER, LIMIT) and ours
         vs_peer = f"{estimate(peer) / ours:.1f}" if peer and applies else ""
         vs_limit = f"{ours / estimate(limit):.2f}" if limit and applies and estimate(limit) else ""
-        unit = f"{m.get('unit')}/{m['per']}"
-        n = m.get("n") if m.get("n") is not None else "-"
-        more = f" {fmt(m.get('p90'), 10)} {fmt(m.get('p99'), 10)}" if percentiles else ""
-        out.append(f"{m['suite']:<6} {m['bench']:<27} {m.get('pool_pages') or '':>6} {m['impl']:<22} {unit:<10} "
-                   f"{n:>4} {fmt(m.get('p50'), 10)} {fmt(m.get('mean'), 10)}{more} {vs_peer:>9} {vs_limit:>8}")
-    return out
+        row = [m["suite"], m["bench"], m.get("pool_pages") or "", m["impl"], swept.get(id(m), ""),
+               f"{m.get('unit')}/{m['per']}", m.get("n") if m.get("n") is not None else "-",
+               num(m.get("p50")), num(m.get("mean"))]
+        row += [num(m.get("p90")), num(m.get("p99"))] if percentiles else []
+        rows.append(row + [vs_peer, vs_limit])
+    right = {2, 6, 7, 8} | ({9, 10, 11, 12} if percentiles else {9, 10})
+    return grid(rows, right)
 
 
 def job_targets(run: dict) -> list[tuple[str, str, str]]:
@@ -146,17 +175,17 @@ def spread(runs: list[list[dict]]) -> str:
     import statistics
     rows = {k: [v for v in values if v] for k, values in estimates(runs).items()}
     rows = {k: values for k, values in rows.items() if values}
-    lines = [f"run-to-run spread over {len(runs)} runs (estimates: medians, or criterion's means)",
-             f"{'suite':<6} {'bench':<26} {'impl':<26} {'pool':>6} {'params':<28} {'median':>11} {'spread':>7}"]
+    grid_rows = [["suite", "bench", "impl", "pool", "params", "median", "spread"]]
     for (suite, bench, imp, pool, params), values in rows.items():
         med = statistics.median(values)
-        lines.append(f"{suite:<6} {bench:<26} {imp:<26} {pool or '':>6} {params:<28} {med:>11.3f} "
-                     f"{(max(values) - min(values)) / med:>6.1%}")
-    return "\n".join(lines)
+        grid_rows.append([suite, bench, imp, pool or "", params, f"{med:.3f}", f"{(max(values) - min(values)) / med:.1%}"])
+    return "\n".join([f"run-to-run spread over {len(runs)} runs (estimates: medians, or criterion's means)"]
+                     + grid(grid_rows, {3, 5, 6}))
 
 
 def json_key(params) -> str:
-    """The parameters that tell measurements of one contender apart (pages, page size)."""
+    """The parameters that tell measurements of one contender apart (pages, page size, targets...):
+    all of them but `measures`, which only describes."""
     if not isinstance(params, dict):
         return ""
-    return " ".join(f"{k}={params[k]}" for k in ("pages", "page_size", "fill_pct") if k in params)
+    return " ".join(f"{k}={v}" for k, v in params.items() if k != "measures")
