@@ -22,7 +22,8 @@
 use crate::page_size::PageSize;
 use x86_64::VirtAddr;
 
-/// Bytes of virtual space one table at `level` covers (1 = PT: 2 MiB, ..., 4 = PML4: 256 TiB).
+/// Log2 of the bytes of virtual space one table at `level` covers (1 = PT: 21, i.e. 2 MiB,
+/// ..., 4 = PML4: 48, i.e. 256 TiB).
 pub const fn table_span_shift(level: u8) -> u32 {
     12 + 9 * level as u32
 }
