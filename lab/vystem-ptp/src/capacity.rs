@@ -2,11 +2,28 @@
 //!
 //! [`predict_tables`] is a pure function of the virtual layout: the pool-size model that tells a
 //! kernel developer whether the standard 4096-page pool suffices.
+//!
+//! # Example
+//!
+//! ```
+//! use vystem_ptp::{layout_regions, predict_tables, PageSize, PageSizes, Region, VirtAddr};
+//!
+//! // A layout: 4 GiB of RAM in the higher half, and 12 KiB low.
+//! let ranges = [(0xffff_8000_0000_0000, 0xffff_8001_0000_0000), (0x40_0000, 0x40_3000)];
+//! let mut regions = [Region { start: VirtAddr::zero(), pages: 0, size: PageSize::Size4KiB }; 8];
+//! let n = layout_regions(&ranges, PageSizes::UP_TO_2MIB, &mut regions).unwrap();
+//! assert_eq!(n, 2); // 2048 pages of 2 MiB, 3 pages of 4 KiB
+//! let tables = predict_tables(&mut regions[..n]).unwrap();
+//! // The root; two PDPTs (one per half); 4 + 1 PDs; one PT.
+//! assert_eq!((tables.pml4, tables.pdpt, tables.pd, tables.pt), (1, 2, 5, 1));
+//! assert!(tables.total() <= u64::from(vystem_ptp::pool::STANDARD_POOL_PAGES));
+//! ```
 
 use crate::page_size::PageSize;
 use x86_64::VirtAddr;
 
-/// Bytes of virtual space one table at `level` covers (1 = PT: 2 MiB, ..., 4 = PML4: 256 TiB).
+/// Log2 of the bytes of virtual space one table at `level` covers (1 = PT: 21, i.e. 2 MiB,
+/// ..., 4 = PML4: 48, i.e. 256 TiB).
 pub const fn table_span_shift(level: u8) -> u32 {
     12 + 9 * level as u32
 }
@@ -25,13 +42,18 @@ pub(crate) fn tables_below(top: u8, leaf: u8, start: u64, last: u64) -> u64 {
 /// Pool pages per paging level, as the mapper keeps them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TableCount {
+    /// PML4s (1: the root).
     pub pml4: u64,
+    /// Page-directory-pointer tables.
     pub pdpt: u64,
+    /// Page directories.
     pub pd: u64,
+    /// Page tables (the 4 KiB leaves' tables).
     pub pt: u64,
 }
 
 impl TableCount {
+    /// Every table: the pool pages they take.
     pub fn total(&self) -> u64 {
         self.pml4 + self.pdpt + self.pd + self.pt
     }
@@ -60,18 +82,24 @@ impl TableCount {
 /// The pool's state: tables per level and pages left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
+    /// Tables per level the mapper built.
     pub tables: TableCount,
     /// Pages the allocator counts as used (tables, plus anything else handed out).
     pub used: u32,
+    /// Pages free.
     pub left: u32,
+    /// Pages in the pool.
     pub capacity: u32,
 }
 
 /// A virtual range mapped with one page size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {
+    /// The first address (aligned to `size`).
     pub start: VirtAddr,
+    /// Number of pages of `size`.
     pub pages: u64,
+    /// The page size of the whole region.
     pub size: PageSize,
 }
 
@@ -87,7 +115,10 @@ impl Region {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegionError {
     /// The region starting at `start` runs past the end of the address space.
-    PastEnd { start: VirtAddr },
+    PastEnd {
+        /// The region's start.
+        start: VirtAddr,
+    },
 }
 
 impl core::fmt::Display for RegionError {

@@ -7,15 +7,37 @@ use crate::pool::PAGE_BYTES;
 /// One run of equal pages of a region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunk {
+    /// Virtual address of the first page.
     pub virt: u64,
+    /// Physical address of the first page.
     pub phys: u64,
+    /// Number of pages (of `size`, not bytes).
     pub count: u64,
+    /// The size of every page of the run.
     pub size: PageSize,
 }
 
 /// A region cut into chunks as [`crate::PoolMapper::map_region`] maps it: at each point the largest
 /// page size that alignment, the length left and `sizes` allow, each chunk stopping where a
 /// larger page could begin. The capacity model cuts layouts with the same iterator.
+///
+/// # Example
+///
+/// ```
+/// use vystem_ptp::{Chunk, Chunks, PageSize, PageSizes};
+///
+/// // 4 KiB up to the first 2 MiB boundary, 2 MiB pages, then a 4 KiB tail.
+/// let chunks: Vec<Chunk> = Chunks::new(0x1ff000, 0x1ff000, 0x402000, PageSizes::UP_TO_2MIB).collect();
+/// let cut: Vec<(u64, u64, PageSize)> = chunks.iter().map(|c| (c.virt, c.count, c.size)).collect();
+/// assert_eq!(
+///     cut,
+///     [
+///         (0x1ff000, 1, PageSize::Size4KiB),
+///         (0x200000, 2, PageSize::Size2MiB),
+///         (0x600000, 1, PageSize::Size4KiB),
+///     ]
+/// );
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Chunks {
     v: u64,

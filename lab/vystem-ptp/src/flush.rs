@@ -12,6 +12,23 @@
 use crate::page_size::PageSize;
 use x86_64::VirtAddr;
 
+/// The virtual range a page-table change touched, which the TLB must forget: flush it
+/// ([`FlushRange::flush_each`], [`FlushRange::flush_all`], [`FlushRange::flush_with`] a
+/// [`FlushPolicy`]; ring 0) or [`FlushRange::ignore`] it.
+///
+/// # Example
+///
+/// ```
+/// use vystem_ptp::{Decision, FlushPolicy, FlushRange, PageSize, VirtAddr};
+///
+/// let range = FlushRange::of_pages(VirtAddr::new(0x20_0000), 40, PageSize::Size4KiB).unwrap();
+/// assert_eq!((range.pages(), range.invlpg_count()), (40, 40));
+/// assert_eq!(range.addresses().nth(1), Some(VirtAddr::new(0x20_1000)));
+/// // Linux's ceiling (33) flushes 40 pages all at once; a ceiling of 64 page by page.
+/// assert_eq!(FlushPolicy::LINUX.decide(&range), Decision::Full);
+/// assert_eq!(FlushPolicy::with_ceiling(64).decide(&range), Decision::PerPage(40));
+/// range.ignore(); // in ring 0: `range.flush_with(&policy)`
+/// ```
 #[must_use = "a page-table change must be flushed from the TLB, or explicitly ignored"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushRange {
@@ -51,6 +68,7 @@ impl FlushRange {
         self
     }
 
+    /// The first address changed.
     pub fn start(&self) -> VirtAddr {
         VirtAddr::new_truncate(self.start)
     }
@@ -60,6 +78,7 @@ impl FlushRange {
         self.pages
     }
 
+    /// The smallest page size changed: the stride of [`FlushRange::addresses`].
     pub fn step(&self) -> PageSize {
         self.step
     }
@@ -248,6 +267,33 @@ impl FullFlush {
 }
 
 /// Per page up to `ceiling` invalidations, one full flush above it.
+///
+/// # Example
+///
+/// [`calibrate`] with a [`FlushProbe`]; here a model of a CPU where a per-page round costs
+/// 10 ticks a page and a full flush 300 ticks plus 2 a page (refills), instead of timings:
+///
+/// ```
+/// use vystem_ptp::flush::{calibrate, crossover, regret, FlushProbe};
+/// use vystem_ptp::{Decision, FlushPolicy, FlushRange, PageSize, VirtAddr};
+///
+/// struct Model;
+/// impl FlushProbe for Model {
+///     fn round(&mut self, pages: u64, full: bool) -> u64 {
+///         if full { 300 + 2 * pages } else { 10 * pages }
+///     }
+/// }
+///
+/// let (policy, costs) = calibrate(&mut Model, 3);
+/// assert_eq!(crossover(&costs), Some(64)); // full wins from 64 pages on (428 < 640)
+/// assert_eq!(policy, FlushPolicy::with_ceiling(32));
+/// assert_eq!(regret(32, &costs), 0.0);
+/// assert!(regret(512, &costs) > 0.0); // always page by page
+///
+/// let range = FlushRange::of_pages(VirtAddr::new(0x1000), 32, PageSize::Size4KiB).unwrap();
+/// assert_eq!(policy.decide(&range), Decision::PerPage(32));
+/// range.ignore();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlushPolicy {
     /// The most per-page invalidations the policy issues before it flushes everything instead.
@@ -271,6 +317,7 @@ impl FlushPolicy {
         }
     }
 
+    /// What this policy does with `range`, without doing it (no privileged instruction).
     pub fn decide(&self, range: &FlushRange) -> Decision {
         match range.invlpg_count() {
             0 => Decision::Nothing,
@@ -297,8 +344,11 @@ impl FlushRange {
 /// for both): what [`crossover`], [`regret`], [`worst_ratio`] and [`calibrate`] decide from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundCost {
+    /// Pages flushed and refilled in the round.
     pub pages: u64,
+    /// Cost flushing page by page.
     pub per_page: f64,
+    /// Cost with one full flush.
     pub full: f64,
 }
 

@@ -12,7 +12,14 @@
 //! - [`shootdown`]: the cross-CPU part: which CPUs to interrupt, IPI or INVLPGB broadcast;
 //! - [`chunk`]: a region cut into runs of equal pages, as the mapper maps it and the model counts it;
 //! - [`capacity`]: pool usage per level and the pure prediction of the pages a layout needs;
-//! - [`sim`] (feature `std`): simulated physical memory for host tests and benchmarks.
+#![cfg_attr(
+    feature = "std",
+    doc = "- [`sim`] (feature `std`): simulated physical memory for host tests and benchmarks."
+)]
+#![cfg_attr(
+    not(feature = "std"),
+    doc = "- `sim` (feature `std`): simulated physical memory for host tests and benchmarks."
+)]
 //!
 //! # Example
 //!
@@ -40,6 +47,7 @@
 //! ```
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
 
 #[cfg(feature = "std")]
 extern crate std;

@@ -10,22 +10,35 @@
 use x86_64::structures::paging::{PageTable, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
 
+/// Bytes in one pool page (and one 4 KiB page-table page).
 pub const PAGE_BYTES: u64 = 4096;
 /// The Vystem standard pool size.
 pub const STANDARD_POOL_PAGES: u32 = 4096;
+/// The smallest pool [`Pool::new`] accepts, in pages.
 pub const MIN_POOL_PAGES: u32 = 64;
+/// The largest pool [`Pool::new`] accepts, in pages (256 MiB; the bitmap allocator's size).
 pub const MAX_POOL_PAGES: u32 = 65536;
 /// Physical addresses are at most 52 bits wide on x86-64.
 pub const MAX_PHYS: u64 = 1 << 52;
 
+/// Why [`Pool::new`] refused a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolError {
     /// Fewer pages than [`MIN_POOL_PAGES`] or more than [`MAX_POOL_PAGES`].
-    BadSize { pages: u32 },
+    BadSize {
+        /// The requested size, in pages.
+        pages: u32,
+    },
     /// The physical base or the window is not 4 KiB aligned.
-    Misaligned { addr: u64 },
+    Misaligned {
+        /// The misaligned address (physical base or window).
+        addr: u64,
+    },
     /// The pool's physical range leaves the 52-bit physical address space.
-    FrameOutOfRange { phys_end: u64 },
+    FrameOutOfRange {
+        /// The first physical byte past the pool.
+        phys_end: u64,
+    },
 }
 
 impl core::fmt::Display for PoolError {
@@ -49,6 +62,29 @@ impl core::fmt::Display for PoolError {
 }
 
 /// A page-table pool: where it is physically, how many pages, and how the code reaches it.
+///
+/// A `Pool` is a plain description (`Copy`, no ownership): the memory behind it is the
+/// caller's, as [`Pool::new`]'s safety contract says.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use vystem_ptp::{PhysAddr, Pool, PoolError};
+///
+/// // Host: a pool of 64 pages at physical page 16 of simulated memory.
+/// let mem = vystem_ptp::sim::SimMemory::new(128);
+/// let pool = mem.pool(16, 64).unwrap();
+/// assert_eq!((pool.pages(), pool.bytes()), (64, 64 * 4096));
+/// assert_eq!(pool.phys_base(), PhysAddr::new(16 * 4096));
+/// assert_eq!(pool.page_phys(2), PhysAddr::new(18 * 4096));
+/// assert_eq!(pool.index_of(PhysAddr::new(18 * 4096 + 8)), Some(2));
+/// assert_eq!(pool.index_of(PhysAddr::new(0)), None);
+/// // Too small a pool is an error, not a panic (the check runs before any memory is used).
+/// let small = unsafe { Pool::new(PhysAddr::new(0), 8, pool.window()) };
+/// assert_eq!(small, Err(PoolError::BadSize { pages: 8 }));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool {
     phys: PhysAddr,
@@ -57,6 +93,13 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// A pool of `pages` pages at physical `phys`, reached by the running code at `window`
+    /// (both 4 KiB aligned).
+    ///
+    /// # Errors
+    /// [`PoolError`] for a size outside [`MIN_POOL_PAGES`]`..=`[`MAX_POOL_PAGES`], a
+    /// misaligned address, or a range past the 52-bit physical space.
+    ///
     /// # Safety
     /// `window .. window + pages * 4 KiB` must be readable and writable memory that aliases the
     /// physical range `phys .. phys + pages * 4 KiB`, reserved for this pool for as long as the
@@ -96,18 +139,22 @@ impl Pool {
         unsafe { Pool::new(self.phys, self.pages, window) }
     }
 
+    /// Physical address of page 0 (the PML4): the CR3 value.
     pub fn phys_base(&self) -> PhysAddr {
         self.phys
     }
 
+    /// The virtual address at which the running code reaches page 0.
     pub fn window(&self) -> VirtAddr {
         self.window
     }
 
+    /// Size in pages.
     pub fn pages(&self) -> u32 {
         self.pages
     }
 
+    /// Size in bytes (`pages * 4096`).
     pub fn bytes(&self) -> u64 {
         self.pages as u64 * PAGE_BYTES
     }

@@ -13,9 +13,15 @@ use crate::pool::Pool;
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::VirtAddr;
 
+/// Which kind a [`Ptp`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PtpKind {
-    Modifiable { self_map: VirtAddr },
+    /// The pool is mapped into its own layout (RW, NX) from `self_map`.
+    Modifiable {
+        /// Virtual address of pool page 0 in the layout.
+        self_map: VirtAddr,
+    },
+    /// The layout never maps the pool's pages.
     Unmodifiable,
 }
 
@@ -23,7 +29,10 @@ pub enum PtpKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditError {
     /// `mapping` reaches the pool's own pages where this kind of PTP must not.
-    PoolMapped { mapping: Mapping },
+    PoolMapped {
+        /// The offending leaf mapping.
+        mapping: Mapping,
+    },
     /// The walk met a table outside the pool.
     Walk(TranslateError),
 }
@@ -31,7 +40,42 @@ pub enum AuditError {
 /// The self-map's leaf flags.
 pub const SELF_MAP_FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 
+/// A page-table pool with its kind: the mapper over the pool, plus the self-map of a
+/// modifiable PTP or the pool-frame guard of an unmodifiable one.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use vystem_ptp::{
+///     BitmapAllocator, MapError, PageSize, PageTableFlags as F, PhysAddr, Ptp,
+///     PtpKind, VirtAddr,
+/// };
+///
+/// let mem = vystem_ptp::sim::SimMemory::new(1024);
+///
+/// // Modifiable: the pool's 64 pages are mapped at `self_map`, page for page.
+/// let pool = mem.pool(0, 64).unwrap();
+/// let self_map = VirtAddr::new(0xffff_ff00_0000_0000);
+/// let ptp = Ptp::modifiable(pool, BitmapAllocator::new(64), self_map).unwrap();
+/// assert_eq!(ptp.kind(), PtpKind::Modifiable { self_map });
+/// assert_eq!(ptp.self_map_tables(), 3); // a PDPT, a PD and a PT
+/// assert_eq!(ptp.mapper.translate(self_map + 4096u64).unwrap().phys, pool.page_phys(1));
+/// assert_eq!(ptp.audit(), Ok(()));
+/// assert_eq!(ptp.cr3_frame(), pool.root_frame());
+///
+/// // Unmodifiable: its mapper refuses the pool's own frames.
+/// let pool = mem.pool(512, 64).unwrap();
+/// let mut user = Ptp::unmodifiable(pool, BitmapAllocator::new(64));
+/// let virt = VirtAddr::new(0x40_0000);
+/// let err = user.mapper.map_range(virt, pool.phys_base(), 1, PageSize::Size4KiB, F::WRITABLE);
+/// assert_eq!(err, Err(MapError::PoolFrame { phys: pool.phys_base().as_u64() }));
+/// user.mapper.map_range(virt, PhysAddr::new(0), 1, PageSize::Size4KiB, F::WRITABLE).unwrap().ignore();
+/// assert_eq!(user.audit(), Ok(()));
+/// # }
+/// ```
 pub struct Ptp<A: PageAllocator> {
+    /// The mapper over the pool: map, unmap and translate through it.
     pub mapper: PoolMapper<A>,
     kind: PtpKind,
     self_map_tables: u32,
@@ -39,6 +83,10 @@ pub struct Ptp<A: PageAllocator> {
 
 impl<A: PageAllocator> Ptp<A> {
     /// A PTP whose pool is mapped into itself at `self_map` (4 KiB aligned, canonical).
+    ///
+    /// # Errors
+    /// [`MapError`] if the self-map cannot be mapped (misaligned or non-canonical `self_map`,
+    /// or a pool too small for its own tables).
     pub fn modifiable(pool: Pool, alloc: A, self_map: VirtAddr) -> Result<Self, MapError> {
         Self::modifiable_with(pool, alloc, self_map, Fill::SSE2)
     }
@@ -69,6 +117,7 @@ impl<A: PageAllocator> Ptp<A> {
         })
     }
 
+    /// A PTP without a self-map, whose mapper refuses the pool's own frames.
     pub fn unmodifiable(pool: Pool, alloc: A) -> Self {
         Self::unmodifiable_with(pool, alloc, Fill::SSE2)
     }
@@ -85,6 +134,7 @@ impl<A: PageAllocator> Ptp<A> {
         }
     }
 
+    /// Modifiable (with its self-map address) or unmodifiable.
     pub fn kind(&self) -> PtpKind {
         self.kind
     }

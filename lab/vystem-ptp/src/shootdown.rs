@@ -11,6 +11,7 @@ use crate::flush::{Decision, FlushPolicy, FlushRange, RoundCost};
 pub struct CpuSet(pub u64);
 
 impl CpuSet {
+    /// No CPU.
     pub const EMPTY: CpuSet = CpuSet(0);
 
     /// CPUs `0..n` (all 64 for `n >= 64`).
@@ -27,10 +28,12 @@ impl CpuSet {
         CpuSet(CpuSet::first(to).0 & !CpuSet::first(from).0)
     }
 
+    /// Whether CPU `cpu` is in the set (never for `cpu >= 64`).
     pub const fn contains(self, cpu: u32) -> bool {
         cpu < 64 && self.0 & (1 << cpu) != 0
     }
 
+    /// The set plus `cpu` (unchanged for `cpu >= 64`).
     #[must_use]
     pub const fn with(self, cpu: u32) -> CpuSet {
         if cpu < 64 {
@@ -40,6 +43,7 @@ impl CpuSet {
         }
     }
 
+    /// The set minus `cpu`.
     #[must_use]
     pub const fn without(self, cpu: u32) -> CpuSet {
         if cpu < 64 {
@@ -49,14 +53,17 @@ impl CpuSet {
         }
     }
 
+    /// Number of CPUs in the set.
     pub const fn len(self) -> u32 {
         self.0.count_ones()
     }
 
+    /// Whether the set has no CPU.
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    /// The CPUs in the set, lowest index first.
     pub fn iter(self) -> impl Iterator<Item = u32> {
         (0..64).filter(move |&i| self.contains(i))
     }
@@ -68,12 +75,42 @@ pub enum Reach {
     /// No other CPU may cache the address space: the local flush is all.
     Nobody,
     /// An IPI to each of `targets`; each runs `each` (its own policy's decision) and acknowledges.
-    Ipi { targets: CpuSet, each: Decision },
+    Ipi {
+        /// The CPUs to interrupt.
+        targets: CpuSet,
+        /// What each of them does with the range.
+        each: Decision,
+    },
     /// One INVLPGB broadcast over the range (every CPU), then TLBSYNC.
     Broadcast,
 }
 
 /// Per-CPU flush policy plus the cross-CPU choice.
+///
+/// # Example
+///
+/// ```
+/// use vystem_ptp::flush::RoundCost;
+/// use vystem_ptp::shootdown::{broadcast_from, CpuSet, Reach, ShootdownPolicy};
+/// use vystem_ptp::{Decision, FlushPolicy, FlushRange, PageSize, VirtAddr};
+///
+/// let range = FlushRange::of_pages(VirtAddr::new(0x1000), 8, PageSize::Size4KiB).unwrap();
+/// // IPIs only: CPU 0 changed the tables, CPUs 1 and 3 run the address space too.
+/// let ipi = ShootdownPolicy::ipi(FlushPolicy::LINUX);
+/// let active = CpuSet::EMPTY.with(0).with(1).with(3);
+/// assert_eq!(
+///     ipi.plan(active, 0, &range),
+///     Reach::Ipi { targets: CpuSet(0b1010), each: Decision::PerPage(8) }
+/// );
+/// assert_eq!(ipi.plan(CpuSet::first(1), 0, &range), Reach::Nobody);
+///
+/// // Measured (here: modelled) costs per target count: IPIs 1000 each, a broadcast 2500.
+/// let costs = [1u64, 2, 4, 8].map(|n| RoundCost { pages: n, per_page: 1000.0 * n as f64, full: 2500.0 });
+/// let with_invlpgb = ShootdownPolicy { broadcast_from: broadcast_from(&costs), ..ipi };
+/// assert_eq!(with_invlpgb.broadcast_from, Some(4));
+/// assert_eq!(with_invlpgb.plan(CpuSet::first(5), 0, &range), Reach::Broadcast);
+/// range.ignore();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShootdownPolicy {
     /// What each CPU does with a range (the sender's own flush, and each target's).

@@ -7,6 +7,8 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use x86_64::structures::paging::OffsetPageTable;
 use x86_64::{PhysAddr, VirtAddr};
 
+/// Zeroed, page-aligned host memory standing in for physical RAM; freed on drop. Pools from
+/// [`SimMemory::pool`] point into it, so it must outlive them.
 pub struct SimMemory {
     ptr: *mut u8,
     layout: Layout,
@@ -27,6 +29,7 @@ impl SimMemory {
         SimMemory { ptr, layout }
     }
 
+    /// Size in 4 KiB pages.
     pub fn pages(&self) -> u64 {
         self.layout.size() as u64 / PAGE_BYTES
     }
@@ -37,6 +40,10 @@ impl SimMemory {
     }
 
     /// A pool of `pages` pages starting at physical page `first_page`.
+    ///
+    /// # Errors
+    /// [`PoolError::FrameOutOfRange`] if it does not fit in this memory; otherwise as
+    /// [`Pool::new`].
     pub fn pool(&self, first_page: u64, pages: u32) -> Result<Pool, PoolError> {
         let end = first_page.saturating_add(pages as u64);
         if end > self.pages() {

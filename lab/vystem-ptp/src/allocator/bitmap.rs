@@ -10,6 +10,23 @@ use crate::pool::MAX_POOL_PAGES;
 const WORDS: usize = MAX_POOL_PAGES as usize / 64;
 const SUMMARY: usize = WORDS / 64;
 
+/// One bit per pool page, up to [`MAX_POOL_PAGES`] (an 8 KiB bitmap, plus its summary): it
+/// frees, and after random frees still finds a free page without scanning full words.
+///
+/// # Example
+///
+/// ```
+/// use vystem_ptp::{BitmapAllocator, FreeError, PageAllocator};
+///
+/// let mut a = BitmapAllocator::new(4096);
+/// let (p, q) = (a.allocate().unwrap(), a.allocate().unwrap());
+/// assert_eq!((p, q, a.used()), (1, 2, 3));
+/// a.free(p).unwrap();
+/// assert_eq!(a.free(p), Err(FreeError::NotAllocated { index: p }));
+/// assert_eq!(a.free(0), Err(FreeError::Root));
+/// assert_eq!(a.allocate(), Ok(p)); // the lowest free page comes back first
+/// assert_eq!(a.left(), 4096 - 3);
+/// ```
 #[derive(Clone)]
 pub struct BitmapAllocator {
     /// Bit set = page in use. Bits past `capacity` are set so they are never handed out.

@@ -2,6 +2,26 @@
 
 use super::{AllocError, FreeError, PageAllocator};
 
+/// A counter over a pool's pages: page `counter()` is the next handed out, nothing is ever
+/// freed ([`FreeError::Unsupported`]). What a bootloader needs, and what the kernel's
+/// [`BitmapAllocator`](super::BitmapAllocator) takes over from.
+///
+/// # Example
+///
+/// ```
+/// use vystem_ptp::{AllocError, BitmapAllocator, BumpAllocator, FreeError, PageAllocator};
+///
+/// let mut bump = BumpAllocator::new(64);
+/// assert_eq!(bump.used(), 1); // the root
+/// assert_eq!(bump.allocate(), Ok(1));
+/// assert_eq!(bump.allocate(), Ok(2));
+/// assert_eq!(bump.free(2), Err(FreeError::Unsupported));
+/// // Hand-over: the kernel's bitmap starts where the counter stopped.
+/// let mut bitmap = BitmapAllocator::from_counter(bump.capacity(), bump.counter());
+/// assert_eq!(bitmap.allocate(), Ok(3));
+/// while bump.allocate().is_ok() {}
+/// assert_eq!(bump.allocate(), Err(AllocError::Exhausted { capacity: 64 }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BumpAllocator {
     next: u32,

@@ -13,18 +13,31 @@ use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size4KiB};
 /// The index of the pool's root page (PML4).
 pub const ROOT_PAGE: u32 = 0;
 
+/// Why [`PageAllocator::allocate`] handed out no page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AllocError {
     /// Every page of the pool is in use.
-    Exhausted { capacity: u32 },
+    Exhausted {
+        /// Pages in the pool.
+        capacity: u32,
+    },
 }
 
+/// Why [`PageAllocator::free`] refused a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreeError {
     /// The index is not a page of this pool.
-    OutOfPool { index: u32, capacity: u32 },
+    OutOfPool {
+        /// The page index given.
+        index: u32,
+        /// Pages in the pool.
+        capacity: u32,
+    },
     /// The page is free already (double free, or never handed out).
-    NotAllocated { index: u32 },
+    NotAllocated {
+        /// The page index given.
+        index: u32,
+    },
     /// Page 0 is the PML4 of the address space and is never returned.
     Root,
     /// This allocator cannot free (the bump allocator only counts up).
@@ -64,10 +77,12 @@ pub trait PageAllocator {
     fn capacity(&self) -> u32;
     /// Pages in use, including the root.
     fn used(&self) -> u32;
+    /// Whether page `index` is in use (`false` outside the pool).
     fn is_allocated(&self, index: u32) -> bool;
     /// Whether [`PageAllocator::free`] can ever succeed (the mapper then returns empty tables).
     fn can_free(&self) -> bool;
 
+    /// Pages still free.
     fn left(&self) -> u32 {
         self.capacity() - self.used()
     }
@@ -101,7 +116,9 @@ impl<A: PageAllocator + ?Sized> PageAllocator for &mut A {
 /// Lets the x86_64 crate's mappers (`OffsetPageTable::map_to`) take their table frames from a pool:
 /// the peer we measure against uses exactly the same pages.
 pub struct PoolFrames<'a, A: PageAllocator> {
+    /// The pool whose pages become frames.
     pub pool: Pool,
+    /// The allocator that hands them out.
     pub alloc: &'a mut A,
 }
 

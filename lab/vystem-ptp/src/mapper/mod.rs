@@ -25,55 +25,97 @@ mod walk;
 const ENTRIES: usize = 512;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
+/// Why a mapping was refused. Every variant is checked before anything is written, except
+/// [`MapError::AllocatorOutsidePool`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapError {
     /// The pool has fewer free pages than the mapping needs tables (`needed` of them).
-    PoolExhausted { needed: u64, left: u32 },
+    PoolExhausted {
+        /// Tables the mapping needs.
+        needed: u64,
+        /// Pool pages free.
+        left: u32,
+    },
     /// `virt` is already mapped, by a page of any size.
-    AlreadyMapped { virt: VirtAddr },
+    AlreadyMapped {
+        /// The first address found mapped.
+        virt: VirtAddr,
+    },
     /// A huge page is wanted at `virt` but a table exists there (it maps smaller pages, or an
     /// allocator that cannot free kept it after an unmap).
-    TableInTheWay { virt: VirtAddr },
+    TableInTheWay {
+        /// Where the huge page would go.
+        virt: VirtAddr,
+    },
     /// `virt` or `phys` is not aligned to the page size.
     Misaligned {
+        /// The virtual address given.
         virt: u64,
+        /// The physical address given.
         phys: u64,
+        /// The page size both must be aligned to.
         size: PageSize,
     },
     /// The range reaches `addr`, outside the canonical half it starts in (or past 2^64).
-    NonCanonical { addr: u64 },
+    NonCanonical {
+        /// The first address out of the half (saturated at `u64::MAX`).
+        addr: u64,
+    },
     /// The physical range reaches `phys`, past the 52-bit physical address space.
-    FrameOutOfRange { phys: u64 },
+    FrameOutOfRange {
+        /// The physical end of the range (saturated at `u64::MAX`).
+        phys: u64,
+    },
     /// A table entry points at `phys`, outside the pool: these tables were not built by it.
-    ForeignTable { phys: u64 },
+    ForeignTable {
+        /// The address the entry holds.
+        phys: u64,
+    },
     /// The allocator handed out page `index`, past the pool's `pages`: it describes a larger
     /// pool than the mapper's (a set-up error: the page is given back, never written; a
     /// range mapping may have been partly done).
-    AllocatorOutsidePool { index: u32, pages: u32 },
+    AllocatorOutsidePool {
+        /// The page index handed out.
+        index: u32,
+        /// The pool's size, in pages.
+        pages: u32,
+    },
     /// The frame at `phys` is a page of this pool: an unmodifiable PTP never maps its own
     /// tables (that would be a writable alias of its PML4 in a userland layout).
-    PoolFrame { phys: u64 },
+    PoolFrame {
+        /// The first pool address the physical range reaches.
+        phys: u64,
+    },
 }
 
+/// Why an unmapping was refused (checked before anything changes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnmapError {
     /// Nothing maps `virt`.
     NotMapped {
+        /// The address given.
         virt: VirtAddr,
     },
     /// The range cuts through the huge page that maps `virt`.
     PartialHugePage {
+        /// The huge page's address.
         virt: VirtAddr,
+        /// Its size.
         size: PageSize,
     },
     /// Start or length not a multiple of 4 KiB (or, for a single page, of its page size).
     Misaligned {
+        /// The address given.
         virt: u64,
     },
+    /// The range reaches `addr`, outside the canonical half it starts in (or past 2^64).
     NonCanonical {
+        /// The first address out of the half (saturated at `u64::MAX`).
         addr: u64,
     },
+    /// A table entry points at `phys`, outside the pool.
     ForeignTable {
+        /// The address the entry holds.
         phys: u64,
     },
 }
@@ -82,16 +124,31 @@ pub enum UnmapError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdoptError {
     /// An entry points at `phys`, outside the pool: these tables were not built by it.
-    ForeignTable { phys: u64 },
+    ForeignTable {
+        /// The address the entry holds.
+        phys: u64,
+    },
     /// Pool page `index` is reached twice: two entries point at it, or an entry points back
     /// up at a table above it (the root included). Not a tree this mapper can own.
-    SharedTable { index: u32 },
+    SharedTable {
+        /// The pool page reached twice.
+        index: u32,
+    },
 }
 
+/// Why an address does not translate (or a walk stopped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TranslateError {
-    NotMapped { virt: VirtAddr },
-    ForeignTable { phys: u64 },
+    /// No present entry maps `virt`.
+    NotMapped {
+        /// The address given.
+        virt: VirtAddr,
+    },
+    /// A table entry points at `phys`, outside the pool.
+    ForeignTable {
+        /// The address the entry holds.
+        phys: u64,
+    },
 }
 
 macro_rules! display_via_debug {
@@ -108,29 +165,81 @@ display_via_debug!(MapError, UnmapError, AdoptError, TranslateError);
 /// Where an address leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Translation {
+    /// The physical address `virt` leads to (the frame plus the offset in the page).
     pub phys: PhysAddr,
+    /// The size of the page that maps it.
     pub size: PageSize,
+    /// The leaf entry's flags.
     pub flags: F,
 }
 
 /// One leaf entry, as the walk reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapping {
+    /// Virtual address of the page.
     pub virt: VirtAddr,
+    /// Its frame.
     pub phys: PhysAddr,
+    /// Its size.
     pub size: PageSize,
+    /// The leaf entry's flags.
     pub flags: F,
 }
 
 /// Pages a region mapping used, per size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RegionStats {
+    /// 4 KiB pages mapped.
     pub pages_4kib: u64,
+    /// 2 MiB pages mapped.
     pub pages_2mib: u64,
+    /// 1 GiB pages mapped.
     pub pages_1gib: u64,
 }
 
 /// A mapper over one pool, with the pool's allocator.
+///
+/// Changes return a [`FlushRange`] to flush (ring 0) or [`FlushRange::ignore`] (an address
+/// space not loaded yet); range mappings are all or nothing.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use vystem_ptp::{
+///     BitmapAllocator, PageAllocator, PageSize, PageSizes, PageTableFlags as F, PhysAddr,
+///     PoolMapper, TranslateError, VirtAddr,
+/// };
+///
+/// let mem = vystem_ptp::sim::SimMemory::new(256);
+/// let pool = mem.pool(0, 256).unwrap();
+/// let mut m = PoolMapper::create(pool, BitmapAllocator::new(256));
+///
+/// // 16 pages of 4 KiB: one PDPT, one PD, one PT.
+/// let virt = VirtAddr::new(0x4000_0000);
+/// let flush = m.map_range(virt, PhysAddr::new(0x10_0000), 16, PageSize::Size4KiB, F::WRITABLE).unwrap();
+/// assert_eq!(flush.pages(), 16);
+/// flush.ignore(); // not in CR3: nothing cached
+/// assert_eq!(m.usage().tables.total(), 4);
+///
+/// // A region: the largest pages alignment allows (here 2 MiB, with a 4 KiB head).
+/// let region = VirtAddr::new(0x8000_0000 - 0x1000);
+/// let stats = m.map_region(region, PhysAddr::new(0x1ff000), 0x401000, PageSizes::UP_TO_2MIB, F::WRITABLE).unwrap();
+/// assert_eq!((stats.pages_4kib, stats.pages_2mib), (1, 2));
+///
+/// let t = m.translate(virt + 0x2345u64).unwrap();
+/// assert_eq!((t.phys, t.size), (PhysAddr::new(0x10_2345), PageSize::Size4KiB));
+/// assert!(t.flags.contains(F::PRESENT | F::WRITABLE));
+///
+/// // Unmapping returns the range the TLB must forget; the emptied PT goes back to the pool.
+/// let used = m.allocator().used();
+/// let flush = m.unmap_range(virt, 16 * 4096).unwrap();
+/// assert_eq!((flush.pages(), flush.tables_freed()), (16, 1));
+/// flush.ignore(); // in a kernel: `flush.flush_each()` or a `FlushPolicy`
+/// assert_eq!(m.allocator().used(), used - 1);
+/// assert_eq!(m.translate(virt), Err(TranslateError::NotMapped { virt }));
+/// # }
+/// ```
 pub struct PoolMapper<A: PageAllocator> {
     pool: Pool,
     alloc: A,
@@ -172,6 +281,8 @@ fn is_huge(entry: u64, level: u8) -> bool {
 impl<A: PageAllocator> PoolMapper<A> {
     /// A new, empty address space: the pool's root page is zeroed. `alloc` must describe the same
     /// pool, with only the root in use.
+    ///
+    /// The pool is trusted as [`Pool::new`] was promised (this writes its page 0).
     pub fn create(pool: Pool, alloc: A) -> Self {
         // SAFETY: the pool's window reaches page 0, reserved for the root.
         unsafe { core::ptr::write_bytes(pool.page_ptr(ROOT_PAGE), 0, 1) };
@@ -260,14 +371,17 @@ impl<A: PageAllocator> PoolMapper<A> {
         self
     }
 
+    /// The leaf-fill path in use.
     pub fn fill(&self) -> Fill {
         self.fill
     }
 
+    /// The pool, as the mapper reaches it (its current window).
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
+    /// The allocator (read-only: pages are taken and returned by the mapper).
     pub fn allocator(&self) -> &A {
         &self.alloc
     }
@@ -282,10 +396,13 @@ impl<A: PageAllocator> PoolMapper<A> {
         Ok(())
     }
 
+    /// Give back the pool and the allocator (e.g. to hand a bootloader's tables to a kernel,
+    /// which [`PoolMapper::adopt`]s them).
     pub fn into_parts(self) -> (Pool, A) {
         (self.pool, self.alloc)
     }
 
+    /// Tables per level and the pool's used, free and total pages.
     pub fn usage(&self) -> Usage {
         Usage {
             tables: self.tables,

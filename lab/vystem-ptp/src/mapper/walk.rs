@@ -5,6 +5,11 @@ use super::*;
 impl<A: PageAllocator> PoolMapper<A> {
     // ---- reading ---------------------------------------------------------------------------
 
+    /// Where `virt` leads: frame plus offset, page size and leaf flags.
+    ///
+    /// # Errors
+    /// [`TranslateError::NotMapped`] when no present entry maps it,
+    /// [`TranslateError::ForeignTable`] when the walk leaves the pool.
     pub fn translate(&self, virt: VirtAddr) -> Result<Translation, TranslateError> {
         let va = virt.as_u64();
         let mut table = ROOT_PAGE;
