@@ -23,6 +23,10 @@ cargo clippy --quiet -p vystem-ptp -p ptp-lab --features ptp-lab/std --all-targe
 cargo clippy --quiet -p vystem-ptp -p ptp-lab -- -D warnings
 (cd bench-kernel && cargo clippy --quiet --release -- -D warnings)
 
+step "vystem-ptp's docs (what docs.rs shows a kernel developer): no warning, with and without std"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p vystem-ptp --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet -p vystem-ptp --no-deps --features std
+
 step "vystem-ptp and ptp-lab: unit, property and doc tests"
 cargo test --quiet -p vystem-ptp --features std
 cargo test --quiet -p ptp-lab --features std
