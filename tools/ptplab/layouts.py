@@ -54,21 +54,19 @@ class Layout:
 
 
 def read(path: Path) -> Layout:
-    """A layout from any of the three formats; an error names the file and line."""
+    """A layout from any of the three formats; an error names the file and line (and field)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise LayoutError(f"{path}: {e.strerror}")
-    if text.lstrip().startswith("{"):
-        try:
-            d = json.loads(text)
-            ranges = [(int(s, 16), int(e, 16), p) for s, e, p in d["ranges"]]
-        except (ValueError, KeyError, TypeError) as e:
-            raise LayoutError(f"{path}: not a captured layout ({e})")
-        return Layout(d.get("program", path.stem) + "/" + str(d.get("variant", "")), ranges, d.get("vm_pte_kib"))
+    if data.lstrip().startswith(b"{"):
+        return _captured(path, data)
     ranges = []
-    for i, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
+    for i, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8").split("#", 1)[0].strip()
+        except UnicodeDecodeError:
+            raise LayoutError(f"{path}:{i}: not UTF-8 text")
         if not line:
             continue
         m = MAPS_LINE.match(line) or HAND_LINE.match(line)
@@ -79,6 +77,35 @@ def read(path: Path) -> Layout:
             raise LayoutError(f"{path}:{i}: {line!r}: START < END, both 4 KiB aligned")
         ranges.append((s, e, m.group(3) or "rw-p"))
     return Layout(path.stem, ranges)
+
+
+def _captured(path: Path, data: bytes) -> Layout:
+    """A layout captured by `ptplab layouts` (JSON), every field checked."""
+    try:
+        d = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise LayoutError(f"{path}: not a captured layout (not JSON: {e})")
+    if not isinstance(d, dict):
+        raise LayoutError(f"{path}: not a captured layout (not a JSON object)")
+    program, variant, pte = d.get("program", path.stem), d.get("variant", ""), d.get("vm_pte_kib")
+    if not isinstance(program, str) or not isinstance(variant, str):
+        raise LayoutError(f"{path}: program and variant must be strings")
+    if pte is not None and (isinstance(pte, bool) or not isinstance(pte, int) or pte < 0):
+        raise LayoutError(f"{path}: vm_pte_kib {pte!r} is not a count of KiB")
+    if not isinstance(d.get("ranges"), list):
+        raise LayoutError(f"{path}: ranges must be a list of [START, END, PERMS]")
+    ranges = []
+    for i, r in enumerate(d["ranges"]):
+        try:
+            s, e, perms = r
+            s, e = int(s, 16), int(e, 16)
+            if not isinstance(perms, str) or s >= e or s % PAGE or e % PAGE:
+                raise ValueError
+        except (ValueError, TypeError):
+            raise LayoutError(f"{path}: ranges[{i}] {r!r} is not [START, END, PERMS] (hex, START < END, "
+                              "4 KiB aligned)")
+        ranges.append((s, e, perms))
+    return Layout(program + "/" + variant, ranges, pte)
 
 
 def pool_pages(layout: Layout) -> dict:

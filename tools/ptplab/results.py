@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import schema
 from .cli import BenchError, say
 from .lab import REPO
 
@@ -25,24 +26,37 @@ class ResultsError(Exception):
 
 
 def load(path: Path, skipped: list[str] | None = None) -> list[dict]:
-    """The records of a results file. A line that is not a JSON object (malformed, or cut off by
-    a crash) is an error naming file and line; with `skipped` (lenient) it is left out and
-    said there instead."""
+    """The records of a results file, each checked against its declaration (schema.Checker:
+    type, fields, what each holds). A line that is not a JSON object (malformed, cut off by a
+    crash, serial noise) or a record that fails its check is an error naming file, line and
+    field; with `skipped` (lenient) it is left out and said there instead. A file whose first
+    record is not a readable run record is an error either way: nothing in it can be placed."""
     try:
         lines = path.read_bytes().splitlines()
     except OSError as e:
         raise ResultsError(f"cannot read {path}: {e.strerror}")
-    records = []
+    records, check = [], None
     for i, line in enumerate(lines, 1):
         # Line by line, so a line of serial noise that is not UTF-8 costs that line only.
         try:
             rec = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             rec = None
-        if not isinstance(rec, dict):
-            if skipped is None:
-                raise ResultsError(f"{path}:{i}: not a JSON object")
-            skipped.append(f"{path}:{i}: not a JSON object, skipped")
+        problems = ["not a JSON object"] if not isinstance(rec, dict) else []
+        if not problems and check is None:
+            if rec.get("type") != "run":
+                raise ResultsError(f"{path}:{i}: the first record is not the run record")
+            try:
+                check = schema.Checker(rec.get("schema"))
+            except ValueError as e:
+                raise ResultsError(f"{path}:{i}: {e}")
+        if not problems:
+            problems = check.problems(rec, whole=False)
+        if problems:
+            first_run = not records and isinstance(rec, dict) and rec.get("type") == "run"
+            if skipped is None or first_run:  # without its run record nothing can be placed
+                raise ResultsError(f"{path}:{i}: {problems[0]}")
+            skipped.append(f"{path}:{i}: {problems[0]}, skipped")
             continue
         records.append(rec)
     return records

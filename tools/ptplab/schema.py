@@ -68,42 +68,99 @@ def required(schema: int) -> dict[str, list[str]]:
     return dict(facts["records"])
 
 
-def validate(records: list[dict]) -> list[str]:
-    """Every problem found, as text naming the record (1-based) and field; [] when valid."""
-    errors = []
-    if not records or records[0].get("type") != "run":
-        return ["record 1: the first record must be the run record"]
-    schema = version(records)
-    try:
-        shapes = required(schema)
-    except KeyError:
-        readable = ", ".join(map(str, [*FROZEN, lab.facts()["schema"]]))
-        return [f"record 1 (run): schema {schema!r} is not one these tools read ({readable})"]
-    facts = lab.facts()
-    allowed = {"where": set(facts["where"]), "accel": ACCEL, "execution": set(facts["execution"])}
-    for i, r in enumerate(records, 1):
+_KINDS = {"string": (str,), "integer": (int,), "number": (int, float), "bool": (bool,), "object": (dict,),
+          "list": (list,)}
+
+
+def kinds() -> dict[str, dict[str, str]]:
+    """What JSON each field of each record type holds, as the Rust declaration says (`ptp-host
+    facts`); the frozen versions' fields mean what the current ones of the same name do."""
+    return lab.facts()["record_kinds"]
+
+
+def kind_problem(value, kind: str) -> str | None:
+    """Why `value` is not of `kind` (`integer`, `string?`, ...), or None when it is."""
+    base, nullable = kind.rstrip("?"), kind.endswith("?")
+    if value is None:
+        return None if nullable or base == "any" else "null"
+    if base == "any":
+        return None
+    types = _KINDS.get(base, ())
+    if isinstance(value, bool) and base != "bool":
+        return "a bool"
+    if base == "integer" and isinstance(value, float) and value.is_integer():
+        return None  # 3e9 is an integer written as JSON may write it
+    if not isinstance(value, types):
+        return f"a {type(value).__name__.replace('dict', 'object').replace('str', 'string')}"
+    return None
+
+
+class Checker:
+    """The checks of one record against its declaration in one schema version: its type is
+    known, its fields are there and hold what they are declared to, the values a tool relies
+    on make sense."""
+
+    def __init__(self, schema):
+        try:
+            self.shapes = required(schema)
+        except KeyError:
+            readable = ", ".join(map(str, [*FROZEN, lab.facts()["schema"]]))
+            raise ValueError(f"schema {schema!r} is not one these tools read ({readable})") from None
+        facts = lab.facts()
+        self.schema = schema
+        self.types = kinds()
+        self.allowed = {"where": set(facts["where"]), "accel": ACCEL, "execution": set(facts["execution"])}
+
+    # What a reader indexes in a record: without these it cannot place the record. The other
+    # missing fields are the whole file's check (validate); every field present must hold what
+    # it is declared to.
+    NEEDED = {"measurement": ["suite", "bench", "impl"], "check": ["name"], "skip": ["bench"], "target": ["name"],
+              "crossover": ["bench", "page_size", "per_page", "full", "sizes", "per_page_costs", "full_costs"]}
+
+    def problems(self, r: dict, whole: bool = True) -> list[str]:
+        """What is wrong with record `r`, each naming its type and field; [] when it is right.
+        `whole` False: of the missing fields only those in NEEDED count (what readers index)."""
         t = r.get("type")
-        if t not in shapes:
-            errors.append(f"record {i}: unknown type {t!r}")
-            continue
-        fields = shapes[t]
-        if schema == 1 and t == "measurement" and r.get("source") == "criterion":
+        if not isinstance(t, str) or t not in self.shapes:
+            return [f"unknown type {t!r}"]
+        fields = self.shapes[t]
+        if self.schema == 1 and t == "measurement" and r.get("source") == "criterion":
             fields = V1_CRITERION_MEASUREMENT
         if t == "run":
             fields = fields + JOB_FIELDS
+        declared = self.types.get(t, {})
+        errors = []
         for k in fields:
             if k not in r:
-                errors.append(f"record {i} ({t}): missing {k!r}")
+                if whole or k in self.NEEDED.get(t, ()):
+                    errors.append(f"{t}: missing {k!r}")
+            elif k in declared and (why := kind_problem(r[k], declared[k])):
+                errors.append(f"{t}: {k} is {why}, not {declared[k]}")
+        if errors:
+            return errors
         if t == "run":
-            for k, ok in allowed.items():
+            for k, ok in self.allowed.items():
                 if k in r and r[k] not in ok:
-                    errors.append(f"record {i} (run): {k} {r[k]!r} not one of {sorted(ok)}")
+                    errors.append(f"run: {k} {r[k]!r} not one of {sorted(ok)}")
         if t == "measurement":
-            if r.get("per") not in ("op", "page", "iter"):
-                errors.append(f"record {i} (measurement): per {r.get('per')!r}")
+            if (whole or "per" in r) and r.get("per") not in ("op", "page", "iter"):
+                errors.append(f"measurement: per {r.get('per')!r}")
             vals = [r.get(k) for k in ("min", "p50", "p90", "p99", "max")]
             if all(isinstance(v, (int, float)) for v in vals) and vals != sorted(vals):
-                errors.append(f"record {i} (measurement): min <= p50 <= p90 <= p99 <= max does not hold: {vals}")
+                errors.append(f"measurement: min <= p50 <= p90 <= p99 <= max does not hold: {vals}")
+        return errors
+
+
+def validate(records: list[dict]) -> list[str]:
+    """Every problem found, as text naming the record (1-based) and field; [] when valid."""
+    if not records or records[0].get("type") != "run":
+        return ["record 1: the first record must be the run record"]
+    try:
+        check = Checker(version(records))
+    except ValueError as e:
+        return [f"record 1 (run): {e}"]
+    errors = [f"record {i} ({p.split(':', 1)[0]}):{p.split(':', 1)[1]}" if ":" in p else f"record {i}: {p}"
+              for i, r in enumerate(records, 1) for p in check.problems(r)]
     if records[-1].get("type") != "end":
         errors.append(f"record {len(records)}: the last record must be the end record")
     return errors

@@ -77,12 +77,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--where", choices=["kernel", "host"], help="only runs made there")
     ap.add_argument("--accel", help="only runs with this accel (kvm, tcg, bare-metal, none)")
     ap.add_argument("--percentiles", action="store_true", help="add p90 and p99 to a run's table")
+    ap.add_argument("--lenient", action="store_true",
+                    help="skip malformed lines and records that fail their check, with a warning")
     try:
         a = ap.parse_args(argv)
         paths = [Path(f) for f in a.files] or sorted(RESULTS.glob("*.jsonl"))
         if not paths:
             raise ResultsError("no results files")
-        runs = sorted((Run(p) for p in paths), key=lambda r: r.key)
+        skipped: list[str] | None = [] if a.lenient else None
+        runs = sorted((Run(p, skipped) for p in paths), key=lambda r: r.key)
+        for note in skipped or []:
+            print(f"show: warning: {note}", file=sys.stderr)
     except (ResultsError, BenchError) as e:
         print(f"show: error: {e}", file=sys.stderr)
         return 2

@@ -179,8 +179,11 @@ def test_bench_sh_help_lists_every_option():
 
 def run_file(path: Path, started: str, p50: float, partial: bool = False) -> Path:
     """A valid schema-2 file: a run, ours and the limit, an end (none if `partial`)."""
-    declared = lab.facts()["records"]
-    blank = {ty: {k: None for k in fields} for ty, fields in declared.items()}
+    declared, kinds = lab.facts()["records"], lab.facts()["record_kinds"]
+    # Each field a blank value of its declared kind (null where it may be null).
+    empty = {"string": "", "integer": 0, "number": 0.0, "bool": False, "object": {}, "list": []}
+    blank = {ty: {k: None if kinds[ty][k].endswith("?") else empty.get(kinds[ty][k]) for k in fields}
+             for ty, fields in declared.items()}
     records = [{"type": "run", **blank["run"], "schema": 2, "where": "kernel", "accel": "tcg",
                 "execution": "emulated", "started_utc": started, "config": {"pool_pages": [64]},
                 "run_id": "r", "git_commit": "c", "git_dirty": False},

@@ -35,7 +35,8 @@ def test_no_layouts_is_a_clear_error(tmp_path):
 
 def test_a_malformed_results_file_is_named_with_its_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"type": "run", "where": "host"}\n{"type": "measurement", "p50": 1\n')
+    run = (REPO / "results/2026-12-02-vm-none-9.jsonl").read_text().splitlines()[0]
+    bad.write_text(run + '\n{"type": "measurement", "p50": 1\n')
     p = subprocess.run([str(REPO / "scripts/report.sh"), str(bad), "--out", str(tmp_path)],
                        capture_output=True, text=True)
     assert p.returncode == 2 and f"{bad}:2: not a JSON object" in p.stderr, p.stderr
@@ -196,15 +197,15 @@ def test_by_default_the_newest_run_comes_with_its_repeats_and_nothing_else(tmp_p
 
 
 def tlb_records(execution):
-    run = {"type": "run", "where": "kernel", "accel": "tcg" if execution == "emulated" else "kvm",
+    run = {"type": "run", "schema": 4, "where": "kernel", "accel": "tcg" if execution == "emulated" else "kvm",
            "execution": execution, "cpu": {"brand": "X"}, "tsc_hz": 2e9, "git_commit": "abcdef123"}
-    cross = {"type": "crossover", "bench": "tlb_crossover", "page_size": "4KiB", "per_page": "invlpg-refill",
+    cross = {"type": "crossover", "suite": "tlb", "bench": "tlb_crossover", "pool_pages": 4096, "page_size": "4KiB", "per_page": "invlpg-refill",
              "full": "cr3-reload-refill", "unit": "ticks", "sizes": [1, 2], "per_page_costs": [1.0, 9.0],
              "full_costs": [5.0, 5.0], "n_star": 2, "ceiling": 1, "calibrated_ceiling": 1,
              "calibration_ticks": 1234, "calibrated_worst_excess": 1.0,
              "fixed_ceilings": {"32": {"regret": 4.0}, "33": {"regret": 4.0}, "64": {"regret": 4.0}}}
     shoot = {**cross, "bench": "tlb_shootdown", "per_page": "ipi-invlpg-refill", "full": "ipi-cr3-reload-refill"}
-    ipi = [{"type": "measurement", "bench": "tlb_shootdown", "impl": "ipi", "p50": 2000.0 * k + p,
+    ipi = [{"type": "measurement", "suite": "shootdown", "bench": "tlb_shootdown", "impl": "ipi", "p50": 2000.0 * k + p,
             "params": {"targets": k, "pages": p}} for k in (1, 2) for p in (1, 8, 32, 64, "full") if p != "full"]
     skip = {"type": "skip", "bench": "tlb_shootdown_invlpgb", "reason": "CPU lacks INVLPGB/TLBSYNC"}
     return [run, cross, shoot, *ipi, skip, {"type": "end"}]

@@ -56,6 +56,22 @@ impl Mode {
     }
 }
 
+impl crate::json::JsonKind for Mode {
+    const KIND: crate::json::Kind = crate::json::Kind::STRING;
+}
+
+impl crate::json::JsonKind for Suite {
+    const KIND: crate::json::Kind = crate::json::Kind::STRING;
+}
+
+impl crate::json::JsonKind for SuiteSet {
+    const KIND: crate::json::Kind = crate::json::Kind::LIST;
+}
+
+impl crate::json::JsonKind for Config {
+    const KIND: crate::json::Kind = crate::json::Kind::OBJECT;
+}
+
 impl ToJson for Mode {
     fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
         self.name().write_json(w)

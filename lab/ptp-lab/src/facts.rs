@@ -101,7 +101,26 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
     let records = With(|w: &mut dyn Write| {
         RECORDS
             .iter()
-            .fold(Obj::open(w), |o, (ty, fields)| o.field(ty, *fields))
+            .fold(Obj::open(w), |o, (ty, fields, _)| o.field(ty, *fields))
+            .close()
+    });
+    // Per record type, per field: `string`, `integer`, `number`, `bool`, `object`, `list` or
+    // `any`, with `?` where it may be null.
+    let kinds = With(|w: &mut dyn Write| {
+        RECORDS
+            .iter()
+            .fold(Obj::open(w), |o, (ty, fields, kinds)| {
+                o.field(
+                    ty,
+                    &With(|w: &mut dyn Write| {
+                        fields
+                            .iter()
+                            .zip(kinds.iter())
+                            .fold(Obj::open(w), |o, (f, k)| o.field(f, k))
+                            .close()
+                    }),
+                )
+            })
             .close()
     });
     let exit = With(|w: &mut dyn Write| {
@@ -139,6 +158,7 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
     Obj::new(w, "facts")
         .field("schema", &SCHEMA)
         .field("records", &records)
+        .field("record_kinds", &kinds)
         .field("boot_suite", BOOT_SUITE)
         .field("where", &names(&Place::ALL, Place::name))
         .field(

@@ -53,6 +53,89 @@ pub trait ToJson {
     fn write_json(&self, w: &mut dyn Write) -> fmt::Result;
 }
 
+/// What JSON a field holds, for readers that check a record's field types (`ptp-host facts`
+/// lists it per field): the base type, and whether it may be null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// `string`, `integer`, `number`, `bool`, `object`, `list`, or `any`.
+    pub base: &'static str,
+    pub nullable: bool,
+}
+
+impl Kind {
+    pub const fn of(base: &'static str) -> Kind {
+        Kind {
+            base,
+            nullable: false,
+        }
+    }
+    pub const ANY: Kind = Kind::of("any");
+    pub const STRING: Kind = Kind::of("string");
+    pub const INTEGER: Kind = Kind::of("integer");
+    pub const OBJECT: Kind = Kind::of("object");
+    pub const LIST: Kind = Kind::of("list");
+    /// Numbers the writer makes null when not finite.
+    pub const NUMBER: Kind = Kind {
+        base: "number",
+        nullable: true,
+    };
+    pub const fn or_null(self) -> Kind {
+        Kind {
+            nullable: true,
+            ..self
+        }
+    }
+}
+
+impl ToJson for Kind {
+    fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
+        let mut buf = crate::fixedstr::FixedStr::<16>::new();
+        let _ = write!(buf, "{}{}", self.base, if self.nullable { "?" } else { "" });
+        buf.as_str().write_json(w)
+    }
+}
+
+/// The [`Kind`] of a field's type (what [`json_object!`] declares per field).
+pub trait JsonKind {
+    const KIND: Kind;
+}
+
+/// The kind a declaration's `=> f` conversion writes: that of `f`'s result.
+pub const fn kind_of_ret<A: ?Sized, R: JsonKind>(_: fn(&A) -> R) -> Kind {
+    R::KIND
+}
+
+macro_rules! kinds {
+    ($kind:expr => $($t:ty),*) => { $(impl JsonKind for $t { const KIND: Kind = $kind; })* };
+}
+kinds!(Kind::STRING => str, fmt::Arguments<'_>, dyn fmt::Display + '_, Hex);
+kinds!(Kind::INTEGER => u8, u16, u32, u64, usize, i8, i16, i32, i64);
+kinds!(Kind::of("bool") => bool);
+kinds!(Kind::NUMBER => f64, Shortest);
+kinds!(Kind::ANY => dyn ToJson + '_, Raw<'_>);
+kinds!(Kind::OBJECT => Fields<'_>);
+impl<const N: usize> JsonKind for crate::fixedstr::FixedStr<N> {
+    const KIND: Kind = Kind::STRING;
+}
+impl<const D: usize> JsonKind for Fixed<D> {
+    const KIND: Kind = Kind::NUMBER;
+}
+impl<T: JsonKind + ?Sized> JsonKind for &T {
+    const KIND: Kind = T::KIND;
+}
+impl<T: JsonKind> JsonKind for Option<T> {
+    const KIND: Kind = T::KIND.or_null();
+}
+impl<T> JsonKind for [T] {
+    const KIND: Kind = Kind::LIST;
+}
+impl<T, const N: usize> JsonKind for [T; N] {
+    const KIND: Kind = Kind::LIST;
+}
+impl<T> JsonKind for Items<'_, T> {
+    const KIND: Kind = Kind::LIST;
+}
+
 impl<T: ToJson + ?Sized> ToJson for &T {
     fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
         (**self).write_json(w)
@@ -366,6 +449,11 @@ macro_rules! json_object {
             pub const FIELDS: &'static [&'static str] =
                 &[$($crate::json_object!(@key $field $($key)?)),*];
 
+            /// What JSON each field holds, in the order of [`Self::FIELDS`].
+            #[allow(dead_code)]
+            pub const KINDS: &'static [$crate::json::Kind] =
+                &[$($crate::json_object!(@kind $fty $(, $with)?)),*];
+
             /// Write every field into `o`, in declaration order.
             pub fn fields<'w>(&self, o: $crate::json::Obj<'w>) -> $crate::json::Obj<'w> {
                 $(
@@ -382,7 +470,13 @@ macro_rules! json_object {
                 self.fields($crate::json::Obj::open(w)).close()
             }
         }
+
+        impl $(<$lt>)? $crate::json::JsonKind for $name $(<$lt>)? {
+            const KIND: $crate::json::Kind = $crate::json::Kind::OBJECT;
+        }
     };
+    (@kind $fty:ty) => { <$fty as $crate::json::JsonKind>::KIND };
+    (@kind $fty:ty, $with:path) => { $crate::json::kind_of_ret::<$fty, _>($with) };
     (@key $field:ident) => { stringify!($field) };
     (@key $field:ident $key:literal) => { $key };
 }

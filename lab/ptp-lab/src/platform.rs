@@ -41,6 +41,10 @@ impl Place {
     }
 }
 
+impl crate::json::JsonKind for Place {
+    const KIND: crate::json::Kind = crate::json::Kind::STRING;
+}
+
 impl crate::json::ToJson for Place {
     fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
         crate::json::ToJson::write_json(self.name(), w)

@@ -19,24 +19,44 @@ use vystem_ptp::flush::RoundCost;
 /// source appear once, at the top of `run`), boot self-checks have a suite.
 pub const SCHEMA: u32 = 4;
 
-/// Every record type and its fields, in the order written (`type` first, always, and not
-/// listed).
-pub const RECORDS: &[(&str, &[&str])] = &[
-    (RunRecord::TYPE, RunRecord::FIELDS),
-    (MeasurementRecord::TYPE, MeasurementRecord::FIELDS),
-    (CheckRecord::TYPE, CheckRecord::FIELDS),
-    (SkipRecord::TYPE, SkipRecord::FIELDS),
-    (TargetRecord::TYPE, TargetRecord::FIELDS),
-    (FaultRecord::TYPE, FaultRecord::FIELDS),
-    (PanicRecord::TYPE, PanicRecord::FIELDS),
-    (ErrorRecord::TYPE, ErrorRecord::FIELDS),
-    (BootRecord::TYPE, BootRecord::FIELDS),
-    (MemmapRecord::TYPE, MemmapRecord::FIELDS),
-    (SelftestRecord::TYPE, SelftestRecord::FIELDS),
-    (SmpRecord::TYPE, SmpRecord::FIELDS),
-    (EndRecord::TYPE, EndRecord::FIELDS),
-    (ExitRecord::TYPE, ExitRecord::FIELDS),
-    (CrossoverRecord::TYPE, CrossoverRecord::FIELDS),
+/// Every record type, its fields in the order written (`type` first, always, and not listed)
+/// and what JSON each holds (the readers check it).
+pub const RECORDS: &[(&str, &[&str], &[crate::json::Kind])] = &[
+    (RunRecord::TYPE, RunRecord::FIELDS, RunRecord::KINDS),
+    (
+        MeasurementRecord::TYPE,
+        MeasurementRecord::FIELDS,
+        MeasurementRecord::KINDS,
+    ),
+    (CheckRecord::TYPE, CheckRecord::FIELDS, CheckRecord::KINDS),
+    (SkipRecord::TYPE, SkipRecord::FIELDS, SkipRecord::KINDS),
+    (
+        TargetRecord::TYPE,
+        TargetRecord::FIELDS,
+        TargetRecord::KINDS,
+    ),
+    (FaultRecord::TYPE, FaultRecord::FIELDS, FaultRecord::KINDS),
+    (PanicRecord::TYPE, PanicRecord::FIELDS, PanicRecord::KINDS),
+    (ErrorRecord::TYPE, ErrorRecord::FIELDS, ErrorRecord::KINDS),
+    (BootRecord::TYPE, BootRecord::FIELDS, BootRecord::KINDS),
+    (
+        MemmapRecord::TYPE,
+        MemmapRecord::FIELDS,
+        MemmapRecord::KINDS,
+    ),
+    (
+        SelftestRecord::TYPE,
+        SelftestRecord::FIELDS,
+        SelftestRecord::KINDS,
+    ),
+    (SmpRecord::TYPE, SmpRecord::FIELDS, SmpRecord::KINDS),
+    (EndRecord::TYPE, EndRecord::FIELDS, EndRecord::KINDS),
+    (ExitRecord::TYPE, ExitRecord::FIELDS, ExitRecord::KINDS),
+    (
+        CrossoverRecord::TYPE,
+        CrossoverRecord::FIELDS,
+        CrossoverRecord::KINDS,
+    ),
 ];
 
 /// The suite of the kernel's boot self-checks (they belong to no benchmark suite).
@@ -66,6 +86,10 @@ json_record! {
         /// The CPUs that came up ([`crate::platform::Platform::write_cpus`]).
         pub cpus: &'a dyn ToJson,
     }
+}
+
+impl crate::json::JsonKind for vystem_ptp::Fill {
+    const KIND: crate::json::Kind = crate::json::Kind::STRING;
 }
 
 impl ToJson for vystem_ptp::Fill {
@@ -409,6 +433,10 @@ impl<'a> Column<'a> {
     }
 }
 
+impl crate::json::JsonKind for Column<'_> {
+    const KIND: crate::json::Kind = crate::json::Kind::LIST;
+}
+
 impl ToJson for Column<'_> {
     fn write_json(&self, w: &mut dyn Write) -> fmt::Result {
         self.0
@@ -428,6 +456,10 @@ json_object! {
     struct Regret {
         regret: Fixed<1>,
     }
+}
+
+impl crate::json::JsonKind for Regrets<'_> {
+    const KIND: crate::json::Kind = crate::json::Kind::OBJECT;
 }
 
 impl ToJson for Regrets<'_> {
@@ -545,7 +577,7 @@ mod tests {
     }
 
     fn declared(ty: &str) -> Vec<String> {
-        let (_, fields) = RECORDS.iter().find(|(t, _)| *t == ty).unwrap();
+        let (_, fields, _) = RECORDS.iter().find(|(t, _, _)| *t == ty).unwrap();
         core::iter::once("type")
             .chain(fields.iter().copied())
             .map(String::from)
@@ -808,7 +840,7 @@ mod tests {
             .write(s)
         });
         let written: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
-        let all: Vec<&str> = RECORDS.iter().map(|(t, _)| *t).collect();
+        let all: Vec<&str> = RECORDS.iter().map(|(t, _, _)| *t).collect();
         assert_eq!(written, all, "one writer per declared record type");
         for (ty, line) in &lines {
             assert_eq!(keys(line), declared(ty), "{ty}: {line}");

@@ -151,6 +151,10 @@ impl Unit {
     }
 }
 
+impl crate::json::JsonKind for Unit {
+    const KIND: crate::json::Kind = crate::json::Kind::STRING;
+}
+
 impl ToJson for Unit {
     fn write_json(&self, w: &mut dyn core::fmt::Write) -> core::fmt::Result {
         self.name().write_json(w)
@@ -336,6 +340,10 @@ impl Execution {
             Execution::Emulated => "emulated",
         }
     }
+}
+
+impl crate::json::JsonKind for Execution {
+    const KIND: crate::json::Kind = crate::json::Kind::STRING;
 }
 
 impl ToJson for Execution {

@@ -1,0 +1,104 @@
+"""Every reader answers any bytes with a result or a one-line error naming the file (and line and
+field): mutated results files, serial logs and layouts (truncation, bit flips, junk lines, wrong
+field types, invalid UTF-8) fed in-process to show, compare, machines, report, collect and
+capacity, strictly and with --lenient. Seeded: a failure names its seed and mutation."""
+import contextlib
+import io
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+from ptplab import aggregate, collect, layouts, report, show
+
+REPO = Path(__file__).resolve().parents[2]
+RUNS = [REPO / "results/2026-12-02-vm-none-9.jsonl", REPO / "results/2026-12-02-vm-tcg-2.jsonl"]
+LOGS = [REPO / "results/2026-12-02-vm-tcg-2.log"]
+LAYOUTS = sorted((REPO / "results/layouts").glob("*.json"))[:2]
+JUNK = [b"garbage", b'{"type":', b"[1,2]", b"\xff\xfe", b"{}", b"null", b'{"type":"measurement"}', b"\x00" * 40]
+VALUES = [[1], {"a": 1}, "x", 1.5, None, True, -1, ""]
+
+
+def mutate(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    op = rng.choice(["truncate", "flip", "junk", "type", "utf8", "drop"])
+    if op == "truncate":
+        return op, data[:rng.randrange(len(data))]
+    if op == "flip":
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+        return op, bytes(b)
+    lines = data.split(b"\n")
+    i = rng.randrange(len(lines))
+    if op == "junk":
+        lines.insert(i, rng.choice(JUNK))
+    elif op == "utf8":
+        lines[i] += b"\xc3\x28"
+    elif op == "drop":
+        del lines[i]
+    else:
+        try:
+            r = json.loads(lines[i])
+        except ValueError:
+            r = None
+        if isinstance(r, dict) and r:
+            r[rng.choice(list(r))] = rng.choice(VALUES)
+            lines[i] = json.dumps(r).encode()
+    return op, b"\n".join(lines)
+
+
+def readers(f: Path, kind: str, out: Path):
+    if kind == "log":
+        return [(collect.main, [str(f), "--out", str(out / "col"), "--partial"])]
+    if kind == "layout":
+        return [(layouts.capacity, [str(f)])]
+    other = str(RUNS[0])
+    calls = [(show.main, [str(f)]), (lambda a: aggregate.main(a, "compare"), ["--baseline", str(f), "--candidate", other]),
+             (lambda a: aggregate.main(a, "machines"), [str(f), other]), (report.main, [str(f), "--out", str(out / "r")])]
+    calls += [(show.main, [str(f), "--lenient"]),
+              (lambda a: aggregate.main(a, "compare"), ["--baseline", str(f), "--candidate", other, "--lenient"])]
+    return calls
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_no_mutated_input_ends_in_a_traceback(tmp_path, seed):
+    pytest.importorskip("matplotlib")
+    rng = random.Random(seed)
+    t0, n = time.monotonic(), 0
+    while time.monotonic() - t0 < 10 and n < 120:  # in-process, seconds: the test budget is small
+        kind = rng.choice(["run", "run", "log", "layout"])
+        src = rng.choice({"run": RUNS, "log": LOGS, "layout": LAYOUTS}[kind])
+        op, data = mutate(rng, src.read_bytes())
+        f = tmp_path / f"m{n}{src.suffix}"
+        f.write_bytes(data)
+        for fn, argv in readers(f, kind, tmp_path):
+            err = io.StringIO()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                try:
+                    code = fn(argv)
+                except SystemExit as e:
+                    code = e.code
+                except Exception as e:  # the defect this test exists for
+                    pytest.fail(f"seed {seed}, input {n} ({op} of {src.name}): {fn} {argv}: {e!r}")
+            if code not in (0, None):
+                lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+                assert lines and "Traceback" not in err.getvalue(), (seed, n, op, argv)
+        n += 1
+    assert n >= 10
+
+
+def test_a_wrong_field_type_is_refused_naming_file_line_and_field(tmp_path, capsys):
+    lines = RUNS[0].read_bytes().splitlines()
+    i = next(k for k, ln in enumerate(lines) if b'"measurement"' in ln)
+    r = json.loads(lines[i])
+    r["impl"] = ["a", "list"]
+    lines[i] = json.dumps(r).encode()
+    f = tmp_path / "bad.jsonl"
+    f.write_bytes(b"\n".join(lines))
+    assert show.main([str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}:{i + 1}" in err and "impl is a list, not string" in err, err
+    assert show.main([str(f), "--lenient"]) == 0
+    assert "skipped" in capsys.readouterr().err
