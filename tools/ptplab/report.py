@@ -6,8 +6,10 @@ Markdown, from three sources, each named where it is used:
   mappings it holds beside its self-map);
 - recorded runs (what building a PTP and the bitmap cost per pool size): the latest complete
   native host run that measured them and its repeats (same machine, commit and sweep:
-  `scripts/bench.sh --host --repeat K`), unless files are given. Several runs give medians with
-  95 % confidence intervals, and each difference from 4096 is judged by aggregate's noise rule.
+  `scripts/bench.sh --host --repeat K`), unless files are given. Several runs give the mean of
+  the runs' medians with its 95 % confidence interval (Student t), and each difference from 4096
+  is judged by aggregate's noise rule (aggregate.RULE: at least aggregate.MIN_RUNS runs, or "too
+  few runs for an interval").
 """
 from __future__ import annotations
 
@@ -153,7 +155,8 @@ def why_left_out(recs: list[dict], chosen: list[dict] | None, tlb, machine: str 
 
 
 def interval(runs: list[tuple[Path, list[dict]]], bench: str, impl: str, pool: int):
-    """(median, CI low, CI high) over the runs that measured it (aggregate.interval), or None."""
+    """(mean, CI low, CI high) over the runs that measured it (aggregate.interval; CI None with
+    fewer than aggregate.MIN_RUNS), or None when none did."""
     vals = [v for _, recs in runs if (v := cost(recs, bench, impl, pool)) is not None]
     return aggregate.interval(vals) if vals else None
 
@@ -299,7 +302,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                         if r.get("bench") == "ptp_build" and r.get("type") == "measurement"})
         several = len(runs) > 1
         L += ["## Costs that change with N", "",
-              (f"TSC ticks: the median over {len(runs)} runs, its 95 % confidence interval in brackets, and each "
+              (f"TSC ticks: the mean over {len(runs)} runs of each run's median, its 95 % confidence interval in brackets, and each "
                f"size against {STANDARD}: the ratio, and whether it is beyond the noise. "
                + "The rule, per benchmark: " + aggregate.RULE.split("rule: per benchmark, ", 1)[1]
                .replace("The candidate", "A size")
@@ -315,13 +318,14 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                 if here is None:
                     cells += ["-", "-"]
                     continue
-                cells.append(f"{here[0]:,.1f}" + (f" [{here[1]:,.1f}, {here[2]:,.1f}]" if several else ""))
+                cells.append(f"{here[0]:,.1f}" + (f" [{here[1]:,.1f}, {here[2]:,.1f}]" if several and here[1] is not None
+                                                  else " (one run)" if several else ""))
                 if std is None or n == STANDARD:
                     cells.append("-")
                     continue
                 ratio, verdict = aggregate.moved(std, here, THRESHOLD)
-                cells.append(f"{ratio:.2f}x" + (f", {'within noise' if verdict == 'within noise' else 'beyond noise'}"
-                                                 if several else ""))
+                word = verdict if verdict in ("within noise", aggregate.TOO_FEW) else "beyond noise"
+                cells.append(f"{ratio:.2f}x" + (f", {word}" if several else ""))
             L.append(f"| {n} | " + " | ".join(cells) + " |")
         hz = run[1][0].get("tsc_hz")
         builds = {n: interval(runs, "ptp_build", "modifiable", n) for n in pools}

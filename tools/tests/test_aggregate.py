@@ -28,13 +28,14 @@ def test_a_regression_beyond_the_noise_fails_and_a_non_regression_passes(tmp_pat
     same = [make(tmp_path / f"n{i}.jsonl", v) for i, v in enumerate([10.1, 9.8, 10.3])]
     p = ptplab("compare", "--baseline", *base, "--candidate", *slow, "--fail-on-regression", "5%")
     assert p.returncode == 1 and "1 regression(s) beyond 5.0%" in p.stderr, p.stdout + p.stderr
-    assert row(p.stdout)[-2:] == ["1.200", "REGRESSION"] and "rule:" in p.stdout
+    assert row(p.stdout)[-2:] == ["1.196", "REGRESSION"] and "rule:" in p.stdout
     p = ptplab("compare", "--baseline", *base, "--candidate", *same, "--fail-on-regression", "5%")
-    assert p.returncode == 0 and row(p.stdout)[-3:] == ["1.010", "within", "noise"], p.stdout
+    assert p.returncode == 0 and row(p.stdout)[-3:] == ["1.003", "within", "noise"], p.stdout
+    # The ratio is of the means: 12.0 / 10.033 and 10.067 / 10.033.
     # Beyond the threshold but inside the noise (the runs scatter more than they moved): not a regression.
-    wide = [make(tmp_path / f"w{i}.jsonl", v) for i, v in enumerate([6.0, 14.0, 11.5])]
+    wide = [make(tmp_path / f"w{i}.jsonl", v) for i, v in enumerate([6.0, 14.0, 13.5])]
     p = ptplab("compare", "--baseline", *base, "--candidate", *wide, "--fail-on-regression", "5%")
-    assert p.returncode == 0 and row(p.stdout)[-2:] == ["within", "noise"] and row(p.stdout)[-3] == "1.150"
+    assert p.returncode == 0 and row(p.stdout)[-2:] == ["within", "noise"] and row(p.stdout)[-3] == "1.113"
 
 
 def test_native_and_emulated_are_never_compared(tmp_path):
@@ -81,3 +82,59 @@ def test_two_machines_side_by_side_latest_per_machine_partial_said(tmp_path):
     assert "99.000" not in native and "===== emulated" in p.stdout
     assert "left out: a1.jsonl: an older run of CPU A" in p.stderr and f"{cut}: partial" in p.stderr
     assert "left out: c.partial.jsonl: partial" in p.stderr
+
+
+# Two-sided 95 % Student t quantiles (t_{0.975, df}), from published tables.
+T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 5: 2.570582, 10: 2.228139, 11: 2.200985,
+        30: 2.042272, 100: 1.983972, 1000: 1.962339}
+
+
+def test_student_t_quantiles_are_exact_at_every_degree_of_freedom():
+    from ptplab import aggregate
+    for df, t in T975.items():
+        assert abs(aggregate.t_quantile(0.975, df) - t) < 1e-6, (df, aggregate.t_quantile(0.975, df), t)
+    # other levels: one-sided 95 % at 1 and 10 df; the median of t is 0
+    assert abs(aggregate.t_quantile(0.95, 1) - 6.313752) < 1e-6
+    assert abs(aggregate.t_quantile(0.95, 10) - 1.812461) < 1e-6
+    assert aggregate.t_quantile(0.5, 7) == 0.0
+
+
+def test_twelve_runs_get_the_t_of_eleven_degrees_of_freedom_not_1_96():
+    from ptplab import aggregate
+    values = [10.0, 11.0] * 6  # stdev 0.5222, mean 10.5
+    fig, lo, hi = aggregate.interval(values)
+    half = 2.200985 * 0.5222329678670935 / 12 ** 0.5
+    assert fig == 10.5 and abs((hi - lo) / 2 - half) < 1e-6, (fig, lo, hi)
+
+
+def test_the_figure_is_the_mean_its_interval_belongs_to():
+    from ptplab import aggregate
+    fig, lo, hi = aggregate.interval([10.0, 10.0, 13.0])  # median 10, mean 11
+    assert fig == 11.0 and lo < 11.0 < hi and abs((lo + hi) / 2 - 11.0) < 1e-12
+
+
+def test_order_statistics_cover_the_median_only_from_six_runs():
+    from ptplab import aggregate
+    assert aggregate.median_coverage(3) == 0.75  # the range of 3 runs
+    assert aggregate.median_coverage(5) == 0.9375
+    assert aggregate.median_coverage(6) == 0.96875  # ranks 1 and 6
+    assert aggregate.median_coverage(10, rank=2) == 1 - 2 * (1 + 10) / 2 ** 10
+
+
+def test_one_run_on_a_side_says_too_few_runs_not_within_noise(tmp_path):
+    base = [make(tmp_path / f"b{i}.jsonl", v) for i, v in enumerate([10.0, 10.2, 9.9])]
+    one = make(tmp_path / "one.jsonl", 20.0)
+    p = ptplab("compare", "--baseline", *base, "--candidate", one, "--fail-on-regression", "5%")
+    assert row(p.stdout)[-6:] == ["too", "few", "runs", "for", "an", "interval"], p.stdout
+    assert "REGRESSION" not in p.stdout and "within noise" not in row(p.stdout)
+    # not a regression beyond the noise (the noise is unknown): the exit says so on stderr, exit 0
+    assert p.returncode == 0 and "too few runs for an interval" in p.stderr, p.stderr
+
+
+def test_the_rule_line_names_the_figure_the_interval_and_the_minimum_runs(tmp_path):
+    base = [make(tmp_path / f"b{i}.jsonl", v) for i, v in enumerate([10.0, 10.0, 13.0])]
+    p = ptplab("compare", "--baseline", *base, "--candidate", *base)
+    assert p.returncode == 0, p.stderr
+    rule = next(line for line in p.stdout.splitlines() if line.startswith("rule:"))
+    assert "mean over its runs" in rule and "Student t" in rule and "at least 2 runs" in rule, rule
+    assert row(p.stdout)[-5] == "11.000", p.stdout  # the mean, not the median (10)

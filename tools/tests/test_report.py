@@ -117,12 +117,24 @@ def test_several_runs_give_medians_with_intervals_and_a_noise_verdict_per_size(t
     runs = [(f, report.read_run(f)) for f in files]
     text = report.render(sorted((REPO / "results/layouts").glob("*.json"))[:2], runs)
     costs = costs_section(text)
-    assert "median over 3 runs" in costs
+    assert "mean over 3 runs" in costs and "median over" not in costs
     assert "| 1024 | 1,021.0 [1,018.5, 1,023.5] | 1.02x, within noise |" in costs, costs
     assert "| 4096 | 1,001.0 [998.5, 1,003.5] | - |" in costs, costs
     assert "| 65536 | 2,001.0 [1,998.5, 2,003.5] | 2.00x, beyond noise |" in costs, costs
     noise = text[text.index("### Noise"):]
     assert f"| `{files[0]}` | X | 0.25 (1 min), 1 runnable | 3.50 (1 min), 4 runnable |" in noise, noise
+
+
+def test_a_size_measured_by_one_run_of_three_has_too_few_runs_for_an_interval(tmp_path):
+    from ptplab import report
+    # 4096 in all three runs (skewed: median 1000, mean 1010), 65536 in the first only
+    files = [native_run(tmp_path / f"r{i}.jsonl", {4096: t, **({65536: 2000.0} if i == 0 else {})},
+                        started=f"2026-11-25T00:0{i}:00+00:00") for i, t in enumerate([1000.0, 1000.0, 1030.0])]
+    runs = [(f, report.read_run(f)) for f in files]
+    costs = costs_section(report.render(sorted((REPO / "results/layouts").glob("*.json"))[:2], runs))
+    assert "| 4096 | 1,010.0 [" in costs, costs
+    assert "| 65536 | 2,000.0 (one run) | 1.98x, too few runs for an interval |" in costs, costs
+    assert "beyond noise" not in costs
 
 
 def test_one_run_gives_ratios_without_a_verdict_and_an_old_file_says_its_load_is_unknown(tmp_path):
