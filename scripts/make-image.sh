@@ -3,7 +3,7 @@
 # under UEFI, with a GRUB menu (the default run, the standard suites, a pool-size sweep, the
 # selftest, the TLB suite on every CPU). Results go to COM1 and to the screen.
 #   scripts/make-image.sh [FILE] [bench options for the default entry]   (default FILE: target/ptplab.iso)
-# Writing it to a USB stick, booting, reading the results: README, "Real hardware".
+# Writing it to a USB stick, booting, reading the results: docs/real-hardware.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/ptplab.iso

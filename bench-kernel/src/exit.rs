@@ -8,7 +8,7 @@ use x86_64::instructions::port::Port;
 /// no debug-exit device (real hardware, Bochs), halt forever: no reboot loop.
 pub fn exit(code: ExitCode) -> ! {
     crate::println!(
-        "# halted ({}): the results are the JSON lines on COM1; save that log and run `python3 -m ptplab collect LOG --accel bare-metal` (README: Real hardware). You can switch the machine off.",
+        "# halted ({}): the results are the JSON lines on COM1; save that log and run `python3 -m ptplab collect LOG --accel bare-metal` (docs/real-hardware.md). You can switch the machine off.",
         code.name()
     );
     crate::serial::flush();
