@@ -10,6 +10,29 @@ from . import results, schema, stream
 from .cli import BenchError, Exit, Parser, say
 
 
+def checked(records: list[dict], at: list[int], log: str, lenient: bool) -> list[dict]:
+    """The records that pass their check (schema.Checker of the run record's schema; `at` holds
+    each one's line in the log). Serial noise can garble a record line into valid JSON that is
+    not a valid record: strictly it is refused naming log, line and field, leniently left out."""
+    run = next((r for r in records if r.get("type") == "run"), None)
+    if run is None:
+        return records  # nothing to check against: main says there is no run record
+    try:
+        check = schema.Checker(run.get("schema"))
+    except ValueError as e:
+        raise BenchError(f"{log}:{at[records.index(run)]}: {e}", code=Exit.SCHEMA)
+    kept = []
+    for rec, line in zip(records, at):
+        if problems := check.problems(rec, whole=False):
+            if not lenient:
+                raise BenchError(f"{log}:{line}: {problems[0]} (--lenient leaves such lines out)",
+                                 code=Exit.SCHEMA)
+            say(f"collect: {log}:{line}: {problems[0]}, left out")
+            continue
+        kept.append(rec)
+    return kept
+
+
 def main(argv: list[str]) -> int:
     """Turn a captured serial log (bare metal, or any QEMU run made by hand) into a results file."""
     ap = Parser(prog="python3 -m ptplab collect", description=main.__doc__)
@@ -18,15 +41,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default=str(results.RESULTS))
     ap.add_argument("--partial", action="store_true",
                     help="keep a log cut before the end record, as a .partial.jsonl file (default: refuse it)")
+    ap.add_argument("--lenient", action="store_true",
+                    help="leave out record lines that fail their check, naming each (default: refuse the log)")
     try:
         a = ap.parse_args(argv)
         try:
             text = Path(a.log).read_text(errors="replace")
         except OSError as e:
             raise BenchError(f"{a.log}: {e.strerror}")
-        out = stream.Outcome()
-        for line in text.splitlines():
+        out, at = stream.Outcome(), []
+        for i, line in enumerate(text.splitlines(), 1):
+            n = len(out.records)
             stream.take_line(out, line.rstrip("\r"), time.monotonic())
+            at += [i] * (len(out.records) - n)
+        out.records = checked(out.records, at, a.log, a.lenient)
         run_rec = results.complete_run_record(out.records, out.boot, a.accel,
                                               {"collected_from": str(a.log), "started_utc": None})
         if run_rec is None:

@@ -83,18 +83,26 @@ class Selection:
     costs: list[tuple[Path, list[dict]]] = field(default_factory=list)
     tlb: tuple[Path, list[dict]] | None = None
     left_out: list[tuple[Path, str]] = field(default_factory=list)
+    # Lines of the files used or left out that --lenient skipped (file:line: why).
+    skipped: list[str] = field(default_factory=list)
 
 
-def select(paths: list[Path], machine: str | None = None, tlb_file: Path | None = None) -> Selection:
+def select(paths: list[Path], machine: str | None = None, tlb_file: Path | None = None,
+           lenient: bool = False) -> Selection:
     """Each section takes the runs it can use: the costs the newest native host run of one machine
     (the newest machine, or `machine`, a part of its CPU brand) and its repeats; the TLB section
     the newest kernel run with crossover records, native preferred (or `tlb_file`). Every other
-    file is left out with the reason. Fails (BenchError) only when nothing is usable."""
+    file is left out with the reason (a file with a malformed line among them, unless `lenient`,
+    which skips such lines and lists them). Fails (BenchError) only when nothing is usable."""
     sel = Selection()
     runs = []
+
+    def read(p: Path) -> list[dict]:
+        return read_run(p, sel.skipped if lenient else None)
+
     for p in dict.fromkeys(paths):
         try:
-            recs = read_run(p)
+            recs = read(p)
         except (ResultsError, OSError) as e:
             sel.left_out.append((p, f"unreadable: {e}"))
             continue
@@ -117,7 +125,7 @@ def select(paths: list[Path], machine: str | None = None, tlb_file: Path | None 
         sel.costs = sorted([x for x in native if same_set(x[1][0]) == same_set(newest[1][0])],
                            key=lambda x: x[1][0].get("started_utc", ""))
     if tlb_file is not None:
-        recs = read_run(tlb_file)
+        recs = read(tlb_file)
         if not has_tlb(recs):
             raise BenchError(f"--tlb {tlb_file}: no crossover records (a kernel run with the tlb suite has them)")
         sel.tlb = (tlb_file, recs)
@@ -167,17 +175,22 @@ def load_text(load: dict | None) -> str:
     return f"{load['avg_1m']:.2f} (1 min), {load['runnable']} runnable"
 
 
-_read: dict[tuple, list[dict]] = {}
+_read: dict[tuple, tuple[list[dict], list[str]]] = {}
 
 
-def read_run(p: Path) -> list[dict]:
-    """A results file's records, read once per version of the file: a report asks several
-    questions of the same files (the costs, their repeats, the TLB run)."""
+def read_run(p: Path, skipped: list[str] | None = None) -> list[dict]:
+    """A results file's records (results.load: with `skipped`, lenient, and the lines it skipped
+    added there), read once per version of the file: a report asks several questions of the
+    same files (the costs, their repeats, the TLB run)."""
     st = p.stat()
-    key = (p.resolve(), st.st_mtime_ns, st.st_size)
+    key = (p.resolve(), st.st_mtime_ns, st.st_size, skipped is not None)
     if key not in _read:
-        _read[key] = load(p)
-    return _read[key]
+        lines: list[str] | None = [] if skipped is not None else None
+        _read[key] = (load(p, lines), lines or [])
+    recs, lines = _read[key]
+    if skipped is not None:
+        skipped += lines
+    return recs
 
 
 def source(p: Path) -> str:
@@ -396,13 +409,18 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
     return "\n".join(L) + "\n"
 
 
-def left_out_section(left_out: list[tuple[Path, str]]) -> list[str]:
-    if not left_out:
+def left_out_section(left_out: list[tuple[Path, str]], skipped: list[str] = ()) -> list[str]:
+    if not left_out and not skipped:
         return []
-    L = ["## Runs left out", "", "Files among the inputs that no section used, and why:", "",
-         "| file | why |", "| --- | --- |"]
-    L += [f"| `{source(p)}` | {why.replace('|', '/')} |" for p, why in left_out]
-    return L + [""]
+    L = ["## Runs left out", ""]
+    if left_out:
+        L += ["Files among the inputs that no section used, and why:", "", "| file | why |", "| --- | --- |"]
+        L += [f"| `{source(p)}` | {why.replace('|', '/')} |" for p, why in left_out]
+        L += [""]
+    if skipped:
+        L += ["Lines that `--lenient` skipped (not JSON records, or records that fail their check):", ""]
+        L += [f"- `{line}`" for line in dict.fromkeys(skipped)] + [""]
+    return L
 
 
 def main(argv: list[str]) -> int:
@@ -419,26 +437,32 @@ def main(argv: list[str]) -> int:
                     "instead of the newest")
     ap.add_argument("--layouts", default=str(layouts.DIR))
     ap.add_argument("--tlb", metavar="FILE", help="the kernel run for the TLB section")
+    ap.add_argument("--lenient", action="store_true", help="skip malformed lines of a file (listed in the "
+                    "report) instead of leaving the whole file out")
     try:
         a = ap.parse_args(argv)
         paths = sorted(Path(a.layouts).glob("*.json"))
         if not paths:
             raise BenchError(f"--layouts: no layouts in {a.layouts} (scripts/capture-layouts.sh records them)")
         files = [Path(f) for f in a.results] or sorted(RESULTS.glob("*.jsonl"))
-        sel = select(files, a.machine, Path(a.tlb) if a.tlb else None)
+        sel = select(files, a.machine, Path(a.tlb) if a.tlb else None, a.lenient)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
         text = render(paths, sel.costs, out, sel.tlb)
-        text += "\n" + "\n".join(left_out_section(sel.left_out)) if sel.left_out else ""
+        tail = left_out_section(sel.left_out, sel.skipped)
+        text += "\n" + "\n".join(tail) if tail else ""
         (out / "report.md").write_text(text)
     except (BenchError, ResultsError, layouts.LayoutError, OSError) as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     recommendation = text[text.index("## Recommendation"):text.index("## Runs left out")
-                          if sel.left_out else len(text)]
+                          if tail else len(text)]
     print(recommendation.strip())
     if sel.left_out:
         print(f"report: left out {len(sel.left_out)} of {len(files)} files (listed in report.md, with why)",
               file=sys.stderr)
+    if sel.skipped:
+        print(f"report: --lenient skipped {len(sel.skipped)} lines (listed in report.md), the first "
+              f"{sel.skipped[0]}", file=sys.stderr)
     print(f"report: wrote {out / 'report.md'}", file=sys.stderr)
     return 0

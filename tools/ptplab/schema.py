@@ -74,7 +74,9 @@ _KINDS = {"string": (str,), "integer": (int,), "number": (int, float), "bool": (
 
 def kinds() -> dict[str, dict[str, str]]:
     """What JSON each field of each record type holds, as the Rust declaration says (`ptp-host
-    facts`); the frozen versions' fields mean what the current ones of the same name do."""
+    facts`); the frozen versions' fields mean what the current ones of the same name do: no
+    field has changed its kind since schema 1, which a test holds by reading every recorded file
+    strictly (results/README.md, "How the tools check the older versions")."""
     return lab.facts()["record_kinds"]
 
 
