@@ -29,8 +29,9 @@ COMMANDS = {
 
 def usage(file=sys.stdout) -> None:
     print("usage: python3 -m ptplab COMMAND [--help] ...\n\ncommands:", file=file)
-    for name, what in COMMANDS.items():
-        print(f"  {name:<10} {what}", file=file)
+    from .table import grid
+    for line in grid([[name, what] for name, what in COMMANDS.items()]):
+        print("  " + line, file=file)
 
 
 def iso(argv: list[str]) -> int:

@@ -190,6 +190,15 @@ def execution(runs: list[show.Run]) -> str:
     return kinds.pop()
 
 
+# What names a benchmark's row in compare and machines (the key of `estimates`).
+KEY_HEADER = ["suite", "bench", "impl", "pool", "params"]
+
+
+def key_cells(k: tuple) -> list[str]:
+    suite, name, impl, pool, params = k
+    return [str(suite), str(name), str(impl), str(pool or ""), str(params)]
+
+
 def compare(base: list[show.Run], cand: list[show.Run], threshold: float) -> tuple[list[str], list[tuple], list]:
     """Per benchmark both sides measured: ratio, and whether it moved beyond the noise. Returns
     the table's lines, the regressions, and the benchmarks with too few runs for an interval."""
@@ -199,12 +208,11 @@ def compare(base: list[show.Run], cand: list[show.Run], threshold: float) -> tup
     execution(base + cand)  # one kind of execution on both sides, or an error naming the files
     b, c = estimates(base), estimates(cand)
     lines = [RULE, f"threshold {threshold:.1%}; baseline {len(base)} run(s), candidate {len(cand)} run(s), "
-                   f"{execution(base)}", "",
-             f"{'suite':<6} {'bench':<26} {'impl':<24} {'pool':>6} {'params':<22} {'baseline':>11} {'candidate':>11} "
-             f"{'ratio':>6}  verdict"]
+                   f"{execution(base)}", ""]
     if len(base) < MIN_RUNS or len(cand) < MIN_RUNS:
         lines.insert(2, f"fewer than {MIN_RUNS} runs on a side: its noise is unknown, no verdict beyond "
                         f"\"{TOO_FEW}\" (scripts/bench.sh --repeat K gives K runs)")
+    rows = [[*KEY_HEADER, "baseline", "candidate", "ratio", "verdict"]]
     regressions, too_few = [], []
     for k in sorted(set(b) & set(c), key=lambda k: tuple(map(str, k))):
         (bm, _, _), (cm, _, _) = bi, ci = interval(b[k]), interval(c[k])
@@ -213,9 +221,8 @@ def compare(base: list[show.Run], cand: list[show.Run], threshold: float) -> tup
             regressions.append((k, ratio))
         elif verdict == TOO_FEW:
             too_few.append(k)
-        suite, name, impl, pool, params = k
-        lines.append(f"{suite:<6} {name:<26} {impl:<24} {pool or '':>6} {params:<22} {bm:>11.3f} {cm:>11.3f} "
-                     f"{ratio:>6.3f}  {verdict}")
+        rows.append([*key_cells(k), f"{bm:.3f}", f"{cm:.3f}", f"{ratio:.3f}", verdict])
+    lines += table.grid(rows, {3, 5, 6, 7})
     only = sorted(set(b) ^ set(c), key=lambda k: tuple(map(str, k)))
     if only:
         lines.append(f"\n{len(only)} benchmarks measured on one side only, not compared")
@@ -229,15 +236,11 @@ def machines(runs: list[show.Run]) -> list[str]:
         group = [r for r in runs if (r.run.get("execution") or "?") == kind]
         cols = {machine(r): estimates([r]) for r in group}
         lines += [f"===== {kind} runs: one column per machine =====",
-                  *[f"  #{i} {m} ({r.path.name})" for i, (m, r) in enumerate(zip(cols, group))], "",
-                  f"{'suite':<6} {'bench':<26} {'impl':<24} {'pool':>6} {'params':<22}"
-                  + "".join(f" {'#' + str(i):>11}" for i in range(len(cols)))]
-        keys = sorted(set().union(*cols.values()), key=lambda k: tuple(map(str, k)))
-        for k in keys:
-            suite, name, impl, pool, params = k
-            cells = [cols[m].get(k) for m in cols]
-            lines.append(f"{suite:<6} {name:<26} {impl:<24} {pool or '':>6} {params:<22}"
-                         + "".join(f" {v[0]:>11.3f}" if v else f" {'-':>11}" for v in cells))
+                  *[f"  #{i} {m} ({r.path.name})" for i, (m, r) in enumerate(zip(cols, group))], ""]
+        rows = [[*KEY_HEADER, *(f"#{i}" for i in range(len(cols)))]]
+        for k in sorted(set().union(*cols.values()), key=lambda k: tuple(map(str, k))):
+            rows.append([*key_cells(k), *(f"{v[0]:.3f}" if v else "-" for v in (cols[m].get(k) for m in cols))])
+        lines += table.grid(rows, {3} | set(range(5, 5 + len(cols))))
         lines.append("")
     return lines
 

@@ -28,6 +28,7 @@ from . import lab
 from .cli import BenchError, Parser, parse_pools
 from .lab import PAGE
 from .results import RESULTS
+from .table import grid
 
 # The captured layouts (results/layouts/README.md): what the bench job and the report read.
 DIR = RESULTS / "layouts"
@@ -131,16 +132,15 @@ def capacity(argv: list[str]) -> int:
     except (BenchError, LayoutError) as e:
         print(f"capacity: error: {e}", file=sys.stderr)
         return 2
-    head = f"{'layout':<34} {'ranges':>6} {'MiB':>8} {'VmPTE':>6} {'4KiB':>6} {'2MiB':>6}  fits (4KiB/2MiB) at " + \
-        " ".join(str(p) for p in pools)
     print("pool pages needed, root included; VmPTE: Linux's page tables for the same process, in pages")
-    print(head)
+    cells = [["layout", "ranges", "MiB", "VmPTE", "4KiB", "2MiB", "fits (4KiB/2MiB) at " + " ".join(map(str, pools))]]
     for path, layout in rows:
         f = pool_pages(layout)
         k4, m2 = f["4KiB"]["predicted"], f["2MiB"]["predicted"]
         pte = "-" if layout.vm_pte_kib is None else str(layout.vm_pte_kib * 1024 // PAGE)
         fits = " ".join(("y" if k4 <= p else "n") + ("y" if m2 <= p else "n") for p in pools)
-        print(f"{layout.name[:34]:<34} {f['ranges']:>6} {f['bytes'] / 2**20:>8.1f} {pte:>6} {k4:>6} {m2:>6}  {fits}")
+        cells.append([layout.name[:34], f["ranges"], f"{f['bytes'] / 2**20:.1f}", pte, k4, m2, fits])
+    print("\n".join(grid(cells, {1, 2, 3, 4, 5})))
     return 0
 
 

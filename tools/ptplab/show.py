@@ -20,6 +20,10 @@ def natural(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", stem)]
 
 
+def pools_text(pools) -> str:
+    return ",".join(map(str, pools)) if isinstance(pools, list) else str(pools if pools is not None else "-")
+
+
 class Run:
     def __init__(self, path: Path, skipped: list[str] | None = None):
         self.path = path
@@ -36,13 +40,16 @@ class Run:
     def kind(self) -> tuple:
         return (self.run.get("where"), self.run.get("accel"), self.run.get("execution"))
 
-    def line(self) -> str:
+    HEADER = ["file", "state", "where/accel/execution", "timer", "pools", "measurements", "commit"]
+
+    def cells(self) -> list[str]:
+        """Its row in the list of runs (HEADER)."""
         r, cfg = self.run, self.run.get("config") or {}
         timer = (r.get("timer") or {}).get("kind") or ("criterion" if cfg.get("source") == "criterion" else "rdtsc")
         n = sum(x.get("type") == "measurement" for x in self.records)
         state = "PARTIAL" if self.partial else ("ok" if not self.problems else "INVALID")
-        return (f"{self.path.name:<44} {state:<8} {r.get('where')}/{r.get('accel')}/{r.get('execution')} {timer:<9} "
-                f"pools {cfg.get('pool_pages', '-')} {n} measurements, commit {str(r.get('git_commit'))[:8]}")
+        return [self.path.name, state, f"{r.get('where')}/{r.get('accel')}/{r.get('execution')}", str(timer),
+                pools_text(cfg.get("pool_pages")), str(n), str(r.get("git_commit"))[:8]]
 
 
 def compare(runs: list[Run]) -> str:
@@ -53,8 +60,8 @@ def compare(runs: list[Run]) -> str:
         for m in (x for x in r.records if x.get("type") == "measurement"):
             key = (m["suite"], m["bench"], m["impl"], m.get("pool_pages"), json_key(m.get("params")))
             rows.setdefault(key, {})[i] = m
-    lines = [f"{'#':>3}  run"] + [f"{i:>3}  {r.path.name} ({r.run.get('where')}/{r.run.get('accel')}, "
-                                   f"{'schema ' + str(r.run.get('schema'))})" for i, r in enumerate(runs)]
+    lines = grid([["#", "run"], *([f"#{i}", f"{r.path.name} ({r.run.get('where')}/{r.run.get('accel')}, schema "
+                                             f"{r.run.get('schema')})"] for i, r in enumerate(runs))])
     lines.append("estimate per op or page: criterion's mean (ns), else the median (TSC ticks); ratio = last / first")
     cells_rows = [["suite", "bench", "impl", "pool", "params", "unit"] + [f"#{i}" for i in range(len(runs))] + ["ratio"]]
     for (suite, bench_name, imp, pool, params), cells in sorted(rows.items(), key=lambda kv: tuple(map(str, kv[0]))):
@@ -116,6 +123,5 @@ def main(argv: list[str]) -> int:
     else:
         print(f"{len(runs)} runs, oldest first ({unit_text()}); one run: show FILE or --latest; "
               "side by side: --compare FILE...")
-        for r in runs:
-            print(r.line())
+        print("\n".join(grid([Run.HEADER, *(r.cells() for r in runs)], {5})))
     return 1 if bad else 0

@@ -153,7 +153,7 @@ def render(records: list[dict], percentiles: bool = False) -> str:
     t = target_rows(records) + job_targets(run)
     if t:
         lines.append("speed targets:")
-        lines += [f"  {name:<100} {measured:>9}  {verdict}" for name, measured, verdict in t]
+        lines += ["  " + x for x in grid([["target", "measured", "verdict"], *map(list, t)], {1})]
     return "\n".join(lines)
 
 

@@ -205,9 +205,10 @@ def test_show_sorts_by_time_and_number_and_shows_one_the_latest_or_side_by_side(
     two = run_file(tmp_path / "2026-11-24-h-tcg-2.jsonl", "2026-11-24T10:00:00+00:00", 8.0)
     cut = run_file(tmp_path / "2026-11-24-h-tcg-11.partial.jsonl", "2026-11-24T09:00:00+00:00", 9.0, partial=True)
     listing = show(ten, two, cut)
-    names = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
-    assert names == [cut.name, two.name, ten.name], listing.stdout
-    assert "PARTIAL" in listing.stdout.splitlines()[1]
+    head, *rows = listing.stdout.splitlines()[1:]
+    assert head.split()[:2] == ["file", "state"], listing.stdout
+    assert [line.split()[0] for line in rows] == [cut.name, two.name, ten.name], listing.stdout
+    assert rows[0].split()[1] == "PARTIAL"
     latest = show("--latest", ten, two)
     assert latest.stdout.startswith(f"--- {ten}") and "TSC ticks per" in latest.stdout
     side = show("--compare", two, ten)

@@ -37,3 +37,13 @@ def test_runs_side_by_side_keep_a_sweeps_rows_apart(tmp_path):
         runs.append(r)
     text = show.compare(runs)
     assert text.count("invlpg-refill") == 3, text
+
+
+def test_table_grid_is_the_one_fixed_width_layout_of_the_tools():
+    """Columns padded by hand (an f-string width such as :<26) drift apart from each other: every
+    table of the tools goes through table.grid, the one place that pads."""
+    import re
+    pkg = Path(__file__).resolve().parents[1] / "ptplab"
+    padded = [f"{p.name}:{i}" for p in sorted(pkg.glob("*.py")) if p.name != "table.py"
+              for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\{[^{}]*:[<>^]\d", line)]
+    assert padded == [], padded
