@@ -108,7 +108,7 @@ def test_an_existing_image_is_never_overwritten(tmp_path, capsys):
 def test_collect_refuses_a_truncated_log_unless_asked(tmp_path, capsys):
     log = tmp_path / "serial.log"
     run = {"type": "run", "schema": 4, "where": "kernel", "execution": "native"}
-    log.write_text(json.dumps(run) + "\n" + json.dumps({"type": "measurement", "bench": "b"}) + "\n")
+    log.write_text(json.dumps(run) + "\n" + json.dumps({"type": "measurement", "suite": "alloc", "bench": "b", "impl": "i"}) + "\n")
     out = tmp_path / "results"
     assert collect.main([str(log), "--accel", "bare-metal", "--out", str(out)]) != 0
     err = capsys.readouterr().err
