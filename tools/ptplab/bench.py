@@ -180,9 +180,10 @@ def check_writable(out: Path) -> None:
 
 
 def layouts_module(plan: Plan, work: Path) -> Path | None:
-    """With the layouts suite: the layouts as the kernel reads them (`# NAME`, then `START END`
-    hex lines of the ranges a PTP maps), in a file to hand over as a boot module."""
-    if "layouts" not in plan.suites or plan.layouts is None:
+    """With the layouts or churn suite: the layouts as the kernel reads them (`# NAME`, then
+    `START END` hex lines of the ranges a PTP maps), in a file to hand over as a boot module (on
+    the host: the file the facts' `layouts_env` variable names)."""
+    if not {"layouts", "churn"} & set(plan.suites) or plan.layouts is None:
         return None
     paths = sorted(plan.layouts.glob("*.json"))
     if not paths:
@@ -258,6 +259,12 @@ def image_entries(plan: Plan, facts: dict) -> list[tuple[str, str]]:
     return out
 
 
+def host_layouts(plan: Plan) -> dict:
+    """The environment that hands the layouts to a host run (its boot module, in the kernel)."""
+    module = layouts_module(plan, Path(tempfile.mkdtemp(prefix="ptplab-module-")))
+    return {lab.facts()["layouts_env"]: str(module)} if module else {}
+
+
 def write_image(plan: Plan) -> int:
     """--image FILE: the hybrid image for real machines (and for QEMU/Bochs)."""
     from .iso import IsoError, make_image
@@ -313,13 +320,14 @@ def run(plan: Plan) -> Path:
     if plan.criterion:
         accel, label = "none", "criterion"
         cmd = CRITERION + plan.criterion_args
-        env = {"PTP_LAB_ARGS": plan.cmdline()}
+        env = {"PTP_LAB_ARGS": plan.cmdline(), **host_layouts(plan)}
         done = set(exit_codes["host"][k] for k in ("success", "failure"))
     elif plan.host:
         if not plan.host_bin.exists():
             raise BenchError(f"host runner {plan.host_bin} not built (cargo build --release -p ptp-lab --features std)")
         accel = label = "none"
         cmd = [str(plan.host_bin)] + plan.cmdline().split()
+        env = host_layouts(plan)
         done = set(exit_codes["host"][k] for k in ("success", "failure"))
     elif plan.accel == "bochs":
         if shutil.which(plan.bochs) is None:

@@ -1,5 +1,5 @@
 """The results files' schema. The current version is declared by the Rust record writer
-(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 3 are the shapes of the files
+(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 4 are the shapes of the files
 recorded before it, frozen here so they stay readable (results are data: never rewritten).
 Documented in results/README.md."""
 from __future__ import annotations
@@ -50,7 +50,11 @@ V2 = {
 }
 # Schema 3: as 2 with the machine's load in `run` and `end` (recorded 2026-11-25, before SMP).
 V3 = {**V2, "run": V2["run"] + ["load"], "end": V2["end"] + ["load"]}
-FROZEN = {1: V1, 2: V2, 3: V3}
+# Schema 4: as 3 with the CPUs that came up (`run.cpus`), a fault's CPU and the kernel's `smp`
+# record (recorded 2026-11-26 to 2026-12-02, before the churn record).
+V4 = {**V3, "run": V3["run"] + ["cpus"], "fault": ["cpu"] + V3["fault"],
+      "smp": ["source", "apic", "found", "left_out", "cpus"]}
+FROZEN = {1: V1, 2: V2, 3: V3, 4: V4}
 
 
 def version(records: list[dict]) -> int | None:

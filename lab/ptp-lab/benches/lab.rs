@@ -270,7 +270,10 @@ fn main() {
         dir,
         args: std::env::args().skip(1).collect(),
     };
-    let mut host = Host::new(&cfg);
+    let mut host = Host::new(&cfg).unwrap_or_else(|e| {
+        eprintln!("criterion driver: {e}");
+        std::process::exit(ptp_lab::exit::ExitCode::Usage.host_status());
+    });
     let mut out = Stdout(std::io::stdout());
     let counts = session::run(&mut host, &mut out, &mut scope, &cfg, Default::default());
     scope.c.final_summary();

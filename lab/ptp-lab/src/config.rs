@@ -19,15 +19,17 @@ pub enum Suite {
     Ptp,
     Tlb,
     Layouts,
+    Churn,
 }
 
 impl Suite {
-    pub const ALL: [Suite; 5] = [
+    pub const ALL: [Suite; 6] = [
         Suite::Alloc,
         Suite::Map,
         Suite::Ptp,
         Suite::Tlb,
         Suite::Layouts,
+        Suite::Churn,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Suite {
             Suite::Ptp => "ptp",
             Suite::Tlb => "tlb",
             Suite::Layouts => "layouts",
+            Suite::Churn => "churn",
         }
     }
 
@@ -326,7 +329,7 @@ mod tests {
         };
         assert_eq!(
             err("suites=alloc,smp").as_str(),
-            "unknown suite 'smp' (known: alloc, map, ptp, tlb, layouts)"
+            "unknown suite 'smp' (known: alloc, map, ptp, tlb, layouts, churn)"
         );
         assert_eq!(
             err("pools=0").as_str(),

@@ -167,6 +167,7 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
         )
         .field("emulated_above_ticks_per_iter", &Execution::EMULATED_ABOVE)
         .field("suites", &names(&Suite::ALL, Suite::name))
+        .field("layouts_env", crate::platform::LAYOUTS_ENV)
         .field("modes", &names(&Mode::ALL, Mode::name))
         .field("config_keys", &KEYS)
         .field("default_seed", &DEFAULT_SEED)

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::cpu::CpuFacts;
-use crate::platform::{reason, Mmu, Place, Platform, Reason, Tsc};
+use crate::platform::{reason, Mmu, Place, Platform, Reason, Tsc, LAYOUTS_ENV};
 use std::io::Write as _;
 use std::time::Instant;
 use vystem_ptp::pool::PAGE_BYTES;
@@ -15,16 +15,27 @@ pub struct Host {
     cpu: CpuFacts,
     mem: SimMemory,
     largest: u32,
+    layouts: Option<&'static [u8]>,
 }
 
 impl Host {
-    /// Simulated memory for the largest pool of `cfg`, plus the scratch page.
-    pub fn new(cfg: &Config) -> Host {
-        Host {
+    /// Simulated memory for the largest pool of `cfg`, plus the scratch page; the layouts of
+    /// [`LAYOUTS_ENV`], if it names a file. Err: the message naming the file it cannot read.
+    pub fn new(cfg: &Config) -> Result<Host, std::string::String> {
+        let layouts = match std::env::var_os(LAYOUTS_ENV) {
+            None => None,
+            Some(path) => Some(
+                &*std::fs::read(&path)
+                    .map_err(|e| std::format!("{LAYOUTS_ENV}={}: {e}", path.to_string_lossy()))?
+                    .leak(),
+            ),
+        };
+        Ok(Host {
             cpu: CpuFacts::detect(),
             mem: SimMemory::new(cfg.largest_pool() as u64 + 1),
             largest: cfg.largest_pool(),
-        }
+            layouts,
+        })
     }
 }
 
@@ -52,6 +63,9 @@ impl Platform for Host {
     }
     fn has_heap(&self) -> bool {
         true
+    }
+    fn boot_module(&self) -> Option<&'static [u8]> {
+        self.layouts
     }
     fn load(&self) -> Option<crate::load::Load> {
         crate::load::Load::parse(&std::fs::read_to_string("/proc/loadavg").ok()?)

@@ -20,6 +20,7 @@
 extern crate std;
 
 pub mod acpi;
+pub mod churn;
 pub mod config;
 pub mod cpu;
 pub mod exit;

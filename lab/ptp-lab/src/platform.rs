@@ -105,7 +105,8 @@ pub trait Platform {
     fn mmu(&mut self) -> Option<&mut dyn Mmu>;
     /// Whether peers that allocate on a heap can run (the host; the kernel has no heap).
     fn has_heap(&self) -> bool;
-    /// The boot module the kernel was handed (the `layouts` suite's input), if any.
+    /// The boot module the kernel was handed (the `layouts` and `churn` suites' input: the
+    /// recorded layouts), if any; on the host, the file [`LAYOUTS_ENV`] names.
     fn boot_module(&self) -> Option<&'static [u8]> {
         None
     }
@@ -220,3 +221,8 @@ pub fn map_kernel<A: PageAllocator>(
     }
     Ok(())
 }
+
+/// The environment variable that names the layouts file the host runner and the criterion
+/// driver hand the benchmarks, as the kernel gets them as its boot module (the bench job sets
+/// it).
+pub const LAYOUTS_ENV: &str = "PTP_LAB_LAYOUTS";

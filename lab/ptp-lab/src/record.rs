@@ -12,12 +12,13 @@ use crate::{json_object, json_record};
 use core::fmt::{self, Write};
 use vystem_ptp::flush::RoundCost;
 
-/// Version of the record shapes below. 4: the run record lists the CPUs that came up
+/// Version of the record shapes below. 5: the `churn` record (how far each allocator gets
+/// through a changing mapping set). 4: the run record lists the CPUs that came up
 /// (`cpus`), a fault names its CPU, the kernel's `smp` record tells the bring-up. 3: `run` and `end` carry the machine's load (null
 /// where there is none to read). 2: criterion measurements have the full summary, the
 /// run record names its timer, `cpu` holds CPUID facts only (the chosen TSC frequency and its
 /// source appear once, at the top of `run`), boot self-checks have a suite.
-pub const SCHEMA: u32 = 4;
+pub const SCHEMA: u32 = 5;
 
 /// Every record type, its fields in the order written (`type` first, always, and not listed)
 /// and what JSON each holds (the readers check it).
@@ -57,6 +58,7 @@ pub const RECORDS: &[(&str, &[&str], &[crate::json::Kind])] = &[
         CrossoverRecord::FIELDS,
         CrossoverRecord::KINDS,
     ),
+    (ChurnRecord::TYPE, ChurnRecord::FIELDS, ChurnRecord::KINDS),
 ];
 
 /// The suite of the kernel's boot self-checks (they belong to no benchmark suite).
@@ -166,6 +168,34 @@ json_record! {
         pub pool_pages: Option<u32>,
         pub ok: bool,
         pub detail: fmt::Arguments<'a>,
+    }
+}
+
+json_record! {
+    /// How far one allocator got through a churn sequence ([`crate::churn::play`]): every
+    /// operation, or up to the one whose map found the pool exhausted (bump never frees, so it
+    /// runs out where the bitmap goes on).
+    #[derive(Debug, Clone, Copy)]
+    pub struct ChurnRecord<'a> = "churn" {
+        pub suite: &'a str,
+        pub bench: &'a str,
+        pub pool_pages: u32,
+        /// `bump` or `bitmap`.
+        pub allocator: &'a str,
+        /// The sequence: operations, regions live at once at most, sizes drawn from, seed.
+        pub ops: u64,
+        pub live_at_most: u32,
+        pub sizes: u32,
+        pub seed: u64,
+        /// Operations done, and the one (0-based) at which the pool ran out (null: none).
+        pub done: u64,
+        pub exhausted_at: Option<u64>,
+        /// Pool pages in use at most and at the end, root included.
+        pub peak_used: u32,
+        pub used_end: u32,
+        /// Maps that fell back to 4 KiB pages: an emptied table that bump kept stood where a
+        /// 2 MiB page would go.
+        pub fallbacks_4kib: u64,
     }
 }
 
@@ -839,6 +869,24 @@ mod tests {
             }
             .write(s)
         });
+        w("churn", &|s| {
+            ChurnRecord {
+                suite: "churn",
+                bench: "churn_mixed",
+                pool_pages: 512,
+                allocator: "bump",
+                ops: 256,
+                live_at_most: 32,
+                sizes: 10,
+                seed: 1,
+                done: 100,
+                exhausted_at: Some(100),
+                peak_used: 512,
+                used_end: 512,
+                fallbacks_4kib: 2,
+            }
+            .write(s)
+        });
         let written: Vec<&str> = lines.iter().map(|(t, _)| *t).collect();
         let all: Vec<&str> = RECORDS.iter().map(|(t, _, _)| *t).collect();
         assert_eq!(written, all, "one writer per declared record type");
@@ -871,6 +919,6 @@ mod tests {
             line("exit"),
             r#"{"type":"exit","ok":true,"qemu_status":33,"boot_stack_used_bytes":4096}"#
         );
-        assert!(line("run").contains(r#","config":{"mode":"bench","suites":["alloc","map","ptp","tlb","layouts"],"pool_pages":[4096],"quick":false,"seed":24301},"timer":{},"fill_path":"sse2","load":{"avg_1m":0.10,"avg_5m":0.20,"avg_15m":0.30,"runnable":1},"cpus":null}"#), "{}", line("run"));
+        assert!(line("run").contains(r#","config":{"mode":"bench","suites":["alloc","map","ptp","tlb","layouts","churn"],"pool_pages":[4096],"quick":false,"seed":24301},"timer":{},"fill_path":"sse2","load":{"avg_1m":0.10,"avg_5m":0.20,"avg_15m":0.30,"runnable":1},"cpus":null}"#), "{}", line("run"));
     }
 }

@@ -30,6 +30,11 @@ impl Fill {
         Fill(Path::Avx2)
     }
 
+    /// Whether this is the AVX2 path.
+    pub(crate) const fn is_avx2(self) -> bool {
+        matches!(self.0, Path::Avx2)
+    }
+
     /// "sse2" or "avx2", for run records.
     pub const fn name(self) -> &'static str {
         match self.0 {

@@ -61,6 +61,7 @@ pub mod mapper;
 pub mod page_size;
 pub mod pool;
 pub mod ptp;
+mod scan;
 pub mod shootdown;
 #[cfg(feature = "std")]
 pub mod sim;

@@ -20,6 +20,8 @@ use x86_64::{PhysAddr, VirtAddr};
 enum AllocOp {
     Alloc,
     Free(u32),
+    /// allocate_many of this many pages.
+    Many(usize),
 }
 
 fn alloc_ops() -> impl Strategy<Value = (u32, Vec<AllocOp>)> {
@@ -28,6 +30,7 @@ fn alloc_ops() -> impl Strategy<Value = (u32, Vec<AllocOp>)> {
         let op = prop_oneof![
             3 => Just(AllocOp::Alloc),
             2 => (0..cap + 8).prop_map(AllocOp::Free),
+            1 => prop_oneof![0usize..70, 60usize..200].prop_map(AllocOp::Many),
         ];
         (Just(cap), prop::collection::vec(op, 1..400))
     })
@@ -59,6 +62,17 @@ proptest! {
                         Ok(())
                     };
                     prop_assert_eq!(a.free(i), want);
+                }
+                AllocOp::Many(n) => {
+                    let mut out = vec![u32::MAX; n];
+                    if n > free.len() {
+                        prop_assert_eq!(a.allocate_many(&mut out), Err(AllocError::Exhausted { capacity: cap }));
+                        prop_assert!(out.iter().all(|&x| x == u32::MAX), "nothing handed out");
+                    } else {
+                        prop_assert_eq!(a.allocate_many(&mut out), Ok(()));
+                        let want: Vec<u32> = (0..n).map(|_| free.pop_first().unwrap()).collect();
+                        prop_assert_eq!(out, want, "the lowest free pages, in order");
+                    }
                 }
             }
             prop_assert_eq!(a.used(), cap - free.len() as u32);

@@ -48,7 +48,13 @@ fn main() {
             parse(&args[1..]).map_or(ExitCode::Usage, |cfg| pool_limits(&mut out, &cfg))
         }
         _ => parse(&args).map_or(ExitCode::Usage, |cfg| {
-            let mut host = Host::new(&cfg);
+            let mut host = match Host::new(&cfg) {
+                Ok(h) => h,
+                Err(e) => {
+                    eprintln!("ptp-host: {e}");
+                    return ExitCode::Usage;
+                }
+            };
             let mut harness = Harness::new(host_rdtscp(), Budget::of(&cfg));
             let counts = session::run(&mut host, &mut out, &mut harness, &cfg, Default::default());
             session::status(&counts).0

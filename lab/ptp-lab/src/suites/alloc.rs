@@ -22,7 +22,10 @@ pub const BITMAP_ALLOC_SEQ: Bench = Bench {
     name: "bitmap_alloc_seq",
     suite: Suite::Alloc,
     precondition: always,
-    run: |ctx| fill::<BitmapAllocator>(ctx, "bitmap_fills_every_page"),
+    run: |ctx| {
+        fill::<BitmapAllocator>(ctx, "bitmap_fills_every_page");
+        fill_batch::<BitmapAllocator>(ctx, "bitmap_batches_fill_every_page");
+    },
 };
 pub const BITMAP_CHURN_50: Bench = Bench {
     name: "bitmap_alloc_50pct_random",
@@ -60,10 +63,23 @@ pub(super) trait Contender {
     fn in_use(&self) -> Option<u32> {
         None
     }
+    /// The name of its call that hands over many pages at once ([`Contender::alloc_many`]),
+    /// where it has one.
+    const BATCH: Option<&'static str> = None;
+    /// Hand over `out.len()` pages at once, all or none.
+    fn alloc_many(&mut self, out: &mut [u32]) -> bool {
+        out.iter_mut()
+            .all(|slot| self.alloc().map(|p| *slot = p).is_some())
+    }
 }
 
 impl Contender for BitmapAllocator {
     const NAME: &'static str = "lab-bitmap";
+    const BATCH: Option<&'static str> = Some("lab-bitmap-batch");
+    #[inline]
+    fn alloc_many(&mut self, out: &mut [u32]) -> bool {
+        self.allocate_many(out).is_ok()
+    }
     fn fresh(pages: u32) -> Self {
         BitmapAllocator::new(pages)
     }
@@ -155,6 +171,42 @@ pub(super) fn fill<C: Contender>(ctx: &mut Ctx<'_>, check: &str) {
         check,
         ok,
         format_args!("{}: used {used:?} of {n}, then exhausted", C::NAME),
+    );
+}
+
+/// Pages per batch: a word of the bitmap.
+pub(super) const BATCH: usize = 64;
+
+/// Allocate every page of a fresh pool, [`BATCH`] pages per call, with the contender's call
+/// that hands over many at once (one operation per page, as [`fill`] counts).
+pub(super) fn fill_batch<C: Contender>(ctx: &mut Ctx<'_>, check: &str) {
+    let Some(name) = C::BATCH else { return };
+    let n = ctx.pages();
+    let mut st = (C::fresh(n), [0u32; BATCH], true, 0u64);
+    ctx.measure(
+        name,
+        "op",
+        (n - 1) as u64,
+        crate::params! { "batch": BATCH as u64 },
+        &mut st,
+        |st| *st = (C::fresh(n), [0u32; BATCH], true, 0),
+        |(a, out, ok, sum)| {
+            let mut left = (n - 1) as usize;
+            while left > 0 {
+                let k = left.min(BATCH);
+                *ok &= a.alloc_many(&mut out[..k]);
+                *sum += black_box(&out[..k]).iter().map(|&p| p as u64).sum::<u64>();
+                left -= k;
+            }
+        },
+    );
+    let (mut a, _, ok, _) = st;
+    let used = a.in_use();
+    let ok = ok && used.is_none_or(|u| u == n) && a.alloc().is_none();
+    ctx.check(
+        check,
+        ok,
+        format_args!("{name}: used {used:?} of {n}, then exhausted"),
     );
 }
 

@@ -1,16 +1,21 @@
-//! `map`: mapping large regions on real (kernel) or simulated (host) page tables, per page, in
-//! ticks. Contenders in the same run: our batched `map_range` from a fresh pool (cold) and into
-//! tables that already exist (warm), our per-page `map_page` loop, the x86_64 crate's
-//! `OffsetPageTable::map_to` loop over the same pool, and a memset of as many bytes as the
-//! mapping writes (the store-bandwidth limit).
+//! `map`: mapping and unmapping large regions on real (kernel) or simulated (host) page tables,
+//! per page, in ticks. Mapping, in the same run: our batched `map_range` from a fresh pool
+//! (cold) and into tables that already exist (warm), our per-page `map_page` loop, the x86_64
+//! crate's `OffsetPageTable::map_to` loop over the same pool, and a memset of as many bytes as
+//! the mapping writes (the store-bandwidth limit). Unmapping the same regions: our
+//! `unmap_range` with the bitmap (emptied tables freed to it) and with bump (tables stay), the
+//! x86_64 crate's per-page `unmap` loop and its `CleanUp::clean_up` (freeing to the bitmap),
+//! and memsets of the bytes each of ours writes.
 
 use super::{Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{reason, Reason};
 use core::hint::black_box;
 use vystem_ptp::{
-    predict_tables, BumpAllocator, MapError, PageSize, Pool, PoolFrames, PoolMapper, Region,
+    predict_tables, BitmapAllocator, BumpAllocator, MapError, PageAllocator, PageSize, Pool,
+    PoolFrames, PoolMapper, Region,
 };
+use x86_64::structures::paging::mapper::CleanUp;
 use x86_64::structures::paging::{
     Mapper, OffsetPageTable, Page, PageSize as X86PageSize, PageTableFlags as F, PhysFrame,
     Size1GiB, Size2MiB, Size4KiB,
@@ -25,6 +30,8 @@ const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 #[derive(Debug, Clone, Copy)]
 pub struct Mapping {
     pub bench: &'static str,
+    /// The benchmark that unmaps it.
+    pub unmap: &'static str,
     pub size: PageSize,
     pub pages: u64,
 }
@@ -32,16 +39,19 @@ pub struct Mapping {
 pub const MAPPINGS: [Mapping; 3] = [
     Mapping {
         bench: "map_1GiB_4KiB",
+        unmap: "unmap_1GiB_4KiB",
         size: PageSize::Size4KiB,
         pages: 1 << 18,
     },
     Mapping {
         bench: "map_64GiB_2MiB",
+        unmap: "unmap_64GiB_2MiB",
         size: PageSize::Size2MiB,
         pages: 64 << 9,
     },
     Mapping {
         bench: "map_64GiB_1GiB",
+        unmap: "unmap_64GiB_1GiB",
         size: PageSize::Size1GiB,
         pages: 64,
     },
@@ -71,6 +81,24 @@ pub const MAP_64GIB_1GIB: Bench = Bench {
         fits(ctx, MAPPINGS[2])
     },
     run: |ctx| run(ctx, MAPPINGS[2]),
+};
+pub const UNMAP_1GIB_4KIB: Bench = Bench {
+    name: MAPPINGS[0].unmap,
+    suite: Suite::Map,
+    precondition: MAP_1GIB_4KIB.precondition,
+    run: |ctx| unmap(ctx, MAPPINGS[0]),
+};
+pub const UNMAP_64GIB_2MIB: Bench = Bench {
+    name: MAPPINGS[1].unmap,
+    suite: Suite::Map,
+    precondition: MAP_64GIB_2MIB.precondition,
+    run: |ctx| unmap(ctx, MAPPINGS[1]),
+};
+pub const UNMAP_64GIB_1GIB: Bench = Bench {
+    name: MAPPINGS[2].unmap,
+    suite: Suite::Map,
+    precondition: MAP_64GIB_1GIB.precondition,
+    run: |ctx| unmap(ctx, MAPPINGS[2]),
 };
 
 impl Mapping {
@@ -216,6 +244,25 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
         }
     }
 
+    // Mapping into tables that exist reads every entry before it writes any (all or nothing):
+    // the limit for the warm map is that read and the memset of the entries.
+    let entries = crate::params! { "bytes": count * 8 };
+    ctx.measure(
+        "read+memset-limit",
+        "page",
+        count,
+        entries,
+        &mut (),
+        |_| {},
+        |_| {
+            // SAFETY: the pool's own memory; `count` entries fit in the mapping's tables.
+            let e = unsafe {
+                core::slice::from_raw_parts_mut(pool.page_ptr(0) as *mut u64, count as usize)
+            };
+            black_box(super::limit::read_then_store(fill, black_box(e)));
+        },
+    );
+
     let bytes = m.tables() * 4096;
     let limit = crate::params! { "bytes": bytes };
     ctx.measure(
@@ -286,6 +333,7 @@ fn verify(
     let tables = m.usage().tables.total();
     let want_tables = Mapping {
         bench: "",
+        unmap: "",
         size,
         pages: count,
     }
@@ -298,5 +346,269 @@ fn verify(
         name.as_str(),
         ok,
         format_args!("error {err:?}; first {first_ok}, last {last_ok}; {pages} of {count} pages; {tables} tables, predicted {want_tables}"),
+    );
+}
+
+/// The mapper and what the last unmap said, for one allocator.
+struct Unmapping<A: PageAllocator> {
+    m: PoolMapper<A>,
+    /// Pool pages in use once the region was mapped.
+    mapped: u32,
+    err: Option<&'static str>,
+}
+
+impl<A: PageAllocator> Unmapping<A> {
+    /// Untimed: a fresh pool with the region mapped by our `map_range`.
+    fn setup(&mut self, alloc: A, m: Mapping) {
+        self.m.reset(alloc);
+        match self.m.map_range(
+            VirtAddr::new(VIRT),
+            PhysAddr::new(PHYS),
+            m.pages,
+            m.size,
+            FLAGS,
+        ) {
+            Ok(f) => f.ignore(),
+            Err(_) => self.err = Some("map_range before the unmap failed"),
+        }
+        self.mapped = self.m.allocator().used();
+    }
+
+    fn unmap(&mut self, m: Mapping) {
+        match self.m.unmap_range(
+            black_box(VirtAddr::new(VIRT)),
+            black_box(m.pages * m.size.bytes()),
+        ) {
+            Ok(f) => f.ignore(), // not in CR3: nothing to flush
+            Err(_) => self.err = Some("unmap_range failed"),
+        }
+    }
+}
+
+/// Leaf entries an unmap of `m` clears, and the tables it empties (all but the root).
+fn cleared(m: Mapping) -> (u64, u64) {
+    (m.pages, m.tables() - 1)
+}
+
+fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
+    let n = ctx.pages();
+    let pool = ctx.pool;
+    let fill = ctx.platform.cpu().fill();
+    let (entries, tables) = cleared(m);
+    let params = crate::params! { "page_size": m.size.name(), "pages": m.pages };
+
+    let mut bitmap = Unmapping {
+        m: PoolMapper::create(pool, BitmapAllocator::new(n)).with_fill(fill),
+        mapped: 0,
+        err: None,
+    };
+    ctx.measure(
+        "lab-unmap_range-bitmap",
+        "page",
+        m.pages,
+        params,
+        &mut bitmap,
+        |st| st.setup(BitmapAllocator::new(n), m),
+        |st| st.unmap(m),
+    );
+    let used = bitmap.m.allocator().used();
+    verify_unmapped(ctx, "unmap_range_bitmap", &bitmap.m, m, bitmap.err, {
+        let freed = bitmap.mapped.saturating_sub(used);
+        (used == 1 && freed as u64 == tables, (used, freed))
+    });
+
+    let mut bump = Unmapping {
+        m: PoolMapper::create(pool, BumpAllocator::new(n)).with_fill(fill),
+        mapped: 0,
+        err: None,
+    };
+    ctx.measure(
+        "lab-unmap_range-bump",
+        "page",
+        m.pages,
+        params,
+        &mut bump,
+        |st| st.setup(BumpAllocator::new(n), m),
+        |st| st.unmap(m),
+    );
+    let used = bump.m.allocator().used();
+    let kept = used == bump.mapped && used as u64 == tables + 1;
+    verify_unmapped(
+        ctx,
+        "unmap_range_bump",
+        &bump.m,
+        m,
+        bump.err,
+        (kept, (used, 0)),
+    );
+
+    // The peer unmaps the tables our map_range built, page by page, then frees the emptied
+    // ones to the same bitmap through `PoolFrames`.
+    let mut peer = (BitmapAllocator::new(n), 0u32, true);
+    ctx.measure(
+        "x86_64-unmap+clean_up",
+        "page",
+        m.pages,
+        params,
+        &mut peer,
+        |(alloc, mapped, ok)| {
+            let mut mapper = PoolMapper::create(pool, BitmapAllocator::new(n)).with_fill(fill);
+            *ok &= mapper
+                .map_range(
+                    VirtAddr::new(VIRT),
+                    PhysAddr::new(PHYS),
+                    m.pages,
+                    m.size,
+                    FLAGS,
+                )
+                .map(|f| f.ignore())
+                .is_ok();
+            *mapped = mapper.allocator().used();
+            *alloc = mapper.into_parts().1;
+        },
+        |(alloc, _, ok)| {
+            *ok &= match m.size {
+                PageSize::Size4KiB => unmap_loop::<Size4KiB>(pool, alloc, m.pages),
+                PageSize::Size2MiB => unmap_loop::<Size2MiB>(pool, alloc, m.pages),
+                PageSize::Size1GiB => unmap_loop::<Size1GiB>(pool, alloc, m.pages),
+            };
+        },
+    );
+    let (alloc, mapped, ok) = peer;
+    let used = alloc.used();
+    let freed = mapped.saturating_sub(used);
+    match PoolMapper::adopt(pool, alloc) {
+        Ok(adopted) => verify_unmapped(
+            ctx,
+            "x86_64_unmap_clean_up",
+            &adopted,
+            m,
+            (!ok).then_some("the x86_64 crate's unmap failed"),
+            (used == 1 && freed as u64 == tables, (used, freed)),
+        ),
+        Err(e) => {
+            ctx.check("x86_64_unmap_clean_up_layout", false, format_args!("{e:?}"));
+        }
+    }
+
+    // The store limits: the bytes each of ours writes. With bump, the cleared leaf entries; with
+    // the bitmap also the entries that pointed at the freed tables and the bitmap's words for
+    // them (one bit a table, its summary word included).
+    let bump_bytes = entries * 8;
+    let bitmap_bytes = bump_bytes + tables * 8 + tables.div_ceil(64) * 8 + 8;
+    // What any unmap must do: read each entry as it clears it (to count the pages, to tell
+    // leaves from tables), after reading all first where huge pages could be cut through.
+    let check = m.size != PageSize::Size4KiB;
+    let what = if check {
+        "each entry read, then read and cleared"
+    } else {
+        "each entry read and cleared"
+    };
+    ctx.measure(
+        "read+clear-limit",
+        "page",
+        m.pages,
+        crate::params! { "bytes": entries * 8, "counts": what },
+        &mut (),
+        |_| {
+            // SAFETY: as below; the entries to clear hold something, as a mapping's do.
+            unsafe {
+                core::ptr::write_bytes(pool.page_ptr(0) as *mut u8, 0xa5, (entries * 8) as usize)
+            }
+        },
+        |_| {
+            // SAFETY: the pool's own memory; the entries fit in the mapping's tables.
+            let e = unsafe {
+                core::slice::from_raw_parts_mut(pool.page_ptr(0) as *mut u64, entries as usize)
+            };
+            black_box(super::limit::read_clear(fill, black_box(e), check));
+        },
+    );
+    for (imp, bytes, counts) in [
+        ("memset-limit", bump_bytes, "cleared entries"),
+        (
+            "memset-limit-bitmap",
+            bitmap_bytes,
+            "cleared entries, the entries of the freed tables, their bitmap words",
+        ),
+    ] {
+        let limit = crate::params! { "bytes": bytes, "counts": counts };
+        ctx.measure(
+            imp,
+            "page",
+            m.pages,
+            limit,
+            &mut (),
+            |_| {},
+            |_| {
+                // SAFETY: the pool's own memory; `bytes` <= 2 x the pool's tables, which fit.
+                unsafe {
+                    core::ptr::write_bytes(
+                        pool.page_ptr(0) as *mut u8,
+                        0,
+                        black_box(bytes as usize),
+                    )
+                }
+            },
+        );
+    }
+}
+
+/// The x86_64 crate's per-page `unmap` over the pool, then its `clean_up` freeing the emptied
+/// tables to `alloc`.
+fn unmap_loop<S: X86PageSize + core::fmt::Debug>(
+    pool: Pool,
+    alloc: &mut BitmapAllocator,
+    count: u64,
+) -> bool
+where
+    for<'a> OffsetPageTable<'a>: Mapper<S>,
+{
+    let offset = VirtAddr::new(
+        pool.window()
+            .as_u64()
+            .wrapping_sub(pool.phys_base().as_u64()),
+    );
+    // SAFETY: as in `map_to_loop`: the tables are pool pages our mapper built; it is idle.
+    let mut opt = unsafe { OffsetPageTable::new(&mut *pool.page_ptr(0), offset) };
+    let v = black_box(VIRT);
+    for i in 0..count {
+        let page = Page::<S>::containing_address(VirtAddr::new(v + i * S::SIZE));
+        match opt.unmap(page) {
+            Ok((_, f)) => f.ignore(),
+            Err(_) => return false,
+        }
+    }
+    let mut frames = PoolFrames { pool, alloc };
+    // SAFETY: every table below the root is used once, in this tree only.
+    unsafe { opt.clean_up(&mut frames) };
+    true
+}
+
+/// After an unmap: nothing of the region translates, the walk finds no mapping, and the pool's
+/// pages are as `pool` says (`ok`, with used and freed pages for the detail).
+fn verify_unmapped<A: PageAllocator>(
+    ctx: &mut Ctx<'_>,
+    what: &str,
+    m: &PoolMapper<A>,
+    map: Mapping,
+    err: Option<&'static str>,
+    (pool_ok, (used, freed)): (bool, (u32, u32)),
+) {
+    let last = VIRT + (map.pages - 1) * map.size.bytes();
+    let gone =
+        m.translate(VirtAddr::new(VIRT)).is_err() && m.translate(VirtAddr::new(last)).is_err();
+    let mut left = 0u64;
+    let walk_ok = m.for_each_mapping(&mut |_| left += 1).is_ok();
+    let ok = err.is_none() && gone && walk_ok && left == 0 && pool_ok;
+    let mut name = crate::fixedstr::FixedStr::<48>::new();
+    let _ = core::fmt::Write::write_fmt(&mut name, format_args!("{what}_leaves_nothing"));
+    ctx.check(
+        name.as_str(),
+        ok,
+        format_args!(
+            "error {err:?}; first and last page unmapped {gone}; {left} mappings left; {used} pool pages used, {freed} freed, model: {} tables below the root",
+            map.tables() - 1
+        ),
     );
 }

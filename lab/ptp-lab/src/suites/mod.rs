@@ -12,7 +12,9 @@
 #![allow(clippy::result_large_err)]
 
 mod alloc;
+mod churn;
 mod layouts;
+mod limit;
 mod linux;
 mod map;
 mod peers;
@@ -54,6 +56,10 @@ pub static BENCHES: &[Bench] = &[
     map::MAP_1GIB_4KIB,
     map::MAP_64GIB_2MIB,
     map::MAP_64GIB_1GIB,
+    map::UNMAP_1GIB_4KIB,
+    map::UNMAP_64GIB_2MIB,
+    map::UNMAP_64GIB_1GIB,
+    churn::CHURN,
     ptp::BUILD,
     ptp::MODIFIABLE_IN_CR3,
     ptp::UNMODIFIABLE_IN_CR3,

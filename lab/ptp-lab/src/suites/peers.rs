@@ -90,6 +90,18 @@ mod imp {
                 fn free(&mut self, page: u32) -> bool {
                     self.0.dealloc(page as usize)
                 }
+                const BATCH: Option<&'static str> = Some("bitmap-allocator-contiguous");
+                /// Its own call for many pages: a contiguous block.
+                #[inline]
+                fn alloc_many(&mut self, out: &mut [u32]) -> bool {
+                    let Some(start) = self.0.alloc_contiguous(None, out.len(), 0) else {
+                        return false;
+                    };
+                    for (i, slot) in out.iter_mut().enumerate() {
+                        *slot = (start + i) as u32;
+                    }
+                    true
+                }
             }
         };
     }
@@ -129,6 +141,11 @@ mod imp {
 
     pub fn fill(ctx: &mut Ctx<'_>) {
         both!(ctx, fill, "peer_fills_every_page");
+        if ctx.pages() <= 4096 {
+            alloc::fill_batch::<Bits4K>(ctx, "peer_batches_fill_every_page");
+        } else {
+            alloc::fill_batch::<Bits64K>(ctx, "peer_batches_fill_every_page");
+        }
     }
     pub fn churn_50(ctx: &mut Ctx<'_>) {
         both!(ctx, churn, 50);

@@ -189,7 +189,11 @@ impl PageAllocator for BitmapAllocator {
             return Err(FreeError::NotAllocated { index });
         }
         self.words[w] = word & !(1 << bit);
-        self.nonfull[w / 64] |= 1 << (w % 64);
+        // Only a word that was full is missing from the summary: no store otherwise, which
+        // keeps frees off the summary word every other free also writes.
+        if word == !0 {
+            self.nonfull[w / 64] |= 1 << (w % 64);
+        }
         self.used -= 1;
         self.hint = self.hint.min(w);
         Ok(())
@@ -209,6 +213,50 @@ impl PageAllocator for BitmapAllocator {
 
     fn can_free(&self) -> bool {
         true
+    }
+
+    /// Word by word: the free bits of each word with room, lowest first, in one pass over the
+    /// word held in a register (a fresh word hands out its 64 pages in a plain loop).
+    fn allocate_many(&mut self, out: &mut [u32]) -> Result<(), AllocError> {
+        if out.len() > self.left() as usize {
+            return Err(AllocError::Exhausted {
+                capacity: self.capacity,
+            });
+        }
+        let mut k = 0;
+        let mut w = self.hint;
+        while k < out.len() {
+            // Enough free pages exist, so a word with room is found before the capacity.
+            if w >= self.cap_words || self.words[w] == !0 {
+                w = self.next_nonfull(w + 1, self.cap_words);
+                if w >= self.cap_words {
+                    break; // never: `left` counted them
+                }
+            }
+            let mut word = self.words[w];
+            let base = w as u32 * 64;
+            if word == 0 && out.len() - k >= 64 {
+                for (i, slot) in out[k..k + 64].iter_mut().enumerate() {
+                    *slot = base + i as u32;
+                }
+                word = !0;
+                k += 64;
+            } else {
+                while word != !0 && k < out.len() {
+                    let bit = (!word).trailing_zeros();
+                    word |= 1 << bit;
+                    out[k] = base + bit;
+                    k += 1;
+                }
+            }
+            self.words[w] = word;
+            if word == !0 {
+                self.nonfull[w / 64] &= !(1 << (w % 64));
+            }
+            self.hint = w;
+        }
+        self.used += k as u32;
+        Ok(())
     }
 }
 

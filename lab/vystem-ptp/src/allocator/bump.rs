@@ -84,11 +84,42 @@ impl PageAllocator for BumpAllocator {
     fn can_free(&self) -> bool {
         false
     }
+
+    /// The next `out.len()` pages of the counter.
+    fn allocate_many(&mut self, out: &mut [u32]) -> Result<(), AllocError> {
+        if out.len() > (self.capacity - self.next) as usize {
+            return Err(AllocError::Exhausted {
+                capacity: self.capacity,
+            });
+        }
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = self.next + i as u32;
+        }
+        self.next += out.len() as u32;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocate_many_takes_the_next_pages_or_none() {
+        let mut a = BumpAllocator::new(10);
+        let mut out = [0u32; 4];
+        assert_eq!(a.allocate_many(&mut out), Ok(()));
+        assert_eq!((out, a.used()), ([1, 2, 3, 4], 5));
+        let mut six = [0u32; 6];
+        assert_eq!(
+            a.allocate_many(&mut six),
+            Err(AllocError::Exhausted { capacity: 10 })
+        );
+        assert_eq!((six, a.used()), ([0; 6], 5));
+        let mut five = [0u32; 5];
+        assert_eq!(a.allocate_many(&mut five), Ok(()));
+        assert_eq!((five, a.left()), ([5, 6, 7, 8, 9], 0));
+    }
 
     #[test]
     fn counts_up_then_exhausts() {

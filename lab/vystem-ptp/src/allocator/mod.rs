@@ -8,7 +8,7 @@ pub use bitmap::BitmapAllocator;
 pub use bump::BumpAllocator;
 
 use crate::pool::Pool;
-use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size4KiB};
+use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
 
 /// The index of the pool's root page (PML4).
 pub const ROOT_PAGE: u32 = 0;
@@ -82,6 +82,22 @@ pub trait PageAllocator {
     /// Whether [`PageAllocator::free`] can ever succeed (the mapper then returns empty tables).
     fn can_free(&self) -> bool;
 
+    /// Hand out `out.len()` free pages at once, their indices written to `out`; all or none
+    /// (fewer free: [`AllocError::Exhausted`], nothing handed out). What a caller that knows
+    /// how many pages it needs (a range mapping its tables) calls instead of a loop: the
+    /// bitmap then takes whole words, not a bit per call.
+    fn allocate_many(&mut self, out: &mut [u32]) -> Result<(), AllocError> {
+        if out.len() > self.left() as usize {
+            return Err(AllocError::Exhausted {
+                capacity: self.capacity(),
+            });
+        }
+        for slot in out {
+            *slot = self.allocate()?;
+        }
+        Ok(())
+    }
+
     /// Pages still free.
     fn left(&self) -> u32 {
         self.capacity() - self.used()
@@ -111,10 +127,34 @@ impl<A: PageAllocator + ?Sized> PageAllocator for &mut A {
     fn can_free(&self) -> bool {
         (**self).can_free()
     }
+    #[inline]
+    fn allocate_many(&mut self, out: &mut [u32]) -> Result<(), AllocError> {
+        (**self).allocate_many(out)
+    }
 }
 
-/// Lets the x86_64 crate's mappers (`OffsetPageTable::map_to`) take their table frames from a pool:
-/// the peer we measure against uses exactly the same pages.
+/// Lets the x86_64 crate's mappers (`OffsetPageTable::map_to`) take their table frames from a pool,
+/// and its `CleanUp::clean_up` give emptied ones back: the peer we measure against uses exactly
+/// the same pages.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "std")] {
+/// use vystem_ptp::{BitmapAllocator, PageAllocator, PhysAddr, PoolFrames};
+/// use x86_64::structures::paging::{FrameAllocator, FrameDeallocator};
+///
+/// let mem = vystem_ptp::sim::SimMemory::new(128);
+/// let pool = mem.pool(16, 64).unwrap();
+/// let mut bitmap = BitmapAllocator::new(64);
+/// let mut frames = PoolFrames { pool, alloc: &mut bitmap };
+/// let f = frames.allocate_frame().unwrap();
+/// assert_eq!(f.start_address(), PhysAddr::new(17 * 4096)); // pool page 1
+/// // SAFETY: no page table points at the frame any more.
+/// unsafe { frames.deallocate_frame(f) };
+/// assert_eq!(bitmap.used(), 1); // the root alone
+/// # }
+/// ```
 pub struct PoolFrames<'a, A: PageAllocator> {
     /// The pool whose pages become frames.
     pub pool: Pool,
@@ -127,5 +167,15 @@ unsafe impl<A: PageAllocator> FrameAllocator<Size4KiB> for PoolFrames<'_, A> {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
         let index = self.alloc.allocate().ok()?;
         Some(PhysFrame::containing_address(self.pool.page_phys(index)))
+    }
+}
+
+/// A frame outside the pool, or one the allocator refuses (the bump allocator refuses all), is
+/// not freed: the trait has no way to say so, and the pool's used count shows it.
+impl<A: PageAllocator> FrameDeallocator<Size4KiB> for PoolFrames<'_, A> {
+    unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
+        if let Some(index) = self.pool.index_of(frame.start_address()) {
+            let _ = self.alloc.free(index);
+        }
     }
 }

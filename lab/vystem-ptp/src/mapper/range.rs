@@ -148,7 +148,7 @@ impl<A: PageAllocator> PoolMapper<A> {
                 // vectorised pass; only a conflict pays for finding the first used entry.
                 let run =
                     unsafe { core::slice::from_raw_parts(self.entries(t).add(fi), li - fi + 1) };
-                if run.iter().fold(0, |acc, &e| acc | e) != 0 {
+                if crate::scan::any_used(self.fill, run) {
                     for i in fi..=li {
                         let e = self.read(t, i);
                         if e != 0 {

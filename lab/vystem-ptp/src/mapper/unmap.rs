@@ -54,35 +54,79 @@ impl<A: PageAllocator> PoolMapper<A> {
     fn check_unmap(&self, table: u32, level: u8, start: u64, last: u64) -> Result<(), UnmapError> {
         let (fi, li) = (index(start, level), index(last, level));
         let base = start & !((1u64 << table_span_shift(level)) - 1);
-        for i in fi..=li {
-            let e = self.read(table, i);
-            if e == 0 || level == 1 {
-                continue;
-            }
-            let lo = base + i as u64 * entry_span(level);
-            let hi = lo + (entry_span(level) - 1);
-            if is_huge(e, level) {
-                if start > lo || last < hi {
-                    let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
-                    return Err(UnmapError::PartialHugePage {
-                        virt: VirtAddr::new_truncate(lo),
-                        size,
-                    });
-                }
+        // Only the first and last entries can be cut through; between them, with no table
+        // among the entries (one vectorised pass), nothing else can go wrong.
+        let ends_only = level == 1 || (level < 4 && !self.any_table(table, level, fi, li));
+        if ends_only {
+            self.check_entry(table, level, start, last, base, fi)?;
+            return if li != fi {
+                self.check_entry(table, level, start, last, base, li)
             } else {
-                let child = self
-                    .child(e)
-                    .map_err(|phys| UnmapError::ForeignTable { phys })?;
-                self.check_unmap(child, level - 1, start.max(lo), last.min(hi))?;
-            }
+                Ok(())
+            };
+        }
+        for i in fi..=li {
+            self.check_entry(table, level, start, last, base, i)?;
         }
         Ok(())
+    }
+
+    /// Entry `i` of the range's table at `level`: a huge page the range cuts through, or a
+    /// table outside the pool, is an error; a table above level 1 is checked below.
+    fn check_entry(
+        &self,
+        table: u32,
+        level: u8,
+        start: u64,
+        last: u64,
+        base: u64,
+        i: usize,
+    ) -> Result<(), UnmapError> {
+        let e = self.read(table, i);
+        if e == 0 || level == 1 {
+            return Ok(());
+        }
+        let lo = base + i as u64 * entry_span(level);
+        let hi = lo + (entry_span(level) - 1);
+        if is_huge(e, level) {
+            if start > lo || last < hi {
+                let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
+                return Err(UnmapError::PartialHugePage {
+                    virt: VirtAddr::new_truncate(lo),
+                    size,
+                });
+            }
+            return Ok(());
+        }
+        let child = self
+            .child(e)
+            .map_err(|phys| UnmapError::ForeignTable { phys })?;
+        // A page table (level 1) holds no huge page to cut through: not walked.
+        if level > 2 {
+            self.check_unmap(child, level - 1, start.max(lo), last.min(hi))?;
+        }
+        Ok(())
+    }
+
+    /// Whether entries `fi..=li` of a table at `level` hold a table (present, not huge); one
+    /// pass without branches, which the compiler vectorises.
+    fn any_table(&self, table: u32, level: u8, fi: usize, li: usize) -> bool {
+        if level == 1 {
+            return false;
+        }
+        // SAFETY: entries fi..=li of a pool table.
+        let run = unsafe { core::slice::from_raw_parts(self.entries(table).add(fi), li - fi + 1) };
+        crate::scan::tables_among(self.fill, run)
     }
 
     /// Clears leaves in the range; returns whether the table is now empty.
     fn clear(&mut self, table: u32, level: u8, start: u64, last: u64, acc: &mut Unmapped) -> bool {
         let (fi, li) = (index(start, level), index(last, level));
         let base = start & !((1u64 << table_span_shift(level)) - 1);
+        if !self.clear_leaves(table, level, fi, li, base, acc) {
+            return fi == 0 && li == ENTRIES - 1 || (0..ENTRIES).all(|i| self.read(table, i) == 0);
+        }
+        // Tables remain among the entries: each is cleared below, and freed once empty.
         let mut kept_any = false;
         for i in fi..=li {
             let e = self.read(table, i);
@@ -91,15 +135,6 @@ impl<A: PageAllocator> PoolMapper<A> {
             }
             let lo = base + i as u64 * entry_span(level);
             let hi = lo + (entry_span(level) - 1);
-            if level == 1 || is_huge(e, level) {
-                self.write(table, i, 0);
-                acc.add(
-                    lo,
-                    hi,
-                    PageSize::from_level(level).unwrap_or(PageSize::Size4KiB),
-                );
-                continue;
-            }
             let Ok(child) = self.child(e) else {
                 kept_any = true; // checked before; never reached
                 continue;
@@ -126,6 +161,44 @@ impl<A: PageAllocator> PoolMapper<A> {
     }
 }
 
+impl<A: PageAllocator> PoolMapper<A> {
+    /// The leaves among entries `fi..=li` (every entry of a page table; huge pages above)
+    /// counted and cleared in one vectorised pass ([`crate::scan`]), the tables kept: whether
+    /// tables remain, for the caller to walk.
+    fn clear_leaves(
+        &mut self,
+        table: u32,
+        level: u8,
+        fi: usize,
+        li: usize,
+        base: u64,
+        acc: &mut Unmapped,
+    ) -> bool {
+        if level == 4 {
+            return true; // a PML4 holds tables only
+        }
+        // SAFETY: entries fi..=li of a pool table, which nothing else holds meanwhile.
+        let run =
+            unsafe { core::slice::from_raw_parts_mut(self.entries(table).add(fi), li - fi + 1) };
+        let Some(first) = run.iter().position(|&e| e != 0) else {
+            return false; // nothing mapped here
+        };
+        let last = run.iter().rposition(|&e| e != 0).unwrap_or(first);
+        let (n, tables) = crate::scan::clear_leaves(self.fill, run, level == 1);
+        if n > 0 {
+            // The leaves lie between the first and last entries used (tables among them
+            // cover their own pages below).
+            acc.pages += n;
+            acc.cover(
+                base + (fi + first) as u64 * entry_span(level),
+                base + (fi + last) as u64 * entry_span(level) + (entry_span(level) - 1),
+                PageSize::from_level(level).unwrap_or(PageSize::Size4KiB),
+            );
+        }
+        tables
+    }
+}
+
 struct Unmapped {
     pages: u64,
     tables: u64,
@@ -135,11 +208,6 @@ struct Unmapped {
 }
 
 impl Unmapped {
-    fn add(&mut self, lo: u64, hi: u64, size: PageSize) {
-        self.pages += 1;
-        self.cover(lo, hi, size);
-    }
-
     /// A table was unlinked; `at` is an address of its span inside the range and `size` the
     /// largest page size not above its span. Flushing the `size` page around `at` reaches the
     /// paging-structure cache entries that pointed at it, so the step never grows past `size`.
