@@ -64,8 +64,9 @@ def capacity(pools: list[int], fit: dict[int, tuple[int, int]], n_layouts: int,
 
 
 def costs(recs: list[dict], source: str) -> list[Figure]:
-    """From one native run: ticks per op vs pool size per allocator; mapping cost per page per
-    method against the store limit (memset of the bytes the mapping writes)."""
+    """From one native run: ticks per op vs pool size per allocator; mapping and unmapping cost
+    per page per method against the limits (what the bytes alone cost); under churn, the pool
+    pages bump and the bitmap hold at most per pool size, and where bump ran out."""
     plt = _pyplot()
     drawn = []
     ms = [r for r in recs if r.get("type") == "measurement" and r.get("p50") is not None]
@@ -89,23 +90,45 @@ def costs(recs: list[dict], source: str) -> list[Figure]:
         axes[0][0].set_ylabel("TSC ticks per op (median)")
         fig.suptitle(f"Allocators per pool size ({source})", fontsize=9)
         drawn.append(("Ticks per operation vs pool size, per allocator", "alloc", fig))
-    maps = sorted({r["bench"] for r in ms if r.get("suite") == "map"})
-    if maps:
-        pool = max(r["pool_pages"] for r in ms if r.get("suite") == "map")
-        impls = sorted({r["impl"] for r in ms if r.get("suite") == "map"})
+    for prefix, what, stem in (("map_", "Mapping", "map"), ("unmap_", "Unmapping", "unmap")):
+        benches = sorted({r["bench"] for r in ms if r.get("suite") == "map" and r["bench"].startswith(prefix)})
+        if not benches:
+            continue
+        pool = max(r["pool_pages"] for r in ms if r["bench"] in benches)
+        impls = sorted({r["impl"] for r in ms if r["bench"] in benches})
         fig, ax = plt.subplots(figsize=(7, 3.8))
         width = 0.8 / len(impls)
         for i, impl in enumerate(impls):
             vals = [next((r["p50"] for r in ms if r["bench"] == b and r["impl"] == impl and r["pool_pages"] == pool),
-                         0) for b in maps]
-            ax.bar([j + i * width for j in range(len(maps))], vals, width, label=impl)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(maps))], maps, fontsize=8)
+                         0) for b in benches]
+            ax.bar([j + i * width for j in range(len(benches))], vals, width, label=impl)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(benches))], benches, fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("TSC ticks per page (median)")
         # Beside the bars, not over them.
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ax.set_title(f"Mapping cost per page, pool {pool} ({source}); memset-limit: the stores alone", fontsize=9)
-        drawn.append(("Mapping cost per page per method, against the store limit", "map", fig))
+        ax.set_title(f"{what} cost per page, pool {pool} ({source}); the limits: what the bytes alone cost",
+                     fontsize=9)
+        drawn.append((f"{what} cost per page per method, against the limits", stem, fig))
+    runs = [r for r in recs if r.get("type") == "churn"]
+    if runs:
+        pools = sorted({r["pool_pages"] for r in runs})
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        for alloc, marker in (("bump", "o"), ("bitmap", "s")):
+            pts = sorted((r["pool_pages"], r["peak_used"]) for r in runs if r["allocator"] == alloc)
+            ax.plot([p for p, _ in pts], [v for _, v in pts], marker=marker, label=f"{alloc}: pages in use at most")
+        ax.plot(pools, pools, color="grey", linestyle=":", label="the pool (all its pages)")
+        out = [(r["pool_pages"], r["peak_used"]) for r in runs if r.get("exhausted_at") is not None]
+        if out:
+            ax.scatter([p for p, _ in out], [v for _, v in out], marker="x", s=80, color="red", zorder=3,
+                       label="ran out of pages")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("pool pages")
+        ax.set_ylabel("pool pages in use at most")
+        ax.legend(fontsize=7)
+        ax.set_title(f"Churn: bump against bitmap ({source})", fontsize=9)
+        drawn.append(("Churn: pool pages in use at most, bump against bitmap, per pool size", "churn", fig))
     return drawn
 
 

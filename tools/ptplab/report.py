@@ -204,6 +204,80 @@ def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
                  and r["impl"] == impl and r.get("pool_pages") == pool), None)
 
 
+UNMAPS = [("unmap_1GiB_4KiB", "1 GiB of 4 KiB pages"), ("unmap_64GiB_2MiB", "64 GiB of 2 MiB pages"),
+          ("unmap_64GiB_1GiB", "64 GiB of 1 GiB pages")]
+UNMAP_IMPLS = ["lab-unmap_range-bitmap", "lab-unmap_range-bump", "x86_64-unmap+clean_up", "read+clear-limit",
+               "memset-limit"]
+
+
+def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
+    """Unmapping per page, and the churn: how far bump and the bitmap get through a changing
+    mapping set per pool size, and what each operation costs. The figures are the newest run's
+    (churn records are deterministic: the seed), the costs means over the runs."""
+    path, recs = runs[-1]
+    L: list[str] = []
+    pool = STANDARD if any(r.get("pool_pages") == STANDARD for r in recs) else None
+    got = {(b, i): interval(runs, b, i, pool) for b, _ in UNMAPS for i in UNMAP_IMPLS} if pool else {}
+    if any(v is not None for v in got.values()):
+        L += ["## Unmapping, and bump against bitmap under churn", "",
+              f"Unmapping per page at {pool} pages, TSC ticks (mean over {len(runs)} run(s) of each run's median): "
+              "ours with the bitmap (emptied tables freed) and with bump (tables stay), the x86_64 crate's per-page "
+              "`unmap` loop and `clean_up`, and two limits: every entry read and cleared (what an unmap must do to "
+              "count its pages and tell leaves from tables; with huge pages, after reading them all first) and a "
+              "memset of the entries.", "",
+              "| region | " + " | ".join(UNMAP_IMPLS) + " |", "| --- |" + " --- |" * len(UNMAP_IMPLS)]
+        for bench, what in UNMAPS:
+            cells = [f"{got[(bench, i)][0]:,.3f}" if got.get((bench, i)) else "-" for i in UNMAP_IMPLS]
+            if any(c != "-" for c in cells):
+                L.append(f"| {what} | " + " | ".join(cells) + " |")
+        L += [""]
+    churn = [r for r in recs if r.get("type") == "churn"]
+    if not churn:
+        return L, ""
+    if not L:
+        L += ["## Unmapping, and bump against bitmap under churn", ""]
+    first = churn[0]
+    L += [f"Churn (`{source(path)}`): a mapping set that changes, {first['sizes']} region sizes drawn from the "
+          "recorded layouts, at scattered addresses (half the new regions take a freed slot again), at most a "
+          "sixteenth of the pool's pages in regions live at once, twice the pool's pages in operations "
+          "(`lab/ptp-lab/src/churn.rs`). Bump never frees: where it runs out, the bitmap goes on. Ticks per "
+          "operation over the operations both completed, and the bitmap over all it did.", "",
+          "| pool pages | operations | bump: done, ran out at | bump: pages in use at most | bitmap: done "
+          "| bitmap: pages in use at most | 4 KiB fallbacks (bump) | ticks per op, bump / bitmap (both) "
+          "| bitmap, all |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    ms = [r for r in recs if r.get("type") == "measurement" and r.get("bench") == "churn_mixed"]
+    sentence_at = None
+    for n in sorted({r["pool_pages"] for r in churn}):
+        by = {r["allocator"]: r for r in churn if r["pool_pages"] == n}
+        bump, bitmap = by.get("bump"), by.get("bitmap")
+        if not bump or not bitmap:
+            continue
+        common = min(bump["done"], bitmap["done"])
+        tick = lambda impl, ops: next((m["p50"] for m in ms if m["pool_pages"] == n and m["impl"] == impl  # noqa: E731
+                                       and (m.get("params") or {}).get("ops") == ops), None)
+        fmt = lambda v: "-" if v is None else f"{v:,.0f}"  # noqa: E731
+        out = "-" if bump["exhausted_at"] is None else f"{bump['exhausted_at']:,}"
+        L.append(f"| {n} | {bump['ops']:,} | {bump['done']:,}, {out} | {bump['peak_used']:,} | {bitmap['done']:,} "
+                 f"| {bitmap['peak_used']:,} | {bump['fallbacks_4kib']} | {fmt(tick('lab-bump', common))} / "
+                 f"{fmt(tick('lab-bitmap', common))} | {fmt(tick('lab-bitmap', bitmap['done']))} |")
+        if n == STANDARD or sentence_at is None:
+            sentence_at = (n, bump, bitmap, tick("lab-bump", common), tick("lab-bitmap", common))
+    L += [""]
+    if sentence_at is None:
+        return L, ""
+    n, bump, bitmap, tb, tm = sentence_at
+    if bump["exhausted_at"] is not None:
+        fate = (f"bump ran out at operation {bump['exhausted_at']:,} of {bump['ops']:,} while the bitmap played all "
+                f"of them holding at most {bitmap['peak_used']:,} pages")
+    else:
+        fate = (f"both played all {bump['ops']:,} operations, bump holding {bump['peak_used']:,} pages at most and "
+                f"the bitmap {bitmap['peak_used']:,}")
+    cost = f"; per operation bump {tb:,.0f} ticks, the bitmap {tm:,.0f}" if tb and tm else ""
+    return L, (f"- **Allocators under churn, at {n} pages**: {fate}{cost}. Bump where nothing is unmapped (a "
+               f"bootloader, an unmodifiable PTP built once), the bitmap wherever mappings come and go. "
+               f"(`{source(path)}`)")
+
+
 def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
     """The TLB flush policy from one kernel run: the crossover per pair of strategies, the
     shootdown round trips, and the recommendation's sentence."""
@@ -357,6 +431,9 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                      f"| {load_text(recs[-1].get('load'))} |")
         L += [""]
 
+    churn_text, churn_sentence = churn_section(runs) if run else ([], "")
+    L += churn_text
+
     tlb_text, tlb_sentence = tlb_section(tlb) if tlb else ([], "")
     L += tlb_text
 
@@ -402,6 +479,8 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                  f"{'fit' if std['mappings']['16GiB-4KiB']['fits'] else 'do not fit'} "
                  f"({holds_16} pages hold them). "
                  "(`ptp-host pool-limits`)")
+    if churn_sentence:
+        L.append(churn_sentence)
     if tlb_sentence:
         L.append(tlb_sentence)
     L += ["", "These say what fits; what a kernel maps is its own: give it its layouts "

@@ -297,3 +297,35 @@ def test_the_allocator_plot_starts_at_zero_so_close_values_look_close():
     (_, _, fig), = plots.costs(recs, "r.jsonl")
     lo, hi = fig.axes[0].get_ylim()
     assert lo == 0 and 1.346 < hi < 1.6
+
+
+def _churn(pool, alloc, done, ops, peak, out=None):
+    return {"type": "churn", "suite": "churn", "bench": "churn_mixed", "pool_pages": pool, "allocator": alloc,
+            "ops": ops, "live_at_most": pool // 16, "sizes": 9, "seed": 1, "done": done, "exhausted_at": out,
+            "peak_used": peak, "used_end": peak, "fallbacks_4kib": 0}
+
+
+def test_churn_plot_marks_where_bump_ran_out_and_the_sentence_names_the_operation(tmp_path):
+    pytest.importorskip("matplotlib")
+    import json
+    from ptplab import plots, report
+    churn = [_churn(512, "bump", 570, 1024, 511, 570), _churn(512, "bitmap", 1024, 1024, 101),
+             _churn(4096, "bump", 8192, 8192, 3000), _churn(4096, "bitmap", 8192, 8192, 660)]
+    ticks = [{"type": "measurement", "suite": "churn", "bench": "churn_mixed", "impl": i, "pool_pages": 4096,
+              "p50": v, "params": {"ops": 8192}} for i, v in [("lab-bump", 700.0), ("lab-bitmap", 1200.0)]]
+    (caption, stem, fig), = plots.costs(churn, "r.jsonl")
+    assert stem == "churn"
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "ran out of pages" in labels
+    marks = [c for c in ax.collections if len(c.get_offsets())]
+    assert [tuple(p) for p in marks[0].get_offsets()] == [(512, 511)], "one cross, where bump ran out"
+    f = native_run(tmp_path / "n.jsonl", {4096: 5.0}, schema=5)
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join([lines[0], *lines[1:-1], *map(json.dumps, churn + ticks), lines[-1]]) + "\n")
+    text, sentence = report.churn_section([(f, report.read_run(f))])
+    assert "| 512 | 1,024 | 570, 570 | 511 | 1,024 | 101 |" in "\n".join(text), text
+    assert "| 4096 | 8,192 | 8,192, - | 3,000 | 8,192 | 660 | 0 | 700 / 1,200 | 1,200 |" in "\n".join(text), text
+    assert sentence.startswith("- **Allocators under churn, at 4096 pages**: both played all 8,192 operations"), sentence
+    only_512 = [(f, [r for r in report.read_run(f) if r.get("pool_pages") != 4096])]
+    assert "bump ran out at operation 570 of 1,024" in report.churn_section(only_512)[1]
