@@ -216,9 +216,14 @@ impl<A: PageAllocator> PoolMapper<A> {
         let t = self.entries(table);
         if fresh {
             // SAFETY: `t` is a pool page of 512 entries; the ranges are within it.
+            // (A whole table, the common case, calls no memset of nothing.)
             unsafe {
-                core::ptr::write_bytes(t, 0, fi);
-                core::ptr::write_bytes(t.add(li + 1), 0, ENTRIES - li - 1);
+                if fi > 0 {
+                    core::ptr::write_bytes(t, 0, fi);
+                }
+                if li + 1 < ENTRIES {
+                    core::ptr::write_bytes(t.add(li + 1), 0, ENTRIES - li - 1);
+                }
             }
         }
         if level == bits.leaf {
