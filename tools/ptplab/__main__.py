@@ -20,6 +20,7 @@ COMMANDS = {
     "layouts": "capture: record the layouts of a set of running programs (results/layouts)",
     "compare": "baseline against candidate runs: ratio per benchmark, beyond the noise or not (--fail-on-regression)",
     "machines": "runs of several machines side by side (latest per machine; native and emulated apart)",
+    "targets": "the speed targets judged over repeated runs: each run's ratio and the ratio of the means",
     "report": "the decision report (Markdown): what the standard pool size buys, what changes at N",
     "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
     "setup": "install the Debian packages a run needs (qemu, grub, ovmf, bochs), removing nothing",
@@ -115,7 +116,7 @@ def main(argv: list[str]) -> int:
         if cmd == "setup":
             from .packages import main as setup
             return setup(rest)
-        if cmd in ("compare", "machines"):
+        if cmd in ("compare", "machines", "targets"):
             from . import aggregate
             return aggregate.main(rest, cmd)
         if cmd == "report":

@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from . import show, table
+from . import lab, show, table
 from .cli import BenchError, Parser
 from .results import ResultsError
 
@@ -245,6 +245,50 @@ def machines(runs: list[show.Run]) -> list[str]:
     return lines
 
 
+def targets(runs: list[show.Run]) -> tuple[list[str], int]:
+    """The target table (`ptp-host facts`) judged over runs of one kind: per target and pool
+    size, each run's ratio and the ratio of the means over the runs, which the verdict takes
+    (one run's ratio moves with the noise of a shared machine). Kernel targets are judged on
+    native runs only. Returns the lines and how many were missed."""
+    execution(runs)  # native and emulated never judged together
+    native = runs[0].run.get("execution") == "native"
+    places = {r.run.get("where") for r in runs}
+    rows = [["target", "pool", "runs", "each run", "ratio of the means", "want", "verdict"]]
+    missed = 0
+    for t in lab.facts()["targets"]:
+        if t["on"] not in places:
+            continue  # a kernel target on host runs, or the other way
+        op, x = t["want"].split()
+        want = float(x.rstrip("x"))
+        pools = sorted({m.get("pool_pages") for r in runs for m in r.records if m.get("type") == "measurement"
+                        and m.get("bench") == t["bench"] and m.get("impl") == t["ours"]})
+        for pool in pools:
+            def first(r, impl):
+                return next((schema_estimate(m) for m in r.records if m.get("type") == "measurement"
+                             and m.get("bench") == t["bench"] and m.get("impl") == impl
+                             and m.get("pool_pages") == pool), None)
+            pairs = [(o, p) for r in runs if (o := first(r, t["ours"])) and (p := first(r, t["other"]))]
+            if not pairs:
+                continue
+            ratio = (lambda o, p: p / o) if op == ">=" else (lambda o, p: o / p)
+            each = [ratio(o, p) for o, p in pairs]
+            mean = ratio(statistics.fmean(o for o, _ in pairs), statistics.fmean(p for _, p in pairs))
+            if t["on"] == "kernel" and not native:
+                verdict = "not judged (emulated)"
+            else:
+                ok = mean >= want if op == ">=" else mean <= want
+                missed += not ok
+                verdict = "met" if ok else "MISSED"
+            rows.append([t["name"], str(pool), str(len(pairs)), f"{min(each):.2f}-{max(each):.2f}x",
+                         f"{mean:.2f}x", t["want"], verdict])
+    return table.grid(rows, {1, 2, 4}), missed
+
+
+def schema_estimate(m: dict) -> float | None:
+    from .schema import estimate
+    return estimate(m)
+
+
 def percent(text: str) -> float:
     try:
         value = float(text.rstrip("%")) / 100
@@ -287,11 +331,18 @@ def main(argv: list[str], command: str) -> int:
                 return 1
             return 0
         runs, notes = read([Path(f) for f in a.files], a.lenient)
-        runs, out = select(runs, a.commit, a.label)
+        # Targets take every run given (the repeats); machines the latest per machine.
+        runs, out = select(runs, a.commit, a.label) if command == "machines" else (runs, [])
         for n in notes + [f"left out: {o}" for o in out]:
             print(f"{command}: {n}", file=sys.stderr)
         if not runs:
             raise AggregateError("no run left to show")
+        if command == "targets":
+            lines, missed = targets(runs)
+            print("\n".join(lines))
+            print(f"{command}: {missed} target(s) missed over {len(runs)} run(s), judged on the ratio of the means",
+                  file=sys.stderr)
+            return 0
         print("\n".join(machines(runs)))
         return 0
     except (AggregateError, BenchError) as e:

@@ -44,11 +44,12 @@ pub(crate) fn tables_among(fill: Fill, run: &[u64]) -> bool {
 
 /// Clear the leaves of `run` (every entry at level 1; huge pages above), one read and one
 /// write of each entry: how many there were, and whether tables remain among the entries.
+/// `leaves_only`: the caller knows there is no table among them (level 1, or a check saw it).
 #[inline]
-pub(crate) fn clear_leaves(fill: Fill, run: &mut [u64], level1: bool) -> (u64, bool) {
+pub(crate) fn clear_leaves(fill: Fill, run: &mut [u64], leaves_only: bool) -> (u64, bool) {
     // Leaves only (the common case above level 1 too): a read pass to know it, then the
     // plain loop, cheaper together than the loop that keeps tables.
-    let level1 = level1 || !tables_among(fill, run);
+    let level1 = leaves_only || !tables_among(fill, run);
     if fill.is_avx2() && run.len() >= 16 {
         // SAFETY: as above.
         unsafe { clear_leaves_avx2(run, level1) }

@@ -34,13 +34,15 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
         let last = range_last(start, bytes / PAGE_BYTES, PageSize::Size4KiB)
             .map_err(|addr| UnmapError::NonCanonical { addr })?;
-        self.check_unmap(ROOT_PAGE, 4, start, last)?;
+        let mut tables_at_2 = false;
+        self.check_unmap(ROOT_PAGE, 4, start, last, &mut tables_at_2)?;
         let mut acc = Unmapped {
             pages: 0,
             tables: 0,
             step: PageSize::Size1GiB,
             first: u64::MAX,
             last: 0,
+            leaves_only_at_2: !tables_at_2,
         };
         self.clear(ROOT_PAGE, 4, start, last, &mut acc);
         if acc.pages == 0 && acc.tables == 0 {
@@ -51,28 +53,39 @@ impl<A: PageAllocator> PoolMapper<A> {
         Ok(FlushRange::new(first, acc.last, acc.step, acc.pages).with_tables(acc.tables))
     }
 
-    fn check_unmap(&self, table: u32, level: u8, start: u64, last: u64) -> Result<(), UnmapError> {
+    /// Checks the range below `table`; `tables_at_2` is set when a level-2 table of it holds a
+    /// table (the clear then looks for them; otherwise it clears those entries as leaves).
+    fn check_unmap(
+        &self,
+        table: u32,
+        level: u8,
+        start: u64,
+        last: u64,
+        tables_at_2: &mut bool,
+    ) -> Result<(), UnmapError> {
         let (fi, li) = (index(start, level), index(last, level));
         let base = start & !((1u64 << table_span_shift(level)) - 1);
         // Only the first and last entries can be cut through; between them, with no table
         // among the entries (one vectorised pass), nothing else can go wrong.
         let ends_only = level == 1 || (level < 4 && !self.any_table(table, level, fi, li));
+        *tables_at_2 |= level == 2 && !ends_only;
         if ends_only {
-            self.check_entry(table, level, start, last, base, fi)?;
+            self.check_entry(table, level, start, last, base, fi, tables_at_2)?;
             return if li != fi {
-                self.check_entry(table, level, start, last, base, li)
+                self.check_entry(table, level, start, last, base, li, tables_at_2)
             } else {
                 Ok(())
             };
         }
         for i in fi..=li {
-            self.check_entry(table, level, start, last, base, i)?;
+            self.check_entry(table, level, start, last, base, i, tables_at_2)?;
         }
         Ok(())
     }
 
     /// Entry `i` of the range's table at `level`: a huge page the range cuts through, or a
     /// table outside the pool, is an error; a table above level 1 is checked below.
+    #[allow(clippy::too_many_arguments)] // the recursion's state
     fn check_entry(
         &self,
         table: u32,
@@ -81,6 +94,7 @@ impl<A: PageAllocator> PoolMapper<A> {
         last: u64,
         base: u64,
         i: usize,
+        tables_at_2: &mut bool,
     ) -> Result<(), UnmapError> {
         let e = self.read(table, i);
         if e == 0 || level == 1 {
@@ -103,7 +117,7 @@ impl<A: PageAllocator> PoolMapper<A> {
             .map_err(|phys| UnmapError::ForeignTable { phys })?;
         // A page table (level 1) holds no huge page to cut through: not walked.
         if level > 2 {
-            self.check_unmap(child, level - 1, start.max(lo), last.min(hi))?;
+            self.check_unmap(child, level - 1, start.max(lo), last.min(hi), tables_at_2)?;
         }
         Ok(())
     }
@@ -184,7 +198,8 @@ impl<A: PageAllocator> PoolMapper<A> {
             return false; // nothing mapped here
         };
         let last = run.iter().rposition(|&e| e != 0).unwrap_or(first);
-        let (n, tables) = crate::scan::clear_leaves(self.fill, run, level == 1);
+        let leaves_only = level == 1 || (level == 2 && acc.leaves_only_at_2);
+        let (n, tables) = crate::scan::clear_leaves(self.fill, run, leaves_only);
         if n > 0 {
             // The leaves lie between the first and last entries used (tables among them
             // cover their own pages below).
@@ -200,6 +215,8 @@ impl<A: PageAllocator> PoolMapper<A> {
 }
 
 struct Unmapped {
+    /// The check found no table among the level-2 entries of the range: clear them as leaves.
+    leaves_only_at_2: bool,
     pages: u64,
     tables: u64,
     step: PageSize,
