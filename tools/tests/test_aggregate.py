@@ -138,3 +138,28 @@ def test_the_rule_line_names_the_figure_the_interval_and_the_minimum_runs(tmp_pa
     rule = next(line for line in p.stdout.splitlines() if line.startswith("rule:"))
     assert "mean over its runs" in rule and "Student t" in rule and "at least 2 runs" in rule, rule
     assert row(p.stdout)[-5] == "11.000", p.stdout  # the mean, not the median (10)
+
+
+def host_run(path, bump, bare=1.0):
+    run_file(path, "2026-11-24T10:00:00+00:00", bump)
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    recs[0].update(where="host", accel="none", execution="native")
+    recs[2].update(impl="bare-counter", **{k: bare for k in ("min", "p50", "p90", "p99", "max", "mean")})
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def test_targets_are_judged_on_the_ratio_of_the_means_over_the_repeats(tmp_path):
+    one, two = host_run(tmp_path / "a.jsonl", 1.1), host_run(tmp_path / "b.jsonl", 1.4)
+    out = ptplab("targets", one, two)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("bump allocation within 1.2x"))
+    # Each run 1.10x and 1.40x; the means 1.25 / 1.0: missed, though one run alone met it.
+    assert line.split()[-6:] == ["2", "1.10-1.40x", "1.25x", "<=", "1.2x", "MISSED"], line
+    assert "1 target(s) missed over 2 run(s)" in out.stderr
+    alone = next(x for x in ptplab("targets", one).stdout.splitlines() if x.startswith("bump allocation"))
+    assert alone.split()[-1] == "met"
+    assert "in-kernel" not in out.stdout, "kernel targets are not judged on host runs"
+    emulated = make(tmp_path / "e.jsonl", 1.0, execution="emulated")
+    mixed = ptplab("targets", one, emulated)
+    assert mixed.returncode == 2 and "native and emulated" in mixed.stderr
