@@ -241,6 +241,9 @@ impl<A: PageAllocator> PoolMapper<A> {
             return Ok(());
         }
         let base = start & !((1u64 << table_span_shift(level)) - 1);
+        if level == bits.leaf + 1 {
+            return self.fill_leaf_tables(table, level, fresh, start, last, phys, bits);
+        }
         for i in fi..=li {
             let lo = base + i as u64 * entry_span(level);
             let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
@@ -273,4 +276,107 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
         Ok(())
     }
+
+    /// Above the leaf tables: the leaf tables of `start..=last` below `table`. New ones are
+    /// taken from the allocator [`BATCH`] at a time ([`PageAllocator::allocate_many`]: the
+    /// plan counted them), and the leaves of a run of whole new tables that are consecutive
+    /// pool pages are written in one fill, as one memset writes: no call per table.
+    #[allow(clippy::too_many_arguments)] // the recursion's state, kept in registers
+    fn fill_leaf_tables(
+        &mut self,
+        table: u32,
+        level: u8,
+        fresh: bool,
+        start: u64,
+        last: u64,
+        phys: u64,
+        bits: &Bits,
+    ) -> Result<(), MapError> {
+        let (fi, li) = (index(start, level), index(last, level));
+        let base = start & !((1u64 << table_span_shift(level)) - 1);
+        let span = entry_span(level);
+        let mut i = fi;
+        while i <= li {
+            let lo = base + i as u64 * span;
+            let e = if fresh { 0 } else { self.read(table, i) };
+            if e != 0 {
+                // A table that exists: its entries are checked free (the plan) and filled.
+                if e & bits.table_bits != bits.table_bits {
+                    self.write(table, i, e | bits.table_bits);
+                }
+                let child = self
+                    .child(e)
+                    .map_err(|phys| MapError::ForeignTable { phys })?;
+                let (s, l) = (start.max(lo), last.min(lo + (span - 1)));
+                self.fill_tables(child, level - 1, false, s, l, phys + (s - start), bits)?;
+                i += 1;
+                continue;
+            }
+            // New tables for the entries from `i` that have none, a batch at a time.
+            let mut m = 1;
+            while i + m <= li && m < BATCH && (fresh || self.read(table, i + m) == 0) {
+                m += 1;
+            }
+            let mut pages = [0u32; BATCH];
+            self.alloc
+                .allocate_many(&mut pages[..m])
+                .map_err(|_| MapError::PoolExhausted {
+                    needed: m as u64,
+                    left: self.alloc.left(),
+                })?;
+            if let Some(&bad) = pages[..m].iter().find(|&&c| c >= self.pool.pages()) {
+                for &c in &pages[..m] {
+                    let _ = self.alloc.free(c);
+                }
+                return Err(MapError::AllocatorOutsidePool {
+                    index: bad,
+                    pages: self.pool.pages(),
+                });
+            }
+            for (j, &c) in pages[..m].iter().enumerate() {
+                self.write(
+                    table,
+                    i + j,
+                    self.pool.page_phys(c).as_u64() | bits.table_bits,
+                );
+            }
+            *self.tables.level_mut(level - 1) += m as u64;
+            // Whole tables (inside the range) that are consecutive pages: one fill for a run.
+            let mut j = 0;
+            while j < m {
+                let lo_j = base + (i + j) as u64 * span;
+                let whole = |k: usize| {
+                    let lo_k = base + (i + k) as u64 * span;
+                    lo_k >= start && lo_k + (span - 1) <= last
+                };
+                let mut run = 0;
+                while j + run < m && whole(j + run) && pages[j + run] == pages[j] + run as u32 {
+                    run += 1;
+                }
+                if run == 0 {
+                    let (s, l) = (start.max(lo_j), last.min(lo_j + (span - 1)));
+                    self.fill_tables(pages[j], level - 1, true, s, l, phys + (s - start), bits)?;
+                    j += 1;
+                    continue;
+                }
+                let step = entry_span(level - 1);
+                // SAFETY: `run` consecutive pool pages of 512 entries each, all new tables.
+                unsafe {
+                    crate::fill::fill_entries(
+                        self.fill,
+                        self.entries(pages[j]),
+                        run * ENTRIES,
+                        (phys + (lo_j - start)) | bits.leaf_bits,
+                        step,
+                    )
+                };
+                j += run;
+            }
+            i += m;
+        }
+        Ok(())
+    }
 }
+
+/// New leaf tables taken from the allocator at once, at most.
+const BATCH: usize = 64;
