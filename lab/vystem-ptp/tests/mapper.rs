@@ -695,3 +695,68 @@ fn a_flush_policy_decides_on_what_an_unmap_returns() {
     few.ignore();
     rest.ignore();
 }
+
+/// Unmapping clears whole tables on consecutive pool pages in one pass and frees them: the
+/// pages around the cut stay, the count and the tables freed are exact, with each allocator,
+/// and a table among 2 MiB pages (a level-2 table holding a table) is still found and freed.
+#[test]
+fn unmap_of_runs_of_whole_tables_is_exact_at_both_ends_and_with_either_allocator() {
+    const MIB: u64 = 1 << 20;
+    let base = 0x40_0000_0000u64; // 1 GiB aligned
+    for bitmap in [true, false] {
+        let mem = SimMemory::new(64 + 3);
+        // 8 MiB of 4 KiB pages: 4 page tables on consecutive pool pages (fresh, in order).
+        let (mut bm, mut bp) = (BitmapAllocator::new(64), BumpAllocator::new(64));
+        let alloc: &mut dyn PageAllocator = if bitmap { &mut bm } else { &mut bp };
+        let mut m = PoolMapper::create(mem.pool(3, 64).unwrap(), alloc);
+        m.map_range(va(base), pa(0x1_0000_0000), 2048, KIB4, RW)
+            .unwrap()
+            .ignore();
+        let used = m.allocator().used();
+        // Cut from inside the first table to inside the last: 2 whole tables between.
+        let (from, to) = (base + MIB + 4096 * 3, base + 7 * MIB + 4096 * 5);
+        let f = m.unmap_range(va(from), to - from).unwrap();
+        assert_eq!(f.pages(), (to - from) / 4096);
+        assert_eq!(f.tables_freed(), if bitmap { 2 } else { 0 });
+        assert_eq!(m.allocator().used(), used - f.tables_freed() as u32);
+        for (a, mapped) in [
+            (base, true),
+            (from - 4096, true),
+            (from, false),
+            (base + 4 * MIB, false),
+            (to - 4096, false),
+            (to, true),
+            (base + 8 * MIB - 4096, true),
+        ] {
+            assert_eq!(
+                m.translate(va(a)).is_ok(),
+                mapped,
+                "{a:#x}, bitmap {bitmap}"
+            );
+            assert_eq!(oracle(&mem, &m, a).is_some(), mapped, "oracle at {a:#x}");
+        }
+        // 3 GiB of 2 MiB pages, 3 directories on consecutive pages; a 4 KiB table in the middle one.
+        let big = 0x80_0000_0000u64;
+        m.map_range(va(big), pa(0x2_0000_0000), 3 * 512, MIB2, RW)
+            .unwrap()
+            .ignore();
+        let mid = big + (1 << 30) + 6 * MIB;
+        m.unmap_range(va(mid), 2 * MIB).unwrap().ignore();
+        m.map_range(va(mid), pa(0x7_0000_0000), 512, KIB4, RW)
+            .unwrap()
+            .ignore();
+        let before = m.allocator().used();
+        let f = m.unmap_range(va(big), 3 << 30).unwrap();
+        assert_eq!(f.pages(), 3 * 512 - 1 + 512);
+        // The page table, and then the three directories, and the PDPT emptied with them.
+        assert_eq!(f.tables_freed(), if bitmap { 5 } else { 0 });
+        assert_eq!(m.allocator().used(), before - f.tables_freed() as u32);
+        for a in [big, mid, mid + 4096 * 7, big + (3 << 30) - 4096] {
+            assert!(
+                m.translate(va(a)).is_err() && oracle(&mem, &m, a).is_none(),
+                "{a:#x}"
+            );
+        }
+        assert!(m.translate(va(base)).is_ok(), "the other mapping stays");
+    }
+}

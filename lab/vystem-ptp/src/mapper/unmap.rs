@@ -77,10 +77,68 @@ impl<A: PageAllocator> PoolMapper<A> {
                 Ok(())
             };
         }
-        for i in fi..=li {
-            self.check_entry(table, level, start, last, base, i, tables_at_2)?;
+        let mut i = fi;
+        while i <= li {
+            // Whole level-2 tables on consecutive pool pages: one scan for tables among all
+            // their entries (none: nothing in them can fail).
+            let run = if level == 3 {
+                let (run, first) = self.child_run(table, level, i, li, base, start, last);
+                if run > 1 && !self.any_table(first, 2, 0, run * ENTRIES - 1) {
+                    i += run;
+                    continue;
+                }
+                run.max(1)
+            } else {
+                1
+            };
+            for k in i..i + run {
+                self.check_entry(table, level, start, last, base, k, tables_at_2)?;
+            }
+            i += run;
         }
         Ok(())
+    }
+
+    /// From entry `i` (up to `li`): how many entries point at tables that lie wholly inside
+    /// `start..=last` and are consecutive pool pages, and the first of those pages (0 when
+    /// entry `i` is no such table). A bump allocator hands out the tables of a range so.
+    #[allow(clippy::too_many_arguments)] // the recursion's state
+    fn child_run(
+        &self,
+        table: u32,
+        level: u8,
+        i: usize,
+        li: usize,
+        base: u64,
+        start: u64,
+        last: u64,
+    ) -> (usize, u32) {
+        let span = entry_span(level);
+        let whole = |k: usize| {
+            let lo = base + k as u64 * span;
+            lo >= start && lo + (span - 1) <= last
+        };
+        let table_at = |k: usize| {
+            let e = self.read(table, k);
+            if e == 0 || is_huge(e, level) {
+                None
+            } else {
+                self.child(e).ok()
+            }
+        };
+        let Some(first) = table_at(i).filter(|_| whole(i)) else {
+            return (0, 0);
+        };
+        let mut run = 1;
+        // A run ends at the pool's last page: entries past it are no table's.
+        while i + run <= li
+            && whole(i + run)
+            && (first as u64 + run as u64) < self.pool.pages() as u64
+            && table_at(i + run) == Some(first + run as u32)
+        {
+            run += 1;
+        }
+        (run, first)
     }
 
     /// Entry `i` of the range's table at `level`: a huge page the range cuts through, or a
@@ -142,11 +200,25 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
         // Tables remain among the entries: each is cleared below, and freed once empty.
         let mut kept_any = false;
-        for i in fi..=li {
+        let mut i = fi;
+        while i <= li {
+            // Whole tables of leaves on consecutive pool pages: their entries cleared in one
+            // pass, as one memset, then each freed.
+            let leaves_below = level == 2 || (level == 3 && acc.leaves_only_at_2);
+            if leaves_below {
+                let (run, first) = self.child_run(table, level, i, li, base, start, last);
+                if run > 1 {
+                    kept_any |= !self.clear_run(table, level, i, run, first, base, acc);
+                    i += run;
+                    continue;
+                }
+            }
             let e = self.read(table, i);
+            i += 1;
             if e == 0 {
                 continue;
             }
+            let i = i - 1;
             let lo = base + i as u64 * entry_span(level);
             let hi = lo + (entry_span(level) - 1);
             let Ok(child) = self.child(e) else {
@@ -176,6 +248,54 @@ impl<A: PageAllocator> PoolMapper<A> {
 }
 
 impl<A: PageAllocator> PoolMapper<A> {
+    /// Entries `i..i + run` of `table` point at whole tables of leaves, the consecutive pool
+    /// pages from `first`: clear all their entries in one pass, then free each table (the
+    /// allocator willing). Returns whether all were freed.
+    #[allow(clippy::too_many_arguments)] // the recursion's state
+    fn clear_run(
+        &mut self,
+        table: u32,
+        level: u8,
+        i: usize,
+        run: usize,
+        first: u32,
+        base: u64,
+        acc: &mut Unmapped,
+    ) -> bool {
+        let lo = base + i as u64 * entry_span(level);
+        // SAFETY: `run` consecutive pool pages from `first` (child_run checked them), tables
+        // of this mapper that nothing else holds meanwhile.
+        let all = unsafe { core::slice::from_raw_parts_mut(self.entries(first), run * ENTRIES) };
+        if let Some(f) = all.iter().position(|&e| e != 0) {
+            let l = all.iter().rposition(|&e| e != 0).unwrap_or(f);
+            let (n, _) = crate::scan::clear_leaves(self.fill, all, true);
+            let step = entry_span(level - 1);
+            acc.pages += n;
+            acc.cover(
+                lo + f as u64 * step,
+                lo + l as u64 * step + (step - 1),
+                PageSize::from_level(level - 1).unwrap_or(PageSize::Size4KiB),
+            );
+        }
+        if !self.alloc.can_free() {
+            return false;
+        }
+        let mut freed_all = true;
+        for k in 0..run {
+            if self.alloc.free(first + k as u32).is_ok() {
+                self.write(table, i + k, 0);
+                *self.tables.level_mut(level - 1) -= 1;
+                acc.add_table(
+                    base + (i + k) as u64 * entry_span(level),
+                    PageSize::from_level(level).unwrap_or(PageSize::Size1GiB),
+                );
+            } else {
+                freed_all = false;
+            }
+        }
+        freed_all
+    }
+
     /// The leaves among entries `fi..=li` (every entry of a page table; huge pages above)
     /// counted and cleared in one vectorised pass ([`crate::scan`]), the tables kept: whether
     /// tables remain, for the caller to walk.
