@@ -22,6 +22,8 @@ enum AllocOp {
     Free(u32),
     /// allocate_many of this many pages.
     Many(usize),
+    /// free_range from this page, this many.
+    FreeRange(u32, u32),
 }
 
 fn alloc_ops() -> impl Strategy<Value = (u32, Vec<AllocOp>)> {
@@ -31,6 +33,7 @@ fn alloc_ops() -> impl Strategy<Value = (u32, Vec<AllocOp>)> {
             3 => Just(AllocOp::Alloc),
             2 => (0..cap + 8).prop_map(AllocOp::Free),
             1 => prop_oneof![0usize..70, 60usize..200].prop_map(AllocOp::Many),
+            1 => (0..cap + 8, 0u32..140).prop_map(|(a, n)| AllocOp::FreeRange(a, n)),
         ];
         (Just(cap), prop::collection::vec(op, 1..400))
     })
@@ -62,6 +65,27 @@ proptest! {
                         Ok(())
                     };
                     prop_assert_eq!(a.free(i), want);
+                }
+                AllocOp::FreeRange(first, n) => {
+                    // The first page that cannot be freed is the error, and nothing is freed.
+                    let bad = (first..first.saturating_add(n)).find_map(|i| {
+                        if i >= cap {
+                            Some(FreeError::OutOfPool { index: i, capacity: cap })
+                        } else if i == 0 {
+                            Some(FreeError::Root)
+                        } else if free.contains(&i) {
+                            Some(FreeError::NotAllocated { index: i })
+                        } else {
+                            None
+                        }
+                    });
+                    match bad {
+                        Some(e) => prop_assert_eq!(a.free_range(first, n), Err(e)),
+                        None => {
+                            prop_assert_eq!(a.free_range(first, n), Ok(()));
+                            free.extend(first..first + n);
+                        }
+                    }
                 }
                 AllocOp::Many(n) => {
                     let mut out = vec![u32::MAX; n];

@@ -215,6 +215,55 @@ impl PageAllocator for BitmapAllocator {
         true
     }
 
+    /// Word by word: each word's bits of the range checked all in use, then cleared, in two
+    /// passes over the words (all or none).
+    fn free_range(&mut self, first: u32, count: u32) -> Result<(), FreeError> {
+        if count == 0 {
+            return Ok(());
+        }
+        // The error is the first page, in order, that cannot be freed.
+        if first == ROOT_PAGE {
+            return Err(FreeError::Root);
+        }
+        let end = first as u64 + count as u64;
+        if first >= self.capacity {
+            return Err(FreeError::OutOfPool {
+                index: first,
+                capacity: self.capacity,
+            });
+        }
+        let past = end > self.capacity as u64;
+        let (first, end) = (first as usize, end.min(self.capacity as u64) as usize);
+        let mask = |w: usize| {
+            let lo = first.max(w * 64) - w * 64;
+            let hi = end.min(w * 64 + 64) - w * 64;
+            (if hi == 64 { !0u64 } else { (1u64 << hi) - 1 }) & (!0u64 << lo)
+        };
+        let (w0, w1) = (first / 64, (end - 1) / 64);
+        for w in w0..=w1 {
+            let (m, word) = (mask(w), self.words[w]);
+            if word & m != m {
+                let bit = (!word & m).trailing_zeros();
+                return Err(FreeError::NotAllocated {
+                    index: (w * 64) as u32 + bit,
+                });
+            }
+        }
+        if past {
+            return Err(FreeError::OutOfPool {
+                index: self.capacity,
+                capacity: self.capacity,
+            });
+        }
+        for w in w0..=w1 {
+            self.words[w] &= !mask(w);
+            self.nonfull[w / 64] |= 1 << (w % 64);
+        }
+        self.used -= count;
+        self.hint = self.hint.min(w0);
+        Ok(())
+    }
+
     /// Word by word: the free bits of each word with room, lowest first, in one pass over the
     /// word held in a register (a fresh word hands out its 64 pages in a plain loop).
     fn allocate_many(&mut self, out: &mut [u32]) -> Result<(), AllocError> {

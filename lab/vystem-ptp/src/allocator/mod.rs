@@ -82,6 +82,37 @@ pub trait PageAllocator {
     /// Whether [`PageAllocator::free`] can ever succeed (the mapper then returns empty tables).
     fn can_free(&self) -> bool;
 
+    /// Return the `count` consecutive pages from `first`, all handed out; all or none (the
+    /// first page that cannot be freed is the error, nothing is freed). What an unmap that
+    /// emptied a run of tables on consecutive pages calls: the bitmap clears whole words.
+    fn free_range(&mut self, first: u32, count: u32) -> Result<(), FreeError> {
+        let end = first.checked_add(count).ok_or(FreeError::OutOfPool {
+            index: u32::MAX,
+            capacity: self.capacity(),
+        })?;
+        for index in first..end {
+            if index == ROOT_PAGE {
+                return Err(FreeError::Root);
+            }
+            if index >= self.capacity() {
+                return Err(FreeError::OutOfPool {
+                    index,
+                    capacity: self.capacity(),
+                });
+            }
+            if !self.can_free() {
+                return Err(FreeError::Unsupported);
+            }
+            if !self.is_allocated(index) {
+                return Err(FreeError::NotAllocated { index });
+            }
+        }
+        for index in first..end {
+            self.free(index)?;
+        }
+        Ok(())
+    }
+
     /// Hand out `out.len()` free pages at once, their indices written to `out`; all or none
     /// (fewer free: [`AllocError::Exhausted`], nothing handed out). What a caller that knows
     /// how many pages it needs (a range mapping its tables) calls instead of a loop: the
@@ -130,6 +161,10 @@ impl<A: PageAllocator + ?Sized> PageAllocator for &mut A {
     #[inline]
     fn allocate_many(&mut self, out: &mut [u32]) -> Result<(), AllocError> {
         (**self).allocate_many(out)
+    }
+    #[inline]
+    fn free_range(&mut self, first: u32, count: u32) -> Result<(), FreeError> {
+        (**self).free_range(first, count)
     }
 }
 

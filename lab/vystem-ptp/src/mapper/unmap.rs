@@ -277,23 +277,21 @@ impl<A: PageAllocator> PoolMapper<A> {
                 PageSize::from_level(level - 1).unwrap_or(PageSize::Size4KiB),
             );
         }
-        if !self.alloc.can_free() {
+        if !self.alloc.can_free() || self.alloc.free_range(first, run as u32).is_err() {
             return false;
         }
-        let mut freed_all = true;
-        for k in 0..run {
-            if self.alloc.free(first + k as u32).is_ok() {
-                self.write(table, i + k, 0);
-                *self.tables.level_mut(level - 1) -= 1;
-                acc.add_table(
-                    base + (i + k) as u64 * entry_span(level),
-                    PageSize::from_level(level).unwrap_or(PageSize::Size1GiB),
-                );
-            } else {
-                freed_all = false;
-            }
-        }
-        freed_all
+        // SAFETY: entries i..i + run of this pool table.
+        unsafe { core::ptr::write_bytes(self.entries(table).add(i), 0, run) };
+        *self.tables.level_mut(level - 1) -= run as u64;
+        let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
+        acc.tables += run as u64 - 1;
+        acc.add_table(lo, size);
+        acc.cover(
+            lo + (run as u64 - 1) * entry_span(level),
+            lo + (run as u64 - 1) * entry_span(level),
+            size,
+        );
+        true
     }
 
     /// The leaves among entries `fi..=li` (every entry of a page table; huge pages above)
