@@ -760,3 +760,45 @@ fn unmap_of_runs_of_whole_tables_is_exact_at_both_ends_and_with_either_allocator
         assert!(m.translate(va(base)).is_ok(), "the other mapping stays");
     }
 }
+
+/// Mapping into present tables checks and fills runs of whole tables on consecutive pages in
+/// one pass: a used entry deep in a run is still found, named by its address, and nothing
+/// changes; once it is gone the whole range maps, every page where it should be.
+#[test]
+fn warm_map_over_runs_of_tables_finds_a_conflict_by_address_and_changes_nothing() {
+    const MIB: u64 = 1 << 20;
+    let base = 0x40_0000_0000u64;
+    let mem = SimMemory::new(64 + 3);
+    let mut m = PoolMapper::create(mem.pool(3, 64).unwrap(), BumpAllocator::new(64));
+    m.map_range(va(base), pa(0x1_0000_0000), 2048, KIB4, RW)
+        .unwrap()
+        .ignore();
+    m.unmap_range(va(base), 8 * MIB).unwrap().ignore(); // bump: the 4 page tables stay, empty
+    let used = m.allocator().used();
+    let lone = base + 5 * MIB + 4096 * 9;
+    m.map_range(va(lone), pa(0x9_0000_0000), 1, KIB4, RW)
+        .unwrap()
+        .ignore();
+    assert_eq!(
+        m.map_range(va(base), pa(0x1_0000_0000), 2048, KIB4, RW),
+        Err(MapError::AlreadyMapped { virt: va(lone) })
+    );
+    assert_eq!(m.translate(va(lone)).map(|t| t.phys), Ok(pa(0x9_0000_0000)));
+    assert!(
+        m.translate(va(base)).is_err() && m.translate(va(lone - 4096)).is_err(),
+        "nothing written"
+    );
+    m.unmap_range(va(lone), 4096).unwrap().ignore();
+    m.map_range(va(base), pa(0x1_0000_0000), 2048, KIB4, RW)
+        .unwrap()
+        .ignore();
+    assert_eq!(m.allocator().used(), used, "no table made: they were there");
+    for k in [0u64, 511, 512, 1300, 2047] {
+        let a = base + k * 4096;
+        assert_eq!(
+            oracle(&mem, &m, a).map(|(p, _)| p),
+            Some(0x1_0000_0000 + k * 4096),
+            "page {k}"
+        );
+    }
+}

@@ -138,6 +138,11 @@ impl<A: PageAllocator> PoolMapper<A> {
                 MapError::AlreadyMapped { virt }
             }
         };
+        if let (Some(c), Some(t)) = (one, table) {
+            if level == c.size.level() + 1 {
+                return self.plan_leaf_tables(t, level, start, last, chunks, c);
+            }
+        }
         if let Some(c) = one {
             let leaf = c.size.level();
             if level == leaf {
@@ -197,6 +202,56 @@ impl<A: PageAllocator> PoolMapper<A> {
                 let one = whole.then_some(first);
                 needed += self.plan(Some(child), level - 1, s, l, chunks, one)?;
             }
+        }
+        Ok(needed)
+    }
+
+    /// The plan above the leaf tables of one chunk `c` that maps all of `start..=last`: a
+    /// run of whole tables on consecutive pool pages is checked free in one pass over all
+    /// their entries (a conflict in it is then found table by table, for its address).
+    fn plan_leaf_tables(
+        &self,
+        table: u32,
+        level: u8,
+        start: u64,
+        last: u64,
+        chunks: &Chunks,
+        c: Chunk,
+    ) -> Result<u64, MapError> {
+        let (fi, li) = (index(start, level), index(last, level));
+        let base = start & !((1u64 << table_span_shift(level)) - 1);
+        let span = entry_span(level);
+        let mut needed = 0;
+        let mut i = fi;
+        while i <= li {
+            let (run, first) = self.child_run(table, level, i, li, base, start, last);
+            if run > 1 {
+                // SAFETY: `run` consecutive pool pages from `first` (child_run checked them).
+                let all =
+                    unsafe { core::slice::from_raw_parts(self.entries(first), run * ENTRIES) };
+                if !crate::scan::any_used(self.fill, all) {
+                    i += run;
+                    continue;
+                }
+            }
+            for k in i..i + run.max(1) {
+                let lo = base + k as u64 * span;
+                let (s, l) = (start.max(lo), last.min(lo + (span - 1)));
+                let e = self.read(table, k);
+                if e == 0 {
+                    needed += tables_below(level - 1, c.size.level(), s, l);
+                } else if is_huge(e, level) {
+                    return Err(MapError::AlreadyMapped {
+                        virt: VirtAddr::new_truncate(s),
+                    });
+                } else {
+                    let child = self
+                        .child(e)
+                        .map_err(|phys| MapError::ForeignTable { phys })?;
+                    needed += self.plan(Some(child), level - 1, s, l, chunks, Some(c))?;
+                }
+            }
+            i += run.max(1);
         }
         Ok(needed)
     }
@@ -300,7 +355,29 @@ impl<A: PageAllocator> PoolMapper<A> {
             let lo = base + i as u64 * span;
             let e = if fresh { 0 } else { self.read(table, i) };
             if e != 0 {
-                // A table that exists: its entries are checked free (the plan) and filled.
+                // Tables that exist (their entries checked free by the plan): a run of whole
+                // ones on consecutive pool pages is filled in one pass.
+                let (run, first) = self.child_run(table, level, i, li, base, start, last);
+                if run > 1 {
+                    for k in i..i + run {
+                        let ek = self.read(table, k);
+                        if ek & bits.table_bits != bits.table_bits {
+                            self.write(table, k, ek | bits.table_bits);
+                        }
+                    }
+                    // SAFETY: `run` consecutive pool pages from `first`, tables of this mapper.
+                    unsafe {
+                        crate::fill::fill_entries(
+                            self.fill,
+                            self.entries(first),
+                            run * ENTRIES,
+                            (phys + (lo - start)) | bits.leaf_bits,
+                            entry_span(level - 1),
+                        )
+                    };
+                    i += run;
+                    continue;
+                }
                 if e & bits.table_bits != bits.table_bits {
                     self.write(table, i, e | bits.table_bits);
                 }

@@ -103,7 +103,7 @@ impl<A: PageAllocator> PoolMapper<A> {
     /// `start..=last` and are consecutive pool pages, and the first of those pages (0 when
     /// entry `i` is no such table). A bump allocator hands out the tables of a range so.
     #[allow(clippy::too_many_arguments)] // the recursion's state
-    fn child_run(
+    pub(super) fn child_run(
         &self,
         table: u32,
         level: u8,
