@@ -80,6 +80,7 @@ pub static BENCHES: &[Bench] = &[
 /// Contenders only the host measures, and why.
 pub const HOST_ONLY: &[(&str, &str)] = &[
     (peers::BITMAP_ALLOCATOR, peers::WHY),
+    (peers::BITMAP_CONTIGUOUS, peers::WHY),
     (peers::BUDDY, peers::WHY),
     ("linux-mprotect", linux::WHY),
     ("linux-madvise-dontneed", linux::WHY),

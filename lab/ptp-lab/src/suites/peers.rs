@@ -8,6 +8,8 @@ use crate::config::Suite;
 use crate::platform::{reason, Reason};
 
 pub const BITMAP_ALLOCATOR: &str = "bitmap-allocator";
+/// bitmap-allocator's own call for many pages at once (`alloc_contiguous`).
+pub const BITMAP_CONTIGUOUS: &str = "bitmap-allocator-contiguous";
 pub const BUDDY: &str = "buddy_system_allocator";
 pub const WHY: &str =
     "peers bitmap-allocator and buddy_system_allocator allocate on a heap: host only";
@@ -90,7 +92,7 @@ mod imp {
                 fn free(&mut self, page: u32) -> bool {
                     self.0.dealloc(page as usize)
                 }
-                const BATCH: Option<&'static str> = Some("bitmap-allocator-contiguous");
+                const BATCH: Option<&'static str> = Some(super::BITMAP_CONTIGUOUS);
                 /// Its own call for many pages: a contiguous block.
                 #[inline]
                 fn alloc_many(&mut self, out: &mut [u32]) -> bool {
