@@ -117,11 +117,7 @@ impl BitmapAllocator {
             self.nonfull[w / 64] &= !(1 << (w % 64));
         }
         self.used += 1;
-        // The fast path takes the hint's own word: no store of the same hint, which the next
-        // free would have to wait for.
-        if w != self.hint {
-            self.hint = w;
-        }
+        self.hint = w;
         w as u32 * 64 + bit
     }
 

@@ -394,6 +394,16 @@ impl<A: PageAllocator> PoolMapper<A> {
             while i + m <= li && m < BATCH && (fresh || self.read(table, i + m) == 0) {
                 m += 1;
             }
+            if m == 1 {
+                // One new table (a small range): no batch to take or runs to find.
+                let c = self.table_page()?;
+                self.write(table, i, self.pool.page_phys(c).as_u64() | bits.table_bits);
+                *self.tables.level_mut(level - 1) += 1;
+                let (s, l) = (start.max(lo), last.min(lo + (span - 1)));
+                self.fill_tables(c, level - 1, true, s, l, phys + (s - start), bits)?;
+                i += 1;
+                continue;
+            }
             let mut pages = [0u32; BATCH];
             self.alloc
                 .allocate_many(&mut pages[..m])

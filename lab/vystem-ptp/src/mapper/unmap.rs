@@ -113,6 +113,9 @@ impl<A: PageAllocator> PoolMapper<A> {
         start: u64,
         last: u64,
     ) -> (usize, u32) {
+        if i >= li {
+            return (0, 0); // a run needs two entries: the small ranges pay nothing for it
+        }
         let span = entry_span(level);
         let whole = |k: usize| {
             let lo = base + k as u64 * span;
