@@ -30,9 +30,7 @@ const SUMMARY: usize = WORDS / 64;
 #[derive(Clone)]
 pub struct BitmapAllocator {
     /// Bit set = page in use. Bits past `capacity` are set so they are never handed out.
-    /// One more than the largest pool needs: `words[cap_words]` is a full word, so the hint
-    /// (at most `cap_words`) always names a word and the fast path needs no bounds test.
-    words: [u64; WORDS + 1],
+    words: [u64; WORDS],
     /// Bit `w` set = `words[w]` has a free page (only for words inside the capacity).
     nonfull: [u64; SUMMARY],
     capacity: u32,
@@ -64,7 +62,7 @@ impl BitmapAllocator {
     /// `1..=capacity`.
     pub fn from_counter(capacity: u32, counter: u32) -> Self {
         let mut a = BitmapAllocator {
-            words: [0; WORDS + 1],
+            words: [0; WORDS],
             nonfull: [0; SUMMARY],
             capacity: 0,
             cap_words: 0,
@@ -88,7 +86,6 @@ impl BitmapAllocator {
         self.cap_words = cap_words;
         self.words[..full].fill(!0);
         self.words[full..cap_words].fill(0);
-        self.words[cap_words] = !0;
         if !counter.is_multiple_of(64) {
             self.words[full] = (1u64 << (counter % 64)) - 1;
         }
@@ -174,9 +171,11 @@ impl PageAllocator for BitmapAllocator {
     fn allocate(&mut self) -> Result<u32, AllocError> {
         // Fast path: the hint's word has room (always, while a pool fills up in order).
         let w = self.hint;
-        let word = self.words[w];
-        if word != !0 {
-            return Ok(self.take(w, word));
+        if w < self.cap_words {
+            let word = self.words[w];
+            if word != !0 {
+                return Ok(self.take(w, word));
+            }
         }
         self.allocate_after_full_word()
     }
