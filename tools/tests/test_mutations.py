@@ -1,7 +1,7 @@
 """Every reader answers any bytes with a result or a one-line error naming the file (and line and
 field): mutated results files, serial logs and layouts (truncation, bit flips, junk lines, wrong
 field types, invalid UTF-8) fed in-process to show, compare, machines, report, collect and
-capacity, strictly and with --lenient. Seeded: a failure names its seed and mutation."""
+capacity and targets, strictly and with --lenient. Seeded: a failure names its seed and mutation."""
 import contextlib
 import io
 import json
@@ -62,7 +62,9 @@ def readers(f: Path, kind: str, out: Path, rng: random.Random):
              (lambda a: aggregate.main(a, "machines"), [str(f), other])]
     calls += [(show.main, [str(f), "--lenient"]),
               (lambda a: aggregate.main(a, "compare"), ["--baseline", str(f), "--candidate", other, "--lenient"]),
-              (lambda a: aggregate.main(a, "machines"), [str(f), other, "--lenient"])]
+              (lambda a: aggregate.main(a, "machines"), [str(f), other, "--lenient"]),
+              (lambda a: aggregate.main(a, "targets"), [str(f), other]),
+              (lambda a: aggregate.main(a, "targets"), [str(f), other, "--lenient"])]
     # The report draws its plots (2 s): strictly or leniently, one of the two for each input.
     return calls + [(report.main, [str(f), "--out", str(out / "r")] + rng.choice([[], ["--lenient"]]))]
     return calls
