@@ -3,6 +3,7 @@
 //! `churn` benchmark plays a [`Script`] (regions of real sizes at scattered addresses, some
 //! addresses used again); a lifetime replay plays a program's own sequence through [`play`].
 
+use crate::rng::Rng;
 use vystem_ptp::{MapError, PageAllocator, PageSizes, PageTableFlags as F, PoolMapper, UnmapError};
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -115,10 +116,8 @@ const REUSE: usize = 64;
 pub fn sizes_from_layouts(text: &[u8], out: &mut [u64; MAX_SIZES]) -> usize {
     let ranges = || {
         text.split(|&b| b == b'\n').filter_map(|line| {
-            let line = core::str::from_utf8(line).ok()?;
-            let mut w = line.split_whitespace();
-            let (a, b) = (hex(w.next()?)?, hex(w.next()?)?);
-            (a < b && w.next().is_none()).then(|| ((b - a).div_ceil(4096) * 4096).min(MAX_REGION))
+            let (a, b) = crate::layout_text::range(core::str::from_utf8(line).ok()?)?;
+            Some(((b - a).div_ceil(4096) * 4096).min(MAX_REGION))
         })
     };
     let total = ranges().count();
@@ -134,10 +133,6 @@ pub fn sizes_from_layouts(text: &[u8], out: &mut [u64; MAX_SIZES]) -> usize {
     n
 }
 
-fn hex(w: &str) -> Option<u64> {
-    u64::from_str_radix(w.trim_start_matches("0x"), 16).ok()
-}
-
 /// A mapping set that changes, as a deterministic sequence (the seed): it grows to half of
 /// `live` regions, then each operation maps a new region or unmaps a random live one, evenly,
 /// never more than `live` at once. At most 2^16 operations (the slots a script never repeats). A new
@@ -145,7 +140,7 @@ fn hex(w: &str) -> Option<u64> {
 /// from `sizes`, its start 4 KiB aligned in the slot's first 2 MiB.
 pub struct Script<'a> {
     sizes: &'a [u64],
-    rng: u64,
+    rng: Rng,
     left: u64,
     live: [(u64, u64); MAX_LIVE],
     n: usize,
@@ -161,7 +156,7 @@ impl<'a> Script<'a> {
     pub fn new(sizes: &'a [u64], ops: u64, live: usize, seed: u64) -> Script<'a> {
         Script {
             sizes,
-            rng: seed | 1,
+            rng: Rng::new(seed),
             left: if sizes.is_empty() { 0 } else { ops.min(SLOTS) },
             live: [(0, 0); MAX_LIVE],
             n: 0,
@@ -172,20 +167,9 @@ impl<'a> Script<'a> {
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
     fn slot(&mut self) -> u64 {
-        if self.n_freed > 0 && self.next_u64() & 1 == 0 {
-            let i = self.below(self.n_freed as u64) as usize;
+        if self.n_freed > 0 && self.rng.next_u64() & 1 == 0 {
+            let i = self.rng.below(self.n_freed as u64) as usize;
             let s = self.freed[i];
             self.n_freed -= 1;
             self.freed[i] = self.freed[self.n_freed];
@@ -212,19 +196,19 @@ impl Iterator for Script<'_> {
         } else if self.n >= self.target {
             false
         } else {
-            self.next_u64() & 1 == 0
+            self.rng.next_u64() & 1 == 0
         };
         if map {
-            let size = self.sizes[self.below(self.sizes.len() as u64) as usize];
+            let size = self.sizes[self.rng.below(self.sizes.len() as u64) as usize];
             let slot = self.slot();
-            let virt = (slot << SLOT_SHIFT) + self.below(512) * 4096;
+            let virt = (slot << SLOT_SHIFT) + self.rng.below(512) * 4096;
             // Slot 0 holds address 0: keep the null page unmapped.
             let virt = virt.max(4096);
             self.live[self.n] = (virt, size);
             self.n += 1;
             return Some(Op::Map { virt, bytes: size });
         }
-        let i = self.below(self.n as u64) as usize;
+        let i = self.rng.below(self.n as u64) as usize;
         let (virt, bytes) = self.live[i];
         self.n -= 1;
         self.live[i] = self.live[self.n];

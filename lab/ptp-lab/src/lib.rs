@@ -29,9 +29,11 @@ pub mod fixedstr;
 #[cfg(feature = "std")]
 pub mod host;
 pub mod json;
+pub mod layout_text;
 pub mod load;
 pub mod platform;
 pub mod record;
+pub mod rng;
 pub mod session;
 pub mod suites;
 pub mod target;

@@ -35,10 +35,6 @@ pub const AGREE: Bench = Bench {
     run,
 };
 
-fn hex(w: &str) -> Option<u64> {
-    u64::from_str_radix(w.trim_start_matches("0x"), 16).ok()
-}
-
 /// Predicted and mapped pool pages agree when equal, or when the prediction exceeds the pool and mapping really failed.
 fn agree(pages: u64, (predicted, mapped): (Option<u64>, Option<u64>)) -> bool {
     match (predicted, mapped) {
@@ -118,14 +114,9 @@ fn run(ctx: &mut Ctx<'_>) {
             (name, n) = (next.trim(), 0);
             continue;
         }
-        let mut words = line.split_whitespace();
-        match (
-            words.next().and_then(hex),
-            words.next().and_then(hex),
-            words.next(),
-        ) {
-            (Some(s), Some(e), None) if s < e && n < MAX_RANGES => {
-                ranges[n] = (s, e);
+        match crate::layout_text::range(line) {
+            Some(r) if n < MAX_RANGES => {
+                ranges[n] = r;
                 n += 1;
             }
             _ if line.is_empty() => {}

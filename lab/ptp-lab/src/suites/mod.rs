@@ -25,6 +25,7 @@ mod tlb;
 use crate::config::{Config, Suite};
 use crate::platform::{reason, Platform, Reason};
 use crate::record::{self, Counts, SkipRecord};
+use crate::rng::Rng;
 use crate::target::Judge;
 use crate::timing::{Closures, Id, Summary, Timer, TimerScope};
 use core::fmt::{self, Write};
@@ -194,26 +195,7 @@ impl Ctx<'_> {
 
     /// A deterministic pseudo-random stream from the run's seed (xorshift64).
     pub fn rng(&self) -> Rng {
-        Rng(self.cfg.seed | 1)
-    }
-}
-
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform-ish in `lo..hi` (`lo` when the range is empty).
-    pub fn range(&mut self, lo: u32, hi: u32) -> u32 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + (self.next_u64() % (hi - lo) as u64) as u32
+        Rng::new(self.cfg.seed)
     }
 }
 
