@@ -397,49 +397,25 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
     let (entries, tables) = cleared(m);
     let params = crate::params! { "page_size": m.size.name(), "pages": m.pages };
 
-    let mut bitmap = Unmapping {
-        m: PoolMapper::create(pool, BitmapAllocator::new(n)).with_fill(fill),
-        mapped: 0,
-        err: None,
-    };
-    ctx.measure(
-        "lab-unmap_range-bitmap",
-        "page",
-        m.pages,
-        params,
-        &mut bitmap,
-        |st| st.setup(BitmapAllocator::new(n), m),
-        |st| st.unmap(m),
-    );
-    let used = bitmap.m.allocator().used();
-    verify_unmapped(ctx, "unmap_range_bitmap", &bitmap.m, m, bitmap.err, {
-        let freed = bitmap.mapped.saturating_sub(used);
-        (used == 1 && freed as u64 == tables, (used, freed))
-    });
-
-    let mut bump = Unmapping {
-        m: PoolMapper::create(pool, BumpAllocator::new(n)).with_fill(fill),
-        mapped: 0,
-        err: None,
-    };
-    ctx.measure(
-        "lab-unmap_range-bump",
-        "page",
-        m.pages,
-        params,
-        &mut bump,
-        |st| st.setup(BumpAllocator::new(n), m),
-        |st| st.unmap(m),
-    );
-    let used = bump.m.allocator().used();
-    let kept = used == bump.mapped && used as u64 == tables + 1;
-    verify_unmapped(
+    // Emptied tables go back to the bitmap: the root alone stays. Bump keeps them all.
+    ours(
         ctx,
-        "unmap_range_bump",
-        &bump.m,
+        "lab-unmap_range-bitmap",
+        "unmap_range_bitmap",
         m,
-        bump.err,
-        (kept, (used, 0)),
+        BitmapAllocator::new,
+        |used, mapped| {
+            let freed = mapped.saturating_sub(used);
+            (used == 1 && freed as u64 == tables, (used, freed))
+        },
+    );
+    ours(
+        ctx,
+        "lab-unmap_range-bump",
+        "unmap_range_bump",
+        m,
+        BumpAllocator::new,
+        |used, mapped| (used == mapped && used as u64 == tables + 1, (used, 0)),
     );
 
     // The peer unmaps the tables our map_range built, page by page, then frees the emptied
@@ -552,6 +528,37 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
             },
         );
     }
+}
+
+/// Time our `unmap_range` of `m` over a pool the allocator `fresh` makes, then check it; `pool`
+/// judges the pages in use after it against those in use once mapped (ok, and the used and
+/// freed pages for the detail).
+fn ours<A: PageAllocator>(
+    ctx: &mut Ctx<'_>,
+    imp: &'static str,
+    check: &str,
+    m: Mapping,
+    fresh: fn(u32) -> A,
+    pool: impl Fn(u32, u32) -> (bool, (u32, u32)),
+) {
+    let n = ctx.pages();
+    let mut st = Unmapping {
+        m: PoolMapper::create(ctx.pool, fresh(n)).with_fill(ctx.platform.cpu().fill()),
+        mapped: 0,
+        err: None,
+    };
+    let params = crate::params! { "page_size": m.size.name(), "pages": m.pages };
+    ctx.measure(
+        imp,
+        "page",
+        m.pages,
+        params,
+        &mut st,
+        |st| st.setup(fresh(n), m),
+        |st| st.unmap(m),
+    );
+    let judged = pool(st.m.allocator().used(), st.mapped);
+    verify_unmapped(ctx, check, &st.m, m, st.err, judged);
 }
 
 /// The x86_64 crate's per-page `unmap` over the pool, then its `clean_up` freeing the emptied
