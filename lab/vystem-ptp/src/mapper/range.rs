@@ -300,36 +300,65 @@ impl<A: PageAllocator> PoolMapper<A> {
             return self.fill_leaf_tables(table, level, fresh, start, last, phys, bits);
         }
         for i in fi..=li {
-            let lo = base + i as u64 * entry_span(level);
-            let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
-            // A fresh table's entries are garbage until written: never read them.
-            let e = if fresh { 0 } else { self.read(table, i) };
-            let (child, child_fresh) = if e == 0 {
-                let c = self.table_page()?;
-                self.write(table, i, self.pool.page_phys(c).as_u64() | bits.table_bits);
-                *self.tables.level_mut(level - 1) += 1;
-                (c, true)
-            } else {
-                if e & bits.table_bits != bits.table_bits {
-                    self.write(table, i, e | bits.table_bits);
-                }
-                (
-                    self.child(e)
-                        .map_err(|phys| MapError::ForeignTable { phys })?,
-                    false,
-                )
-            };
-            self.fill_tables(
-                child,
-                level - 1,
-                child_fresh,
-                s,
-                l,
-                phys + (s - start),
-                bits,
-            )?;
+            self.fill_entry(table, level, fresh, i, base, start, last, phys, bits)?;
         }
         Ok(())
+    }
+
+    /// Entry `i` of `table` (its range's part of `start..=last`): the table below it, made
+    /// when there is none, and filled.
+    #[allow(clippy::too_many_arguments)] // the recursion's state, kept in registers
+    #[inline(always)]
+    fn fill_entry(
+        &mut self,
+        table: u32,
+        level: u8,
+        fresh: bool,
+        i: usize,
+        base: u64,
+        start: u64,
+        last: u64,
+        phys: u64,
+        bits: &Bits,
+    ) -> Result<(), MapError> {
+        let lo = base + i as u64 * entry_span(level);
+        let (s, l) = (start.max(lo), last.min(lo + (entry_span(level) - 1)));
+        // A fresh table's entries are garbage until written: never read them.
+        let e = if fresh { 0 } else { self.read(table, i) };
+        let (child, child_fresh) = if e == 0 {
+            let c = self.table_page()?;
+            self.link(table, i, level, c, bits);
+            (c, true)
+        } else {
+            (self.existing(table, i, e, bits)?, false)
+        };
+        self.fill_tables(
+            child,
+            level - 1,
+            child_fresh,
+            s,
+            l,
+            phys + (s - start),
+            bits,
+        )
+    }
+
+    /// Entry `i` of `table` at `level` now points at the new table `c`.
+    #[inline(always)]
+    fn link(&mut self, table: u32, i: usize, level: u8, c: u32, bits: &Bits) {
+        self.write(table, i, self.pool.page_phys(c).as_u64() | bits.table_bits);
+        *self.tables.level_mut(level - 1) += 1;
+    }
+
+    /// The table entry `e` (entry `i` of `table`) points at, its bits widened to what the
+    /// leaf needs.
+    #[inline(always)]
+    fn existing(&mut self, table: u32, i: usize, e: u64, bits: &Bits) -> Result<u32, MapError> {
+        if e & bits.table_bits != bits.table_bits {
+            self.write(table, i, e | bits.table_bits);
+        }
+        self.child(e)
+            .map_err(|phys| MapError::ForeignTable { phys })
     }
 
     /// Above the leaf tables: the leaf tables of `start..=last` below `table`. New ones are
@@ -361,9 +390,7 @@ impl<A: PageAllocator> PoolMapper<A> {
                 if run > 1 {
                     for k in i..i + run {
                         let ek = self.read(table, k);
-                        if ek & bits.table_bits != bits.table_bits {
-                            self.write(table, k, ek | bits.table_bits);
-                        }
+                        self.existing(table, k, ek, bits)?;
                     }
                     // SAFETY: `run` consecutive pool pages from `first`, tables of this mapper.
                     unsafe {
@@ -378,14 +405,7 @@ impl<A: PageAllocator> PoolMapper<A> {
                     i += run;
                     continue;
                 }
-                if e & bits.table_bits != bits.table_bits {
-                    self.write(table, i, e | bits.table_bits);
-                }
-                let child = self
-                    .child(e)
-                    .map_err(|phys| MapError::ForeignTable { phys })?;
-                let (s, l) = (start.max(lo), last.min(lo + (span - 1)));
-                self.fill_tables(child, level - 1, false, s, l, phys + (s - start), bits)?;
+                self.fill_entry(table, level, false, i, base, start, last, phys, bits)?;
                 i += 1;
                 continue;
             }
@@ -396,11 +416,7 @@ impl<A: PageAllocator> PoolMapper<A> {
             }
             if m == 1 {
                 // One new table (a small range): no batch to take or runs to find.
-                let c = self.table_page()?;
-                self.write(table, i, self.pool.page_phys(c).as_u64() | bits.table_bits);
-                *self.tables.level_mut(level - 1) += 1;
-                let (s, l) = (start.max(lo), last.min(lo + (span - 1)));
-                self.fill_tables(c, level - 1, true, s, l, phys + (s - start), bits)?;
+                self.fill_entry(table, level, fresh, i, base, start, last, phys, bits)?;
                 i += 1;
                 continue;
             }
@@ -421,13 +437,8 @@ impl<A: PageAllocator> PoolMapper<A> {
                 });
             }
             for (j, &c) in pages[..m].iter().enumerate() {
-                self.write(
-                    table,
-                    i + j,
-                    self.pool.page_phys(c).as_u64() | bits.table_bits,
-                );
+                self.link(table, i + j, level, c, bits);
             }
-            *self.tables.level_mut(level - 1) += m as u64;
             // Whole tables (inside the range) that are consecutive pages: one fill for a run.
             let mut j = 0;
             while j < m {
