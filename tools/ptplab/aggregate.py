@@ -25,6 +25,7 @@ from pathlib import Path
 from . import lab, show, table
 from .cli import BenchError, Parser
 from .results import ResultsError
+from .schema import estimate
 
 MIN_RUNS = 2  # per side, for a t interval of the mean
 TOO_FEW = "too few runs for an interval"
@@ -264,7 +265,7 @@ def targets(runs: list[show.Run]) -> tuple[list[str], int]:
                         and m.get("bench") == t["bench"] and m.get("impl") == t["ours"]})
         for pool in pools:
             def first(r, impl):
-                return next((schema_estimate(m) for m in r.records if m.get("type") == "measurement"
+                return next((estimate(m) for m in r.records if m.get("type") == "measurement"
                              and m.get("bench") == t["bench"] and m.get("impl") == impl
                              and m.get("pool_pages") == pool), None)
             pairs = [(o, p) for r in runs if (o := first(r, t["ours"])) and (p := first(r, t["other"]))]
@@ -282,11 +283,6 @@ def targets(runs: list[show.Run]) -> tuple[list[str], int]:
             rows.append([t["name"], str(pool), str(len(pairs)), f"{min(each):.2f}-{max(each):.2f}x",
                          f"{mean:.2f}x", t["want"], verdict])
     return table.grid(rows, {1, 2, 4}), missed
-
-
-def schema_estimate(m: dict) -> float | None:
-    from .schema import estimate
-    return estimate(m)
 
 
 def percent(text: str) -> float:

@@ -287,10 +287,9 @@ impl<A: PageAllocator> PoolMapper<A> {
         unsafe { core::ptr::write_bytes(self.entries(table).add(i), 0, run) };
         *self.tables.level_mut(level - 1) -= run as u64;
         let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
-        acc.tables += run as u64 - 1;
-        acc.add_table(lo, size);
-        acc.cover(
-            lo + (run as u64 - 1) * entry_span(level),
+        acc.add_tables(
+            run as u64,
+            lo,
             lo + (run as u64 - 1) * entry_span(level),
             size,
         );
@@ -350,8 +349,13 @@ impl Unmapped {
     /// largest page size not above its span. Flushing the `size` page around `at` reaches the
     /// paging-structure cache entries that pointed at it, so the step never grows past `size`.
     fn add_table(&mut self, at: u64, size: PageSize) {
-        self.tables += 1;
-        self.cover(at, at, size);
+        self.add_tables(1, at, at, size);
+    }
+
+    /// `n` tables unlinked, the first at `first`, the last at `last` (as [`Self::add_table`]).
+    fn add_tables(&mut self, n: u64, first: u64, last: u64, size: PageSize) {
+        self.tables += n;
+        self.cover(first, last, size);
     }
 
     fn cover(&mut self, lo: u64, hi: u64, size: PageSize) {
