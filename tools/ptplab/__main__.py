@@ -18,6 +18,10 @@ COMMANDS = {
     "boot": "boot the bench kernel under QEMU/TCG, serial output on stdout",
     "capacity": "pool pages a PTP needs for real process layouts, and whether they fit each pool size",
     "layouts": "capture: record the layouts of a set of running programs (results/layouts)",
+    "replay": "replay lifetime traces (scripts/capture-traces.sh, or strace -f logs): peak pool pages per process, "
+              "bump and bitmap",
+    "capture-traces": "record a program's lifetime: strace -f of its memory and process calls, its exec and exit "
+                      "layouts (what scripts/capture-traces.sh runs)",
     "compare": "baseline against candidate runs: ratio per benchmark, beyond the noise or not (--fail-on-regression)",
     "machines": "runs of several machines side by side (latest per machine; native and emulated apart)",
     "targets": "the speed targets judged over repeated runs: each run's ratio and the ratio of the means",
@@ -122,6 +126,12 @@ def main(argv: list[str]) -> int:
         if cmd == "report":
             from .report import main as report
             return report(rest)
+        if cmd == "replay":
+            from .replay import main as replay
+            return replay(rest)
+        if cmd == "capture-traces":
+            from .capture import main as capture
+            return capture(rest)
         if cmd in ("capacity", "layouts"):
             from . import layouts
             return layouts.capacity(rest) if cmd == "capacity" else layouts.main(rest)

@@ -46,12 +46,40 @@ pub struct Played {
 
 const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::USER_ACCESSIBLE);
 
+/// What one operation did, for a caller that follows a sequence step by step (a lifetime
+/// replay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Pool pages in use after it (root included).
+    pub used: u32,
+    /// Pages an unmap asks the TLB to forget (0 for a map).
+    pub forget: u64,
+    /// Table pages an unmap gave back to the allocator.
+    pub tables_freed: u64,
+    /// Ticks the mapper took, by the caller's clock.
+    pub ticks: u64,
+}
+
 /// Play `ops` on `m` until they end, the pool runs out, or an operation fails. Mapping uses
 /// `sizes` (4 KiB, and 2 MiB where allowed). Nothing is flushed: the tables are not in CR3.
 pub fn play<A: PageAllocator>(
     m: &mut PoolMapper<A>,
     sizes: PageSizes,
     ops: impl Iterator<Item = Op>,
+) -> Played {
+    // No clock: the churn benchmark times `play` whole, and a clock read per operation would
+    // be part of what it measures.
+    play_steps(m, sizes, ops, || 0, |_, _, _| {})
+}
+
+/// [`play`], telling `step` what each completed operation (its index, itself) did, with the
+/// mapper's time in ticks of `clock`.
+pub fn play_steps<A: PageAllocator>(
+    m: &mut PoolMapper<A>,
+    sizes: PageSizes,
+    ops: impl Iterator<Item = Op>,
+    clock: impl Fn() -> u64,
+    mut step: impl FnMut(u64, Op, Step),
 ) -> Played {
     let mut p = Played {
         used: m.allocator().used(),
@@ -60,6 +88,7 @@ pub fn play<A: PageAllocator>(
     };
     for (i, op) in ops.enumerate() {
         let i = i as u64;
+        let t0 = clock();
         let r = match op {
             Op::Map { virt, bytes } => {
                 let (v, ph) = (VirtAddr::new_truncate(virt), PhysAddr::new_truncate(virt));
@@ -69,18 +98,19 @@ pub fn play<A: PageAllocator>(
                     p.fallbacks_4kib += 1;
                     r = m.map_region(v, ph, bytes, PageSizes::ONLY_4KIB, FLAGS);
                 }
-                r.map(|_| ()).map_err(|e| match e {
+                r.map(|_| (0, 0)).map_err(|e| match e {
                     MapError::PoolExhausted { .. } => None,
                     e => Some(Stop::Map(e)),
                 })
             }
             Op::Unmap { virt, bytes } => m
                 .unmap_range(VirtAddr::new_truncate(virt), bytes)
-                .map(|f| f.ignore())
+                .map(|f| (f.pages(), f.tables_freed()))
                 .map_err(|e| Some(Stop::Unmap(e))),
         };
-        match r {
-            Ok(()) => {}
+        let ticks = clock().wrapping_sub(t0);
+        let (forget, tables_freed) = match r {
+            Ok(done) => done,
             Err(None) => {
                 p.exhausted_at = Some(i);
                 break;
@@ -89,10 +119,20 @@ pub fn play<A: PageAllocator>(
                 p.failed = Some((i, stop));
                 break;
             }
-        }
+        };
         p.done += 1;
         let used = m.allocator().used();
         p.peak_used = p.peak_used.max(used);
+        step(
+            i,
+            op,
+            Step {
+                used,
+                forget,
+                tables_freed,
+                ticks,
+            },
+        );
     }
     p.used = m.allocator().used();
     p

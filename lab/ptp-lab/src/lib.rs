@@ -33,6 +33,8 @@ pub mod layout_text;
 pub mod load;
 pub mod platform;
 pub mod record;
+#[cfg(feature = "std")]
+pub mod replay;
 pub mod rng;
 pub mod session;
 pub mod suites;

@@ -7,6 +7,8 @@
 //!   ptp-host capacity [pools=N,...] pool pages each mapping and each self-map takes (JSON)
 //!   ptp-host pool-limits [pools=N,...] per pool size: the largest region an unmodifiable PTP
 //!                                    can map, and which kernel mappings a modifiable one holds
+//!   ptp-host replay [pools=N,...] < OPS  each process's lifetime (replay ops on stdin, as
+//!                                    `ptplab replay` writes them) with bump and with bitmap (JSON)
 //!   ptp-host layout < RANGES         pool pages a layout needs ("START END" hex byte ranges on
 //!                                    stdin, one per line), predicted and really mapped (JSON)
 //! Bad arguments: one line on stderr naming the bad value, exit 2. Failed checks: exit 1.
@@ -44,6 +46,7 @@ fn main() {
             parse(&args[1..]).map_or(ExitCode::Usage, |cfg| capacity(&mut out, &cfg))
         }
         Some("layout") => layout(&mut out),
+        Some("replay") => parse(&args[1..]).map_or(ExitCode::Usage, |cfg| replay(&mut out, &cfg)),
         Some("pool-limits") => {
             parse(&args[1..]).map_or(ExitCode::Usage, |cfg| pool_limits(&mut out, &cfg))
         }
@@ -99,6 +102,67 @@ fn capacity(out: &mut Stdout, cfg: &Config) -> ExitCode {
         out,
         json!({"type": "capacity", "mappings": mappings, "self_map_tables": self_map}),
     )
+}
+
+/// Each process of the replay ops on stdin, replayed: one `replay` record each.
+fn replay(out: &mut Stdout, cfg: &Config) -> ExitCode {
+    use ptp_lab::replay::{self, Lifetime, CEILINGS};
+    use std::io::Read;
+    let mut text = String::new();
+    if std::io::stdin().read_to_string(&mut text).is_err() {
+        eprintln!("ptp-host: replay: the input is not text (UTF-8)");
+        return ExitCode::Usage;
+    }
+    let processes = match replay::parse(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ptp-host: replay: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    let mem = SimMemory::new(vystem_ptp::pool::MAX_POOL_PAGES as u64);
+    let life = |l: &Lifetime| {
+        let exhausted: Map<String, Value> = l
+            .exhausted
+            .iter()
+            .map(|&(n, c)| (n.to_string(), json!(c)))
+            .collect();
+        json!({
+            "peak": l.peak, "peak_call": l.peak_call, "end": l.end,
+            "beyond_largest_pool": l.beyond_largest_pool, "exhausted": exhausted,
+            "tables_freed": l.tables_freed, "tables_reused": l.tables_reused,
+            "tables_kept_empty": l.tables_kept_empty, "ticks": l.ticks,
+            "failed": l.failed.as_ref().map(|(c, why)| json!({"call": c, "why": why})),
+        })
+    };
+    let mut code = ExitCode::Success;
+    for p in &processes {
+        let r = replay::replay(&mem, p, cfg.pools(), ptp_lab::tsc::now);
+        let over: Map<String, Value> = CEILINGS
+            .iter()
+            .zip(r.forgets.over)
+            .map(|(c, n)| (c.to_string(), json!(n)))
+            .collect();
+        let model = json!({
+            "checked": r.bitmap.model_checked,
+            "mismatch": r.bitmap.model_mismatch.map(|(c, want, held)| json!({"call": c, "predicted": want, "held": held})),
+        });
+        if r.bitmap.model_mismatch.is_some() || r.bitmap.failed.is_some() || r.bump.failed.is_some() {
+            code = ExitCode::Failure;
+        }
+        let rec = json!({
+            "type": "replay", "process": p.id, "program": p.program, "ops": p.ops.len(),
+            "bump": life(&r.bump), "bitmap": life(&r.bitmap),
+            "peak_2mib": r.peak_2mib, "peak_4kib_model": r.peak_4kib_model,
+            "forget": {"calls": r.forgets.calls, "pages": r.forgets.pages,
+                       "largest": r.forgets.largest, "over": over},
+            "model": model,
+        });
+        if print_record(out, rec) != ExitCode::Success {
+            return ExitCode::Failure;
+        }
+    }
+    code
 }
 
 /// One record line of the host runner's own output.

@@ -1,0 +1,134 @@
+"""`python3 -m ptplab replay TRACE... [--pool-pages LIST] [--json]`: each process of a lifetime
+trace (what scripts/capture-traces.sh wrote: its folder or its files; or a plain strace -f log)
+replayed through the algorithms crate by `ptp-host replay`, with bump and with the bitmap, for
+every pool size: peak pool pages and the call at the peak, where each size runs out, tables
+freed and reused against kept, the pages each call asks the TLB to forget, the mapper's ticks;
+and whether the replayed layout at exit equals the captured final maps."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import lab, trace
+from .cli import BenchError, Parser, parse_pools
+
+DEFAULT_POOLS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
+
+
+class ReplayError(Exception):
+    pass
+
+
+@dataclass
+class Trace:
+    name: str
+    meta: dict
+    lines: list[str]
+    layouts: dict | None
+
+
+def _text(path: Path) -> str:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise ReplayError(f"{path}: not a readable gzip file ({e})")
+    return data.decode("utf-8", "replace")
+
+
+def load(path: Path) -> Trace:
+    """A capture folder, one of its files, or a plain strace log."""
+    if not path.exists():
+        raise ReplayError(f"{path}: no such file or folder")
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir() or path.name in ("strace.txt.gz", "layouts.json.gz", "meta.json"):
+        log = folder / "strace.txt.gz"
+        if not log.exists():
+            raise ReplayError(f"{folder}: no strace.txt.gz (a capture folder holds strace.txt.gz, layouts.json.gz, "
+                              "meta.json)")
+        meta, layouts = {}, None
+        try:
+            if (folder / "meta.json").exists():
+                meta = json.loads((folder / "meta.json").read_text())
+            if (folder / "layouts.json.gz").exists():
+                layouts = json.loads(_text(folder / "layouts.json.gz"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ReplayError(f"{folder}: meta.json or layouts.json.gz is not JSON ({e})")
+        if not isinstance(meta, dict) or (layouts is not None and not isinstance(layouts, dict)):
+            raise ReplayError(f"{folder}: meta.json and layouts.json.gz must hold JSON objects")
+        return Trace(meta.get("name", folder.name), meta, _text(log).splitlines(), layouts)
+    return Trace(path.name, {}, _text(path).splitlines(), None)
+
+
+def replay_trace(t: Trace, pools: list[int]) -> list[dict]:
+    """One object per address space of the trace."""
+    try:
+        lt = trace.lifetimes(trace.parse(t.lines), t.layouts, t.meta.get("program", ""))
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ReplayError(f"{t.name}: its layouts do not have the capture's shape ({e!r})")
+    if not lt.spaces:
+        raise ReplayError(f"{t.name}: no exec in the log: nothing to replay (strace -f from the program's start)")
+    p = subprocess.run([str(lab.host_bin()), "replay", "pools=" + ",".join(map(str, pools))],
+                       input=lt.replay_ops(), capture_output=True, text=True)
+    if p.returncode not in (0, 1):
+        raise ReplayError(f"ptp-host replay: {p.stderr.strip() or f'exit {p.returncode}'}")
+    out = []
+    by_id = {sp.ident: sp for sp in lt.spaces}
+    for line in p.stdout.splitlines():
+        r = json.loads(line)
+        sp = by_id[r["process"]]
+        out.append({
+            "trace": t.name, "class": t.meta.get("class"), "program": sp.program,
+            "pid": int(r["process"].split(".")[0]), "space": r["process"],
+            "final_matches": trace.final_matches(lt, sp.ident),
+            "peak": {"bump": r["bump"]["peak"], "bitmap": r["bitmap"]["peak"]},
+            "peak_call": {"bump": r["bump"]["peak_call"], "bitmap": r["bitmap"]["peak_call"]},
+            "peak_2mib": r["peak_2mib"],
+            "exhausted": {n: {"bump": r["bump"]["exhausted"][n], "bitmap": r["bitmap"]["exhausted"][n]}
+                          for n in r["bitmap"]["exhausted"]},
+            "beyond_largest_pool": r["bitmap"]["beyond_largest_pool"],
+            "tables": {"freed": r["bitmap"]["tables_freed"], "reused": r["bitmap"]["tables_reused"],
+                       "kept_by_bump": r["bump"]["tables_kept_empty"]},
+            "forget": r["forget"], "ticks": {"bump": r["bump"]["ticks"], "bitmap": r["bitmap"]["ticks"]},
+            "model": r["model"], "ops": r["ops"],
+            "failed": r["bitmap"]["failed"] or r["bump"]["failed"],
+            "notes": sp.notes,
+        })
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = Parser(prog="python3 -m ptplab replay", description=__doc__.split("\n\n")[0])
+    ap.add_argument("traces", nargs="+", metavar="TRACE")
+    ap.add_argument("--pool-pages", default=None, help="pool sizes (default: 512 ... 65536)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per process")
+    try:
+        a = ap.parse_args(argv)
+        pools = parse_pools(a.pool_pages, None) if a.pool_pages else DEFAULT_POOLS
+        rows = []
+        for path in a.traces:
+            rows += replay_trace(load(Path(path)), pools)
+    except (BenchError, ReplayError, lab.LabError) as e:
+        print(f"replay: error: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        print("peak pool pages over each lifetime (4 KiB pages; 2 MiB where aligned), bump / bitmap; "
+              "final: replayed layout at exit = captured final maps")
+        print(f"{'trace':22} {'space':10} {'program':12} {'ops':>6} {'bump':>7} {'bitmap':>7} {'2MiB':>6} "
+              f"{'freed':>6} {'kept':>5} {'>33':>4} final")
+        for r in rows:
+            fm = {True: "yes", False: "NO", None: "-"}[r["final_matches"]]
+            print(f"{r['trace'][:22]:22} {r['space']:10} {r['program'][:12]:12} {r['ops']:6} {r['peak']['bump']:7} "
+                  f"{r['peak']['bitmap']:7} {r['peak_2mib']:6} {r['tables']['freed']:6} "
+                  f"{r['tables']['kept_by_bump']:5} {r['forget']['over']['33']:4} {fm}")
+    bad = [r for r in rows if r["final_matches"] is False or r["model"]["mismatch"] or r["failed"]]
+    return 1 if bad else 0
