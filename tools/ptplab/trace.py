@@ -109,11 +109,13 @@ def parse(lines, source: str = "trace") -> list[Call | Event]:
             out.append(Event(i, pid, kind))
             continue
         r = _RESUMED.match(rest)
+        slot = None
         if r:
             name = r.group(1)
             head = pending.pop((pid, name), None)
             if head is None:
                 continue  # its start came before the log did
+            head, slot = head
             body = head + r.group(2)
         else:
             c = _CALL.match(rest)
@@ -124,7 +126,15 @@ def parse(lines, source: str = "trace") -> list[Call | Event]:
                 if name in ("exit_group", "exit"):
                     out.append(Call(i, pid, name, [], "?"))  # it never returns
                 else:
-                    pending[(pid, name)] = body[: -len("<unfinished ...>")].rstrip()
+                    # An unmap takes effect before another thread's mmap can return an address
+                    # in its range, which strace may print before the munmap's own end: it
+                    # counts where it started. Other calls count where they end (mmap's address
+                    # is known only then).
+                    slot = None
+                    if name == "munmap":
+                        slot = len(out)
+                        out.append(None)
+                    pending[(pid, name)] = (body[: -len("<unfinished ...>")].rstrip(), None if slot is None else (slot, i))
                 continue
         body = _FD_PATH.sub(r"\1", body)
         rm = None
@@ -135,8 +145,11 @@ def parse(lines, source: str = "trace") -> list[Call | Event]:
                 out.append(Call(i, pid, name, [], "?"))
             continue
         args = split_args(body[: rm.start()])
-        out.append(Call(i, pid, name, args, rm.group(1)))
-    return out
+        if slot is None:
+            out.append(Call(i, pid, name, args, rm.group(1)))
+        else:
+            out[slot[0]] = Call(slot[1], pid, name, args, rm.group(1))
+    return [c for c in out if c is not None]
 
 
 def number(text: str) -> int | None:

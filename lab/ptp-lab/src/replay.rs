@@ -16,8 +16,9 @@
 //!
 //! Mapping uses 4 KiB pages, as Linux maps user memory without THP: at every step the capacity
 //! model's prediction for the accessible set must equal what the bitmap's mapper holds (bump
-//! keeps emptied tables, so it holds at least that). The 2 MiB figure is the model's for the
-//! set at the 4 KiB peak, 2 MiB pages where aligned.
+//! keeps emptied tables, so it holds at least that). The 2 MiB figure is the model's peak
+//! over the lifetime, 2 MiB pages where aligned; so is the 4 KiB one where a lifetime needs
+//! more than the largest pool (the replay stops there).
 
 use crate::churn::{play_steps, Op, Step};
 use std::collections::BTreeMap;
@@ -169,8 +170,9 @@ pub struct Replayed {
     pub bump: Lifetime,
     pub bitmap: Lifetime,
     pub forgets: Forgets,
-    /// The model's pool pages for the accessible set at the bitmap's peak, 2 MiB pages where
-    /// aligned (and 4 KiB, which equals the peak when the model holds).
+    /// The capacity model's peak over the lifetime, between calls: with 2 MiB pages where
+    /// aligned, and with 4 KiB pages (the bitmap's peak, where the model holds and the replay
+    /// did not run out of the largest pool).
     pub peak_2mib: u64,
     pub peak_4kib_model: u64,
 }
@@ -328,18 +330,25 @@ pub fn replay(mem: &SimMemory, p: &Process, pools: &[u32], clock: impl Fn() -> u
     for pages in forget.into_values() {
         forgets.add(pages);
     }
-    // The accessible set at the bitmap's peak, on the model alone.
-    let mut at_peak = Live::default();
-    if let Some(pc) = bitmap.peak_call {
-        for &(_, op) in p.ops.iter().take_while(|&&(c, _)| c <= pc) {
-            at_peak.apply(op);
+    // The model's peak over the whole lifetime, with 4 KiB pages and with 2 MiB pages where
+    // aligned: what a pool would need even where the replay ran out of the largest one.
+    let mut live = Live::default();
+    let (mut peak_4kib_model, mut peak_2mib) = (1, 1);
+    for (i, &(call, op)) in p.ops.iter().enumerate() {
+        live.apply(op);
+        // After the last operation of a call: a call's pieces (replace = unmap + map) count
+        // once, as the mapper holds them between calls.
+        if p.ops.get(i + 1).is_some_and(|&(next, _)| next == call) {
+            continue;
         }
+        peak_4kib_model = peak_4kib_model.max(live.tables(PageSizes::ONLY_4KIB));
+        peak_2mib = peak_2mib.max(live.tables(PageSizes::UP_TO_2MIB));
     }
     Replayed {
         bump,
         bitmap,
         forgets,
-        peak_2mib: at_peak.tables(PageSizes::UP_TO_2MIB),
-        peak_4kib_model: at_peak.tables(PageSizes::ONLY_4KIB),
+        peak_2mib,
+        peak_4kib_model,
     }
 }
