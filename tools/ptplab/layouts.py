@@ -30,6 +30,8 @@ from .lab import PAGE
 from .results import RESULTS
 from .table import grid
 
+# The top of the user half: above it (`[vsyscall]`, the kernel) no user page table maps.
+USER_TOP = 1 << 47
 # The captured layouts (results/layouts/README.md): what the bench job and the report read.
 DIR = RESULTS / "layouts"
 MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+)\s+([rwxsp-]{4})(\s|$)")
@@ -47,11 +49,19 @@ class Layout:
     vm_pte_kib: int | None = None
 
     def mapped(self) -> list[tuple[int, int]]:
-        """The ranges a PTP maps: those with some permission."""
-        return [(s, e) for s, e, p in self.ranges if p[:3] != "---"]
+        """The ranges a PTP maps: those of the user half with some permission."""
+        return [(s, e) for s, e, p in self.ranges if p[:3] != "---" and e <= USER_TOP]
+
+    def reserved(self) -> list[tuple[int, int]]:
+        """Reservations (no permission: PROT_NONE), which a process may make accessible later."""
+        return [(s, e) for s, e, p in self.ranges if p[:3] == "---" and e <= USER_TOP]
 
     def reserved_bytes(self) -> int:
-        return sum(e - s for s, e, p in self.ranges if p[:3] == "---")
+        return sum(e - s for s, e in self.reserved())
+
+    def kernel_half(self) -> list[tuple[int, int]]:
+        """Ranges above the user half (`[vsyscall]`): no user page table holds them."""
+        return [(s, e) for s, e, _ in self.ranges if e > USER_TOP]
 
 
 def read(path: Path) -> Layout:
@@ -109,38 +119,79 @@ def _captured(path: Path, data: bytes) -> Layout:
     return Layout(program + "/" + variant, ranges, pte)
 
 
-def pool_pages(layout: Layout) -> dict:
-    """{"4KiB": {"predicted", "mapped"}, "2MiB": {...}, "ranges", "bytes"} from the lab."""
-    lines = "".join(f"{s:x} {e:x}\n" for s, e in layout.mapped())
+def pool_pages(layout: Layout, reservations: bool = False) -> dict:
+    """{"4KiB": {"predicted", "mapped"}, "2MiB": {...}, "ranges", "bytes"} from the lab; with
+    `reservations`, as if every reservation had become accessible too."""
+    ranges = layout.mapped() + (layout.reserved() if reservations else [])
+    lines = "".join(f"{s:x} {e:x}\n" for s, e in merge(ranges))
     return lab.ask("layout", stdin=lines)
+
+
+def merge(ranges) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(ranges):
+        if out and out[-1][1] >= s:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def figures(layout: Layout, pools: list[int]) -> dict:
+    """What `capacity --json` prints for one layout."""
+    f, grow = pool_pages(layout), pool_pages(layout, reservations=True) if layout.reserved() else None
+    k4, m2 = f["4KiB"]["predicted"], f["2MiB"]["predicted"]
+    return {"layout": layout.name, "ranges": f["ranges"], "bytes": f["bytes"],
+            "vm_pte_pages": None if layout.vm_pte_kib is None else layout.vm_pte_kib * 1024 // PAGE,
+            "pages": {"4KiB": k4, "2MiB": m2},
+            # At least what it needs now: merged with its reservations, a range may align to
+            # 2 MiB pages that its pieces, mapped one by one, would not.
+            "could_grow_to": {k: max((grow or f)[k]["predicted"], f[k]["predicted"]) for k in ("4KiB", "2MiB")},
+            "reserved_bytes": layout.reserved_bytes(),
+            "left_out_kernel_half": [f"{s:x}-{e:x}" for s, e in layout.kernel_half()],
+            "fits": {str(p): {"4KiB": k4 <= p, "2MiB": m2 <= p} for p in pools}}
 
 
 def capacity(argv: list[str]) -> int:
     ap = Parser(prog="python3 -m ptplab capacity",
                 description="Pool pages a PTP needs to map each layout (an unmodifiable PTP: every range a "
                             "process can touch, mapped up front), with 4 KiB pages and with 2 MiB pages where "
-                            "aligned, and whether it fits each pool size; Linux's own page-table memory (VmPTE) "
-                            "beside it where the layout has it.")
+                            "aligned, and whether it fits each pool size; what it could grow to if its "
+                            "reservations (PROT_NONE) became accessible; Linux's own page-table memory (VmPTE) "
+                            "beside it where the layout has it. Only the user half counts: [vsyscall] and any "
+                            "kernel-half range are left out.")
     ap.add_argument("layouts", nargs="+", metavar="LAYOUT",
                     help="captured layouts (JSON), /proc/<pid>/maps files, or START END [PERMS] lines")
     ap.add_argument("--pool-pages", default=None, help="pool sizes to judge (default: 512 ... 65536)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per layout")
     try:
         a = ap.parse_args(argv)
         pools = parse_pools(a.pool_pages, None) if a.pool_pages else [512, 1024, 2048, 4096, 8192, 16384, 32768,
                                                                        65536]
         rows = [(p, read(Path(p))) for p in a.layouts]
-    except (BenchError, LayoutError) as e:
+        out = [figures(layout, pools) for _, layout in rows]
+    except (BenchError, LayoutError, lab.LabError) as e:
         print(f"capacity: error: {e}", file=sys.stderr)
         return 2
-    print("pool pages needed, root included; VmPTE: Linux's page tables for the same process, in pages")
-    cells = [["layout", "ranges", "MiB", "VmPTE", "4KiB", "2MiB", "fits (4KiB/2MiB) at " + " ".join(map(str, pools))]]
-    for path, layout in rows:
-        f = pool_pages(layout)
-        k4, m2 = f["4KiB"]["predicted"], f["2MiB"]["predicted"]
-        pte = "-" if layout.vm_pte_kib is None else str(layout.vm_pte_kib * 1024 // PAGE)
-        fits = " ".join(("y" if k4 <= p else "n") + ("y" if m2 <= p else "n") for p in pools)
-        cells.append([layout.name[:34], f["ranges"], f"{f['bytes'] / 2**20:.1f}", pte, k4, m2, fits])
-    print("\n".join(grid(cells, {1, 2, 3, 4, 5})))
+    if a.json:
+        for f in out:
+            print(json.dumps(f))
+        return 0
+    print("pool pages needed, root included; VmPTE: Linux's page tables for the same process, in pages; "
+          "grow: with every reservation (PROT_NONE) accessible")
+    cells = [["layout", "ranges", "MiB", "VmPTE", "4KiB", "2MiB", "grow 4KiB", "grow 2MiB",
+              "fits (4KiB/2MiB) at " + " ".join(map(str, pools))]]
+    left = 0
+    for f in out:
+        pte = "-" if f["vm_pte_pages"] is None else str(f["vm_pte_pages"])
+        fits = " ".join(("y" if f["fits"][str(p)]["4KiB"] else "n") + ("y" if f["fits"][str(p)]["2MiB"] else "n")
+                        for p in pools)
+        cells.append([f["layout"][:34], f["ranges"], f"{f['bytes'] / 2**20:.1f}", pte, f["pages"]["4KiB"],
+                      f["pages"]["2MiB"], f["could_grow_to"]["4KiB"], f["could_grow_to"]["2MiB"], fits])
+        left += len(f["left_out_kernel_half"])
+    print("\n".join(grid(cells, {1, 2, 3, 4, 5, 6, 7})))
+    if left:
+        print(f"left out: {left} kernel-half range(s) ([vsyscall]): no user page table holds them")
     return 0
 
 

@@ -53,10 +53,48 @@ def test_capacity_prints_pool_pages_vmpte_and_fit(tmp_path):
     assert p.returncode == 0, p.stderr
     row = next(line for line in p.stdout.splitlines() if line.startswith("two-gib"))
     # 2 GiB of 4 KiB pages: 1024 PTs, 2 PDs, a PDPT and the root; with 2 MiB pages: 4.
-    assert row.split()[1:] == ["1", "2048.0", "-", "1028", "4", "ny", "yy"], row
+    # The reservation, were it accessible: a PD and a PT more for the first GiB.
+    assert row.split()[1:] == ["1", "2048.0", "-", "1028", "4", "1030", "6", "ny", "yy"], row
+    hand.write_text("0x40000000 0xc0000000 rw-p\nffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]\n")
+    p = subprocess.run([sys.executable, "-m", "ptplab", "capacity", str(hand), "--json"], capture_output=True,
+                       text=True, env=env)
+    (f,) = [json.loads(line) for line in p.stdout.splitlines()]
+    assert p.returncode == 0 and f["pages"] == {"4KiB": 1028, "2MiB": 4} == f["could_grow_to"]
+    assert f["left_out_kernel_half"] == ["ffffffffff600000-ffffffffff601000"] and f["fits"]["1024"]["2MiB"]
     bad = subprocess.run([sys.executable, "-m", "ptplab", "capacity", str(tmp_path / "none")], capture_output=True,
                          text=True, env=env)
     assert bad.returncode == 2 and "none: No such file" in bad.stderr
+
+
+POPULATE = r"""
+import ctypes, re, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(41, 1, 0, 0, 0) == 0  # PR_SET_THP_DISABLE: 4 KiB pages only, as the model counts
+assert libc.mlockall(3) == 0, ctypes.get_errno()  # MCL_CURRENT | MCL_FUTURE: every accessible page populated
+time.time()  # the vDSO's data page, which mlock does not populate, read
+for _ in range(20):
+    a = open("/proc/self/status").read()
+    maps = open("/proc/self/maps").read()
+    b = open("/proc/self/status").read()
+    if a == b:
+        break
+print(re.search(r"VmPTE:\s+(\d+) kB", b).group(1))
+sys.stdout.write(maps)
+"""
+
+
+def test_the_model_equals_linux_page_tables_of_a_fully_populated_process(tmp_path):
+    """Every accessible page touched, THP off: Linux's page-table memory (VmPTE, every level below
+    the PML4) plus the PML4 is what the model counts, to the page; [vsyscall] left out."""
+    p = subprocess.run([sys.executable, "-c", POPULATE], capture_output=True, text=True)
+    if p.returncode != 0 and "mlockall" in p.stderr:
+        pytest.skip(f"mlockall refused (RLIMIT_MEMLOCK, not root): {p.stderr.strip()[-200:]}")
+    assert p.returncode == 0, p.stderr
+    pte_kib, maps = p.stdout.split("\n", 1)
+    (tmp_path / "populated.maps").write_text(maps)
+    layout = layouts.read(tmp_path / "populated.maps")
+    assert layout.kernel_half(), "the [vsyscall] line is there, and left out"
+    assert layouts.pool_pages(layout)["4KiB"]["predicted"] == int(pte_kib) // 4 + 1
 
 
 def test_in_the_kernel_every_layout_maps_to_exactly_the_predicted_pages(tmp_path):
