@@ -131,4 +131,9 @@ def main(argv: list[str]) -> int:
                   f"{r['peak']['bitmap']:7} {r['peak_2mib']:6} {r['tables']['freed']:6} "
                   f"{r['tables']['kept_by_bump']:5} {r['forget']['over']['33']:4} {fm}")
     bad = [r for r in rows if r["final_matches"] is False or r["model"]["mismatch"] or r["failed"]]
+    for r in bad:
+        why = ("its replayed layout at exit differs from the captured final maps" if r["final_matches"] is False
+               else f"the capacity model disagreed with the mapper: {r['model']['mismatch']}" if r["model"]["mismatch"]
+               else f"the mapper refused an operation: {r['failed']}")
+        print(f"replay: {r['trace']}: process {r['space']} ({r['program']}): {why}", file=sys.stderr)
     return 1 if bad else 0

@@ -224,8 +224,7 @@ class Space:
 
     def set(self, s: int, e: int, prot: int | None, call: int) -> None:
         """Make [s, e) a new mapping with `prot` (None: unmapped), replacing what was there."""
-        s, e = s // PAGE * PAGE, _up(e)
-        e = min(e, USER_TOP)
+        s, e = max(s, 0) // PAGE * PAGE, min(_up(e), USER_TOP)
         if e <= s:
             return
         for a, b, p in self._acc_in(s, e):
@@ -238,7 +237,9 @@ class Space:
                 self._emit("map", s, e, call)
 
     def protect(self, s: int, e: int, prot: int, call: int) -> None:
-        s, e = s // PAGE * PAGE, min(_up(e), USER_TOP)
+        s, e = max(s, 0) // PAGE * PAGE, min(_up(e), USER_TOP)
+        if e <= s:
+            return
         pieces = self._acc_in(s, e)
         forget = 0
         for a, b, p in pieces:

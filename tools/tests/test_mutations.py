@@ -1,8 +1,10 @@
 """Every reader answers any bytes with a result or a one-line error naming the file (and line and
 field): mutated results files, serial logs and layouts (truncation, bit flips, junk lines, wrong
 field types, invalid UTF-8) fed in-process to show, compare, machines, report, collect and
-capacity and targets, strictly and with --lenient. Seeded: a failure names its seed and mutation."""
+capacity, targets and replay (a lifetime trace's strace log, layouts or meta mutated), strictly and
+with --lenient. Seeded: a failure names its seed and mutation."""
 import contextlib
+import gzip
 import io
 import json
 import random
@@ -10,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ptplab import aggregate, collect, layouts, report, show
+from ptplab import aggregate, collect, layouts, replay, report, show
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = [REPO / "results/2026-12-02-vm-none-9.jsonl", REPO / "results/2026-12-02-vm-tcg-2.jsonl"]
@@ -18,6 +20,8 @@ RUNS = [REPO / "results/2026-12-02-vm-none-9.jsonl", REPO / "results/2026-12-02-
 # mode=bench suites=alloc pools=512 quick=1` under QEMU 10 TCG.
 LOGS = [REPO / "tools/tests/data/serial-tcg-alloc-quick.log"]
 LAYOUTS = sorted((REPO / "results/layouts").glob("*.json"))[:2]
+# A lifetime trace (scripts/capture-traces.sh): its three files, one of them mutated at a time.
+TRACE = REPO / "results/traces/sort-pipeline"
 JUNK = [b"garbage", b'{"type":', b"[1,2]", b"\xff\xfe", b"{}", b"null", b'{"type":"measurement"}', b"\x00" * 40]
 VALUES = [[1], {"a": 1}, "x", 1.5, None, True, -1, ""]
 
@@ -56,7 +60,9 @@ def readers(f: Path, kind: str, out: Path, rng: random.Random):
         col = ["--accel", "tcg", "--out", str(out / "col"), "--partial"]
         return [(collect.main, [str(f), *col]), (collect.main, [str(f), *col, "--lenient"])]
     if kind == "layout":
-        return [(layouts.capacity, [str(f)])]
+        return [(layouts.capacity, [str(f)]), (layouts.capacity, [str(f), "--json"])]
+    if kind == "trace":
+        return [(replay.main, [str(f)]), (replay.main, [str(f), "--json", "--pool-pages", "512,4096"])]
     other = str(RUNS[0])
     calls = [(show.main, [str(f)]), (lambda a: aggregate.main(a, "compare"), ["--baseline", str(f), "--candidate", other]),
              (lambda a: aggregate.main(a, "machines"), [str(f), other])]
@@ -70,17 +76,37 @@ def readers(f: Path, kind: str, out: Path, rng: random.Random):
     return calls
 
 
+def mutated_trace(rng: random.Random, folder: Path) -> tuple[Path, Path, str]:
+    """A copy of TRACE with one file mutated; or its strace log alone, mutated (a plain log)."""
+    folder.mkdir()
+    files = {name: (TRACE / name).read_bytes() for name in ("strace.txt.gz", "layouts.json.gz", "meta.json")}
+    name = rng.choice(list(files) + ["plain"])
+    if name == "plain":
+        op, data = mutate(rng, gzip.decompress(files["strace.txt.gz"]))
+        (folder / "strace.log").write_bytes(data)
+        return folder / "strace.log", TRACE / "strace.txt.gz", f"{op} (plain log)"
+    data = gzip.decompress(files[name]) if name.endswith(".gz") else files[name]
+    op, data = mutate(rng, data)
+    files[name] = gzip.compress(data) if name.endswith(".gz") and rng.random() < 0.9 else data
+    for k, v in files.items():
+        (folder / k).write_bytes(v)
+    return folder, TRACE / name, op
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_no_mutated_input_ends_in_a_traceback(tmp_path, seed):
     pytest.importorskip("matplotlib")
     rng = random.Random(seed)
     t0, n = time.monotonic(), 0
     while time.monotonic() - t0 < 14 and n < 120:  # in-process, seconds: the test budget is small
-        kind = rng.choice(["run", "run", "log", "layout"])
-        src = rng.choice({"run": RUNS, "log": LOGS, "layout": LAYOUTS}[kind])
-        op, data = mutate(rng, src.read_bytes())
-        f = tmp_path / f"m{n}{src.suffix}"
-        f.write_bytes(data)
+        kind = rng.choice(["run", "run", "log", "layout", "trace"])
+        if kind == "trace":
+            f, src, op = mutated_trace(rng, tmp_path / f"t{n}")
+        else:
+            src = rng.choice({"run": RUNS, "log": LOGS, "layout": LAYOUTS}[kind])
+            op, data = mutate(rng, src.read_bytes())
+            f = tmp_path / f"m{n}{src.suffix}"
+            f.write_bytes(data)
         for fn, argv in readers(f, kind, tmp_path, rng):
             err = io.StringIO()
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
