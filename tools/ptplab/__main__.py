@@ -130,7 +130,7 @@ def main(argv: list[str]) -> int:
             from .replay import main as replay
             return replay(rest)
         if cmd == "capture-traces":
-            from .capture import main as capture
+            from .programs import main as capture
             return capture(rest)
         if cmd in ("capacity", "layouts"):
             from . import layouts

@@ -22,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-from .cli import Parser
 
 # The calls traced: what `strace -f -e trace=%memory,%process` gives users, plus SysV shared
 # memory, which postgres attaches.
@@ -213,33 +212,3 @@ def capture(name: str, command: list[str], out: Path, cls: str, user: str | None
     (dest / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return meta
-
-
-def main(argv: list[str]) -> int:
-    ap = Parser(prog="scripts/capture-traces.sh",
-                description="Record a program's lifetime (strace -f of its memory and process calls, and its "
-                            "layouts at each exec and exit) into DIR/NAME/. Without COMMAND: the lab's set of "
-                            "programs (tools/ptplab/programs.py).")
-    ap.add_argument("name", nargs="?", metavar="NAME")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "results" / "traces"))
-    ap.add_argument("--class", dest="cls", default="user", help="the class the report groups it in")
-    ap.add_argument("--user", default=None, help="run it as this user (strace -u): postgres refuses root")
-    ap.epilog = "NAME [options] -- COMMAND...: one program; without -- COMMAND: the lab's set (or its NAME)."
-    command = argv[argv.index("--") + 1:] if "--" in argv else []
-    a = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-    if "--" in argv and not command:
-        print("capture-traces: error: nothing after --: give the command to trace", file=sys.stderr)
-        return 2
-    a.command = command
-    try:
-        if not a.command:
-            from . import programs
-            return programs.capture_all(Path(a.out), only=a.name)
-        meta = capture(a.name or Path(a.command[0]).name, a.command, Path(a.out), a.cls, a.user)
-    except CaptureError as e:
-        print(f"capture-traces: error: {e}", file=sys.stderr)
-        return 2
-    print(f"capture-traces: {meta['name']}: {meta['layouts']['exec']} exec and {meta['layouts']['exit']} exit "
-          f"layouts ({meta['layouts']['late']} late), exit {meta['exit_status']}, {meta['seconds']} s",
-          file=sys.stderr)
-    return 0

@@ -162,3 +162,19 @@ def crossover(rec: dict, source: str, execution: str) -> list[Figure]:
     # One file per pair of strategies (a run has several per page size: invlpg, INVPCID, IPI).
     stem = f"tlb-{rec['page_size']}-{rec['per_page']}-vs-{rec['full']}"
     return [(f"Flush + refill vs N, {where}{rec['page_size']}: {rec['per_page']} vs {rec['full']}", stem, fig)]
+
+
+def lifetimes(pools: list[int], held: dict[str, list[float]], n_programs: int) -> list[Figure]:
+    """Per class, the share of its programs whose every process's peak fits, against pool size."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for cls in sorted(held):
+        ax.plot(pools, [100 * x for x in held[cls]], marker="o", label=cls)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("pool pages")
+    ax.set_ylabel("% of the class's programs held at peak")
+    ax.set_ylim(0, 105)
+    ax.axvline(4096, color="grey", linestyle=":", label="standard (4096)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"Peak over whole lifetimes, 4 KiB pages ({n_programs} programs, results/traces)", fontsize=9)
+    return [("programs held at peak per class against pool size (lifetimes, 4 KiB pages)", "lifetimes", fig)]

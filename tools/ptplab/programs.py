@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import capture
+from .cli import Parser
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -180,3 +181,32 @@ def capture_all(out: Path, only: str | None = None) -> int:
     print(f"capture-traces: {done} captured in {out}" + (f"; kept as recorded: {', '.join(kept)}" if kept else "")
           + (f"; not installed: {', '.join(skipped)}" if skipped else ""), file=sys.stderr)
     return 0 if done or kept else 1
+
+
+def main(argv: list[str]) -> int:
+    ap = Parser(prog="scripts/capture-traces.sh",
+                description="Record a program's lifetime (strace -f of its memory and process calls, and its "
+                            "layouts at each exec and exit) into DIR/NAME/. Without COMMAND: the lab's set of "
+                            "programs (tools/ptplab/programs.py).")
+    ap.add_argument("name", nargs="?", metavar="NAME")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "results" / "traces"))
+    ap.add_argument("--class", dest="cls", default="user", help="the class the report groups it in")
+    ap.add_argument("--user", default=None, help="run it as this user (strace -u): postgres refuses root")
+    ap.epilog = "NAME [options] -- COMMAND...: one program; without -- COMMAND: the lab's set (or its NAME)."
+    command = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if "--" in argv and not command:
+        print("capture-traces: error: nothing after --: give the command to trace", file=sys.stderr)
+        return 2
+    a.command = command
+    try:
+        if not a.command:
+            return capture_all(Path(a.out), only=a.name)
+        meta = capture.capture(a.name or Path(a.command[0]).name, a.command, Path(a.out), a.cls, a.user)
+    except capture.CaptureError as e:
+        print(f"capture-traces: error: {e}", file=sys.stderr)
+        return 2
+    print(f"capture-traces: {meta['name']}: {meta['layouts']['exec']} exec and {meta['layouts']['exit']} exit "
+          f"layouts ({meta['layouts']['late']} late), exit {meta['exit_status']}, {meta['seconds']} s",
+          file=sys.stderr)
+    return 0

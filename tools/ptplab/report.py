@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import aggregate, lab, layouts, plots
+from . import aggregate, lab, layouts, lifetimes, plots, replay
 from .cli import BenchError, Parser
 from .results import RESULTS, ResultsError, load
 
@@ -334,7 +334,7 @@ def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
 
 
 def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: Path | None = None,
-           tlb: tuple[Path, list[dict]] | None = None) -> str:
+           tlb: tuple[Path, list[dict]] | None = None, traces: list[Path] | None = None) -> str:
     """The report; its costs from `runs` (native host runs of one machine; [] for none), its TLB
     section from `tlb` (a kernel run with the tlb suite; None: no section)."""
     run = runs[-1] if runs else None
@@ -349,6 +349,9 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
           "as an unmodifiable PTP must (every range it can touch), pool pages from the lab's capacity model, "
           "checked against mapping it for real;",
           "- the capacity model for everything else (`ptp-host pool-limits`, `vystem_ptp::capacity`);"]
+    if traces:
+        L.append(f"- {len(traces)} whole program lifetimes, `results/traces/` (`scripts/capture-traces.sh`), replayed "
+                 "through the algorithms crate;")
     if run:
         r0 = run[1][0]
         files = ", ".join(f"`{source(p)}`" for p, _ in runs)
@@ -431,6 +434,10 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                      f"| {load_text(recs[-1].get('load'))} |")
         L += [""]
 
+    life_text, life_sentence, life_plot = (lifetimes.section(lifetimes.rows(traces, POOLS), POOLS, STANDARD)
+                                           if traces else ([], "", None))
+    L += life_text
+
     churn_text, churn_sentence = churn_section(runs) if run else ([], "")
     L += churn_text
 
@@ -441,6 +448,8 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
         L += ["## Plots", ""]
         try:
             figs = plots.capacity(POOLS, fit, n_layouts, limits)
+            if life_plot:
+                figs += plots.lifetimes(POOLS, life_plot, len(traces))
             if run:
                 figs += plots.costs(run[1], source(run[0]))
             if tlb:
@@ -459,10 +468,14 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
     all_4k = next((n for n in POOLS if fit[n][0] == n_layouts), None)
     all_2m = next((n for n in POOLS if fit[n][1] == n_layouts), None)
     std = limits[STANDARD]
+    if life_sentence:
+        L.append(life_sentence)
     if all_4k is not None:
         saved = (STANDARD - all_4k) * lab.PAGE * 1000
         verb = "shrinks" if all_4k < STANDARD else "grows"
-        L.append(f"- **Unmodifiable PTPs, 4096 -> {all_4k}**: every one of the {n_layouts} real layouts still fits "
+        label = (f"Snapshots alone ({n_layouts} layouts), 4096 -> {all_4k}; the lifetimes above decide"
+                 if life_sentence else f"Unmodifiable PTPs, 4096 -> {all_4k}")
+        L.append(f"- **{label}**: every one of the {n_layouts} real layouts still fits "
                  f"with 4 KiB pages (at {STANDARD}: {fit[STANDARD][0]}); each PTP {verb} from {mib(STANDARD)} to "
                  f"{mib(all_4k)} ({size(abs(saved))} {'less' if saved > 0 else 'more'} for 1000 processes), and the "
                  f"largest region one can map goes from {size(std['largest_region_4KiB'])} to "
@@ -515,6 +528,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--machine", metavar="BRAND", help="the costs from this machine (a part of its CPU brand) "
                     "instead of the newest")
     ap.add_argument("--layouts", default=str(layouts.DIR))
+    ap.add_argument("--traces", default=str(lifetimes.DIR), help="lifetime traces (default: results/traces; an "
+                    "empty folder leaves the lifetime section out)")
     ap.add_argument("--tlb", metavar="FILE", help="the kernel run for the TLB section")
     ap.add_argument("--lenient", action="store_true", help="skip malformed lines of a file (listed in the "
                     "report) instead of leaving the whole file out")
@@ -527,11 +542,11 @@ def main(argv: list[str]) -> int:
         sel = select(files, a.machine, Path(a.tlb) if a.tlb else None, a.lenient)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        text = render(paths, sel.costs, out, sel.tlb)
+        text = render(paths, sel.costs, out, sel.tlb, lifetimes.trace_dirs(Path(a.traces)))
         tail = left_out_section(sel.left_out, sel.skipped)
         text += "\n" + "\n".join(tail) if tail else ""
         (out / "report.md").write_text(text)
-    except (BenchError, ResultsError, layouts.LayoutError, OSError) as e:
+    except (BenchError, ResultsError, layouts.LayoutError, OSError, replay.ReplayError, lab.LabError) as e:
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     recommendation = text[text.index("## Recommendation"):text.index("## Runs left out")

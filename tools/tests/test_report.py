@@ -21,7 +21,12 @@ def test_the_report_answers_4096_to_n_with_numbers_and_sources(tmp_path):
     assert limits["largest_region_4KiB"] == 509 * 512 * 4096
     assert "| 512 | 2 MiB | 20 MiB / 200 MiB / 2000 MiB |" in text and "1018 MiB / 510 GiB" in text
     rec = text[text.index("## Recommendation"):]
-    assert "**Unmodifiable PTPs, 4096 ->" in rec and "`results/layouts`" in rec
+    # The decision comes from the lifetimes; the snapshots are said apart.
+    assert "**Unmodifiable PTPs, from whole lifetimes: keep 4096**" in rec, rec
+    assert "4096 -> 2048 would also break `node-48-workers`" in rec and "`results/traces`" in rec
+    assert "**Snapshots alone (62 layouts), 4096 -> 2048; the lifetimes above decide**" in rec
+    assert "| jvm | 3 | 4,413 (`java-xms8g`) | 8192 | 204 | 512 |" in text
+    assert "- `asan-hello` (sanitizer; process `hello-asan`): 7,354,449 pages" in text
     assert "**The modifiable PTP," in rec and "`ptp-host pool-limits`" in rec
     assert "results/2026-" in text, "the costs name the run they come from"
     assert p.stdout.startswith("## Recommendation"), "bench users see the summary"
@@ -329,3 +334,26 @@ def test_churn_plot_marks_where_bump_ran_out_and_the_sentence_names_the_operatio
     assert sentence.startswith("- **Allocators under churn, at 4096 pages**: both played all 8,192 operations"), sentence
     only_512 = [(f, [r for r in report.read_run(f) if r.get("pool_pages") != 4096])]
     assert "bump ran out at operation 570 of 1,024" in report.churn_section(only_512)[1]
+
+
+def _row(trace, cls, peak, bump=None, two=None, beyond=False, model=None, grow=None):
+    return {"trace": trace, "class": cls, "program": trace, "peak": {"bitmap": peak, "bump": bump or peak},
+            "peak_model": {"4KiB": model or peak, "2MiB": two or peak}, "beyond_largest_pool": beyond,
+            "grow_at_exit": grow, "largest_at_peak": [{"start": "0", "bytes": 3 << 30}],
+            "forget": {"calls": 4, "pages": 100, "over": {"1": 3, "33": 1, "512": 0}},
+            "tables": {"freed": 5, "reused": 2, "kept_by_bump": 3}}
+
+
+def test_the_lifetime_decision_follows_from_the_peaks():
+    from ptplab import lifetimes
+    rows = [_row("a", "shell", 10), _row("b", "shell", 700, bump=900), _row("c", "db", 3000, two=40),
+            _row("c", "db", 20), _row("d", "db", 100, beyond=True, model=9_000_000, two=20_000)]
+    L, sentence, plot = lifetimes.section(rows, [512, 1024, 2048, 4096], 4096)
+    text = "\n".join(L)
+    assert "| db | 2 | 9,000,000 (`d`) | > 4096 | 20,000 | > 4096 |" in text
+    assert "| shell | 2 | 700 (`b`) | 1024 | 700 | 1024 |" in text
+    assert "| 2048 | 2 / 3 / 2 of 4 | 1 / 1 of 2 | `d` (9,000,000), `c` (3,000) |" in text
+    assert "`b` 900 against 700" in text, "bump's peak beside the bitmap's"
+    assert sentence.startswith("- **Unmodifiable PTPs, from whole lifetimes: keep 4096**")
+    assert "4096 -> 2048 would also break `c` (3,000)" in sentence and "`d` needs 9,000,000 pages" in sentence
+    assert plot == {"shell": [0.5, 1, 1, 1], "db": [0, 0, 0, 0.5]}
