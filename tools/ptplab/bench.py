@@ -192,6 +192,10 @@ def layouts_module(plan: Plan, work: Path) -> Path | None:
     for p in paths:
         lay = layouts.read(p)
         text.append(f"# {lay.name}\n" + "".join(f"{s:x} {e:x}\n" for s, e in lay.mapped()))
+    if "layouts" in plan.suites:
+        from .lifetimes import DIR as TRACES
+        from .replay import kernel_blocks
+        text.append(kernel_blocks(TRACES))  # a few lifetimes, replayed on real page tables
     path = work / "layouts.txt"
     path.write_text("".join(text))
     return path

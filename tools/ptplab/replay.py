@@ -173,3 +173,43 @@ def main(argv: list[str]) -> int:
                else f"the mapper refused an operation: {r['failed']}")
         print(f"replay: {r['trace']}: process {r['space']} ({r['program']}): {why}", file=sys.stderr)
     return 1 if bad else 0
+
+
+# The lifetimes the kernel replays on real page tables (the layouts suite), and their limits:
+# every range maps to physical 0 there, so a range stays within the RAM every machine has.
+KERNEL_TRACES = ("python3-hello", "gcc-compile", "sort-pipeline", "git-log")
+KERNEL_RANGE_MAX = 16 << 20
+KERNEL_OPS_MAX = 600
+
+
+def kernel_blocks(folder: Path) -> str:
+    """`# replay NAME` blocks for the kernel (lab/ptp-lab/src/suites/replay.rs): per trace of
+    KERNEL_TRACES in `folder`, its process with the most operations whose ranges all fit the
+    limits and whose final maps match; ranges in PML4 slot 0 (the kernel's identity map) moved
+    to a free slot, which keeps their table count."""
+    out = []
+    for name in KERNEL_TRACES:
+        if not (folder / name / "strace.txt.gz").exists():
+            continue
+        t = load(folder / name)
+        lt = trace.lifetimes(trace.parse(t.lines), t.layouts, t.meta.get("program", ""))
+        best = None
+        for sp in lt.spaces:
+            ops = [op.split() for op in sp.ops if not op.startswith("forget")]
+            spans = [(int(w[1], 16), int(w[2], 16)) for w in ops]
+            if (trace.final_matches(lt, sp.ident) and len(ops) <= KERNEL_OPS_MAX
+                    and all(e - s <= KERNEL_RANGE_MAX for s, e in spans)
+                    and (best is None or len(ops) > len(best[1]))):
+                best = (sp, ops)
+        if best is None:
+            continue
+        sp, ops = best
+        finals = trace.merged(lt.exits[sp.ident])
+        used = {s >> 39 for s, _ in finals} | {int(w[1], 16) >> 39 for w in ops}
+        free = next(k for k in range(1, 256) if k not in used)
+        move = lambda a: a + (free << 39) if a < 1 << 39 else a  # noqa: E731
+        lines = [f"# replay {name}/{sp.ident}"]
+        lines += [f"{'+' if w[0] == 'map' else '-'} {move(int(w[1], 16)):x} {move(int(w[2], 16)):x}" for w in ops]
+        lines += [f"= {move(s):x} {move(e):x}" for s, e in sorted((move(s), move(e)) for s, e in finals)]
+        out.append("\n".join(lines) + "\n")
+    return "".join(out)

@@ -2,13 +2,14 @@
 mapping it really takes, the three input formats read, bad input named."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ptplab import bench, lab, layouts
+from ptplab import bench, lab, layouts, replay
 
 REPO = lab.REPO
 LAYOUTS = sorted((REPO / "results/layouts").glob("*.json"))
@@ -103,8 +104,18 @@ def test_in_the_kernel_every_layout_maps_to_exactly_the_predicted_pages(tmp_path
     rc = bench.main(["--accel", "tcg", "--selftest", "--suite", "layouts", "--out", str(tmp_path)])
     records = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
     assert rc == 0
-    checks = {r["name"]: r for r in records if r["type"] == "check" and r["suite"] == "layouts"}
+    checks = {r["name"]: r for r in records if r["type"] == "check" and r["bench"] == "layouts_predicted_equals_mapped"}
     names = {layouts.read(p).name for p in LAYOUTS}
     assert set(checks) == names | {"every_layout_checked"}
     assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
     assert checks["every_layout_checked"]["detail"].startswith(f"{len(LAYOUTS)} layouts checked")
+    # A few lifetimes replayed on real page tables: the pool holds what the model says, every
+    # final range reads through the MMU, the page after each faults.
+    replays = [r for r in records if r["type"] == "check" and r["bench"] == "layouts_replay_translates"]
+    assert {r["name"].split("/")[0] for r in replays} == set(replay.KERNEL_TRACES) | {"every_replay_checked"}
+    assert all(r["ok"] for r in replays), [r for r in replays if not r["ok"]]
+    one = next(r for r in replays if r["name"].startswith("gcc-compile/"))
+    m = re.search(r"(\d+) ranges at the end: model Some\((\d+)\) table pages, pool holds (\d+); (\d+) pages read "
+                  r"through the MMU, (\d+) pages after a range faulted", one["detail"])
+    ranges, model, held, reads, faults = map(int, m.groups())
+    assert model == held > 0 and reads == 2 * ranges and faults >= 1, one["detail"]

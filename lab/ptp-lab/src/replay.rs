@@ -75,7 +75,9 @@ pub fn parse(text: &str) -> Result<Vec<Process>, BadLine> {
             }),
             [kind @ ("map" | "unmap"), s, e, call] => {
                 let (Some(s), Some(e), Some(call)) = (hex(s), hex(e), num(call)) else {
-                    return Err(bad(std::format!("'{line}' is not {kind} START END CALL (hex, hex, decimal)")));
+                    return Err(bad(std::format!(
+                        "'{line}' is not {kind} START END CALL (hex, hex, decimal)"
+                    )));
                 };
                 if s >= e || s % 4096 != 0 || e % 4096 != 0 || e > 1 << 47 {
                     return Err(bad(std::format!(
@@ -97,18 +99,18 @@ pub fn parse(text: &str) -> Result<Vec<Process>, BadLine> {
             }
             ["forget", pages, call] => {
                 let (Some(pages), Some(call)) = (num(pages), num(call)) else {
-                    return Err(bad(std::format!("'{line}' is not forget PAGES CALL (decimal)")));
+                    return Err(bad(std::format!(
+                        "'{line}' is not forget PAGES CALL (decimal)"
+                    )));
                 };
                 let Some(p) = out.last_mut() else {
                     return Err(bad(std::format!("'{line}' comes before any process line")));
                 };
                 p.forgets.push((call, pages));
             }
-            _ => {
-                return Err(bad(std::format!(
-                    "'{line}' is not process ID PROGRAM, map/unmap START END CALL or forget PAGES CALL"
-                )))
-            }
+            _ => return Err(bad(std::format!(
+                "'{line}' is not process ID PROGRAM, map/unmap START END CALL or forget PAGES CALL"
+            ))),
         }
     }
     Ok(out)
@@ -289,8 +291,7 @@ fn lifetime<A: PageAllocator>(
     if let Some((i, why)) = played.failed {
         life.failed = Some((p.ops[i as usize].0, std::format!("{why:?}")));
     }
-    life.tables_kept_empty =
-        (played.used as u64).saturating_sub(live.tables(PageSizes::ONLY_4KIB));
+    life.tables_kept_empty = (played.used as u64).saturating_sub(live.tables(PageSizes::ONLY_4KIB));
     (life, trail)
 }
 
@@ -298,7 +299,12 @@ fn lifetime<A: PageAllocator>(
 fn exhaustion(trail: &[(u64, u32)], pools: &[u32]) -> Vec<(u32, Option<u64>)> {
     pools
         .iter()
-        .map(|&n| (n, trail.iter().find(|&&(_, used)| used > n).map(|&(c, _)| c)))
+        .map(|&n| {
+            (
+                n,
+                trail.iter().find(|&&(_, used)| used > n).map(|&(c, _)| c),
+            )
+        })
         .collect()
 }
 

@@ -147,7 +147,8 @@ fn replay(out: &mut Stdout, cfg: &Config) -> ExitCode {
             "checked": r.bitmap.model_checked,
             "mismatch": r.bitmap.model_mismatch.map(|(c, want, held)| json!({"call": c, "predicted": want, "held": held})),
         });
-        if r.bitmap.model_mismatch.is_some() || r.bitmap.failed.is_some() || r.bump.failed.is_some() {
+        if r.bitmap.model_mismatch.is_some() || r.bitmap.failed.is_some() || r.bump.failed.is_some()
+        {
             code = ExitCode::Failure;
         }
         let rec = json!({

@@ -2,6 +2,7 @@
 //! recorded layouts over as a boot module (text: a `# NAME` line, then `START END` hex lines,
 //! per layout); for each, the pool pages `vystem_ptp::capacity` predicts, with 4 KiB pages and
 //! with 2 MiB pages where aligned, must equal what mapping it into the pool really takes.
+//! `# replay NAME` blocks in the same module are lifetimes for [`super::replay`].
 
 use super::{Bench, Ctx};
 use crate::config::Suite;
@@ -92,6 +93,7 @@ fn run(ctx: &mut Ctx<'_>) {
         size: PageSize::Size4KiB,
     }; MAX_REGIONS];
     let (mut name, mut n, mut checked, mut bad_lines) = ("", 0usize, 0u32, 0u32);
+    let mut replaying = false;
     // One more (empty) header at the end closes the last layout.
     for line in text.lines().chain(core::iter::once("# ")) {
         let line = line.trim();
@@ -112,6 +114,14 @@ fn run(ctx: &mut Ctx<'_>) {
                 checked += 1;
             }
             (name, n) = (next.trim(), 0);
+            // A lifetime to replay (suites/replay.rs), not a layout.
+            replaying = name.starts_with("replay ");
+            if replaying {
+                name = "";
+            }
+            continue;
+        }
+        if replaying {
             continue;
         }
         match crate::layout_text::range(line) {

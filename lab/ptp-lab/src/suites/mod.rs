@@ -19,6 +19,7 @@ mod linux;
 mod map;
 mod peers;
 mod ptp;
+mod replay;
 mod shootdown;
 mod tlb;
 
@@ -76,6 +77,7 @@ pub static BENCHES: &[Bench] = &[
     linux::ROUND_TRIPS,
     linux::REFILL,
     layouts::AGREE,
+    replay::REPLAY,
 ];
 
 /// Contenders only the host measures, and why.

@@ -79,7 +79,7 @@ fn build(ctx: &mut Ctx<'_>) {
 }
 
 /// Load `frame` into CR3, run `f`, restore the previous CR3.
-fn with_cr3(
+pub(super) fn with_cr3(
     mmu: &mut dyn Mmu,
     frame: x86_64::structures::paging::PhysFrame,
     f: impl FnOnce(&mut dyn Mmu),
