@@ -176,6 +176,7 @@ def capture_all(out: Path, only: str | None = None) -> int:
             print(f"capture-traces: {p.name}: {e}", file=sys.stderr)
             continue
         done += 1
+        snapshot(out / p.name, out.parent / "layouts")
         print(f"capture-traces: {p.name}: {meta['layouts']['exec']} exec and {meta['layouts']['exit']} exit layouts "
               f"({meta['layouts']['late']} late), exit {meta['exit_status']}, {meta['seconds']} s", file=sys.stderr)
     print(f"capture-traces: {done} captured in {out}" + (f"; kept as recorded: {', '.join(kept)}" if kept else "")
@@ -210,3 +211,31 @@ def main(argv: list[str]) -> int:
           f"layouts ({meta['layouts']['late']} late), exit {meta['exit_status']}, {meta['seconds']} s",
           file=sys.stderr)
     return 0
+
+
+def snapshot(folder: Path, layouts_dir: Path) -> Path | None:
+    """The snapshot corpus grows with the lifetimes: the final maps of a trace's largest process
+    (by pool pages at its peak), as a captured layout `trace-NAME.json`; None when it has no
+    final maps or needs more than the largest pool (its peak comes from the model: the layouts
+    are each mapped for real to check the model). Never overwrites a layout."""
+    import datetime as dt
+    import gzip
+    import json
+    from . import lab, replay as rp
+    dest = layouts_dir / f"trace-{folder.name}.json"
+    if dest.exists():
+        return None
+    rows = [r for r in rp.replay_trace(rp.load(folder), [lab.facts()["pool_pages"]["max"]])
+            if r["final_matches"] and not r["beyond_largest_pool"]]
+    if not rows:
+        return None
+    top = max(rows, key=lambda r: r["peak"]["bitmap"])
+    exits = json.loads(gzip.decompress((folder / "layouts.json.gz").read_bytes()))["exit"]
+    ranges = [x["ranges"] for x in exits if x["pid"] == top["pid"]][-1]
+    meta = json.loads((folder / "meta.json").read_text())
+    dest.write_text(json.dumps({"program": top["program"], "variant": f"lifetime-{folder.name}-final",
+                                "vm_pte_kib": None,
+                                "captured_utc": meta.get("captured_utc") or dt.datetime.now(dt.timezone.utc)
+                                .isoformat(timespec="seconds"),
+                                "ranges": [r[:3] for r in ranges]}) + "\n")
+    return dest
