@@ -108,9 +108,11 @@ pub fn parse(text: &str) -> Result<Vec<Process>, BadLine> {
                 };
                 p.forgets.push((call, pages));
             }
-            _ => return Err(bad(std::format!(
+            _ => {
+                return Err(bad(std::format!(
                 "'{line}' is not process ID PROGRAM, map/unmap START END CALL or forget PAGES CALL"
-            ))),
+            )))
+            }
         }
     }
     Ok(out)
@@ -356,5 +358,44 @@ pub fn replay(mem: &SimMemory, p: &Process, pools: &[u32], clock: impl Fn() -> u
         forgets,
         peak_2mib,
         peak_4kib_model,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    #[test]
+    fn a_process_replays_and_the_model_follows_the_bitmap() {
+        let ps = parse("# c\nprocess 7 p\nmap 1000 3000 0\nmap 40000000 40001000 1\nunmap 1000 3000 2\nforget 3 4\n")
+            .unwrap();
+        assert_eq!(
+            (ps.len(), ps[0].ops.len(), ps[0].forgets.clone()),
+            (1, 3, vec![(4, 3)])
+        );
+        let mem = SimMemory::new(MAX_POOL_PAGES as u64);
+        let r = replay(&mem, &ps[0], &[64], || 0);
+        // Root, PDPT, a PD and PT per GiB: 6 at the peak; the first GiB's PD and PT freed.
+        assert_eq!(
+            (r.bitmap.peak, r.bitmap.end, r.bitmap.tables_freed),
+            (6, 4, 2)
+        );
+        assert_eq!((r.bump.end, r.bump.tables_kept_empty), (6, 2));
+        assert_eq!((r.bitmap.model_checked, r.bitmap.model_mismatch), (3, None));
+        assert_eq!((r.forgets.calls, r.forgets.pages), (2, 5));
+        assert_eq!(r.bitmap.exhausted, vec![(64, None)]);
+    }
+
+    #[test]
+    fn bad_lines_are_named_with_their_number() {
+        for (text, line) in [
+            ("map 1000 2000 0\n", 1),
+            ("process 1 x\n\nmap 2000 1000 0\n", 3),
+            ("process 1 x\nforget x 1\n", 2),
+            ("process 1 x\nmap 1000 1000000000000 0\n", 2),
+        ] {
+            assert_eq!(parse(text).unwrap_err().line, line, "{text}");
+        }
     }
 }
