@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import lab, trace
 from .cli import BenchError, Parser, parse_pools
+from .table import grid
 
 DEFAULT_POOLS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
 
@@ -64,6 +65,15 @@ def load(path: Path) -> Trace:
             raise ReplayError(f"{folder}: meta.json and layouts.json.gz must hold JSON objects")
         return Trace(meta.get("name", folder.name), meta, _text(log).splitlines(), layouts)
     return Trace(path.name, {}, _text(path).splitlines(), None)
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """A folder of capture folders (what capture-traces.sh --out DIR fills) stands for each of them."""
+    out = []
+    for p in paths:
+        inner = sorted(q for q in p.glob("*") if (q / "strace.txt.gz").exists()) if p.is_dir() else []
+        out += inner if inner and not (p / "strace.txt.gz").exists() else [p]
+    return out
 
 
 def replay_trace(t: Trace, pools: list[int]) -> list[dict]:
@@ -146,8 +156,8 @@ def main(argv: list[str]) -> int:
         a = ap.parse_args(argv)
         pools = parse_pools(a.pool_pages, None) if a.pool_pages else DEFAULT_POOLS
         rows = []
-        for path in a.traces:
-            rows += replay_trace(load(Path(path)), pools)
+        for path in expand([Path(p) for p in a.traces]):
+            rows += replay_trace(load(path), pools)
     except (BenchError, ReplayError, lab.LabError) as e:
         print(f"replay: error: {e}", file=sys.stderr)
         return 2
@@ -157,15 +167,20 @@ def main(argv: list[str]) -> int:
     else:
         print("peak pool pages over each lifetime (4 KiB pages; 2 MiB where aligned), bump / bitmap; "
               "final: replayed layout at exit = captured final maps")
-        print(f"{'trace':22} {'space':10} {'program':12} {'ops':>6} {'bump':>7} {'bitmap':>7} {'2MiB':>6} "
-              f"{'freed':>6} {'kept':>5} {'>33':>4} final")
+        cells = [["trace", "space", "program", "ops", "bump", "bitmap", "2MiB", "freed", "kept", ">33", "final"]]
         for r in rows:
-            fm = {True: "yes", False: "NO", None: "-"}[r["final_matches"]]
-            if r["beyond_largest_pool"]:  # the replay stopped at the largest pool: the model's figure
-                r = {**r, "peak": {k: f">{v - 1}" for k, v in r["peak"].items()}}
-            print(f"{r['trace'][:22]:22} {r['space']:10} {r['program'][:12]:12} {r['ops']:6} {r['peak']['bump']:7} "
-                  f"{r['peak']['bitmap']:7} {r['peak_model']['2MiB']:6} {r['tables']['freed']:6} "
-                  f"{r['tables']['kept_by_bump']:5} {r['forget']['over']['33']:4} {fm}")
+            peak = r["peak"]
+            if r["beyond_largest_pool"]:  # the replay stopped at the largest pool: at least that
+                peak = {k: f">{v}" for k, v in peak.items()}
+            cells.append([r["trace"], r["space"], r["program"], r["ops"], peak["bump"], peak["bitmap"],
+                          r["peak_model"]["2MiB"], r["tables"]["freed"], r["tables"]["kept_by_bump"],
+                          r["forget"]["over"]["33"], {True: "yes", False: "NO", None: "-"}[r["final_matches"]]])
+        print("\n".join(grid(cells, set(range(3, 10)))))
+        blind = sorted({r["trace"] for r in rows if any("no exec layout" in n for n in r["notes"])})
+        if blind:
+            print(f"replayed without the exec layout (a plain strace log, or one the capture missed): "
+                  f"{', '.join(blind)}: what the kernel mapped at exec (executable, interpreter, stack, vdso) is "
+                  "missing from their figures, and no final maps are compared")
     bad = [r for r in rows if r["final_matches"] is False or r["model"]["mismatch"] or r["failed"]]
     for r in bad:
         why = ("its replayed layout at exit differs from the captured final maps" if r["final_matches"] is False

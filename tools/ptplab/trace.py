@@ -20,6 +20,7 @@ set the model holds, to compare with the final maps."""
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -203,20 +204,32 @@ class Space:
                 out.append((s, e))
         return out
 
-    def _acc_in(self, s: int, e: int) -> list[tuple[int, int, int]]:
-        return [(max(a, s), min(b, e), p) for a, b, p in self.vmas if a < e and b > s]
+    def _window(self, s: int, e: int) -> tuple[int, int]:
+        """The slice of `vmas` overlapping [s, e) (sorted, disjoint: a binary search)."""
+        lo = bisect.bisect_left(self.vmas, [s])
+        if lo > 0 and self.vmas[lo - 1][1] > s:
+            lo -= 1
+        hi = lo
+        while hi < len(self.vmas) and self.vmas[hi][0] < e:
+            hi += 1
+        return lo, hi
 
-    def _cut(self, s: int, e: int) -> None:
+    def _acc_in(self, s: int, e: int) -> list[tuple[int, int, int]]:
+        lo, hi = self._window(s, e)
+        return [(max(a, s), min(b, e), p) for a, b, p in self.vmas[lo:hi]]
+
+    def _cut(self, s: int, e: int, insert: list | None = None) -> None:
+        """Take [s, e) out of every range; put `insert` (ranges within [s, e)) in its place."""
+        lo, hi = self._window(s, e)
         keep = []
-        for a, b, p in self.vmas:
-            if b <= s or a >= e:
-                keep.append([a, b, p])
-                continue
+        for a, b, p in self.vmas[lo:hi]:
             if a < s:
                 keep.append([a, s, p])
+        keep += insert or []
+        for a, b, p in self.vmas[lo:hi]:
             if b > e:
                 keep.append([e, b, p])
-        self.vmas = sorted(keep)
+        self.vmas[lo:hi] = keep
 
     def _emit(self, kind: str, s: int, e: int, call: int) -> None:
         if e > s:
@@ -230,11 +243,9 @@ class Space:
         for a, b, p in self._acc_in(s, e):
             if p:
                 self._emit("unmap", a, b, call)
-        self._cut(s, e)
-        if prot is not None:
-            self.vmas = sorted(self.vmas + [[s, e, prot]])
-            if prot:
-                self._emit("map", s, e, call)
+        self._cut(s, e, None if prot is None else [[s, e, prot]])
+        if prot:
+            self._emit("map", s, e, call)
 
     def protect(self, s: int, e: int, prot: int, call: int) -> None:
         s, e = max(s, 0) // PAGE * PAGE, min(_up(e), USER_TOP)
@@ -251,8 +262,7 @@ class Space:
                 forget += (b - a) // PAGE
         if forget:
             self.ops.append(f"forget {forget} {call}")
-        self._cut(s, e)
-        self.vmas = sorted(self.vmas + [[a, b, prot] for a, b, _ in pieces])
+        self._cut(s, e, [[a, b, prot] for a, b, _ in pieces])
 
     def prot_at(self, addr: int) -> int | None:
         for a, b, p in self.vmas:
@@ -352,7 +362,8 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
         ok = rv is not None and not (ret.startswith("-") and rv < 0 and rv > -4096)
         if name in ("execve", "execveat") and ret == "0":
             captured = at_exec.get((pid, c.line))
-            sp = new_space(pid, (captured or {}).get("comm") or program or "?")
+            path = a[0].strip('"') if a else ""  # a user's own log keeps it; ours are emptied
+            sp = new_space(pid, (captured or {}).get("comm") or path.rsplit("/", 1)[-1] or program or "?")
             space_of[pid] = sp
             ranges = None if captured is None else captured["ranges"]
             if ranges is None:
