@@ -1,5 +1,5 @@
 """The results files' schema. The current version is declared by the Rust record writer
-(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 4 are the shapes of the files
+(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 5 are the shapes of the files
 recorded before it, frozen here so they stay readable (results are data: never rewritten).
 Documented in results/README.md."""
 from __future__ import annotations
@@ -54,7 +54,11 @@ V3 = {**V2, "run": V2["run"] + ["load"], "end": V2["end"] + ["load"]}
 # record (recorded 2026-11-26 to 2026-12-02, before the churn record).
 V4 = {**V3, "run": V3["run"] + ["cpus"], "fault": ["cpu"] + V3["fault"],
       "smp": ["source", "apic", "found", "left_out", "cpus"]}
-FROZEN = {1: V1, 2: V2, 3: V3, 4: V4}
+# Schema 5: as 4 with the churn record (recorded 2026-12-02 to 2026-12-03, before `smp`
+# counted online-capable CPUs apart).
+V5 = {**V4, "churn": ["suite", "bench", "pool_pages", "allocator", "ops", "live_at_most", "sizes", "seed", "done",
+                      "exhausted_at", "peak_used", "used_end", "fallbacks_4kib"]}
+FROZEN = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5}
 
 
 def version(records: list[dict]) -> int | None:

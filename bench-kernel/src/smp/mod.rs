@@ -172,6 +172,7 @@ pub fn start(
                 apic: mode,
                 found: 1,
                 left_out: 0,
+                online_capable: 0,
                 cpus: &starts[..1],
             }
             .write(out);
@@ -250,6 +251,7 @@ pub fn start(
         apic: mode,
         found: found + madt.left_out,
         left_out,
+        online_capable: madt.online_capable,
         cpus: &starts[..n],
     }
     .write(out);

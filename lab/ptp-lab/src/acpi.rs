@@ -47,6 +47,10 @@ pub struct Madt {
     len: usize,
     /// Enabled CPUs beyond [`MAX_CPUS`], left out.
     pub left_out: u32,
+    /// CPUs the MADT lists as online capable but not enabled (flags bit 1 without bit 0, from
+    /// MADT revision 5): hot-pluggable sockets, often absent. Not started, as Linux does not:
+    /// each would cost the start timeout.
+    pub online_capable: u32,
 }
 
 impl Madt {
@@ -129,6 +133,7 @@ pub fn mp_table(read: ReadPhys<'_>, per_package: u32) -> Result<Madt, AcpiError>
         apic_ids: [0; MAX_CPUS],
         len: 0,
         left_out: 0,
+        online_capable: 0,
     };
     if fp[11] != 0 {
         out.push(0);
@@ -234,11 +239,13 @@ pub fn madt(read: ReadPhys<'_>, rsdp: u64) -> Result<Madt, AcpiError> {
     if m.len() < 44 {
         return Err(bad(*b"APIC", at));
     }
+    let revision = m[8];
     let mut out = Madt {
         lapic_base: u64::from(u32_at(m, 36)),
         apic_ids: [0; MAX_CPUS],
         len: 0,
         left_out: 0,
+        online_capable: 0,
     };
     let mut i = 44;
     while i + 2 <= m.len() {
@@ -246,7 +253,8 @@ pub fn madt(read: ReadPhys<'_>, rsdp: u64) -> Result<Madt, AcpiError> {
         if len < 2 || i + len > m.len() {
             return Err(bad(*b"APIC", at));
         }
-        // Enabled (bit 0) or online-capable (bit 1): a CPU the firmware lets us start.
+        // Enabled (bit 0): a CPU to start. Online capable (bit 1, defined from MADT revision
+        // 5; reserved before): one that may be plugged in later, not started.
         let cpu = match kind {
             0 if len >= 8 => Some((u32::from(m[i + 3]), u32_at(m, i + 4))),
             9 if len >= 16 => Some((u32_at(m, i + 4), u32_at(m, i + 8))),
@@ -256,8 +264,10 @@ pub fn madt(read: ReadPhys<'_>, rsdp: u64) -> Result<Madt, AcpiError> {
             }
             _ => None,
         };
-        if let Some((id, _)) = cpu.filter(|(_, flags)| flags & 0b11 != 0) {
-            out.push(id);
+        match cpu {
+            Some((id, flags)) if flags & 1 != 0 => out.push(id),
+            Some((_, flags)) if flags & 2 != 0 && revision >= 5 => out.online_capable += 1,
+            _ => {}
         }
         i += len;
     }
@@ -342,7 +352,15 @@ mod tests {
     }
 
     fn machine(entries: &[Vec<u8>], with_xsdt: bool) -> Mem {
-        let madt = sdt(b"APIC", &madt_body(entries));
+        machine_rev(entries, with_xsdt, 5)
+    }
+
+    /// A machine whose MADT has header revision `revision`.
+    fn machine_rev(entries: &[Vec<u8>], with_xsdt: bool, revision: u8) -> Mem {
+        let mut madt = sdt(b"APIC", &madt_body(entries));
+        madt[8] = revision;
+        let n = madt.len();
+        let madt = fix(madt, 9, 0..n);
         let facp = sdt(b"FACP", &[0; 8]);
         let rsdt = sdt(
             b"RSDT",
@@ -378,10 +396,37 @@ mod tests {
             let rsdp = find_rsdp(&read, None).unwrap();
             assert_eq!(rsdp, 0xf5a40);
             let m = madt(&read, rsdp).unwrap();
-            assert_eq!(m.apic_ids(), [0, 1, 3, 300], "xsdt {xsdt}");
-            assert_eq!((m.lapic_base, m.left_out), (0xfee0_0000, 0));
+            // 3 is online capable, not enabled: counted apart, not started.
+            assert_eq!(m.apic_ids(), [0, 1, 300], "xsdt {xsdt}");
+            assert_eq!(
+                (m.lapic_base, m.left_out, m.online_capable),
+                (0xfee0_0000, 0, 1)
+            );
             // A given address that holds no RSDP falls back to the scan.
             assert_eq!(find_rsdp(&read, Some(0x1234)), Ok(0xf5a40));
+        }
+    }
+
+    #[test]
+    fn online_capable_cpus_count_only_from_madt_revision_5_and_are_never_started() {
+        // A server listing two absent sockets (x2APIC and xAPIC entries), flags 2; one CPU with
+        // both bits (enabled wins); one with neither.
+        let entries = [
+            lapic(0, 1),
+            lapic(1, 3),
+            lapic(2, 2),
+            x2apic(400, 2),
+            lapic(5, 0),
+        ];
+        for (revision, want) in [(5u8, 2u32), (6, 2), (4, 0), (3, 0)] {
+            let mem = machine_rev(&entries, true, revision);
+            let read = |at, buf: &mut [u8]| mem.read(at, buf);
+            let m = madt(&read, 0xf5a40).unwrap();
+            assert_eq!(m.apic_ids(), [0, 1], "revision {revision}");
+            assert_eq!(
+                m.online_capable, want,
+                "revision {revision}: bit 1 is reserved before 5"
+            );
         }
     }
 

@@ -18,7 +18,7 @@ use vystem_ptp::flush::RoundCost;
 /// where there is none to read). 2: criterion measurements have the full summary, the
 /// run record names its timer, `cpu` holds CPUID facts only (the chosen TSC frequency and its
 /// source appear once, at the top of `run`), boot self-checks have a suite.
-pub const SCHEMA: u32 = 5;
+pub const SCHEMA: u32 = 6;
 
 /// Every record type, its fields in the order written (`type` first, always, and not listed)
 /// and what JSON each holds (the readers check it).
@@ -337,13 +337,15 @@ json_object! {
 json_record! {
     /// How the kernel found and started the CPUs: `source` of the list (`madt`, or `none`
     /// with the reason in the boot CPU's detail), `apic` mode (`x2apic`, `xapic`), how many the
-    /// firmware listed, how many it left out (beyond the lab's maximum), each CPU.
+    /// firmware listed enabled, how many it left out (beyond the lab's maximum), how many it
+    /// listed online capable but not enabled (not started), each CPU.
     #[derive(Debug, Clone, Copy)]
     pub struct SmpRecord<'a> = "smp" {
         pub source: &'a str,
         pub apic: &'a str,
         pub found: u32,
         pub left_out: u32,
+        pub online_capable: u32,
         pub cpus: &'a [CpuStart<'a>],
     }
 }
@@ -830,6 +832,7 @@ mod tests {
                 apic: "x2apic",
                 found: 2,
                 left_out: 0,
+                online_capable: 3,
                 cpus: &[c, CpuStart { up: true, ..c }],
             }
             .write(s)
@@ -901,7 +904,7 @@ mod tests {
         );
         assert_eq!(
             line("smp"),
-            r#"{"type":"smp","source":"madt","apic":"x2apic","found":2,"left_out":0,"cpus":[{"cpu":1,"apic_id":1,"up":false,"tsc_offset_ticks":-3,"detail":"no \"answer\""},{"cpu":1,"apic_id":1,"up":true,"tsc_offset_ticks":-3,"detail":"no \"answer\""}]}"#
+            r#"{"type":"smp","source":"madt","apic":"x2apic","found":2,"left_out":0,"online_capable":3,"cpus":[{"cpu":1,"apic_id":1,"up":false,"tsc_offset_ticks":-3,"detail":"no \"answer\""},{"cpu":1,"apic_id":1,"up":true,"tsc_offset_ticks":-3,"detail":"no \"answer\""}]}"#
         );
         assert_eq!(
             line("crossover"),
