@@ -2,6 +2,8 @@
 by hand) turned into a results file, as the bench job would have written it."""
 from __future__ import annotations
 
+import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -33,10 +35,36 @@ def checked(records: list[dict], at: list[int], log: str, lenient: bool) -> list
     return kept
 
 
+# A LAVA job log line: lava-run writes one `{"dt": ..., "lvl": ..., "msg": ...}` a line on
+# stderr; a server's job log (what lavacli fetches) is a YAML list of the same entries ("- {").
+# Not always JSON (a YAML tag such as `! "1234"` may appear), hence a pattern, not json.loads.
+_LAVA = re.compile(r'^(?:- )?\{"dt": "[^"]*", "lvl": "(?P<lvl>[a-z]+)", "msg": "(?P<msg>(?:[^"\\]|\\.)*)"')
+
+
+def lava_lines(text: str) -> list[str] | None:
+    """The machine's output in a LAVA job log (its `target` and `feedback` entries), unescaped:
+    the message is a JSON string whose quotes LAVA escaped once more. None: not a LAVA log."""
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if not _LAVA.match(first):
+        return None
+    out = []
+    for line in text.splitlines():
+        m = _LAVA.match(line)
+        if not m or m.group("lvl") not in ("target", "feedback"):
+            continue
+        try:
+            msg = json.loads(f'"{m.group("msg")}"')
+        except ValueError:
+            continue
+        out.append(msg.replace('\\"', '"'))
+    return out
+
+
 def main(argv: list[str]) -> int:
     """Turn a captured serial log (bare metal, or any QEMU run made by hand) into a results file."""
     ap = Parser(prog="python3 -m ptplab collect", description=main.__doc__)
-    ap.add_argument("log", help="the serial output, as captured")
+    ap.add_argument("log", help="the serial output, as captured, or a LAVA job's log (lava-run's stderr, or a "
+                    "server's job log as lavacli fetches it): its target lines are the serial output")
     ap.add_argument("--accel", required=True, choices=["bare-metal", "kvm", "tcg"], help="how it ran")
     ap.add_argument("--out", default=str(results.RESULTS))
     ap.add_argument("--partial", action="store_true",
@@ -49,8 +77,9 @@ def main(argv: list[str]) -> int:
             text = Path(a.log).read_text(errors="replace")
         except OSError as e:
             raise BenchError(f"{a.log}: {e.strerror}")
+        lava = lava_lines(text)
         out, at = stream.Outcome(), []
-        for i, line in enumerate(text.splitlines(), 1):
+        for i, line in enumerate(text.splitlines() if lava is None else lava, 1):
             n = len(out.records)
             stream.take_line(out, line.rstrip("\r"), time.monotonic())
             at += [i] * (len(out.records) - n)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 RUNS = [REPO / "results/2026-12-02-vm-none-9.jsonl", REPO / "results/2026-12-02-vm-tcg-2.jsonl"]
 # A whole serial capture (records and log text, as COM1 carries them): `python3 -m ptplab boot
 # mode=bench suites=alloc pools=512 quick=1` under QEMU 10 TCG.
-LOGS = [REPO / "tools/tests/data/serial-tcg-alloc-quick.log"]
+LOGS = [REPO / "tools/tests/data/serial-tcg-alloc-quick.log", REPO / "tools/tests/data/lava-run-qemu-selftest.log"]
 LAYOUTS = sorted((REPO / "results/layouts").glob("*.json"))[:2]
 # A lifetime trace (scripts/capture-traces.sh): its three files, one of them mutated at a time.
 TRACE = REPO / "results/traces/sort-pipeline"
