@@ -18,6 +18,8 @@ COMMANDS = {
     "boot": "boot the bench kernel under QEMU/TCG, serial output on stdout",
     "capacity": "pool pages a PTP needs for real process layouts, and whether they fit each pool size",
     "layouts": "capture: record the layouts of a set of running programs (results/layouts)",
+    "lava": "LAVA jobs of the bench kernel: --local runs the QEMU device type through lava-run and collects its log "
+            "(what scripts/lava.sh runs)",
     "replay": "replay lifetime traces (scripts/capture-traces.sh, or strace -f logs): peak pool pages per process, "
               "bump and bitmap",
     "capture-traces": "record a program's lifetime: strace -f of its memory and process calls, its exec and exit "
@@ -126,6 +128,9 @@ def main(argv: list[str]) -> int:
         if cmd == "report":
             from .report import main as report
             return report(rest)
+        if cmd == "lava":
+            from .lava import main as lava
+            return lava(rest)
         if cmd == "replay":
             from .replay import main as replay
             return replay(rest)

@@ -45,3 +45,28 @@ def test_the_escapes_of_a_target_line_undo_to_the_kernel_text():
     line = json.dumps({"dt": "2026-12-03T07:58:13", "lvl": "target", "msg": lava})
     assert collect.lava_lines(line + "\n" + line.replace('"target"', '"debug"')) == [kernel]
     assert collect.lava_lines("not a lava log\n") is None
+
+
+def test_lava_sh_local_runs_the_qemu_job_through_lava_run_and_collects_it(tmp_path):
+    import os
+    import shutil
+
+    import pytest
+
+    from ptplab import lab, lava
+    if shutil.which("lava-run") is None or os.geteuid() != 0 or not lab.KERNEL.exists():
+        pytest.skip("needs lava-run (lava-dispatcher), root and the built kernel")
+    assert lava.main(["--local", "--selftest", "--suite", "alloc", "--pool-pages", "64", "--out", str(tmp_path)]) == 0
+    (f,) = tmp_path.glob("*.jsonl")
+    records = [json.loads(line) for line in f.read_text().splitlines()]
+    assert schema.validate(records) == [] and records[-1]["status"] == "ok"
+    log = Path(records[0]["collected_from"]).read_text()
+    results = [line for line in log.splitlines() if '"lvl": "results"' in line]
+    cases = [line for line in results if '"definition": "ptp-lab"' in line]
+    checks = [r for r in records if r["type"] == "check"]
+    skips = [r for r in records if r["type"] == "skip"]
+    # Every check a passing LAVA test case, every skip a skipped one, and the job passed.
+    assert len(cases) == len(checks) + len(skips) > 0
+    assert sum('"result": "pass"' in c for c in cases) == len(checks)
+    assert sum('"result": "skip"' in c for c in cases) == len(skips)
+    assert any('"case": "job"' in line and '"result": "pass"' in line for line in results)
