@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import lab
+from . import lab, trace
 from .cli import BenchError, Parser, parse_pools
 from .lab import PAGE
 from .results import RESULTS
@@ -123,18 +123,8 @@ def pool_pages(layout: Layout, reservations: bool = False) -> dict:
     """{"4KiB": {"predicted", "mapped"}, "2MiB": {...}, "ranges", "bytes"} from the lab; with
     `reservations`, as if every reservation had become accessible too."""
     ranges = layout.mapped() + (layout.reserved() if reservations else [])
-    lines = "".join(f"{s:x} {e:x}\n" for s, e in merge(ranges))
+    lines = "".join(f"{s:x} {e:x}\n" for s, e in trace.merged(ranges))
     return lab.ask("layout", stdin=lines)
-
-
-def merge(ranges) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for s, e in sorted(ranges):
-        if out and out[-1][1] >= s:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 def figures(layout: Layout, pools: list[int]) -> dict:

@@ -403,7 +403,7 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
                 if ranges is None and pid in at_exit and name == "exit_group":
                     ranges = at_exit[pid]["ranges"]
                 if ranges is not None:
-                    user, _, left = layout_ranges(ranges)
+                    user = layout_ranges(ranges)[0]
                     finals[sp.ident] = merged((s, e) for s, e, p in user if p)
             return
         if not ok:

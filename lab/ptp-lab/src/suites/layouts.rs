@@ -25,16 +25,21 @@ pub const AGREE: Bench = Bench {
             )));
         }
         // The largest pool maps the most layouts for real; checking once is enough.
-        let largest = ctx.cfg.pools().iter().copied().max().unwrap_or(0);
-        if ctx.pages() != largest {
-            return Err(reason(format_args!(
-                "each layout is checked once, in the largest pool ({largest} pages)"
-            )));
-        }
-        Ok(())
+        in_largest_pool(ctx, "each layout is checked once")
     },
     run,
 };
+
+/// Run only at the run's largest pool (`what`: what the skip reason says happens once).
+pub(super) fn in_largest_pool(ctx: &Ctx<'_>, what: &str) -> Result<(), crate::platform::Reason> {
+    let largest = ctx.cfg.largest_pool();
+    if ctx.pages() != largest {
+        return Err(reason(format_args!(
+            "{what}, in the largest pool ({largest} pages)"
+        )));
+    }
+    Ok(())
+}
 
 /// Predicted and mapped pool pages agree when equal, or when the prediction exceeds the pool and mapping really failed.
 fn agree(pages: u64, (predicted, mapped): (Option<u64>, Option<u64>)) -> bool {

@@ -35,13 +35,7 @@ pub const REPLAY: Bench = Bench {
                 "no lifetime replays handed over (scripts/bench.sh --suite layouts adds a few from results/traces)"
             )));
         }
-        let largest = ctx.cfg.pools().iter().copied().max().unwrap_or(0);
-        if ctx.pages() != largest {
-            return Err(reason(format_args!(
-                "each replay runs once, in the largest pool ({largest} pages)"
-            )));
-        }
-        Ok(())
+        super::layouts::in_largest_pool(ctx, "each replay runs once")
     },
     run,
 };
@@ -53,10 +47,6 @@ struct Block {
     failed: Option<u32>,
     finals: usize,
     bad_lines: u32,
-}
-
-fn hex_pair(rest: &str) -> Option<(u64, u64)> {
-    crate::layout_text::range(rest)
 }
 
 fn run(ctx: &mut Ctx<'_>) {
@@ -91,7 +81,7 @@ fn run(ctx: &mut Ctx<'_>) {
             }
             lines.next();
             let (kind, rest) = next.split_at(next.len().min(1));
-            let Some((s, e)) = hex_pair(rest) else {
+            let Some((s, e)) = crate::layout_text::range(rest) else {
                 b.bad_lines += (!next.trim().is_empty()) as u32;
                 continue;
             };
