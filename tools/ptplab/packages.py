@@ -40,6 +40,9 @@ class Need:
     files: tuple[str, ...]  # commands on PATH, or absolute paths
     # Installed packages whose suite this need's packages must come from (a name prefix).
     follows: str | None = None
+    # Daemons among the packages, kept from starting at install (a test starts them bound to
+    # the loopback address and stops them).
+    daemons: bool = False
 
 
 NEEDS = {n.name: n for n in [
@@ -48,7 +51,14 @@ NEEDS = {n.name: n for n in [
          ("grub-mkrescue", "xorriso", "mformat", *map(str, GRUB_PLATFORMS.values()))),
     Need("ovmf", ("ovmf",), (str(OVMF),)),
     Need("bochs", ("bochs", "bochs-sdl", "bochsbios", "vgabios"), ("bochs", str(BOCHS_BIOS), str(BOCHS_SDL2))),
+    # LAVA's dispatcher (lava-run), its client, the TFTP server its tftp deploy checks for, and
+    # socat, the serial console of a QEMU standing in for a lab machine. The dispatcher depends
+    # on qemu-system-x86: from QEMU's suite, like ours.
+    Need("lava", ("lava-dispatcher", "lavacli", "tftpd-hpa", "socat"), ("lava-run", "lavacli", "in.tftpd", "socat"),
+         follows="qemu-", daemons=True),
 ]}
+# Debian's switch that keeps maintainer scripts from starting daemons (invoke-rc.d's policy).
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
 class SetupError(Exception):
@@ -286,7 +296,15 @@ def conflicts(apt: Apt, change: Change, status_text: str) -> str:
 def install(apt: Apt, step: Step, say) -> Change:
     """Run one step (or simulate it); refuse with the package and the conflict when apt would remove."""
     args = step.args()
-    out = apt.run("apt-get", *(["-s"] if apt.simulate else []), *args, check=False)
+    ours = not apt.simulate and NEEDS[step.need].daemons and not POLICY_RC_D.exists()
+    if ours:
+        POLICY_RC_D.write_text("#!/bin/sh\n# The PTP lab's set-up: no daemon starts while it installs.\nexit 101\n")
+        POLICY_RC_D.chmod(0o755)
+    try:
+        out = apt.run("apt-get", *(["-s"] if apt.simulate else []), *args, check=False)
+    finally:
+        if ours:
+            POLICY_RC_D.unlink()
     change = Change.parse(out.stdout)
     if out.returncode == 0 and not change.remove and not change.downgrades():
         return change
