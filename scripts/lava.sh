@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # The bench kernel as LAVA jobs. For now: --local runs the QEMU device type through Debian's
-# lava-run on this machine (as root, no server) and collects the job's log into a results file.
-#   scripts/lava.sh --local [--selftest] [--suite LIST] [--pool-pages LIST] [--out DIR]
+# lava-run on this machine (as root, no server), says the job's result and test cases, and
+# collects the job's log into a results file (the job's log and LAVA's results beside it).
+#   scripts/lava.sh --local [--selftest] [--suite LIST] [--pool-pages LIST] [--timeout S] [--out DIR]
+# Sets up what it needs (QEMU, GRUB for the ISO, LAVA's dispatcher), as scripts/bench.sh does.
 # The logic is in tools/ptplab/lava.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
-ensure_venv
-build_kernel
-build_host_runner
+
+for a in "$@"; do
+    case "$a" in
+        -h|--help) exec python3 -m ptplab lava --help ;;
+    esac
+done
+# Every option is checked before anything is installed or built.
+python3 -m ptplab lava --validate "$@"
+timed "set-up of packages" ensure qemu grub lava
+timed "set-up of .venv" ensure_venv
+timed "build of the host runner" build_host_runner
+timed "build of the kernel" build_kernel
 exec "$PY" -m ptplab lava "$@"

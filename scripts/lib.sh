@@ -23,6 +23,23 @@ step() {
     [ $# -eq 0 ] || { echo; echo "== $*"; }
 }
 
+# bounded SECONDS CMD...: CMD under timeout(1): its whole process group gets TERM after SECONDS
+# and KILL 10 s later (status 124, or 137). timeout(1) puts CMD in a process group of its own,
+# which a terminal's Ctrl-C does not reach: an INT, TERM or HUP this script gets is passed on.
+bounded() {
+    local limit=$1 pid rc=0
+    shift
+    timeout -k 10 "$limit" "$@" &
+    pid=$!
+    trap 'kill -TERM "$pid" 2>/dev/null' INT TERM HUP
+    while :; do
+        wait "$pid" && rc=0 || rc=$?
+        kill -0 "$pid" 2>/dev/null || break  # still running: wait returned for a signal, wait again
+    done
+    trap - INT TERM HUP
+    return "$rc"
+}
+
 # ensure NEED...: the Debian packages of each need (qemu, grub, ovmf, bochs) where its files are
 # missing, removing and downgrading nothing; the plan (which suite, which packages) is
 # tools/ptplab/packages.py's, tested against a fresh machine's package state.
@@ -33,20 +50,30 @@ ensure() {
 }
 
 # ensure_venv: the project's virtual environment .venv with tools/requirements.txt (pinned),
-# rebuilt when that file changes; afterwards "$PY" is its python.
+# rebuilt when that file changes; afterwards "$PY" is its python. Creating it and pip's installs
+# take at most PTPLAB_VENV_TIMEOUT seconds (default 600; then the whole process group is
+# stopped), pip waiting at most 60 s for a connection and retrying twice.
 ensure_venv() {
     PY="$PWD/.venv/bin/python"
     if [ -x "$PY" ] && cmp -s tools/requirements.txt .venv/requirements.txt; then return 0; fi
+    local limit=${PTPLAB_VENV_TIMEOUT:-600} rc=0
     echo "setup: installing tools/requirements.txt into .venv (pip, log in $SETUP_LOG)" >&2
     rm -rf .venv
-    { python3 -m venv .venv &&
-      "$PY" -m pip install --quiet --disable-pip-version-check -r tools/requirements.txt &&
-      cp tools/requirements.txt .venv/requirements.txt
-    } >"$SETUP_LOG" 2>&1 || {
+    bounded "$limit" sh -c 'python3 -m venv .venv &&
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check --timeout 60 --retries 2 \
+            -r tools/requirements.txt' >"$SETUP_LOG" 2>&1 || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        cp tools/requirements.txt .venv/requirements.txt
+        return 0
+    fi
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        echo "setup: error: setting up .venv timed out after $limit s (pip stopped; a slow or unreachable" \
+             "package index?); last lines of $SETUP_LOG:" >&2
+    else
         echo "setup: error: could not set up .venv (python3-venv and network needed); last lines of $SETUP_LOG:" >&2
-        tail -n 15 "$SETUP_LOG" >&2
-        return 1
-    }
+    fi
+    tail -n 15 "$SETUP_LOG" >&2
+    return 1
 }
 
 build_kernel() {

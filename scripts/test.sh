@@ -2,11 +2,15 @@
 # Every test: formatting, lints (warnings denied), the lab's unit/property tests, the bench
 # kernel booted under QEMU/TCG and Bochs (selftest, SMP, bad command lines, faults), the
 # real-hardware image under SeaBIOS and OVMF (CD, USB stick, screen), the bench job's
-# behaviour, and the notebooks. Sets up what it needs on a fresh machine.
+# behaviour, and the notebooks; last, that nothing the run started is still running. Sets up
+# what it needs on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
+# Every process this run starts inherits the tag, setsid'd ones too: the last step finds those
+# still alive.
+export PTPLAB_RUN_TAG="test-$$-$(date +%s%N)-$RANDOM"
 
 trap step EXIT
 
@@ -38,3 +42,6 @@ cargo bench --quiet -p ptp-lab --features std --no-run
 
 step "kernel under TCG, bench job, notebooks (pytest)"
 "$PY" -m pytest -q --durations=10 tools/tests notebooks  # the slowest ten, for the time budget
+
+step "no process left behind"
+python3 -m ptplab.limits survivors --except $$ "$PTPLAB_RUN_TAG"

@@ -8,6 +8,7 @@
 
 use core::arch::naked_asm;
 
+use ptp_lab::case::Case;
 use ptp_lab::record::FaultRecord;
 use x86_64::registers::control::Cr2;
 
@@ -156,7 +157,7 @@ fn report_and_exit(frame: &Frame) -> ! {
             rsp: frame.rsp,
             bench,
         }
-        .write(w);
+        .report(w);
         let _ = writeln!(
             w,
             "# FATAL: unexpected exception {name} (vector {}) on CPU {} in bench '{bench}': \

@@ -32,6 +32,7 @@ use core::fmt;
 
 pub use bench::set_current_bench;
 use bootinfo::{BootInfo, FreeRegions};
+use ptp_lab::case::{BANNER, Case};
 use ptp_lab::config::Config;
 use ptp_lab::exit::ExitCode;
 use ptp_lab::json::Items;
@@ -54,14 +55,14 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
     idt::init();
     set_current_bench("boot");
     // Leading newline: firmware (SeaBIOS "Booting from ROM..") leaves the line open.
-    println!("\n# bench-kernel {}", env!("CARGO_PKG_VERSION"));
+    println!("\n{BANNER} {}", env!("CARGO_PKG_VERSION"));
     if let Err(e) = serial_ok {
         println!("# warning: COM1 init/loopback failed: {e}");
     }
     let info = match bootinfo::parse(boot_magic, boot_info_paddr) {
         Ok(info) => {
             screen::init(info.framebuffer);
-            println!("# bench-kernel {}", env!("CARGO_PKG_VERSION"));
+            println!("{BANNER} {}", env!("CARGO_PKG_VERSION"));
             info
         }
         Err(e) => {
@@ -69,7 +70,7 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
                 kind: "boot_info",
                 msg: format_args!("{e}"),
             }
-            .write(&mut serial::SerialOut);
+            .report(&mut serial::SerialOut);
             println!("# boot info error: {e}");
             exit::exit(ExitCode::Failure);
         }
@@ -183,7 +184,8 @@ fn report_boot(
     );
 }
 
-/// Deliberate, unprotected faults (`fault=pf|gp|ud|df|panic`; `ap_pf` on CPU 1) that show the crash reports.
+/// Deliberate, unprotected faults (`fault=pf|gp|ud|df|panic`; `ap_pf` on CPU 1) that show the crash
+/// reports, and `fault=hang`, a kernel that never ends.
 fn fault_demo(which: Option<&str>) {
     match which {
         Some("pf") => {
@@ -216,6 +218,13 @@ fn fault_demo(which: Option<&str>) {
         Some("panic") => {
             set_current_bench("fault_demo_panic");
             panic!("deliberate panic requested by the command line (\"fault=panic\")");
+        }
+        Some("hang") => {
+            // A guest that never ends (as a firmware prompt does): what every time limit of
+            // the lab is tested against.
+            set_current_bench("fault_demo_hang");
+            println!("# fault=hang: waiting forever, interrupts off");
+            exit::halt()
         }
         Some("ap_pf") => {} // after the APs are up: `ap_fault_demo`
         Some(other) => println!("# unknown fault={other} ignored"),
@@ -254,7 +263,7 @@ fn finish(counts: &Counts) -> ! {
 /// usage exit code (nothing was measured).
 fn usage_error(kind: &str, msg: fmt::Arguments<'_>) -> ! {
     let out = &mut serial::SerialOut;
-    let _ = record::ErrorRecord { kind, msg }.write(out);
+    let _ = record::ErrorRecord { kind, msg }.report(out);
     println!("# error: {msg}");
     let _ = record::ExitRecord {
         ok: false,

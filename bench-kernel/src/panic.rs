@@ -3,6 +3,7 @@
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use ptp_lab::case::Case;
 use ptp_lab::exit::ExitCode;
 use ptp_lab::record;
 
@@ -22,7 +23,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             location,
             bench,
         }
-        .write(w);
+        .report(w);
         let _ = write!(w, "# PANIC in bench '{bench}': {}", info.message());
         if let Some(loc) = info.location() {
             let _ = write!(w, " at {loc}");

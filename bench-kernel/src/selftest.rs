@@ -11,6 +11,7 @@ use x86_64::registers::model_specific::{Efer, EferFlags};
 use crate::frame::{VECTOR_GP, VECTOR_PF};
 use crate::gdt::{IstSlot, ist_stack_range};
 use crate::probe::{self, FaultInfo};
+use ptp_lab::case::Case;
 use ptp_lab::fixedstr::FixedStr;
 use ptp_lab::record::{BOOT_SUITE, CheckRecord, Counts};
 
@@ -45,7 +46,7 @@ fn record(counts: &mut Counts, name: &str, ok: bool, detail: &FixedStr<256>) {
             ok,
             detail: format_args!("{detail}"),
         }
-        .write(w);
+        .report(w);
     });
 }
 

@@ -44,7 +44,8 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", action="store_true", help="run the suites in a host process on simulated memory")
     p.add_argument("--criterion", action="store_true",
                    help="run the suites under criterion on the host (arguments after -- go to criterion)")
-    p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung")
+    p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung (default: "
+                   "120 with --quick or --selftest, else 1800; five times that under Bochs)")
     p.add_argument("--cpus", type=positive, default=None,
                    help="CPUs of the guest (QEMU -smp, Bochs cpu count; default 1); the kernel starts them all")
     p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
@@ -116,7 +117,8 @@ def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
     on_host = a.host or a.criterion
     memory = a.memory or max(512, ((max(pools) + 1) * lab.PAGE >> 20) + 256)
     parse_pools(pool_text, None if on_host else memory, facts["pool_pages"])
-    timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800)
+    # Bochs interprets every instruction: a selftest that takes 10 s under TCG takes 100-150 s there.
+    timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800) * (5 if a.accel == "bochs" else 1)
     cpus = a.cpus or 1
     if cpus > facts["max_cpus"]:
         raise BenchError(f"--cpus {cpus}: the kernel starts at most {facts['max_cpus']} CPUs")

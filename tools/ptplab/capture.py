@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+from . import limits
+
 
 # The calls traced: what `strace -f -e trace=%memory,%process` gives users, plus SysV shared
 # memory, which postgres attaches.
@@ -183,13 +185,15 @@ def capture(name: str, command: list[str], out: Path, cls: str, user: str | None
     w.start()
     started = time.monotonic()
     try:
-        p = subprocess.run(strace_argv(raw, user) + command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, timeout=timeout, env={**os.environ, **(env or {})},
-                           cwd=cwd, text=True)
+        # In a session of its own, killed with its process group on expiry: strace killed alone
+        # would leave its tracees running.
+        p = limits.run(strace_argv(raw, user) + command, timeout, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, cwd=cwd, text=True,
+                       errors="replace")
         status = p.returncode
         err = p.stderr.strip().splitlines()[-3:]
-    except subprocess.TimeoutExpired:
-        status, err = None, [f"stopped after {timeout:.0f} s"]
+    except limits.TimedOut as e:
+        status, err = None, [f"stopped after {timeout:.0f} s", *e.output.strip().splitlines()[-2:]]
     finally:
         time.sleep(0.05)
         w.stop.set()

@@ -2,13 +2,11 @@
 by hand) turned into a results file, as the bench job would have written it."""
 from __future__ import annotations
 
-import json
-import re
 import socket
 import time
 from pathlib import Path
 
-from . import results, schema, stream
+from . import lavalog, results, schema, stream
 from .cli import BenchError, Exit, Parser, say
 
 
@@ -35,29 +33,12 @@ def checked(records: list[dict], at: list[int], log: str, lenient: bool) -> list
     return kept
 
 
-# A LAVA job log line: lava-run writes one `{"dt": ..., "lvl": ..., "msg": ...}` a line on
-# stderr; a server's job log (what lavacli fetches) is a YAML list of the same entries ("- {").
-# Not always JSON (a YAML tag such as `! "1234"` may appear), hence a pattern, not json.loads.
-_LAVA = re.compile(r'^(?:- )?\{"dt": "[^"]*", "lvl": "(?P<lvl>[a-z]+)", "msg": "(?P<msg>(?:[^"\\]|\\.)*)"')
-
-
-def lava_lines(text: str) -> list[str] | None:
-    """The machine's output in a LAVA job log (its `target` and `feedback` entries), unescaped:
-    the message is a JSON string whose quotes LAVA escaped once more. None: not a LAVA log."""
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    if not _LAVA.match(first):
+def lava_entries(text: str, log: str = "the LAVA log") -> list[tuple[int, str]] | None:
+    """The machine's output in a LAVA job log (lavalog), each line with its line in the log.
+    None: not a LAVA log."""
+    if not lavalog.is_lava_log(text):
         return None
-    out = []
-    for line in text.splitlines():
-        m = _LAVA.match(line)
-        if not m or m.group("lvl") not in ("target", "feedback"):
-            continue
-        try:
-            msg = json.loads(f'"{m.group("msg")}"')
-        except ValueError:
-            continue
-        out.append(msg.replace('\\"', '"'))
-    return out
+    return lavalog.target_lines(lavalog.entries(text, log, levels=lavalog.TARGET))
 
 
 def main(argv: list[str]) -> int:
@@ -71,24 +52,33 @@ def main(argv: list[str]) -> int:
                     help="keep a log cut before the end record, as a .partial.jsonl file (default: refuse it)")
     ap.add_argument("--lenient", action="store_true",
                     help="leave out record lines that fail their check, naming each (default: refuse the log)")
+    # Where a LAVA job ran (its wrapper knows them from the job and device dictionary it wrote):
+    # the run record's `device`, which keeps two identical machines apart (`ptplab machines`).
+    ap.add_argument("--device", metavar="NAME", help="the device's name (LAVA: its hostname)")
+    ap.add_argument("--device-type", metavar="TYPE", help="the device's type (LAVA: its device type)")
+    ap.add_argument("--lava-job-id", metavar="ID", help="the LAVA job that ran it")
     try:
         a = ap.parse_args(argv)
         try:
             text = Path(a.log).read_text(errors="replace")
         except OSError as e:
             raise BenchError(f"{a.log}: {e.strerror}")
-        lava = lava_lines(text)
+        lava = lava_entries(text, a.log)
         out, at = stream.Outcome(), []
-        for i, line in enumerate(text.splitlines() if lava is None else lava, 1):
+        for i, line in enumerate(text.splitlines(), 1) if lava is None else lava:
             n = len(out.records)
             stream.take_line(out, line.rstrip("\r"), time.monotonic())
             at += [i] * (len(out.records) - n)
         out.records = checked(out.records, at, a.log, a.lenient)
+        named = (a.device, a.device_type, a.lava_job_id)
+        device = None if named == (None,) * 3 else dict(zip(("hostname", "device_type", "lava_job_id"), named))
         run_rec = results.complete_run_record(out.records, out.boot, a.accel,
-                                              {"collected_from": str(a.log), "started_utc": None})
-        if run_rec is None:
-            raise BenchError(f"{a.log}: no run record: not the bench kernel's output, or cut before it")
+                                              {"collected_from": str(a.log), "started_utc": None, "device": device})
         complete = out.end() is not None
+        # The kernel can stop before its run record (a fault in the boot self-checks): with
+        # --partial, what its boot record shows it printed is kept, as the bench job keeps it.
+        if run_rec is None and not (a.partial and out.boot and not complete):
+            raise BenchError(f"{a.log}: no run record: not the bench kernel's output, or cut before it")
         if not complete and not a.partial:
             raise BenchError(f"{a.log}: no end record: the log was cut before the run ended (capture it again, or "
                              "--partial to keep what it has as a partial file)", code=Exit.CRASHED)

@@ -9,7 +9,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import limits
 from .packages import GRUB_PLATFORMS
+
+# grub-mkrescue (and the xorriso and mformat it runs) takes seconds; past this it is killed.
+MKRESCUE_TIMEOUT_S = 300
 
 # Menu on the screen and on COM1 alike. UEFI: load the GOP drivers so GRUB hands the kernel a
 # framebuffer; BIOS: keep VGA text mode (set inside each entry: entries do not see variables
@@ -65,7 +69,11 @@ def make_image(kernel: Path, out: Path, entries: list[tuple[str, str]], timeout:
             shutil.copy(module, root / "boot/module")
         (root / "boot/grub/grub.cfg").write_text(cfg)
         dirs = [a for p in platforms for a in ("-d", str(GRUB_PLATFORMS[p]))] if len(platforms) == 1 else []
-        p = subprocess.run(["grub-mkrescue", *dirs, "-o", str(out), str(root)], capture_output=True, text=True)
+        try:
+            p = limits.run(["grub-mkrescue", *dirs, "-o", str(out), str(root)], MKRESCUE_TIMEOUT_S,
+                           capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+        except limits.TimedOut as e:
+            raise IsoError(f"{e}: {e.output.strip()[-500:] or 'it printed nothing'}") from None
         if p.returncode != 0:
             raise IsoError(f"grub-mkrescue failed ({p.returncode}): {p.stderr.strip()[-500:]}")
     return out

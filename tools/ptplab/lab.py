@@ -16,6 +16,9 @@ PAGE = 4096  # bytes in a page, a page table, a pool page
 # Where the decision report goes unless told (bench.sh after a run, report.sh).
 REPORT_DIR = REPO / "target/report"
 BUILD = ["cargo", "build", "--release", "--quiet", "-p", "ptp-lab", "--features", "std", "--bin", "ptp-host"]
+# Seconds the first build of the host runner (fetching crates included) and one question to it may take.
+BUILD_TIMEOUT_S = 1800
+ASK_TIMEOUT_S = 300
 
 
 class LabError(Exception):
@@ -25,15 +28,22 @@ class LabError(Exception):
 def host_bin() -> Path:
     if not HOST_BIN.exists():
         print(f"ptplab: building the host runner ({' '.join(BUILD)})", file=sys.stderr)
-        p = subprocess.run(BUILD, cwd=REPO, stdin=subprocess.DEVNULL)
+        from . import limits
+        try:
+            p = limits.run(BUILD, BUILD_TIMEOUT_S, cwd=REPO, stdin=subprocess.DEVNULL)
+        except limits.TimedOut as e:
+            raise LabError(f"could not build {HOST_BIN}: {e}") from None
         if p.returncode != 0 or not HOST_BIN.exists():
             raise LabError(f"could not build {HOST_BIN} (cargo exit {p.returncode})")
     return HOST_BIN
 
 
 def ask(*args: str, stdin: str | None = None) -> dict:
-    p = subprocess.run([str(host_bin()), *args], capture_output=True, text=True,
-                       input=stdin if stdin is not None else "")
+    try:
+        p = subprocess.run([str(host_bin()), *args], capture_output=True, text=True,
+                           input=stdin if stdin is not None else "", timeout=ASK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"ptp-host {' '.join(args)}: no answer within {ASK_TIMEOUT_S} s (killed)") from None
     if p.returncode != 0:
         raise LabError(f"ptp-host {' '.join(args)}: {p.stderr.strip() or f'exit {p.returncode}'}")
     return json.loads(p.stdout)

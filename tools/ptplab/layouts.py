@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -261,8 +262,10 @@ def capture(argv: list[str]) -> int:
         if shutil.which(cmd[0]) is None:
             missing.add(program)
             continue
+        # A session of its own: whatever the program starts (QEMU's helpers, a shell's pipeline)
+        # is killed with it once its layout is read (a few seconds at most, settle's limit).
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                cwd=work, text=True)
+                                cwd=work, text=True, start_new_session=True)
         try:
             if feed:
                 proc.stdin.write(feed)
@@ -273,7 +276,10 @@ def capture(argv: list[str]) -> int:
                 continue
             ranges, pte = snapshot(proc.pid)
         finally:
-            proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
         path = out / f"{program}-{variant}.json"
         path.write_text(json.dumps({"program": program, "variant": variant, "vm_pte_kib": pte,

@@ -1,11 +1,14 @@
 """Booting the real-hardware image as a machine would: under SeaBIOS or OVMF (UEFI), from a CD or
 as a USB stick on an xHCI controller; and reading its screen afterwards (VGA text memory under
 BIOS, a screendump of the framebuffer under UEFI) through QMP. The image tests use it; so can a
-person checking an image before writing it to a stick."""
+person checking an image before writing it to a stick. QEMU runs under a time limit in a
+session of its own, killed with its process group; every read from its QMP monitor waits at most
+QMP_TIMEOUT_S, and a timeout is an error naming what it waited for."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -19,6 +22,67 @@ from .packages import OVMF
 
 VGA_TEXT = 0xB8000
 HALTED = "# halted"
+# Seconds a QMP exchange (the greeting, a command's reply) may take; QEMU answers in milliseconds.
+QMP_TIMEOUT_S = 30
+
+
+class MachineError(Exception):
+    """QEMU's monitor did not answer (in time, or at all); the message says what was awaited."""
+
+
+class Qmp:
+    """QEMU's QMP monitor at a Unix socket: connects, reads the greeting, and runs commands, each
+    read waiting at most `timeout` seconds."""
+
+    def __init__(self, path: Path, timeout: float = QMP_TIMEOUT_S):
+        self.path, self.timeout = path, timeout
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(str(path))
+        except OSError as e:
+            self.sock.close()
+            raise MachineError(f"QMP: could not connect to QEMU's monitor at {path}: {e}") from None
+        self.file = self.sock.makefile("rw")
+        self.read("its greeting", time.monotonic() + timeout)
+
+    def read(self, waiting_for: str, deadline: float) -> dict:
+        try:
+            self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            line = self.file.readline()
+        except TimeoutError:
+            raise MachineError(f"QMP: no {waiting_for} from QEMU's monitor ({self.path}) within "
+                               f"{self.timeout:g} s") from None
+        if not line:
+            raise MachineError(f"QMP: QEMU's monitor ({self.path}) closed the connection before {waiting_for}")
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise MachineError(f"QMP: {waiting_for} from QEMU's monitor ({self.path}) is not JSON: "
+                               f"{line.strip()[:200]!r}") from None
+
+    def __call__(self, command: str, **arguments) -> dict:
+        """Run `command`; its reply (events on the way are skipped), all within `timeout` s."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            self.file.write(json.dumps({"execute": command, "arguments": arguments}) + "\n")
+            self.file.flush()
+        except OSError as e:
+            raise MachineError(f"QMP: could not send {command} to QEMU's monitor ({self.path}): {e}") from None
+        while True:
+            reply = self.read(f"reply to {command}", deadline)
+            if "return" in reply or "error" in reply:
+                return reply
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def __enter__(self) -> Qmp:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
 
 
 def drive(image: Path, how: str) -> list[str]:
@@ -56,15 +120,17 @@ def boot(image: Path, fw: str, how: str, timeout: float = 120, cpus: int = 1, lo
     args = [*firmware(fw), *drive(image, how)]
     if not look:
         cmd = qemu_args(QEMU, "tcg", 512, args, cpus=cpus)
-        p = subprocess.run(["timeout", str(int(timeout))] + cmd, capture_output=True, text=True, errors="replace",
-                           stdin=subprocess.DEVNULL)
+        # timeout(1) kills QEMU (KILL 10 s after TERM) and leaves status 124 and what it printed.
+        p = subprocess.run(["timeout", "-k", "10", str(int(timeout))] + cmd, capture_output=True, text=True,
+                           errors="replace", stdin=subprocess.DEVNULL, timeout=timeout + 60)
         return Booted(records=[r for r in map(parse_line, p.stdout.splitlines()) if r], log=p.stdout,
                       status=p.returncode)
     with tempfile.TemporaryDirectory(prefix="ptplab-look-") as tmp:
         serial, qmp_path = Path(tmp) / "serial.log", Path(tmp) / "qmp.sock"
         cmd = qemu_args(QEMU, "tcg", 512, args, cpus=cpus, serial=f"file:{serial}",
                               monitor=["-qmp", f"unix:{qmp_path},server,nowait"], debug_exit=False)
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
         try:
             t0 = time.monotonic()
             text = ""
@@ -75,18 +141,7 @@ def boot(image: Path, fw: str, how: str, timeout: float = 120, cpus: int = 1, lo
             if HALTED not in text:
                 return out
             time.sleep(0.3)  # the halted line reaches the screen right after the serial port
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(str(qmp_path))
-                f = s.makefile("rw")
-                f.readline()
-
-                def qmp(command: str, **arguments) -> dict:
-                    f.write(json.dumps({"execute": command, "arguments": arguments}) + "\n")
-                    f.flush()
-                    while True:
-                        reply = json.loads(f.readline())
-                        if "return" in reply or "error" in reply:
-                            return reply
+            with Qmp(qmp_path) as qmp:
                 qmp("qmp_capabilities")
                 if fw == "bios":
                     dump = Path(tmp) / "vga.bin"
@@ -97,11 +152,16 @@ def boot(image: Path, fw: str, how: str, timeout: float = 120, cpus: int = 1, lo
                     dump = Path(tmp) / "screen.ppm"
                     qmp("screendump", filename=str(dump))
                     out.pixels = ppm(dump.read_bytes())
-                qmp("quit")
+                try:
+                    qmp("quit")
+                except MachineError:
+                    pass  # QEMU may close the monitor before it answers; it is killed below anyway
             return out
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # QEMU's session: QEMU and anything it started
+            except ProcessLookupError:
+                pass
             proc.wait()
 
 

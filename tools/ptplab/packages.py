@@ -10,19 +10,31 @@ package is installed, the release's backports suite is used, because it has QEMU
 missing from apt's sources is added from the entry that already serves the release: same
 archive, same keyring, Debian's archive only.
 
+Every apt-get waits at most a minute for a held dpkg lock (then the error names the holder) and
+runs under a generous time limit, killed with its process group on expiry. The policy-rc.d the
+set-up writes while daemons install carries a marker line with the writer's pid; it is removed
+on every exit the set-up can catch (SIGTERM, SIGINT and SIGHUP included), and one left by a
+set-up that was killed outright is removed at the next start. A policy-rc.d without our marker
+is never touched.
+
 The plan also runs as a simulation (`apt-get -s`) against another package state, such as a
 fresh machine's dpkg status. The test of the set-up does exactly that. It is stdlib only, since
 it runs before the virtual environment exists.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import limits
 
 OVMF = Path("/usr/share/ovmf/OVMF.fd")
 BOCHS_BIOS = Path("/usr/share/bochs/BIOS-bochs-latest")
@@ -57,8 +69,20 @@ NEEDS = {n.name: n for n in [
     Need("lava", ("lava-dispatcher", "lavacli", "tftpd-hpa", "socat"), ("lava-run", "lavacli", "in.tftpd", "socat"),
          follows="qemu-", daemons=True),
 ]}
-# Debian's switch that keeps maintainer scripts from starting daemons (invoke-rc.d's policy).
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+# Debian's switch that keeps maintainer scripts from starting daemons (invoke-rc.d's policy);
+# PTPLAB_POLICY_RC_D points it elsewhere (the tests of the set-up write theirs in a temporary
+# folder, never in /usr/sbin).
+POLICY_RC_D = Path(os.environ.get("PTPLAB_POLICY_RC_D") or "/usr/sbin/policy-rc.d")
+# The marker of ours: who wrote it, and which process (its start time tells a reused pid apart).
+POLICY_MARK = "# written by the PTP lab's set-up (tools/ptplab/packages.py), pid {pid} (started {start})"
+POLICY_MARK_RE = re.compile(r"^# written by the PTP lab's set-up \(tools/ptplab/packages\.py\), "
+                            r"pid (\d+)(?: \(started (\d+)\))?$", re.M)
+# How long apt-get waits for a dpkg lock another process holds (DPkg::Lock::Timeout), and how
+# long each apt-get may run in all (seconds, by its action; generous: a slow mirror, a big
+# install), after which it is killed with its process group.
+LOCK_TIMEOUT_S = 60
+APT_LIMITS_S = {"install": 20 * 60, "update": 5 * 60}
+APT_LIMIT_OTHER_S = 2 * 60
 
 
 class SetupError(Exception):
@@ -142,19 +166,45 @@ class Apt:
     simulate: bool = False
     sources_dir: Path = Path("/etc/apt/sources.list.d")
     log: Path | None = None
+    lock_timeout: int = LOCK_TIMEOUT_S
+
+    def limit(self, args: tuple[str, ...]) -> int:
+        """The time limit of one call: by its action (install, update, ...), the first word that is no option."""
+        return APT_LIMITS_S.get(next((a for a in args if not a.startswith("-")), ""), APT_LIMIT_OTHER_S)
 
     def run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [tool, *self.options, *args]
+        # apt-get waits for a held lock at most lock_timeout s (apt's default is to fail at once).
+        lock = ["-o", f"DPkg::Lock::Timeout={self.lock_timeout}"] if tool == "apt-get" else []
+        cmd = [tool, *lock, *self.options, *args]
+        what = " ".join([tool, *args])
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
-        out = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env,
-                             stdin=subprocess.DEVNULL)
+        limit = self.limit(args)
+        try:
+            with exits_on_signals():
+                out = limits.run(cmd, limit, what=what, capture_output=True, text=True, errors="replace", env=env,
+                                 stdin=subprocess.DEVNULL)
+        except limits.TimedOut as e:
+            self.write_log(cmd, e.output + f"\n(timed out after {limit} s, killed)")
+            tail = " | ".join(line for line in e.output.strip().splitlines()[-3:] if line.strip())
+            raise SetupError(f"{e}{'; its last lines: ' + tail if tail else ''}"
+                             f"{'; its output is in ' + str(self.log) if self.log else ''}") from None
+        self.write_log(cmd, out.stdout + out.stderr)
+        if check and out.returncode != 0:
+            raise SetupError(f"{what} failed (exit {out.returncode}): {self.why(out.stdout + out.stderr)}")
+        return out
+
+    def write_log(self, cmd: list[str], text: str) -> None:
         if self.log is not None:
             with self.log.open("a") as f:
-                f.write(f"$ {' '.join(cmd)}\n{out.stdout}{out.stderr}\n")
-        if check and out.returncode != 0:
-            raise SetupError(f"{' '.join([tool, *args])} failed (exit {out.returncode}): "
-                             f"{last_error(out.stdout + out.stderr)}")
-        return out
+                f.write(f"$ {' '.join(cmd)}\n{text}\n")
+
+    def why(self, text: str) -> str:
+        """apt's last error; for a lock still held after the wait, apt's line naming its holder."""
+        held = lock_held(text)
+        if held:
+            return (f"waited {self.lock_timeout} s for a lock another process holds: {held}"
+                    + ("" if "held by process" in held else f" ({last_error(text)})"))
+        return last_error(text)
 
     def targets(self) -> list[dict[str, str]]:
         """apt's index targets: one per suite and component of the sources, with their release facts."""
@@ -170,6 +220,39 @@ class Apt:
 def last_error(text: str) -> str:
     errors = [line for line in text.splitlines() if line.startswith("E: ")]
     return errors[-1][3:] if errors else (text.strip().splitlines() or ["no output"])[-1]
+
+
+def lock_held(text: str) -> str | None:
+    """apt's 'Could not get lock FILE. It is held by process N (NAME)', if it gave up on a lock: its
+    error line (no wait), or the last of its 'Waiting for cache lock: ...' lines (a wait that ran out)."""
+    held = [m.group(1) for m in re.finditer(r"^(?:E: |Waiting for cache lock: )(Could not get lock \S+?\.?"
+                                            r"(?: It is held by process \d+ \([^)]*\))?)(?:\.\.\.)?\s*$", text, re.M)]
+    return held[-1] if held else None
+
+
+@contextlib.contextmanager
+def exits_on_signals():
+    """Inside, SIGTERM and SIGHUP raise SystemExit(128 + signal) and SIGINT KeyboardInterrupt, so
+    that `finally` blocks run (a process group to kill, a policy-rc.d to remove) on a kill the
+    process can catch; a signal ignored here (nohup) stays ignored. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):  # None: set outside Python, kept
+            old[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 INST = re.compile(r"^Inst (\S+) (?:\[([^\]]+)\] )?\((\S+) ")
@@ -198,7 +281,7 @@ class Change:
 
 
 def version_lt(a: str, b: str) -> bool:
-    return subprocess.run(["dpkg", "--compare-versions", a, "lt", b]).returncode == 0
+    return subprocess.run(["dpkg", "--compare-versions", a, "lt", b], timeout=60).returncode == 0
 
 
 # ---- the plan ----------------------------------------------------------------------------
@@ -293,18 +376,73 @@ def conflicts(apt: Apt, change: Change, status_text: str) -> str:
     return "; ".join(dict.fromkeys(why)) or "apt gives no Breaks or Conflicts between them (see the log)"
 
 
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks after boot, /proc/PID/stat), or None if it is gone
+    (a zombie is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def remove_stale_policy(say) -> bool:
+    """Remove a policy-rc.d of ours whose writer is no longer running (a set-up killed outright);
+    True if one was removed. One without our marker, or whose writer runs, is left alone."""
+    try:
+        text = POLICY_RC_D.read_text(errors="replace")
+    except OSError:
+        return False
+    m = POLICY_MARK_RE.search(text)
+    if not m:
+        return False  # someone else's
+    pid, start = int(m.group(1)), m.group(2)
+    now = process_start(pid)
+    if now is not None and (start is None or now == start):
+        return False  # another set-up at work right now
+    POLICY_RC_D.unlink(missing_ok=True)
+    say(f"setup: removed {POLICY_RC_D}, left by an earlier set-up (pid {pid}, no longer running) that was "
+        "stopped before it could remove it")
+    return True
+
+
+def write_policy(say) -> bool:
+    """Write our policy-rc.d (no daemon starts) unless one is there; True if we wrote it."""
+    remove_stale_policy(say)
+    try:
+        fd = os.open(POLICY_RC_D, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o755)
+    except FileExistsError:
+        return False  # someone else's (or another set-up's): it stays as it is
+    with os.fdopen(fd, "w") as f:
+        f.write("#!/bin/sh\n" + POLICY_MARK.format(pid=os.getpid(), start=process_start(os.getpid())) + "\n"
+                "# No daemon starts while it installs; removed when it ends.\nexit 101\n")
+    os.chmod(POLICY_RC_D, 0o755)
+    return True
+
+
+def remove_policy() -> None:
+    """Remove our policy-rc.d (the one with our pid), with no signal let in half-way."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    try:
+        m = POLICY_MARK_RE.search(POLICY_RC_D.read_text(errors="replace"))
+        if m and int(m.group(1)) == os.getpid():
+            POLICY_RC_D.unlink()
+    except OSError:
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def install(apt: Apt, step: Step, say) -> Change:
     """Run one step (or simulate it); refuse with the package and the conflict when apt would remove."""
     args = step.args()
-    ours = not apt.simulate and NEEDS[step.need].daemons and not POLICY_RC_D.exists()
-    if ours:
-        POLICY_RC_D.write_text("#!/bin/sh\n# The PTP lab's set-up: no daemon starts while it installs.\nexit 101\n")
-        POLICY_RC_D.chmod(0o755)
-    try:
-        out = apt.run("apt-get", *(["-s"] if apt.simulate else []), *args, check=False)
-    finally:
-        if ours:
-            POLICY_RC_D.unlink()
+    with exits_on_signals():
+        ours = not apt.simulate and NEEDS[step.need].daemons and write_policy(say)
+        try:
+            out = apt.run("apt-get", *(["-s"] if apt.simulate else []), *args, check=False)
+        finally:
+            if ours:
+                remove_policy()
     change = Change.parse(out.stdout)
     if out.returncode == 0 and not change.remove and not change.downgrades():
         return change
@@ -322,7 +460,7 @@ def install(apt: Apt, step: Step, say) -> Change:
     why = unmet(out.stdout + out.stderr)
     raise SetupError(f"apt-get could not install {' '.join(step.packages)}"
                      f"{' from ' + step.release if step.release else ''}: "
-                     + (f"unmet dependencies: {why}" if why else last_error(out.stdout + out.stderr)))
+                     + (f"unmet dependencies: {why}" if why else apt.why(out.stdout + out.stderr)))
 
 
 def unmet(text: str) -> str:
@@ -364,6 +502,8 @@ def check_needs(needs: list[str]) -> None:
 def setup(needs: list[str], apt: Apt, say, release: tuple[str, str] | None = None) -> list[Change]:
     """Install what the needs lack; on the live machine only what is not there already."""
     check_needs(needs)
+    if not apt.simulate:
+        remove_stale_policy(say)
     status = installed(apt.status_file().read_text(errors="replace"))
     todo = [NEEDS[n] for n in dict.fromkeys(needs)
             if not (present(NEEDS[n]) if not apt.simulate else all(p in status for p in NEEDS[n].packages))]

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import capture
+from . import capture, limits
 from .cli import Parser
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -117,6 +117,18 @@ def programs(work: Path) -> list[Program]:
     ]
 
 
+# A preparation step (javac, gcc, initdb) takes seconds; past this it is killed and said.
+PREPARE_TIMEOUT_S = 300
+
+
+def prepare_run(cmd: list[str], **kwargs) -> None:
+    """One preparation command, its failure left to the trace that needs it; a hang killed and said."""
+    try:
+        limits.run(cmd, PREPARE_TIMEOUT_S, stdin=subprocess.DEVNULL, **kwargs)
+    except limits.TimedOut as e:
+        print(f"capture-traces: {e}", file=sys.stderr)
+
+
 def prepare(work: Path) -> None:
     """What the programs read: sources, a crate, a Makefile, a raw disk, a postgres cluster."""
     work.mkdir(parents=True, exist_ok=True)
@@ -139,10 +151,9 @@ def prepare(work: Path) -> None:
         for i in range(64):
             f.write(bytes([i + 1]) * 4096 + bytes((1 << 20) - 4096))  # 64 MiB, a page of data per MiB
     if shutil.which("javac"):
-        subprocess.run(["javac", "-d", str(work), str(work / "Threads.java")], check=False)
+        prepare_run(["javac", "-d", str(work), str(work / "Threads.java")])
     if shutil.which("gcc"):
-        subprocess.run(["gcc", "-O1", "-fsanitize=address", "-o", str(work / "hello-asan"), str(work / "hello.c")],
-                       check=False)
+        prepare_run(["gcc", "-O1", "-fsanitize=address", "-o", str(work / "hello-asan"), str(work / "hello.c")])
     if (PG_BIN / "initdb").exists():
         pw = pwd.getpwnam("postgres")
         os.chown(work, pw.pw_uid, pw.pw_gid)
@@ -151,8 +162,8 @@ def prepare(work: Path) -> None:
         os.chown(work / "pg-sock", pw.pw_uid, pw.pw_gid)
         shutil.rmtree(work / "pgdata0", ignore_errors=True)  # initdb's own trace makes it again
         if not (work / "pgdata").exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(work / "pgdata"),
-                            "-A", "trust"], check=False, stdout=subprocess.DEVNULL)
+            prepare_run(["runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(work / "pgdata"),
+                         "-A", "trust"], stdout=subprocess.DEVNULL)
 
 
 def capture_all(out: Path, only: str | None = None) -> int:

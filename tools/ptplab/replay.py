@@ -21,6 +21,10 @@ from .table import grid
 DEFAULT_POOLS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
 
 
+# One trace's replay takes seconds; a hung ptp-host is killed after this.
+REPLAY_TIMEOUT_S = 600
+
+
 class ReplayError(Exception):
     pass
 
@@ -84,8 +88,11 @@ def replay_trace(t: Trace, pools: list[int]) -> list[dict]:
         raise ReplayError(f"{t.name}: its layouts do not have the capture's shape ({e!r})")
     if not lt.spaces:
         raise ReplayError(f"{t.name}: no exec in the log: nothing to replay (strace -f from the program's start)")
-    p = subprocess.run([str(lab.host_bin()), "replay", "pools=" + ",".join(map(str, pools))],
-                       input=lt.replay_ops(), capture_output=True, text=True)
+    try:
+        p = subprocess.run([str(lab.host_bin()), "replay", "pools=" + ",".join(map(str, pools))],
+                           input=lt.replay_ops(), capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ReplayError(f"{t.name}: ptp-host replay ran past {REPLAY_TIMEOUT_S} s (killed)") from None
     if p.returncode not in (0, 1):
         raise ReplayError(f"ptp-host replay: {p.stderr.strip() or f'exit {p.returncode}'}")
     out = []

@@ -125,7 +125,8 @@ def git_facts() -> tuple[str, bool]:
 def complete_run_record(records: list[dict], boot: dict, accel: str, extra: dict) -> dict | None:
     """Add what only the host knows to the run record (schema.JOB_FIELDS and `extra`) and put it
     first (the kernel prints its boot self-checks before it); `boot` holds the kernel's boot and
-    memory-map objects. None if the run never printed one."""
+    memory-map objects. `device` is null unless `extra` names one (collect from a LAVA job). None
+    if the run never printed one."""
     run_rec = next((r for r in records if r.get("type") == "run"), None)
     if run_rec is None:
         return None
@@ -133,8 +134,8 @@ def complete_run_record(records: list[dict], boot: dict, accel: str, extra: dict
     now = dt.datetime.now(dt.timezone.utc)
     run_rec.update({
         "run_id": f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}", "accel": accel, "git_commit": commit,
-        "git_dirty": dirty, "host": socket.gethostname(), "started_utc": now.isoformat(timespec="seconds"),
-        **extra,
+        "git_dirty": dirty, "device": None, "host": socket.gethostname(),
+        "started_utc": now.isoformat(timespec="seconds"), **extra,
     })
     if boot:
         run_rec["boot"] = boot

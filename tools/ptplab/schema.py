@@ -1,13 +1,16 @@
 """The results files' schema. The current version is declared by the Rust record writer
-(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 5 are the shapes of the files
+(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 6 are the shapes of the files
 recorded before it, frozen here so they stay readable (results are data: never rewritten).
 Documented in results/README.md."""
 from __future__ import annotations
 
 from . import lab
 
-# Added to the run record by the bench job, which alone knows them (results.complete_run_record).
-JOB_FIELDS = ["run_id", "accel", "git_commit", "git_dirty"]
+# Added to the run record by the bench job (or collect), which alone knows them
+# (results.complete_run_record), each with the schema version it is required from.
+JOB_FIELDS = {"run_id": 1, "accel": 1, "git_commit": 1, "git_dirty": 1, "device": 7}
+# What the job's `device` holds: null, or where a LAVA job ran (each part null where not known).
+DEVICE = {"hostname": "string?", "device_type": "string?", "lava_job_id": "string?"}
 ACCEL = {"kvm", "tcg", "bochs", "bare-metal", "none"}
 
 _V1_SUMMARY = ["n", "min", "p50", "p90", "p99", "max", "mean"]
@@ -58,7 +61,15 @@ V4 = {**V3, "run": V3["run"] + ["cpus"], "fault": ["cpu"] + V3["fault"],
 # counted online-capable CPUs apart).
 V5 = {**V4, "churn": ["suite", "bench", "pool_pages", "allocator", "ops", "live_at_most", "sizes", "seed", "done",
                       "exhausted_at", "peak_used", "used_end", "fallbacks_4kib"]}
-FROZEN = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5}
+# Schema 6: as 5 with `smp.online_capable` (recorded from 2026-12-03, before the run record named
+# its device; the record shapes are those of 7, which added a job field only).
+V6 = {**V5, "smp": ["source", "apic", "found", "left_out", "online_capable", "cpus"]}
+FROZEN = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5, 6: V6}
+
+
+def job_fields(schema: int) -> list[str]:
+    """The fields the job adds to the run record in files of this schema version."""
+    return [k for k, since in JOB_FIELDS.items() if schema >= since]
 
 
 def version(records: list[dict]) -> int | None:
@@ -68,6 +79,8 @@ def version(records: list[dict]) -> int | None:
 
 def required(schema: int) -> dict[str, list[str]]:
     """Fields each record type must have in files of this schema version."""
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise KeyError(schema)  # a garbled `schema` (a list, a string) is no version, and unhashable
     if schema in FROZEN:
         return FROZEN[schema]
     facts = lab.facts()
@@ -131,13 +144,15 @@ class Checker:
         """What is wrong with record `r`, each naming its type and field; [] when it is right.
         `whole` False: of the missing fields only those in NEEDED count (what readers index)."""
         t = r.get("type")
-        if not isinstance(t, str) or t not in self.shapes:
+        if not isinstance(t, str):
+            return [f"type is {kind_problem(t, 'string')}, not string"]
+        if t not in self.shapes:
             return [f"unknown type {t!r}"]
         fields = self.shapes[t]
         if self.schema == 1 and t == "measurement" and r.get("source") == "criterion":
             fields = V1_CRITERION_MEASUREMENT
         if t == "run":
-            fields = fields + JOB_FIELDS
+            fields = fields + job_fields(self.schema)
         declared = self.types.get(t, {})
         errors = []
         for k in fields:
@@ -150,8 +165,14 @@ class Checker:
             return errors
         if t == "run":
             for k, ok in self.allowed.items():
-                if k in r and r[k] not in ok:
+                if k in r and (not isinstance(r[k], str) or r[k] not in ok):  # a list is unhashable
                     errors.append(f"run: {k} {r[k]!r} not one of {sorted(ok)}")
+            if (device := r.get("device")) is not None:
+                if not isinstance(device, dict):
+                    errors.append(f"run: device is {kind_problem(device, 'object')}, not object")
+                else:
+                    errors += [f"run: device.{k} is {why}, not {kind}" for k, kind in DEVICE.items()
+                               if (why := kind_problem(device.get(k), kind))]
         if t == "measurement":
             if (whole or "per" in r) and r.get("per") not in ("op", "page", "iter"):
                 errors.append(f"measurement: per {r.get('per')!r}")

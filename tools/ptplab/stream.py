@@ -112,7 +112,9 @@ def take_line(out: Outcome, line: str, t0: float, progress=None) -> None:
         if progress and line.startswith("# suite"):
             progress(line[2:])
         return
-    if rec.get("type") in KERNEL_LOG_TYPES:
+    # Serial noise can garble `type` into a list or an object: such a record is kept as one, and
+    # its check (collect.checked, schema.validate) names the line and field.
+    if isinstance(rec.get("type"), str) and rec["type"] in KERNEL_LOG_TYPES:
         if rec["type"] in ("boot", "memmap", "smp"):
             out.boot[rec["type"]] = {k: v for k, v in rec.items() if k != "type"}
         if rec["type"] == "exit":

@@ -246,3 +246,16 @@ def test_the_tlb_suite_under_tcg_measures_and_checks_every_strategy_the_cpu_has(
     assert {(c["page_size"], c["per_page"]) for c in tlb if c["type"] == "crossover"} == {
         ("4KiB", "invlpg-refill"), ("2MiB", "invlpg-refill-2MiB"), ("4KiB", "ipi-invlpg-refill")}
     assert x["calibrated_worst_excess"] >= 1.0 and x["calibration_ticks"] > 0
+
+
+def test_a_kernel_that_waits_forever_ends_within_bench_sh_timeout_with_what_it_printed(tmp_path):
+    # A real QEMU whose guest never ends (fault=hang: interrupts off, hlt), through the front
+    # door: the run stops at --timeout, says so with the last serial lines, keeps a partial file.
+    p = subprocess.run([str(REPO / "scripts/bench.sh"), "--accel", "tcg", "--selftest", "--suite", "alloc",
+                        "--pool-pages", "64", "--timeout", "8", "--append-extra", "fault=hang", "--out",
+                        str(tmp_path / "res"), "--report", str(tmp_path / "report")],
+                       capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert p.returncode == 4, p.stderr[-2000:]
+    assert "timeout: no end record after 8 s" in p.stderr and "fault=hang: waiting forever" in p.stderr
+    (partial,) = (tmp_path / "res").glob("*.partial.jsonl")
+    assert any(json.loads(line)["type"] == "check" for line in partial.read_text().splitlines())

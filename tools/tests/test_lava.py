@@ -1,14 +1,23 @@
-"""LAVA: a job's log is a results source. The committed log is lava-run's own stderr (Debian's
-lava-dispatcher 2023.01, its stock qemu device type rendered from lava-server's qemu.jinja2,
-no_kvm, our selftest ISO `mode=selftest suites=alloc pools=64 quick=1`, a monitor turning the
-check and skip records into test cases); a server's job log holds the same entries as a YAML list."""
+"""LAVA: a job's log is a results source, and every record a test case under its own name. The
+committed log is lava-run's own stderr (Debian's lava-dispatcher 2023.01, its stock qemu device
+type rendered from lava-server's qemu.jinja2, no_kvm, our selftest ISO `mode=selftest
+suites=alloc pools=64 quick=1`, the job lava/jobs/qemu-iso.yaml); a server's job log holds the
+same entries as a YAML list. The live tests run real jobs through lava-run (scripts/lava.sh)."""
 import json
+import os
+import re
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
-from ptplab import collect, schema
+import pytest
+
+from ptplab import collect, lab, lava, lavalog, limits, schema
 
 DATA = Path(__file__).resolve().parent / "data"
 LOG = DATA / "lava-run-qemu-selftest.log"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _collect(tmp_path, log: Path) -> list[dict]:
@@ -18,16 +27,48 @@ def _collect(tmp_path, log: Path) -> list[dict]:
     return [json.loads(line) for line in f.read_text().splitlines()]
 
 
-def test_a_lava_run_log_collects_into_a_valid_results_file(tmp_path):
+def case_name(r: dict) -> str | None:
+    """The test case a record is, as LAVA stores its name (lowercase, runs of non-word
+    characters one `_`), written here from the records' fields, apart from the kernel's code."""
+    t = r["type"]
+    if t == "check":
+        words = [r["suite"], r["bench"], r["name"]] + ([f"pool{r['pool_pages']}"] if r["pool_pages"] is not None
+                                                         else [])
+    elif t == "skip":
+        words = [r["suite"], r["bench"], f"pool{r['pool_pages']}"]
+    elif t == "fault":
+        words = ["fault", r["name"], f"vector{r['vector']}", f"cpu{r['cpu']}"]
+    elif t == "panic":
+        words = ["panic", r["bench"]]
+    elif t == "error":
+        words = ["error", r["kind"]]
+    elif t == "end":
+        words = ["end"]
+    else:
+        return None
+    return re.sub(r"\W+", "_", " ".join(words).lower())
+
+
+def expected_cases(records: list[dict]) -> list[tuple[str, str]]:
+    result = {"check": lambda r: "pass" if r["ok"] else "fail", "skip": lambda r: "skip",
+              "end": lambda r: "pass" if r["status"] == "ok" else "fail"}
+    return sorted((case_name(r), result.get(r["type"], lambda r: "fail")(r)) for r in records if case_name(r))
+
+
+def lava_cases(log_text: str) -> list[tuple[str, str]]:
+    _, _, cases = lava.outcome(lavalog.entries(log_text), lava.SUITE)
+    return sorted((c["name"], c["result"]) for c in cases)
+
+
+def test_a_lava_run_log_collects_into_a_valid_results_file_with_a_case_per_record(tmp_path):
     records = _collect(tmp_path, LOG)
     assert schema.validate(records) == []
-    checks = [r for r in records if r["type"] == "check"]
     assert records[0]["type"] == "run" and records[-1]["type"] == "end" and records[-1]["status"] == "ok"
-    assert len(checks) == 19 and all(c["ok"] for c in checks)
-    # The log's own count: one LAVA test case per check or skip record the monitor saw.
-    cases = [line for line in LOG.read_text().splitlines() if '"lvl": "results"' in line and '"ptp-lab"' in line]
-    skips = [r for r in records if r["type"] == "skip"]
-    assert len(cases) == len(checks) + len(skips)
+    assert sum(r["type"] == "check" for r in records) == 19 and sum(r["type"] == "skip" for r in records) == 5
+    # Name by name: each check, skip and the end record is the LAVA case of its own name.
+    cases = lava_cases(LOG.read_text())
+    assert cases == expected_cases(records)
+    assert len({name for name, _ in cases}) == len(cases) == 25
 
 
 def test_a_server_job_log_reads_as_the_same_records(tmp_path):
@@ -35,38 +76,87 @@ def test_a_server_job_log_reads_as_the_same_records(tmp_path):
     server.write_text("".join(f"- {line}\n" for line in LOG.read_text().splitlines()))
     strip = lambda rs: [r for r in rs if r["type"] != "run"]  # noqa: E731 (collected_from differs)
     assert strip(_collect(tmp_path, server)) == strip(_collect(tmp_path, LOG))
+    assert lava_cases(server.read_text()) == lava_cases(LOG.read_text())
 
 
-def test_the_escapes_of_a_target_line_undo_to_the_kernel_text():
-    # The kernel printed {"detail":"a \"q\""}; LAVA escaped its quotes, then wrote the message as
-    # a JSON string.
-    kernel = '{"detail":"a \\"q\\""}'
-    lava = kernel.replace('"', '\\"')
-    line = json.dumps({"dt": "2026-12-03T07:58:13", "lvl": "target", "msg": lava})
-    assert collect.lava_lines(line + "\n" + line.replace('"target"', '"debug"')) == [kernel]
-    assert collect.lava_lines("not a lava log\n") is None
+def test_the_jobs_monitor_is_built_from_the_kernels_case_lines():
+    m = lava.monitor(lab.facts())
+    line = "# case alloc_bitmap_free_all_pool64 pass"
+    found = re.search(m["MONITOR_PATTERN"], line)
+    assert found and found.group("test_case_id") == "alloc_bitmap_free_all_pool64" and found.group("result") == "pass"
+    assert not re.search(m["MONITOR_PATTERN"], '{"type":"check","suite":"alloc","bench":"x","ok":true}')
+    assert re.search(m["MONITOR_START"], "# bench-kernel 0.1.0") and re.search(m["MONITOR_END"], "# halted (failure): x")
+    job = lava.job("ptp-lab x", "file:///i.iso", 20, lab.facts())
+    assert "MONITOR_" not in job and "{seconds: 20}" in job
 
 
-def test_lava_sh_local_runs_the_qemu_job_through_lava_run_and_collects_it(tmp_path):
-    import os
-    import shutil
+def test_stop_tree_kills_what_a_process_left_in_a_session_of_its_own(tmp_path):
+    # A parent that ignores SIGTERM and a grandchild in its own session (as pexpect starts
+    # lava-run's QEMU): both gone after the grace.
+    script = tmp_path / "tree.sh"
+    script.write_text("trap '' TERM\nsetsid sleep 300 &\necho $! > \"$1\"\nwait\n")
+    proc = subprocess.Popen(["bash", str(script), str(tmp_path / "pid")], start_new_session=True)
+    for _ in range(100):
+        if (tmp_path / "pid").exists() and (tmp_path / "pid").read_text().strip():
+            break
+        time.sleep(0.05)
+    grandchild = int((tmp_path / "pid").read_text())
+    t0 = time.monotonic()
+    killed = limits.stop_tree(proc, grace=1.0)
+    assert time.monotonic() - t0 < 10
+    assert grandchild in {pid for pid, _ in killed} and proc.returncode is not None
+    time.sleep(0.2)
+    assert not Path(f"/proc/{grandchild}").exists() or "Z" in Path(f"/proc/{grandchild}/stat").read_text().split()[2]
 
-    import pytest
 
-    from ptplab import lab, lava
+# ---- real jobs through lava-run -------------------------------------------------------------
+
+def _needs_lava():
     if shutil.which("lava-run") is None or os.geteuid() != 0 or not lab.KERNEL.exists():
         pytest.skip("needs lava-run (lava-dispatcher), root and the built kernel")
-    assert lava.main(["--local", "--selftest", "--suite", "alloc", "--pool-pages", "64", "--out", str(tmp_path)]) == 0
-    (f,) = tmp_path.glob("*.jsonl")
+
+
+def lava_sh(tmp_path, *args: str, timeout: int = 300) -> tuple[int, str, Path]:
+    out = tmp_path / "out"
+    p = subprocess.run([str(REPO / "scripts/lava.sh"), "--local", "--selftest", "--suite", "alloc", "--pool-pages",
+                        "64", "--out", str(out), *args], capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL, cwd=REPO)
+    return p.returncode, p.stderr, out
+
+
+def test_lava_sh_runs_the_job_says_its_result_and_keeps_the_job_log_beside_the_results(tmp_path):
+    _needs_lava()
+    rc, err, out = lava_sh(tmp_path)
+    assert rc == 0, err[-2000:]
+    (f,) = out.glob("*.jsonl")
     records = [json.loads(line) for line in f.read_text().splitlines()]
     assert schema.validate(records) == [] and records[-1]["status"] == "ok"
-    log = Path(records[0]["collected_from"]).read_text()
-    results = [line for line in log.splitlines() if '"lvl": "results"' in line]
-    cases = [line for line in results if '"definition": "ptp-lab"' in line]
-    checks = [r for r in records if r["type"] == "check"]
-    skips = [r for r in records if r["type"] == "skip"]
-    # Every check a passing LAVA test case, every skip a skipped one, and the job passed.
-    assert len(cases) == len(checks) + len(skips) > 0
-    assert sum('"result": "pass"' in c for c in cases) == len(checks)
-    assert sum('"result": "skip"' in c for c in cases) == len(skips)
-    assert any('"case": "job"' in line and '"result": "pass"' in line for line in results)
+    assert "result pass; test cases: 20 pass, 0 fail, 5 skip" in err
+    stem = f.name.removesuffix(".jsonl")
+    log = (out / f"{stem}.lava-job.log").read_text()
+    assert lava_cases(log) == expected_cases(records)
+    import yaml
+    res = yaml.safe_load((out / f"{stem}.lava-results.yaml").read_text())
+    assert res["result"] == "pass" and sorted((c["name"], c["result"]) for c in res["cases"]) == lava_cases(log)
+
+
+def test_a_kernel_fault_is_a_failed_case_in_a_job_that_ends_and_lava_sh_exits_as_bench_sh(tmp_path):
+    _needs_lava()
+    rc, err, out = lava_sh(tmp_path, "--append-extra", "fault=pf")
+    assert rc == 5, err[-2000:]  # as scripts/bench.sh on a crash (docs/exit-codes.md)
+    assert "result pass;" in err and "1 fail" in err and "failed: fault_pf_vector14_cpu0" in err
+    (f,) = out.glob("*.partial.jsonl")
+    records = [json.loads(line) for line in f.read_text().splitlines()]
+    log = next(out.glob("*.lava-job.log")).read_text()
+    assert ("fault_pf_vector14_cpu0", "fail") in lava_cases(log)
+    assert lava_cases(log) == expected_cases(records)
+
+
+def test_a_kernel_that_waits_forever_ends_within_the_jobs_limit_through_lava_sh(tmp_path):
+    _needs_lava()
+    t0 = time.monotonic()
+    rc, err, out = lava_sh(tmp_path, "--append-extra", "fault=hang", "--timeout", "10")
+    assert rc == 4, err[-2000:]
+    assert time.monotonic() - t0 < 120
+    assert "timed out" in err and "fault=hang: waiting forever" in err  # LAVA's reason, the last lines
+    assert list(out.glob("*.partial.jsonl")) and list(out.glob("*.lava-job.log"))

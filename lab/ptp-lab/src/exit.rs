@@ -4,6 +4,10 @@
 /// I/O port of QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`).
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
 
+/// How the kernel's last line starts, whatever the end (`# halted (success): ...`): what a
+/// harness reading the serial port waits for (LAVA's monitor ends there).
+pub const HALTED: &str = "# halted";
+
 /// Outcome of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitCode {

@@ -2,8 +2,9 @@
 //! shapes, names of places, executions, suites, modes and benchmarks, pool limits, exit codes,
 //! speed targets. Python asks for them instead of restating them; its tests check it uses them.
 
+use crate::case::{self, Outcome};
 use crate::config::{Mode, Suite, DEFAULT_SEED, KEYS, MAX_POOLS};
-use crate::exit::{ExitCode, DEBUG_EXIT_PORT};
+use crate::exit::{ExitCode, DEBUG_EXIT_PORT, HALTED};
 use crate::json::{List, Obj, ToJson, With};
 use crate::json_object;
 use crate::platform::Place;
@@ -136,6 +137,15 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
             .field("host", &per_exit_code(ExitCode::host_status))
             .close()
     });
+    // How a harness that reads lines finds the test cases (crate::case).
+    let case_line = With(|w: &mut dyn Write| {
+        Obj::open(w)
+            .field("prefix", case::PREFIX)
+            .field("results", &names(&Outcome::ALL, Outcome::name))
+            .field("first_line", case::BANNER)
+            .field("last_line", HALTED)
+            .close()
+    });
     let benches = With(|w: &mut dyn Write| {
         BENCHES
             .iter()
@@ -184,6 +194,7 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
             },
         )
         .field("exit", &exit)
+        .field("case_line", &case_line)
         .field("targets", &targets(TARGETS.iter()))
         .field("value_targets", &targets(VALUE_TARGETS.iter().copied()))
         .field("job_targets", JOB_TARGETS)

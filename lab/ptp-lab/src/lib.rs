@@ -8,6 +8,7 @@
 //! - [`tsc`]: the three TSC reads (interval start, interval stop, unfenced for timeouts);
 //! - [`session`]: one run, as every platform builds it;
 //! - [`record`]: the one writer of every JSON Lines record, and their declared shapes;
+//! - [`case`]: the test-case line after each check, skip, fault, panic, error and end record;
 //! - [`target`]: the speed targets and their judge;
 //! - [`config`], [`exit`], [`facts`]: the run's command line, exit codes, and the facts the
 //!   Python tools ask for;
@@ -20,6 +21,7 @@
 extern crate std;
 
 pub mod acpi;
+pub mod case;
 pub mod churn;
 pub mod config;
 pub mod cpu;

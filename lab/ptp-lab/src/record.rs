@@ -12,13 +12,15 @@ use crate::{json_object, json_record};
 use core::fmt::{self, Write};
 use vystem_ptp::flush::RoundCost;
 
-/// Version of the record shapes below. 5: the `churn` record (how far each allocator gets
-/// through a changing mapping set). 4: the run record lists the CPUs that came up
-/// (`cpus`), a fault names its CPU, the kernel's `smp` record tells the bring-up. 3: `run` and `end` carry the machine's load (null
-/// where there is none to read). 2: criterion measurements have the full summary, the
-/// run record names its timer, `cpu` holds CPUID facts only (the chosen TSC frequency and its
-/// source appear once, at the top of `run`), boot self-checks have a suite.
-pub const SCHEMA: u32 = 6;
+/// Version of the record shapes below. 7: the run record names the device (`device`, added by
+/// the job). 6: the `smp` record counts online-capable CPUs apart (`online_capable`). 5: the
+/// `churn` record (how far each allocator gets through a changing mapping set). 4: the run
+/// record lists the CPUs that came up (`cpus`), a fault names its CPU, the kernel's `smp` record
+/// tells the bring-up. 3: `run` and `end` carry the machine's load (null where there is none to
+/// read). 2: criterion measurements have the full summary, the run record names its timer, `cpu`
+/// holds CPUID facts only (the chosen TSC frequency and its source appear once, at the top of
+/// `run`), boot self-checks have a suite.
+pub const SCHEMA: u32 = 7;
 
 /// Every record type, its fields in the order written (`type` first, always, and not listed)
 /// and what JSON each holds (the readers check it).
@@ -376,7 +378,7 @@ json_record! {
 }
 
 /// The end record of a run that printed `c`.
-pub fn end(w: &mut dyn Write, status: &str, c: &Counts, load: Option<Load>) -> fmt::Result {
+pub fn end<'a>(status: &'a str, c: &Counts, load: Option<Load>) -> EndRecord<'a> {
     EndRecord {
         status,
         measurements: c.measurements,
@@ -386,7 +388,6 @@ pub fn end(w: &mut dyn Write, status: &str, c: &Counts, load: Option<Load>) -> f
         targets_missed: c.targets_missed,
         load,
     }
-    .write(w)
 }
 
 json_record! {
@@ -837,7 +838,7 @@ mod tests {
             }
             .write(s)
         });
-        w("end", &|s| end(s, "ok", &Counts::default(), None));
+        w("end", &|s| end("ok", &Counts::default(), None).write(s));
         w("exit", &|s| {
             ExitRecord {
                 ok: true,

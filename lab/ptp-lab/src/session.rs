@@ -2,6 +2,7 @@
 //! execution, write the `run` record, run the table, judge the speed targets, write `end`.
 //! The bench kernel, the host runner and the criterion driver all call [`run`].
 
+use crate::case::Case;
 use crate::config::Config;
 use crate::exit::ExitCode;
 use crate::json::With;
@@ -59,7 +60,7 @@ pub fn run(
     };
     suites::run_all(platform, out, scope, cfg, tally);
     judge.report(out, place, execution, cfg.pools(), &mut counts);
-    let _ = record::end(out, status(&counts).1, &counts, platform.load());
+    let _ = record::end(status(&counts).1, &counts, platform.load()).report(out);
     let _ = writeln!(
         out,
         "# summary: {} run, {} ({}): {} measurements, {} checks ({} failed), {} skipped, {} targets missed",

@@ -23,6 +23,7 @@ mod replay;
 mod shootdown;
 mod tlb;
 
+use crate::case::Case;
 use crate::config::{Config, Suite};
 use crate::platform::{reason, Platform, Reason};
 use crate::record::{self, Counts, SkipRecord};
@@ -175,7 +176,7 @@ impl Ctx<'_> {
             ok,
             detail,
         }
-        .write(self.out);
+        .report(self.out);
         self.counts.checks += 1;
         if !ok {
             self.counts.checks_failed += 1;
@@ -191,7 +192,7 @@ impl Ctx<'_> {
             pool_pages: pages,
             reason: why,
         }
-        .write(self.out);
+        .report(self.out);
         self.counts.skips += 1;
     }
 
@@ -273,7 +274,7 @@ fn run_entry(
                 pool_pages: pages,
                 reason: why.as_str(),
             }
-            .write(out);
+            .report(out);
             counts.skips += 1;
             return;
         }
