@@ -23,6 +23,18 @@ step() {
     [ $# -eq 0 ] || { echo; echo "== $*"; }
 }
 
+# finish_run: a long script's EXIT trap. Its last step runs however the script ends (a failed
+# step, a test stopped at its time limit): every process the run started (those whose
+# environment holds its PTPLAB_RUN_TAG) and still alive is named and killed, and a survivor
+# fails a run that had passed; the script's own status is kept otherwise.
+finish_run() {
+    local rc=$?
+    step "no process left behind"
+    python3 -m ptplab.limits survivors --except $$ "$PTPLAB_RUN_TAG" || { [ "$rc" -ne 0 ] || rc=1; }
+    step
+    exit "$rc"
+}
+
 # bounded SECONDS CMD...: CMD under timeout(1): its whole process group gets TERM after SECONDS
 # and KILL 10 s later (status 124, or 137). timeout(1) puts CMD in a process group of its own,
 # which a terminal's Ctrl-C does not reach: an INT, TERM or HUP this script gets is passed on.

@@ -12,7 +12,7 @@ export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
 # still alive.
 export PTPLAB_RUN_TAG="test-$$-$(date +%s%N)-$RANDOM"
 
-trap step EXIT
+trap finish_run EXIT  # lib.sh: its last step, however it ends, is that nothing it started lives on
 
 step setup
 ensure --all
@@ -42,6 +42,3 @@ cargo bench --quiet -p ptp-lab --features std --no-run
 
 step "kernel under TCG, bench job, notebooks (pytest)"
 "$PY" -m pytest -q --durations=10 tools/tests notebooks  # the slowest ten, for the time budget
-
-step "no process left behind"
-python3 -m ptplab.limits survivors --except $$ "$PTPLAB_RUN_TAG"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import bench, collect, iso, lab, lavalog, limits
-from .cli import BenchError, Exit, say
+from .cli import BenchError, Exit, interrupted, say
 
 LAVA = lab.REPO / "lava"
 # lava-server ships the device-type templates; installing it pulls Django and a database, so
@@ -55,23 +56,31 @@ def templates() -> Path:
     if (found / "qemu.jinja2").exists():
         return found
     UNPACKED.mkdir(parents=True, exist_ok=True)
-    try:
-        got = subprocess.run(["apt-get", "download", "lava-server"], cwd=UNPACKED, capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, timeout=300)
-    except subprocess.TimeoutExpired:
-        raise BenchError("apt-get download lava-server (for its device types) did not finish in 300 s")
+    got = bounded(["apt-get", "download", "lava-server"], 300, "apt-get download lava-server (for its device types)",
+                  cwd=UNPACKED)
     debs = sorted(UNPACKED.glob("lava-server_*.deb"))
     if got.returncode != 0 or not debs:
         raise BenchError(f"could not download lava-server for its device types: {got.stderr.strip()[-300:]}")
-    subprocess.run(["dpkg", "-x", str(debs[-1]), str(UNPACKED)], check=True, timeout=120)
+    got = bounded(["dpkg", "-x", str(debs[-1]), str(UNPACKED)], 120, f"dpkg -x {debs[-1].name}")
+    if got.returncode != 0:
+        raise BenchError(f"dpkg -x {debs[-1]} failed: {got.stderr.strip()[-300:]}")
     return found
+
+
+def bounded(cmd: list[str], seconds: float, what: str, **kwargs) -> subprocess.CompletedProcess:
+    """A helper command under a limit (killed with its process group); its expiry a BenchError."""
+    try:
+        return limits.run(cmd, seconds, what=what, capture_output=True, text=True, errors="replace",
+                          stdin=subprocess.DEVNULL, **kwargs)
+    except limits.TimedOut as e:
+        raise BenchError(str(e))
 
 
 def render_device(dictionary: Path) -> str:
     """The device YAML lava-run takes. Rendered by the system's python3, which has jinja2 (a
     dependency of lava-dispatcher), not the tools' .venv."""
-    p = subprocess.run(["/usr/bin/python3", "-c", RENDER, str(dictionary.parent), str(templates()), dictionary.name],
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    p = bounded(["/usr/bin/python3", "-c", RENDER, str(dictionary.parent), str(templates()), dictionary.name], 60,
+                f"rendering {dictionary}")
     if p.returncode != 0:
         raise BenchError(f"rendering {dictionary}: {p.stderr.strip()[-400:]}")
     return p.stdout
@@ -155,8 +164,8 @@ def outcome(entries: list[tuple[int, dict]], suite: str) -> tuple[str, str | Non
     return result, error, cases
 
 
-def counts(cases: list[dict]) -> str:
-    n = {r: sum(c["result"] == r for c in cases) for r in ("pass", "fail", "skip")}
+def counts(cases: list[dict], results: list[str]) -> str:
+    n = {r: sum(c["result"] == r for c in cases) for r in results}
     other = len(cases) - sum(n.values())
     return ", ".join(f"{v} {k}" for k, v in n.items()) + (f", {other} other" if other else "")
 
@@ -168,6 +177,19 @@ def keep_beside(results_file: Path, log: Path, cases: list[dict], header: dict) 
     shutil.copyfile(log, kept[0])
     kept[1].write_text(lavalog.dump({**header, "cases": cases}))
     return kept
+
+
+def check_options(argv: list[str]) -> None:
+    """bench.sh's checks that need nothing built, and what a LAVA job of the qemu device type
+    cannot take (its dictionary fixes the accelerator, one CPU and the memory)."""
+    bench.check_syntax(argv)
+    a = bench.arg_parser().parse_args(bench.split_criterion_args(argv)[0])
+    refused = {"--host": a.host, "--criterion": a.criterion, "--image": a.image is not None,
+               "--accel": a.accel not in (None, "tcg"), "--cpus": a.cpus not in (None, 1),
+               "--memory": a.memory is not None, "--repeat": a.repeat != 1, "--report": "--report" in argv}
+    if bad := [k for k, v in refused.items() if v]:
+        raise BenchError(f"{', '.join(bad)}: a LAVA job of the qemu device type (lava/devices/qemu-tcg.jinja2) runs "
+                         "the kernel under TCG, one CPU, the dictionary's memory, once, and writes no report")
 
 
 USAGE = ("usage: scripts/lava.sh --local [--selftest] [--suite LIST] [--pool-pages LIST] [--timeout S] [--out DIR]\n"
@@ -185,14 +207,10 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         return Exit.USAGE
     rest = [a for a in argv if a not in ("--local", "--validate")]
     try:
+        check_options(rest)
         if "--validate" in argv:  # what scripts/lava.sh checks before it sets anything up
-            bench.check_syntax(rest)
             return Exit.OK
         plan = bench.plan_from_args(rest)
-        if plan.host or plan.criterion or plan.image is not None:
-            raise BenchError("--local runs the kernel: --host, --criterion and --image do not apply")
-        if plan.cpus != 1:
-            raise BenchError(f"--cpus {plan.cpus}: the QEMU device's job runs one CPU yet")
         if shutil.which("lava-run") is None:
             raise BenchError("lava-run is not installed (scripts/lava.sh installs it: `python3 -m ptplab setup lava`)")
         if os.geteuid() != 0:
@@ -208,28 +226,45 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         limit = job_seconds(plan.timeout) + limit_margin
         say(f"lava: job {j.id}: {j.work / 'job.yaml'} through lava-run, at most {limit:.0f} s "
             f"(its log: {j.log})")
-        status, killed = run_lava(["lava-run", "--job-id", str(j.id), "--output-dir", str(j.work / "output"),
-                                   "--device", str(j.work / "device.yaml"), str(j.work / "job.yaml")], j.log, limit)
-        return report(j, plan, status, killed, limit, facts["case_line"]["last_line"])
+        cmd = ["lava-run", "--job-id", str(j.id), "--output-dir", str(j.work / "output"), "--device",
+               str(j.work / "device.yaml"), str(j.work / "job.yaml")]
+        try:
+            with limits.exits_on_signals():
+                status, killed = run_lava(cmd, j.log, limit)
+        except (KeyboardInterrupt, SystemExit) as e:  # run_lava stopped lava-run and all it started
+            code = interrupted(signal.SIGINT) if isinstance(e, KeyboardInterrupt) else int(e.code)
+            say(f"lava: job {j.id}: interrupted by {signal.Signals(code - 128).name}: lava-run and its QEMU stopped")
+            report(j, plan, None, [], limit, facts["case_line"])
+            return code
+        finally:
+            (j.work / "bench.iso").unlink(missing_ok=True)  # the job's files stay, not its 15 MB image
+        return report(j, plan, status, killed, limit, facts["case_line"])
     except (BenchError, iso.IsoError) as e:
         say(f"lava: error: {e}")
         return getattr(e, "code", Exit.USAGE)
 
 
-def report(j: Job, plan: bench.Plan, status: int | None, killed: list, limit: float, last_line: str) -> int:
+def report(j: Job, plan: bench.Plan, status: int | None, killed: list, limit: float, case_line: dict) -> int:
     """Say how the job ended and what its cases were, collect its log (what the kernel printed
     so far, when it did not end) with the job's log and LAVA's results beside it. The exit
     status is scripts/bench.sh's: 4 when the kernel never printed its last line, 5 on a crash
-    (a fault, a panic), 1 when a check failed."""
+    (a fault, a panic) or when LAVA itself failed the job, 1 when a check failed."""
     entries = lavalog.entries(j.log.read_text(errors="replace"), str(j.log))
     result, error, cases = outcome(entries, SUITE)
     if status is None:
-        say(f"lava: job {j.id}: lava-run did not end within {limit:.0f} s: stopped (SIGTERM, then "
-            f"{len(killed)} process(es) still alive killed)")
-    say(f"lava: job {j.id}: result {result}" + (f" ({error})" if error else "") + f"; test cases: {counts(cases)}")
+        say(f"lava: job {j.id}: lava-run stopped before it ended (SIGTERM, then {len(killed)} process(es) it "
+            "left killed)")
+    say(f"lava: job {j.id}: result {result}" + (f" ({error})" if error else "")
+        + f"; test cases: {counts(cases, case_line['results'])}")
     for c in cases:
         if c["result"] == "fail":
             say(f"lava:   failed: {c['name']}")
+    printed = [line for _, line in lavalog.target_lines(entries)]
+    if not printed and status is not None:
+        # LAVA stopped before the machine said anything: its own failure (a job or device it
+        # refused, a deploy that failed), not the kernel's.
+        raise BenchError(f"lava-run exited {status} with job result {result}: {error or 'no error given'} "
+                         f"(its log: {j.log})", code=Exit.CRASHED)
     out = Path(plan.out)
     before = set(out.glob("*.jsonl"))
     rc = collect.main([str(j.log), "--accel", "tcg", "--out", str(out), "--partial", "--lenient",
@@ -241,18 +276,17 @@ def report(j: Job, plan: bench.Plan, status: int | None, killed: list, limit: fl
             say(f"lava: kept {p}")
     else:
         say(f"lava: the job's log stays in {j.log}")
-    printed = [line for _, line in lavalog.target_lines(entries)]
-    ended = any(last_line in line for line in printed)
-    if status is None or not ended:
+    if status is None or not any(case_line["last_line"] in line for line in printed):
         tail = "\n".join(printed[-8:]) or "(nothing)"
-        say(f"lava: job {j.id}: the kernel never printed its last line within the job's limits; "
-            f"the last lines it printed:\n{tail}")
+        say(f"lava: job {j.id}: the kernel never printed its last line within the job's limits (--timeout "
+            f"{plan.timeout} s for the run); the last lines it printed:\n{tail}")
         return Exit.HUNG
     if rc != Exit.OK:
         return rc
     if any(c["result"] == "fail" for c in cases):
         return Exit.CHECKS_FAILED
     if result != "pass":
+        say(f"lava: job {j.id}: the kernel's run ended, but LAVA failed the job: {error or 'no error given'}")
         return Exit.CRASHED
     return Exit.OK
 

@@ -1,6 +1,6 @@
 """A LAVA job's log, read. lava-run writes one entry `{"dt": ..., "lvl": ..., "msg": ...}` a line
 on stderr (among whatever else reaches its stderr); a server's job log (what `lavacli jobs logs
---raw` fetches) is a YAML list of the same entries, one "- {" a line. The first entry says which.
+--raw` fetches) is a YAML list of the same entries, one "- {" a line.
 
 LAVA writes each entry with PyYAML's double-quoted emitter (lava_common.log.dump): control
 characters, DEL, Latin-1 and other non-ASCII text become YAML escapes (\\a, \\x7F, \\xE9, \\_, \\N,
@@ -28,8 +28,9 @@ def _yaml(log: str):
 
 
 def is_lava_log(text: str) -> bool:
-    first = next((ln for ln in text.split("\n") if ln.strip()), "")
-    return _FIRST.match(first) is not None
+    """An entry among the first lines (lava-run's stderr may open with a Python warning)."""
+    head = [ln for ln in text.split("\n", 200)[:200] if ln.strip()][:20]
+    return any(_FIRST.match(ln) for ln in head)
 
 
 def entries(text: str, log: str = "the LAVA log", levels: tuple[str, ...] | None = None) -> list[tuple[int, dict]]:

@@ -9,10 +9,12 @@ kills them and fails. Standard library only: it runs with the system Python too.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,6 +89,31 @@ def run(cmd: list[str], timeout: float, what: str | None = None, grace: float = 
     if check:
         p.check_returncode()
     return p
+
+
+@contextlib.contextmanager
+def exits_on_signals():
+    """Inside, SIGTERM and SIGHUP raise SystemExit(128 + signal) and SIGINT KeyboardInterrupt, so
+    that `finally` blocks run (a process group to kill, a policy-rc.d to remove) on a kill the
+    process can catch; a signal ignored here (nohup) stays ignored. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):  # None: set outside Python, kept
+            old[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 # ---- what a run left behind --------------------------------------------------------------

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lab import facts
 from .qemu import QEMU, qemu_args
 from .stream import parse_line
 from .packages import OVMF
 
 VGA_TEXT = 0xB8000
-HALTED = "# halted"
 # Seconds a QMP exchange (the greeting, a command's reply) may take; QEMU answers in milliseconds.
 QMP_TIMEOUT_S = 30
 
@@ -131,14 +131,15 @@ def boot(image: Path, fw: str, how: str, timeout: float = 120, cpus: int = 1, lo
                               monitor=["-qmp", f"unix:{qmp_path},server,nowait"], debug_exit=False)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
+        halted = facts()["case_line"]["last_line"]  # the kernel's last line (ptp_lab::exit::HALTED)
         try:
             t0 = time.monotonic()
             text = ""
-            while time.monotonic() - t0 < timeout and HALTED not in text and proc.poll() is None:
+            while time.monotonic() - t0 < timeout and halted not in text and proc.poll() is None:
                 time.sleep(0.2)
                 text = serial.read_text(errors="replace") if serial.exists() else ""
             out = Booted(records=[r for r in map(parse_line, text.splitlines()) if r], log=text)
-            if HALTED not in text:
+            if halted not in text:
                 return out
             time.sleep(0.3)  # the halted line reaches the screen right after the serial port
             with Qmp(qmp_path) as qmp:

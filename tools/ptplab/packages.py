@@ -23,14 +23,12 @@ it runs before the virtual environment exists.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +79,9 @@ POLICY_MARK_RE = re.compile(r"^# written by the PTP lab's set-up \(tools/ptplab/
 # long each apt-get may run in all (seconds, by its action; generous: a slow mirror, a big
 # install), after which it is killed with its process group.
 LOCK_TIMEOUT_S = 60
+# What the set-up wrote before it marked the file with its pid (until e286242): ours, and stale
+# wherever it is found (that version removed it on the way out, unless it was killed).
+OLD_POLICY = "#!/bin/sh\n# The PTP lab's set-up: no daemon starts while it installs.\nexit 101\n"
 APT_LIMITS_S = {"install": 20 * 60, "update": 5 * 60}
 APT_LIMIT_OTHER_S = 2 * 60
 
@@ -180,7 +181,7 @@ class Apt:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
         limit = self.limit(args)
         try:
-            with exits_on_signals():
+            with limits.exits_on_signals():
                 out = limits.run(cmd, limit, what=what, capture_output=True, text=True, errors="replace", env=env,
                                  stdin=subprocess.DEVNULL)
         except limits.TimedOut as e:
@@ -228,31 +229,6 @@ def lock_held(text: str) -> str | None:
     held = [m.group(1) for m in re.finditer(r"^(?:E: |Waiting for cache lock: )(Could not get lock \S+?\.?"
                                             r"(?: It is held by process \d+ \([^)]*\))?)(?:\.\.\.)?\s*$", text, re.M)]
     return held[-1] if held else None
-
-
-@contextlib.contextmanager
-def exits_on_signals():
-    """Inside, SIGTERM and SIGHUP raise SystemExit(128 + signal) and SIGINT KeyboardInterrupt, so
-    that `finally` blocks run (a process group to kill, a policy-rc.d to remove) on a kill the
-    process can catch; a signal ignored here (nohup) stays ignored. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, _frame):
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise SystemExit(128 + signum)
-
-    old = {}
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        if signal.getsignal(sig) not in (signal.SIG_IGN, None):  # None: set outside Python, kept
-            old[sig] = signal.signal(sig, stop)
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 INST = re.compile(r"^Inst (\S+) (?:\[([^\]]+)\] )?\((\S+) ")
@@ -393,6 +369,11 @@ def remove_stale_policy(say) -> bool:
         text = POLICY_RC_D.read_text(errors="replace")
     except OSError:
         return False
+    if text.strip() == OLD_POLICY.strip():
+        POLICY_RC_D.unlink(missing_ok=True)
+        say(f"setup: removed {POLICY_RC_D}, left by a set-up of an earlier version of the lab that was stopped "
+            "before it could remove it")
+        return True
     m = POLICY_MARK_RE.search(text)
     if not m:
         return False  # someone else's
@@ -436,7 +417,7 @@ def remove_policy() -> None:
 def install(apt: Apt, step: Step, say) -> Change:
     """Run one step (or simulate it); refuse with the package and the conflict when apt would remove."""
     args = step.args()
-    with exits_on_signals():
+    with limits.exits_on_signals():
         ours = not apt.simulate and NEEDS[step.need].daemons and write_policy(say)
         try:
             out = apt.run("apt-get", *(["-s"] if apt.simulate else []), *args, check=False)

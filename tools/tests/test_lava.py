@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -112,16 +113,38 @@ def test_stop_tree_kills_what_a_process_left_in_a_session_of_its_own(tmp_path):
 # ---- real jobs through lava-run -------------------------------------------------------------
 
 def _needs_lava():
-    if shutil.which("lava-run") is None or os.geteuid() != 0 or not lab.KERNEL.exists():
-        pytest.skip("needs lava-run (lava-dispatcher), root and the built kernel")
+    if os.geteuid() != 0:
+        pytest.skip("lava-run runs a job as root only")
+    missing = [what for what, there in (("lava-run (lava-dispatcher)", shutil.which("lava-run")),
+                                        ("the built kernel", lab.KERNEL.exists())) if not there]
+    if missing and os.environ.get("PTPLAB_RUN_TAG"):
+        pytest.fail(f"scripts/test.sh set up and built these, yet they are missing: {', '.join(missing)}")
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
 
 
-def lava_sh(tmp_path, *args: str, timeout: int = 300) -> tuple[int, str, Path]:
+def lava_sh(tmp_path, *args: str, limit: int = 540) -> tuple[int, str, Path]:
+    """scripts/lava.sh in a session of its own; past `limit` (above the job's own limits) it is
+    stopped as lava.sh stops lava-run, so a failing test leaves nothing running."""
     out = tmp_path / "out"
-    p = subprocess.run([str(REPO / "scripts/lava.sh"), "--local", "--selftest", "--suite", "alloc", "--pool-pages",
-                        "64", "--out", str(out), *args], capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL, cwd=REPO)
-    return p.returncode, p.stderr, out
+    proc = subprocess.Popen([str(REPO / "scripts/lava.sh"), "--local", "--selftest", "--suite", "alloc",
+                             "--pool-pages", "64", "--out", str(out), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, cwd=REPO,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        limits.stop_tree(proc, 40)
+        pytest.fail(f"scripts/lava.sh {' '.join(args)} did not end within {limit} s")
+    return proc.returncode, err, out
+
+
+def test_lava_sh_refuses_what_a_qemu_device_job_cannot_take_before_setting_anything_up(tmp_path):
+    for bad in (["--accel", "kvm"], ["--memory", "2048"], ["--cpus", "2"], ["--host"], ["--repeat", "2"]):
+        p = subprocess.run([str(REPO / "scripts/lava.sh"), "--local", *bad, "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO)
+        assert p.returncode == 2 and p.stderr.startswith(f"lava: error: {bad[0]}"), (bad, p.stderr)
+        assert "setup:" not in p.stderr and "time:" not in p.stderr  # refused before any set-up
 
 
 def test_lava_sh_runs_the_job_says_its_result_and_keeps_the_job_log_beside_the_results(tmp_path):
@@ -157,6 +180,37 @@ def test_a_kernel_that_waits_forever_ends_within_the_jobs_limit_through_lava_sh(
     t0 = time.monotonic()
     rc, err, out = lava_sh(tmp_path, "--append-extra", "fault=hang", "--timeout", "10")
     assert rc == 4, err[-2000:]
-    assert time.monotonic() - t0 < 120
+    assert time.monotonic() - t0 < 120  # LAVA's test action ends it, far inside lava.sh's own limit
     assert "timed out" in err and "fault=hang: waiting forever" in err  # LAVA's reason, the last lines
+    assert list(out.glob("*.partial.jsonl")) and list(out.glob("*.lava-job.log"))
+
+
+def test_sigterm_to_lava_sh_stops_lava_run_and_its_qemu_and_keeps_what_was_printed(tmp_path):
+    _needs_lava()
+    out = tmp_path / "out"
+    earlier = set(lava.WORK.glob("job-*/job.log"))
+    proc = subprocess.Popen([str(REPO / "scripts/lava.sh"), "--local", "--selftest", "--suite", "alloc",
+                             "--pool-pages", "64", "--append-extra", "fault=hang", "--timeout", "300", "--out",
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # until the kernel waits forever
+            logs = sorted(set(lava.WORK.glob("job-*/job.log")) - earlier)
+            if logs and "fault=hang: waiting forever" in logs[-1].read_text(errors="replace"):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the job never reached the kernel's wait")
+        below = limits.descendants(proc.pid)
+        assert any(b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid, _ in below
+                   if Path(f"/proc/{pid}").exists())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            limits.stop_tree(proc, 10)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted by SIGTERM" in err
+    assert not [p for p in below if limits._same(p)]  # lava-run and its QEMU: gone
     assert list(out.glob("*.partial.jsonl")) and list(out.glob("*.lava-job.log"))

@@ -94,7 +94,8 @@ def test_every_record_comes_back_from_a_log_lava_dumped_with_control_characters_
     assert len(lost) > len(targets) // 2 and any('\\\\\\"boot\\\\\\"' in ln for ln in lost), lost[:3]
     # lava-run's stderr, with other text between its lines (a warning, a blank line).
     stderr = tmp_path / "lava-run.log"
-    stderr.write_text("\n".join(lines[:3] + ["WARNING: a warning on stderr", ""] + lines[3:]) + "\n")
+    stderr.write_text("\n".join(["/usr/lib/python3/dist-packages/x.py:1: DeprecationWarning: a warning first", ""]
+                                + lines[:3] + ["WARNING: a warning on stderr", ""] + lines[3:]) + "\n")
     assert same(collected(tmp_path, stderr)) == same(collected(tmp_path, LOG))
     assert "left out" not in capsys.readouterr().err
     # The noise reaches the log beside the results file, as the machine printed it.

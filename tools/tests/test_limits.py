@@ -278,12 +278,24 @@ def test_the_script_running_the_check_is_no_survivor():
     assert p.stdout == "rc=0\n", p.stderr
 
 
-def test_scripts_test_sh_tags_its_run_and_checks_it_last():
+@pytest.mark.parametrize("body, status", [("true", 0), ("setsid sleep 60 &", 1), ("setsid sleep 60 &\nexit 7", 7),
+                                          ("false", 1)])
+def test_a_run_ends_with_nothing_it_started_alive_whatever_its_status(tmp_path, body, status):
+    # scripts/test.sh's EXIT trap (lib.sh finish_run), in a script of the same making.
+    script = tmp_path / "run.sh"
+    script.write_text(f"set -euo pipefail\ncd {REPO}\n. scripts/lib.sh\nexport PYTHONPATH={REPO}/tools\n"
+                      f"export PTPLAB_RUN_TAG=t-{os.getpid()}-{status}-$RANDOM\ntrap finish_run EXIT\n"
+                      f"step work\n{body}\n")
+    p = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == status, p.stdout + p.stderr
+    assert "== no process left behind" in p.stdout
+    left = [ln for ln in p.stderr.splitlines() if "left behind: pid" in ln]
+    assert bool(left) == ("sleep" in body) and all("sleep 60" in ln for ln in left)
+    for ln in left:
+        pid = int(ln.split("pid ")[1].split(":")[0])
+        assert not limits.alive(pid)
     text = (REPO / "scripts/test.sh").read_text()
-    assert "export PTPLAB_RUN_TAG=" in text
-    last = text.rstrip().splitlines()[-2:]
-    assert last[0] == 'step "no process left behind"', last
-    assert "ptplab.limits survivors" in last[1], last
+    assert "export PTPLAB_RUN_TAG=" in text and "trap finish_run EXIT" in text
 
 
 # ---- commands of the tools under limits ---------------------------------------------------

@@ -189,6 +189,16 @@ def test_a_stale_one_is_removed_before_install_decides_whether_one_is_there(poli
     assert not policy.exists()
 
 
+def test_the_unmarked_one_an_earlier_version_of_the_set_up_wrote_is_stale(policy):
+    # What e286242 wrote (no pid): left by a set-up killed before its `finally`; never live now.
+    policy.write_text("#!/bin/sh\n# The PTP lab's set-up: no daemon starts while it installs.\nexit 101\n")
+    said = []
+    assert packages.remove_stale_policy(said.append) and not policy.exists()
+    assert "an earlier version of the lab" in said[0]
+    policy.write_text("#!/bin/sh\n# The PTP lab's set-up: no daemon starts while it installs.\nexit 0\n")
+    assert not packages.remove_stale_policy(print) and policy.exists()  # not ours word for word: kept
+
+
 def test_ours_whose_pid_now_runs_another_program_is_stale(policy):
     # The pid was reused: the start time in the marker is not that of the process now running.
     policy.write_text(marked(os.getpid(), start=1))

@@ -55,8 +55,9 @@ pub trait Case {
     }
 }
 
-/// Writes what it is given as LAVA stores a case id: ASCII letters lowercased, each run of
-/// other characters than `[a-z0-9_]` one `_` (LAVA's `re.sub(r"\W+", "_", id.lower())`).
+/// Writes what it is given as LAVA stores a case id: letters lowercased, each run of characters
+/// that are neither letters, digits nor `_` one `_` (LAVA's `re.sub(r"\W+", "_", id.lower())`,
+/// whose `\w` takes Unicode letters and digits too).
 struct CaseId<'w> {
     w: &'w mut dyn Write,
     in_run: bool,
@@ -71,9 +72,11 @@ impl<'w> CaseId<'w> {
 impl Write for CaseId<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for c in s.chars() {
-            if c.is_ascii_alphanumeric() || c == '_' {
+            if c.is_alphanumeric() || c == '_' {
                 self.in_run = false;
-                self.w.write_char(c.to_ascii_lowercase())?;
+                for l in c.to_lowercase() {
+                    self.w.write_char(l)?;
+                }
             } else if !self.in_run {
                 self.in_run = true;
                 self.w.write_char('_')?;
@@ -239,5 +242,15 @@ mod tests {
             msg: format_args!("m"),
         };
         assert_eq!(line(&error), "# case error_bad_cmdline fail");
+        // A layout named from a file: Unicode letters stay, as LAVA's \w keeps them.
+        let layout = CheckRecord {
+            suite: "layouts",
+            bench: "fit",
+            name: "Café--x",
+            pool_pages: None,
+            ok: true,
+            detail: format_args!(""),
+        };
+        assert_eq!(line(&layout), "# case layouts_fit_café_x pass");
     }
 }
