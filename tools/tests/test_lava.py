@@ -178,7 +178,7 @@ def test_a_kernel_fault_is_a_failed_case_in_a_job_that_ends_and_lava_sh_exits_as
 def test_a_kernel_that_waits_forever_ends_within_the_jobs_limit_through_lava_sh(tmp_path):
     _needs_lava()
     t0 = time.monotonic()
-    rc, err, out = lava_sh(tmp_path, "--append-extra", "fault=hang", "--timeout", "10")
+    rc, err, out = lava_sh(tmp_path, "--append-extra", "fault=hang", "--timeout", "6")
     assert rc == 4, err[-2000:]
     assert time.monotonic() - t0 < 120  # LAVA's test action ends it, far inside lava.sh's own limit
     assert "timed out" in err and "fault=hang: waiting forever" in err  # LAVA's reason, the last lines
