@@ -140,14 +140,6 @@ def _cmdline(pid: int) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
 def alive(pid: int) -> bool:
     """Running, not a zombie (a zombie is dead; only its parent's wait is missing)."""
     try:
@@ -162,7 +154,7 @@ def ancestors(pid: int) -> set[int]:
     out = set()
     while pid and pid not in out:
         out.add(pid)
-        pid = _parent(pid) or 0
+        pid = (_stat(pid) or (0, 0))[0]  # its parent
     return out
 
 
