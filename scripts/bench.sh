@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up (QEMU, builds), run the suites, write one new results/ file.
-#   scripts/bench.sh [--accel auto|kvm|tcg] [--pool-pages 1024,4096] [--suite alloc,map,ptp]
-#                    [--quick] [--selftest] [--out DIR] [--timeout S] [--memory MiB] [--seed N]
+#   scripts/bench.sh [--accel auto|kvm|tcg|bochs] [--pool-pages 1024,4096] [--suite alloc,map] ...
 #   scripts/bench.sh --host ...          the same table in a host process (simulated memory)
 #   scripts/bench.sh --criterion ... [-- CRITERION ARGS]   the same table under criterion
 #   scripts/bench.sh --image FILE ...    write the real-hardware image (scripts/make-image.sh)
@@ -12,18 +11,20 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
 
+# The options, their checks and the --help all come from the lab's options table, which the
+# host runner holds (ptp-host plan): it is built first, then every option is checked once,
+# before anything is installed or the kernel built; that check also says what this run needs
+# set up (qemu, grub, bochs, kernel) and leaves its plan for the run below (PTPLAB_PLAN).
+[ -x target/release/ptp-host ] || echo "bench: building the host runner first (it checks the options)" >&2
+build_host_runner
 for a in "$@"; do
     case "$a" in
         --) break ;;
-        -h|--help) exec python3 -m ptplab bench --help ;;
+        -h|--help|--validate) exec python3 -m ptplab bench "$@" ;;
     esac
 done
-
-# Every option is checked before anything is installed or built: first what needs nothing,
-# then, with the host runner (which also tells the tools the lab's limits and names), the
-# rest; that check also says what this run needs set up (qemu, grub, bochs, kernel).
-python3 -m ptplab bench --validate "$@" >/dev/null
-timed "build of the host runner" build_host_runner
+mkdir -p target
+export PTPLAB_PLAN="$PWD/target/plan-$$.json"
 needs=$(python3 -m ptplab bench --validate "$@")
 timed "set-up of packages" ensure $(echo "$needs" | tr ' ' '\n' | grep -vx kernel || true)
 case " $needs " in *" kernel "*) timed "build of the kernel" build_kernel ;; esac

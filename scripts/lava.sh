@@ -10,15 +10,19 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
 
+# The options and their --help come from the lab's options table, in the host runner
+# (ptp-host plan): it is built first; every option is checked before anything is installed.
+[ -x target/release/ptp-host ] || echo "lava: building the host runner first (it checks the options)" >&2
+build_host_runner
 for a in "$@"; do
     case "$a" in
         -h|--help) exec python3 -m ptplab lava --help ;;
     esac
 done
-# Every option is checked before anything is installed or built.
-python3 -m ptplab lava --validate "$@"
-timed "set-up of packages" ensure qemu grub lava
+mkdir -p target
+export PTPLAB_PLAN="$PWD/target/plan-$$.json"
+needs=$(python3 -m ptplab lava --validate "$@")
+timed "set-up of packages" ensure $(echo "$needs" | tr ' ' '\n' | grep -vx kernel || true)
 timed "set-up of .venv" ensure_venv
-timed "build of the host runner" build_host_runner
-timed "build of the kernel" build_kernel
+case " $needs " in *" kernel "*) timed "build of the kernel" build_kernel ;; esac
 exec "$PY" -m ptplab lava "$@"

@@ -31,6 +31,7 @@ COMMANDS = {
     "facts": "print what the Rust side declares: record shapes, names, limits, exit codes, targets",
     "setup": "install the Debian packages a run needs (qemu, grub, ovmf, bochs), removing nothing",
     "exit-codes": "every exit status: the bench job's, the bench kernel's under QEMU, the host runner's",
+    "options": "every option of scripts/bench.sh and scripts/lava.sh, from the options table (Markdown)",
 }
 
 
@@ -96,6 +97,14 @@ def exit_codes(argv: list[str]) -> int:
     return 0
 
 
+def options(argv: list[str]) -> int:
+    from .cli import options_table
+
+    Parser(prog="python3 -m ptplab options", description=COMMANDS["options"]).parse_args(argv)
+    print(options_table(), end="")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         usage(sys.stdout if argv else sys.stderr)
@@ -119,6 +128,8 @@ def main(argv: list[str]) -> int:
             return facts(rest)
         if cmd == "exit-codes":
             return exit_codes(rest)
+        if cmd == "options":
+            return options(rest)
         if cmd == "setup":
             from .packages import main as setup
             return setup(rest)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import lab, layouts, qemu, results, schema, stream
-from .cli import BenchError, Exit, Parser, interrupted, parse_pools, parse_suites, positive, say
+from .cli import BenchError, Exit, checked_plan, door_parser, interrupted, say
 from .table import render
 
 # The criterion driver over the same table (lab/ptp-lab/benches/lab.rs); PTP_LAB_ARGS carries the run's words.
@@ -26,61 +26,28 @@ CRITERION = ["cargo", "bench", "--quiet", "-p", "ptp-lab", "--features", "std", 
 
 
 def arg_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="scripts/bench.sh", description="Run the PTP lab's benchmark suites: boot the bench kernel "
-               "(or run the host runner, or criterion), write one new results file, print a table.",
-               epilog="Every option is checked before anything is set up or run. Arguments after -- go to "
-                      "criterion (with --criterion). Ctrl-C or SIGTERM stops the run and keeps what was measured "
-                      "as a partial file (exit 130 or 143).")
-    p.add_argument("--accel", default=None, choices=["auto", "kvm", "tcg", "bochs"],
-                   help="auto (default): probe KVM with a short boot, fall back to TCG loudly if it cannot run "
-                        "the kernel; kvm: fail instead of falling back; tcg: QEMU's emulation; bochs: the Bochs "
-                        "emulator's Intel Haswell (PCID, INVPCID, x2APIC), booting the GRUB ISO")
-    p.add_argument("--pool-pages", default=None, help="pool sizes to sweep, e.g. 1024,4096,16384 "
-                   "(default: the standard size)")
-    p.add_argument("--suite", default=None, help="suites, e.g. alloc,map (default: all)")
-    p.add_argument("--quick", action="store_true", help="a few samples per benchmark")
-    p.add_argument("--selftest", action="store_true", help="every check, minimal timing (what tests run)")
-    p.add_argument("--out", default=str(results.RESULTS), help="directory for the results file")
-    p.add_argument("--host", action="store_true", help="run the suites in a host process on simulated memory")
-    p.add_argument("--criterion", action="store_true",
-                   help="run the suites under criterion on the host (arguments after -- go to criterion)")
-    p.add_argument("--timeout", type=positive, default=None, help="seconds before a run counts as hung (default: "
-                   "120 with --quick or --selftest, else 1800; five times that under Bochs)")
-    p.add_argument("--cpus", type=positive, default=None,
-                   help="CPUs of the guest (QEMU -smp, Bochs cpu count; default 1); the kernel starts them all")
-    p.add_argument("--memory", type=positive, default=None, help="guest RAM in MiB (default: fits the pools)")
-    p.add_argument("--seed", type=positive, default=None, help="seed of the random fills (default: the lab's)")
-    p.add_argument("--report", default=str(lab.REPORT_DIR),
-                   help="where the decision report (report.md) is written after the run")
-    p.add_argument("--layouts", default=str(layouts.DIR),
-                   help="with --suite layouts: the layouts handed to the kernel as a boot module")
-    p.add_argument("--repeat", type=positive, default=1,
-                   help="run K times (K files), then print the run-to-run spread of every median")
-    p.add_argument("--image", metavar="FILE", default=None,
-                   help="write the hybrid real-hardware image (BIOS and UEFI, CD and USB stick) instead of running: "
-                        "its GRUB menu's first entry runs these options, then the standard suites, a pool-size "
-                        "sweep, the selftest and the TLB suite on every CPU")
-    p.add_argument("--menu-timeout", type=int, default=5, metavar="S",
-                   help="with --image: seconds the GRUB menu waits before its first entry (default 5)")
-    p.add_argument("--validate", action="store_true",
-                   help="only check the options (what scripts/bench.sh does before it sets anything up)")
-    p.add_argument("--kernel", default=str(lab.KERNEL), help=argparse.SUPPRESS)
-    p.add_argument("--host-bin", default=str(lab.HOST_BIN), help=argparse.SUPPRESS)
-    p.add_argument("--qemu", default=qemu.QEMU, help=argparse.SUPPRESS)
-    p.add_argument("--bochs", default="bochs", help=argparse.SUPPRESS)
-    p.add_argument("--append-extra", default="", help=argparse.SUPPRESS)  # tests: raw kernel words
-    return p
+    """scripts/bench.sh's --help, from the options table (the plan checks, this only lists)."""
+    return door_parser("bench", prog="scripts/bench.sh", description="Run the PTP lab's benchmark suites: boot the "
+                       "bench kernel (or run the host runner, or criterion), write one new results file, print a table.",
+                       epilog="Every option is checked before anything is set up or run. Arguments after -- go to "
+                              "criterion (with --criterion). Ctrl-C or SIGTERM stops the run and keeps what was "
+                              "measured as a partial file (exit 130 or 143).")
+
+
+# scripts/bench.sh hands the plan its check made to the run it starts, so the arguments are checked once.
+PLAN_ENV = "PTPLAB_PLAN"
 
 
 @dataclass
 class Plan:
+    """A checked run: `ptp-host plan`'s answer (lab/ptp-lab/src/plan.rs), as the runners use it."""
+    runner: str
+    needs: list[str]
     pools: list[int]
     suites: list[str]
     quick: bool
     selftest: bool
     out: Path
-    host: bool
-    criterion: bool
     accel: str
     timeout: int
     memory: int
@@ -89,96 +56,71 @@ class Plan:
     kernel: Path
     host_bin: Path
     qemu: str
-    bochs: str = "bochs"
-    extra: str = ""
+    bochs: str
+    extra: str
+    words: str
     criterion_args: list[str] = field(default_factory=list)
     repeat: int = 1
     layouts: Path | None = None
     report: Path | None = None
     image: Path | None = None
     menu_timeout: int = 5
+    validate: bool = False
+
+    @property
+    def host(self) -> bool:
+        return self.runner == "host"
+
+    @property
+    def criterion(self) -> bool:
+        return self.runner == "criterion"
+
+    @classmethod
+    def from_checked(cls, p: dict) -> "Plan":
+        o = p["options"]
+        path = lambda k: None if o.get(k) is None else Path(o[k])  # noqa: E731
+        return cls(runner=p["runner"], needs=p["needs"], pools=p["config"]["pool_pages"],
+                   suites=p["config"]["suites"], quick=p["config"]["quick"], selftest=p["config"]["mode"] == "selftest",
+                   out=path("out"), accel=o.get("accel") or "none", timeout=o.get("timeout") or 0,
+                   memory=o.get("memory") or 0, seed=p["config"]["seed"], cpus=o.get("cpus") or 1,
+                   kernel=path("kernel") or lab.KERNEL, host_bin=path("host_bin") or lab.HOST_BIN,
+                   qemu=o.get("qemu") or "", bochs=o.get("bochs") or "", extra=o.get("append_extra") or "",
+                   words=p["cmdline"], criterion_args=p["criterion_args"], repeat=o.get("repeat") or 1,
+                   layouts=path("layouts"), report=path("report"), image=path("image"),
+                   menu_timeout=o.get("menu_timeout", 5), validate=o.get("validate", False))
 
     def cmdline(self) -> str:
-        words = [f"mode={'selftest' if self.selftest else 'bench'}", f"suites={','.join(self.suites)}",
-                 f"pools={','.join(map(str, self.pools))}", f"quick={int(self.quick)}", f"seed={self.seed}"]
-        return " ".join(words + ([self.extra] if self.extra else []))
+        return self.words
 
 
-def plan_from_args(argv: list[str], facts: dict | None = None) -> Plan:
-    """Every option checked, before anything is set up. `facts` (what the lab declares) default to
-    asking the host runner; `check_syntax` runs the checks that need nothing."""
-    argv, rest = split_criterion_args(argv)
-    a = arg_parser().parse_args(argv)
-    check_combination(a, rest)
-    facts = facts or lab.facts()
-    suites = parse_suites(a.suite or ",".join(facts["suites"]), facts["suites"])
-    pool_text = a.pool_pages or str(facts["pool_pages"]["standard"])
-    pools = parse_pools(pool_text, None, facts["pool_pages"])
-    on_host = a.host or a.criterion
-    memory = a.memory or max(512, ((max(pools) + 1) * lab.PAGE >> 20) + 256)
-    parse_pools(pool_text, None if on_host else memory, facts["pool_pages"])
-    # Bochs interprets every instruction: a selftest that takes 10 s under TCG takes 100-150 s there.
-    timeout = a.timeout or (120 if (a.quick or a.selftest) else 1800) * (5 if a.accel == "bochs" else 1)
-    cpus = a.cpus or 1
-    if cpus > facts["max_cpus"]:
-        raise BenchError(f"--cpus {cpus}: the kernel starts at most {facts['max_cpus']} CPUs")
-    out = Path(a.out)
-    check_writable(out)
-    return Plan(pools=pools, suites=suites, quick=a.quick, selftest=a.selftest, out=out, host=a.host,
-                criterion=a.criterion, accel=a.accel or "auto", timeout=timeout, memory=memory, cpus=cpus,
-                seed=facts["default_seed"] if a.seed is None else a.seed, kernel=Path(a.kernel),
-                host_bin=Path(a.host_bin), qemu=a.qemu, bochs=a.bochs, extra=a.append_extra,
-                criterion_args=rest, repeat=a.repeat, layouts=Path(a.layouts),
-                report=Path(a.report), image=None if a.image is None else Path(a.image),
-                menu_timeout=a.menu_timeout)
+def plan_from_args(argv: list[str], door: str = "bench") -> Plan:
+    return Plan.from_checked(checked(argv, door))
 
 
-def split_criterion_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    if "--" in argv:
-        i = argv.index("--")
-        return argv[:i], argv[i + 1:]
-    return argv, []
+def checked(argv: list[str], door: str = "bench") -> dict:
+    """The run `argv` asks for, checked once: by `ptp-host plan`, or the plan scripts/bench.sh
+    had it make for these very arguments (a file named by PLAN_ENV, used once)."""
+    handed = os.environ.get(PLAN_ENV)
+    if handed and Path(handed).is_file():
+        try:
+            made = json.loads(Path(handed).read_text())
+            Path(handed).unlink()
+            if made.get("args") == argv and made.get("door") == door:
+                return made
+        except (OSError, ValueError):
+            pass  # not ours to trust: check the arguments here
+    return checked_plan(door, argv)
 
 
-def check_combination(a: argparse.Namespace, rest: list[str]) -> None:
-    """Options that contradict each other are errors, not silently ignored."""
-    if a.host and a.criterion:
-        raise BenchError("--host and --criterion: choose one (both run on the host)")
-    if (a.host or a.criterion) and a.accel is not None:
-        raise BenchError(f"--accel {a.accel}: applies to the bench kernel, not to --{'host' if a.host else 'criterion'}")
-    if (a.host or a.criterion) and a.memory is not None:
-        raise BenchError("--memory: guest RAM applies to the bench kernel only")
-    if (a.host or a.criterion) and a.cpus is not None:
-        raise BenchError("--cpus: the guest's CPUs apply to the bench kernel only")
-    if a.image is not None and (a.host or a.criterion or a.accel is not None or a.repeat != 1):
-        raise BenchError("--image: writes the real-hardware image and runs nothing here "
-                         "(no --host, --criterion, --accel or --repeat with it)")
-    if not 0 <= a.menu_timeout <= 600:
-        raise BenchError(f"--menu-timeout {a.menu_timeout}: seconds, 0 ... 600")
-    if rest and not a.criterion:
-        raise BenchError(f"arguments after --, {' '.join(rest)!r}, go to criterion: they need --criterion")
-
-
-def check_syntax(argv: list[str]) -> None:
-    """What can be checked with nothing built: the options, numbers, combinations, --out; and the
-    pool sizes' syntax. Limits and suite names are checked once the lab can be asked."""
-    argv, rest = split_criterion_args(argv)
-    a = arg_parser().parse_args(argv)
-    check_combination(a, rest)
-    if a.pool_pages:
-        parse_pools(a.pool_pages, None, {"min": 1, "max": 2**32, "max_pools": 2**32})
-    check_writable(Path(a.out))
-
-
-def check_writable(out: Path) -> None:
-    """--out must take a file: created if missing, a probe written and removed."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".ptplab-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise BenchError(f"--out: {out} cannot take a results file: {e.strerror or e}")
+def hand_over(made: dict, argv: list[str]) -> None:
+    """--validate under scripts/bench.sh: keep the plan for the run it starts with the same
+    arguments (less this --validate)."""
+    handed = os.environ.get(PLAN_ENV)
+    if handed and "--validate" in argv:
+        rest = list(argv)
+        rest.remove("--validate")
+        run = {**made, "args": rest, "options": {**made["options"], "validate": False}}
+        Path(handed).write_text(json.dumps(run))
 
 
 def layouts_module(plan: Plan, work: Path) -> Path | None:
@@ -203,26 +145,18 @@ def layouts_module(plan: Plan, work: Path) -> Path | None:
     return path
 
 
-def setup_needs(plan: Plan) -> list[str]:
-    """What scripts/bench.sh must set up before this run (packages.NEEDS names each but the kernel build)."""
-    if plan.host or plan.criterion:
-        return []
-    if plan.image is not None:
-        return ["grub", "kernel"]
-    if plan.accel == "bochs":
-        return ["grub", "bochs", "kernel"]
-    return ["qemu", "kernel"]
-
-
 def main(argv: list[str]) -> int:
     try:
-        if "--validate" in split_criterion_args(argv)[0]:
-            if lab.facts(build=False) is None:
-                check_syntax(argv)  # nothing built yet: limits and names wait for the host runner
-            else:
-                print(" ".join(setup_needs(plan_from_args(argv))))
+        if {"-h", "--help"} & set(argv[:argv.index("--")] if "--" in argv else argv):
+            arg_parser().print_help()
             return 0
-        plan = plan_from_args(argv)
+        made = checked(argv)
+        plan = Plan.from_checked(made)
+        if plan.validate:
+            # What scripts/bench.sh sets up before the run: the runner's needs, one line.
+            hand_over(made, argv)
+            print(" ".join(plan.needs))
+            return 0
         if plan.image is not None:
             return write_image(plan)
         paths = []
@@ -244,19 +178,18 @@ def main(argv: list[str]) -> int:
 
 def image_entries(plan: Plan, facts: dict) -> list[tuple[str, str]]:
     """The real-hardware image's menu: this run's options first (the default), then the
-    standard suites, a pool-size sweep, the selftest and the TLB suite on every CPU."""
-    def line(**change) -> str:
-        return Plan(**{**plan.__dict__, **change}).cmdline()
-    all_suites, standard = facts["suites"], [facts["pool_pages"]["standard"]]
-    sweep = [n for n in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
-             if facts["pool_pages"]["min"] <= n <= facts["pool_pages"]["max"]]
+    standard suites, a pool-size sweep, the selftest and the TLB suite on every CPU (each line
+    made by the plan's check, as a run's is)."""
+    def line(*args: str) -> str:
+        keep = ["--seed", str(plan.seed)] + (["--append-extra", plan.extra] if plan.extra else [])
+        return checked_plan("bench", ["--image", "menu.iso", *keep, *args])["cmdline"]
+    sweep = facts["pool_pages"]["sweep"]
     entries = [("PTP lab: the default run (as built)", plan.cmdline()),
-               ("PTP lab: every suite, the standard pool", line(suites=all_suites, pools=standard, selftest=False,
-                                                               quick=False)),
-               ("PTP lab: pool-size sweep 512 ... 65536", line(suites=all_suites, pools=sweep, selftest=False,
-                                                              quick=False)),
-               ("PTP lab: selftest (every check, quick)", line(suites=all_suites, pools=[64, 1024], selftest=True)),
-               ("PTP lab: TLB suite on every CPU", line(suites=["tlb"], pools=standard, selftest=False, quick=False))]
+               ("PTP lab: every suite, the standard pool", line()),
+               (f"PTP lab: pool-size sweep {sweep[0]} ... {sweep[-1]}",
+                line("--pool-pages", ",".join(map(str, sweep)))),
+               ("PTP lab: selftest (every check, quick)", line("--selftest", "--pool-pages", "64,1024")),
+               ("PTP lab: TLB suite on every CPU", line("--suite", "tlb"))]
     seen, out = set(), []
     for title, cmd in entries:
         if cmd not in seen:

@@ -64,6 +64,25 @@ def exit_codes_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def options_table() -> str:
+    """Every option of scripts/bench.sh and scripts/lava.sh (the options table, `ptp-host facts`),
+    as one Markdown table: what docs/running.md shows."""
+    facts = lab.facts()
+    runners = {r["name"]: r for r in facts["runners"]}
+    rows = ["| option | script | runs it applies to | default | what |", "| --- | --- | --- | --- | --- |"]
+    for o in facts["options"]:
+        if o["hidden"]:
+            continue
+        flag = o["flag"] + (f" {o['metavar']}" if o["metavar"] else "" if o["kind"] == "switch"
+                            else " " + "\\|".join(o["choices"]) if o["choices"] else f" {o['kind'].upper()}")
+        scripts = sorted({runners[r]["script"] for r in o["on"]})
+        on = "every run" if len(o["on"]) == len(runners) else ", ".join(r for r in o["on"])
+        limits = f" ({o['min']}..{o['max']})" if o["kind"] == "number" and o["max"] < 2**63 else ""
+        rows.append(f"| `{flag}` | {', '.join(f'`{x}`' for x in scripts)} | {on} | {o['default'] or '-'} | "
+                    f"{o['help']}{limits} |")
+    return "\n".join(rows) + "\n"
+
+
 class Parser(argparse.ArgumentParser):
     def __init__(self, **kw):
         super().__init__(allow_abbrev=False, **kw)  # --pool-page is a typo, not --pool-pages
@@ -77,47 +96,51 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def positive(text: str) -> int:
-    """A positive whole number (argparse names the option in its message)."""
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
+def checked_plan(door: str, argv: list[str]) -> dict:
+    """The run `argv` asks for at `door` (bench or lava), as the one check of a run's arguments
+    (`ptp-host plan`, lab/ptp-lab/src/plan.rs) makes it; its one-line refusal as a BenchError."""
+    return _ask_checked("plan", door, *argv)
 
 
-def parse_pools(text: str, guest_mib: int | None, limits: dict | None = None) -> list[int]:
-    """The pool sizes, checked against the limits the lab declares (syntax only without them)."""
-    if limits is None:
-        limits = lab.facts()["pool_pages"]
-    pools = []
-    for word in text.split(","):
-        word = word.strip()
-        if not word.isdigit():
-            raise BenchError(f"--pool-pages: {word!r} is not a number of pages")
-        n = int(word)
-        if not limits["min"] <= n <= limits["max"]:
-            raise BenchError(f"--pool-pages: {n} is outside {limits['min']}..{limits['max']} pages")
-        if n in pools:
-            raise BenchError(f"--pool-pages: {n} is given twice")
-        pools.append(n)
-    if len(pools) > limits["max_pools"]:
-        raise BenchError(f"--pool-pages: {len(pools)} sizes given, at most {limits['max_pools']}")
-    if guest_mib is not None:
-        # The pool plus a scratch page must fit beside the kernel (~2 MiB) and low memory.
-        for n in pools:
-            need = (n + 1) * lab.PAGE / 2**20 + 4
-            if need > guest_mib:
-                raise BenchError(
-                    f"--pool-pages: a pool of {n} pages ({n * lab.PAGE >> 20} MiB) does not fit in the guest's "
-                    f"{guest_mib} MiB of RAM (--memory)")
-    return pools
+def pools(text: str) -> list[int]:
+    """The pool sizes of a --pool-pages value, checked where every other is (`ptp-host pools`)."""
+    return _ask_checked("pools", text)["pools"]
 
 
-def parse_suites(text: str, known: list[str] | None = None) -> list[str]:
-    known = known or lab.facts()["suites"]
-    suites = [s.strip() for s in text.split(",") if s.strip()]
-    for s in suites:
-        if s not in known:
-            raise BenchError(f"--suite: unknown suite {s!r} (known: {', '.join(known)})")
-    if not suites:
-        raise BenchError("--suite: empty list")
-    return suites
+def _ask_checked(*args: str) -> dict:
+    import json
+    import subprocess
+    try:
+        p = subprocess.run([str(lab.host_bin()), *args], capture_output=True, text=True, errors="replace",
+                           stdin=subprocess.DEVNULL, timeout=lab.ASK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"ptp-host {args[0]}: no answer within {lab.ASK_TIMEOUT_S} s (killed)") from None
+    except lab.LabError as e:
+        raise BenchError(str(e)) from None
+    if p.returncode != 0:
+        raise BenchError(p.stderr.strip() or f"ptp-host {args[0]}: exit {p.returncode}")
+    return json.loads(p.stdout)
+
+
+def door_parser(door: str, **kw) -> argparse.ArgumentParser:
+    """The --help of a front door, from the options table (`ptp-host facts`, key `options`): what
+    it lists is what `ptp-host plan` takes. It checks nothing."""
+    facts = lab.facts()
+    at_door = {r["name"] for r in facts["runners"] if r["door"] == door}
+    titles = {r["name"]: r["title"] for r in facts["runners"]}
+    p = Parser(**kw)
+    for o in facts["options"]:
+        if o["hidden"] or not at_door & set(o["on"]):
+            continue
+        text = o["help"]
+        if o["choices"]:
+            text += f" (one of {', '.join(o['choices'])})"
+        if o["default"] and o["kind"] != "choice":
+            text += f" (default: {o['default']})"
+        if set(o["on"]) != at_door:
+            text += "; for " + ", ".join(titles[r] for r in o["on"] if r in at_door)
+        if o["kind"] == "switch":
+            p.add_argument(o["flag"], action="store_true", help=text)
+        else:
+            p.add_argument(o["flag"], metavar=o["metavar"] or o["kind"].upper(), help=text)
+    return p

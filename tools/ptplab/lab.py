@@ -63,10 +63,16 @@ def facts(build: bool = True) -> dict | None:
     return _facts
 
 
+def pool_word(pools: list[int] | tuple[int, ...]) -> str:
+    """The host runner's command-line word for these pool sizes (its key from the options table)."""
+    key = next(o["word"] for o in facts()["options"] if o["name"] == "pool_pages")
+    return f"{key}={','.join(map(str, pools))}"
+
+
 @functools.lru_cache(maxsize=None)
 def capacity(pools: tuple[int, ...]) -> dict:
     """Pool pages each benchmark mapping takes, and the self-map of a modifiable PTP per pool size."""
-    return ask("capacity", "pools=" + ",".join(map(str, pools)))
+    return ask("capacity", pool_word(pools))
 
 
 def kernel_status(name: str) -> int:

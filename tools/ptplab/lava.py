@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import bench, collect, iso, lab, lavalog, limits
-from .cli import BenchError, Exit, interrupted, say
+from .cli import BenchError, Exit, door_parser, interrupted, say
 
 LAVA = lab.REPO / "lava"
 # lava-server ships the device-type templates; installing it pulls Django and a database, so
@@ -179,38 +179,23 @@ def keep_beside(results_file: Path, log: Path, cases: list[dict], header: dict) 
     return kept
 
 
-def check_options(argv: list[str]) -> None:
-    """bench.sh's checks that need nothing built, and what a LAVA job of the qemu device type
-    cannot take (its dictionary fixes the accelerator, one CPU and the memory)."""
-    bench.check_syntax(argv)
-    a = bench.arg_parser().parse_args(bench.split_criterion_args(argv)[0])
-    refused = {"--host": a.host, "--criterion": a.criterion, "--image": a.image is not None,
-               "--accel": a.accel not in (None, "tcg"), "--cpus": a.cpus not in (None, 1),
-               "--memory": a.memory is not None, "--repeat": a.repeat != 1, "--report": "--report" in argv}
-    if bad := [k for k, v in refused.items() if v]:
-        raise BenchError(f"{', '.join(bad)}: a LAVA job of the qemu device type (lava/devices/qemu-tcg.jinja2) runs "
-                         "the kernel under TCG, one CPU, the dictionary's memory, once, and writes no report")
-
-
-USAGE = ("usage: scripts/lava.sh --local [--selftest] [--suite LIST] [--pool-pages LIST] [--timeout S] [--out DIR]\n"
-         "  --local  run the job of the QEMU device type through lava-run here (as root) and collect its log;\n"
-         "           the other options are scripts/bench.sh's (--timeout: seconds the test action waits for the\n"
-         "           kernel's last line)")
+def usage() -> str:
+    """scripts/lava.sh's --help, from the options table (the plan checks, this only lists)."""
+    return door_parser("lava", prog="scripts/lava.sh", description=__doc__.split("\n\n")[0],
+                             epilog="--timeout: seconds the test action waits for the kernel's last line.").format_help()
 
 
 def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
     if "-h" in argv or "--help" in argv:
-        print(__doc__.split("\n\n")[0] + "\n\n" + USAGE)
+        print(usage())
         return 0
-    if "--local" not in argv:
-        say("lava: error: only --local is supported yet (the QEMU device type through lava-run on this machine)")
-        return Exit.USAGE
-    rest = [a for a in argv if a not in ("--local", "--validate")]
     try:
-        check_options(rest)
-        if "--validate" in argv:  # what scripts/lava.sh checks before it sets anything up
+        made = bench.checked(argv, door="lava")
+        plan = bench.Plan.from_checked(made)
+        if plan.validate:  # what scripts/lava.sh checks before it sets anything up, and its needs
+            bench.hand_over(made, argv)
+            print(" ".join(plan.needs))
             return Exit.OK
-        plan = bench.plan_from_args(rest)
         if shutil.which("lava-run") is None:
             raise BenchError("lava-run is not installed (scripts/lava.sh installs it: `python3 -m ptplab setup lava`)")
         if os.geteuid() != 0:

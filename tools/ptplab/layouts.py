@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import lab, trace
-from .cli import BenchError, Parser, parse_pools
+from . import cli
+from .cli import BenchError, Parser
 from .lab import PAGE
 from .results import RESULTS
 from .table import grid
@@ -157,8 +158,7 @@ def capacity(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON object per layout")
     try:
         a = ap.parse_args(argv)
-        pools = parse_pools(a.pool_pages, None) if a.pool_pages else [512, 1024, 2048, 4096, 8192, 16384, 32768,
-                                                                       65536]
+        pools = cli.pools(a.pool_pages) if a.pool_pages else lab.facts()["pool_pages"]["sweep"]
         rows = [(p, read(Path(p))) for p in a.layouts]
         out = [figures(layout, pools) for _, layout in rows]
     except (BenchError, LayoutError, lab.LabError) as e:

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from . import lab, stream
-from .cli import BenchError, interrupted
+from .cli import BenchError, checked_plan, interrupted
 
 QEMU = "qemu-system-x86_64"
 # A selftest boot takes well under a second under KVM; a guest KVM cannot run hangs paused.
@@ -42,8 +42,10 @@ def probe_kvm(qemu: str, kernel: Path, cpus: int) -> tuple[bool, str]:
         return False, "/dev/kvm does not exist"
     if not os.access(dev, os.R_OK | os.W_OK):
         return False, "/dev/kvm is not readable and writable by this user"
-    out = stream.run_process(qemu_cmd(qemu, kernel, 256, cpus, "kvm", "mode=selftest suites=alloc pools=64 quick=1"),
-                             timeout=PROBE_TIMEOUT_S)
+    # The probe's command line as any run's is made: by the plan's check.
+    probe = checked_plan("bench", ["--image", "probe.iso", "--selftest", "--suite", "alloc", "--pool-pages", "64",
+                                   "--quick"])["cmdline"]
+    out = stream.run_process(qemu_cmd(qemu, kernel, 256, cpus, "kvm", probe), timeout=PROBE_TIMEOUT_S)
     if out.interrupted is not None:
         raise BenchError(f"interrupted by {signal.Signals(out.interrupted).name} during the KVM probe: "
                          "nothing was measured", code=interrupted(out.interrupted))

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import lab, trace
-from .cli import BenchError, Parser, parse_pools
+from . import cli
+from .cli import BenchError, Parser
 from .table import grid
 
-DEFAULT_POOLS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
 
 
 # One trace's replay takes seconds; a hung ptp-host is killed after this.
@@ -89,7 +89,7 @@ def replay_trace(t: Trace, pools: list[int]) -> list[dict]:
     if not lt.spaces:
         raise ReplayError(f"{t.name}: no exec in the log: nothing to replay (strace -f from the program's start)")
     try:
-        p = subprocess.run([str(lab.host_bin()), "replay", "pools=" + ",".join(map(str, pools))],
+        p = subprocess.run([str(lab.host_bin()), "replay", lab.pool_word(pools)],
                            input=lt.replay_ops(), capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ReplayError(f"{t.name}: ptp-host replay ran past {REPLAY_TIMEOUT_S} s (killed)") from None
@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON object per process")
     try:
         a = ap.parse_args(argv)
-        pools = parse_pools(a.pool_pages, None) if a.pool_pages else DEFAULT_POOLS
+        pools = cli.pools(a.pool_pages) if a.pool_pages else lab.facts()["pool_pages"]["sweep"]
         rows = []
         for path in expand([Path(p) for p in a.traces]):
             rows += replay_trace(load(path), pools)

@@ -27,7 +27,6 @@ COSTS = [("ptp_build", "modifiable", "build a modifiable PTP"),
          ("bitmap_init_from_counter", "lab-bitmap", "bitmap from the bootloader's counter"),
          ("bitmap_alloc_95pct_full", "lab-bitmap", "bitmap alloc at 95 %")]
 THRESHOLD = 0.05  # the smallest change from 4096 the report calls a difference
-POOLS = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]
 KIB = 1024
 
 
@@ -337,11 +336,12 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
            tlb: tuple[Path, list[dict]] | None = None, traces: list[Path] | None = None) -> str:
     """The report; its costs from `runs` (native host runs of one machine; [] for none), its TLB
     section from `tlb` (a kernel run with the tlb suite; None: no section)."""
+    sweep = lab.facts()["pool_pages"]["sweep"]  # the pool sizes the report judges
     run = runs[-1] if runs else None
     needs = layout_needs(layout_paths)
-    limits = {p["pool_pages"]: p for p in lab.ask("pool-limits", "pools=" + ",".join(map(str, POOLS)))["pools"]}
+    limits = {p["pool_pages"]: p for p in lab.ask("pool-limits", lab.pool_word(sweep))["pools"]}
     n_layouts = len(needs)
-    fit = {n: (sum(k4 <= n for _, k4, _, _ in needs), sum(m2 <= n for _, _, m2, _ in needs)) for n in POOLS}
+    fit = {n: (sum(k4 <= n for _, k4, _, _ in needs), sum(m2 <= n for _, _, m2, _ in needs)) for n in sweep}
     L = []
     L += ["# Page-table pool size: what the standard 4096 buys, and what changes at N", ""]
     L += ["Sources:",
@@ -362,7 +362,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
     L += ["## Unmodifiable PTPs (userland processes)", "",
           "| pool pages | per PTP | 10 / 100 / 1000 processes | real layouts that fit, 4 KiB / 2 MiB pages "
           "| largest region, 4 KiB / 2 MiB pages |", "| --- | --- | --- | --- | --- |"]
-    for n in POOLS:
+    for n in sweep:
         lim = limits[n]
         L.append(f"| {n}{' (standard)' if n == STANDARD else ''} | {mib(n)} | {mib(10 * n)} / {mib(100 * n)} / "
                  f"{mib(1000 * n)} | {fit[n][0]} / {fit[n][1]} of {n_layouts} | {size(lim['largest_region_4KiB'])} / "
@@ -378,7 +378,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
           "| direct map 4 / 64 / 512 GiB, 2 MiB | direct map 4 / 64 / 512 GiB, 1 GiB |",
           "| --- | --- | --- | --- | --- | --- |"]
     yn = {True: "yes", False: "no"}
-    for n in POOLS:
+    for n in sweep:
         m = limits[n]["mappings"]
         cell = lambda keys: " / ".join(yn[m[k]["fits"]] for k in keys)  # noqa: E731
         L.append(f"| {n} | {limits[n]['self_map_tables']} | {cell([f'{g}GiB-4KiB' for g in (1, 4, 16, 64)])} | "
@@ -434,7 +434,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                      f"| {load_text(recs[-1].get('load'))} |")
         L += [""]
 
-    life_text, life_sentence, life_plot = (lifetimes.section(lifetimes.rows(traces, POOLS), POOLS, STANDARD)
+    life_text, life_sentence, life_plot = (lifetimes.section(lifetimes.rows(traces, sweep), sweep, STANDARD)
                                            if traces else ([], "", None))
     L += life_text
 
@@ -447,9 +447,9 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
     if out is not None:
         L += ["## Plots", ""]
         try:
-            figs = plots.capacity(POOLS, fit, n_layouts, limits)
+            figs = plots.capacity(sweep, fit, n_layouts, limits)
             if life_plot:
-                figs += plots.lifetimes(POOLS, life_plot, len(traces))
+                figs += plots.lifetimes(sweep, life_plot, len(traces))
             if run:
                 figs += plots.costs(run[1], source(run[0]))
             if tlb:
@@ -465,8 +465,8 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
         L += [""]
 
     L += ["## Recommendation", ""]
-    all_4k = next((n for n in POOLS if fit[n][0] == n_layouts), None)
-    all_2m = next((n for n in POOLS if fit[n][1] == n_layouts), None)
+    all_4k = next((n for n in sweep if fit[n][0] == n_layouts), None)
+    all_2m = next((n for n in sweep if fit[n][1] == n_layouts), None)
     std = limits[STANDARD]
     if life_sentence:
         L.append(life_sentence)
@@ -481,11 +481,11 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                  f"largest region one can map goes from {size(std['largest_region_4KiB'])} to "
                  f"{size(limits[all_4k]['largest_region_4KiB'])} with 4 KiB pages. With 2 MiB pages where aligned, "
                  f"{all_2m} pages already hold every layout. (`results/layouts`, `ptp-host pool-limits`)")
-    kernel = next((n for n in POOLS if limits[n]["mappings"]["64GiB-direct-2MiB"]["fits"]
+    kernel = next((n for n in sweep if limits[n]["mappings"]["64GiB-direct-2MiB"]["fits"]
                    and limits[n]["mappings"]["4GiB-4KiB"]["fits"]), None)
     if kernel is not None:
         change = "keep 4096" if kernel == STANDARD else f"4096 -> {kernel}"
-        holds_16 = next((n for n in POOLS if limits[n]["mappings"]["16GiB-4KiB"]["fits"]), None)
+        holds_16 = next((n for n in sweep if limits[n]["mappings"]["16GiB-4KiB"]["fits"]), None)
         L.append(f"- **The modifiable PTP, {change}**: {kernel} is the smallest pool that holds a direct map of 64 GiB "
                  f"of RAM with 2 MiB pages and 4 GiB of 4 KiB mappings beside its self-map "
                  f"({limits[kernel]['self_map_tables']} pages); at {STANDARD}, 16 GiB of 4 KiB mappings "

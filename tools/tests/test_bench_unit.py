@@ -11,13 +11,14 @@ from ptplab.cli import BenchError
 
 @pytest.mark.parametrize("argv, message", [
     (["--suite", "alloc,smp"], "unknown suite 'smp'"),
-    (["--pool-pages", "0"], "0 is outside 64..65536"),
-    (["--pool-pages", "4096,abc"], "'abc' is not a number"),
-    (["--pool-pages", "-5"], "'-5' is not a number"),
+    (["--pool-pages", "0"], "--pool-pages: pool size 0 pages is outside 64..=65536"),
+    (["--pool-pages", "4096,abc"], "--pool-pages: pools: 'abc' is not a number"),
+    (["--pool-pages", "-5"], "--pool-pages: pools: '-5' is not a number"),
     (["--pool-pages", "65536", "--memory", "128"], "a pool of 65536 pages (256 MiB) does not fit in the guest's 128 MiB"),
-    (["--accel", "xen"], "invalid choice: 'xen'"),
-    (["--timeout", "0"], "--timeout: '0' is not a positive whole number"),
-    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--accel", "xen"], "--accel: \"xen\" is not one of auto, kvm, tcg, bochs"),
+    (["--timeout", "0"], "--timeout: \"0\" is not a positive whole number"),
+    (["--frobnicate"], "unknown option \"--frobnicate\" (scripts/bench.sh --help lists them)"),
+    (["--pool-pages", "64 mode=selftest"], "--pool-pages: \"64 mode=selftest\" has a space"),
 ])
 def test_bad_input_is_one_line_naming_the_value(argv, message, capsys):
     assert bench.main(argv) == 2

@@ -143,7 +143,8 @@ def test_lava_sh_refuses_what_a_qemu_device_job_cannot_take_before_setting_anyth
     for bad in (["--accel", "kvm"], ["--memory", "2048"], ["--cpus", "2"], ["--host"], ["--repeat", "2"]):
         p = subprocess.run([str(REPO / "scripts/lava.sh"), "--local", *bad, "--out", str(tmp_path)],
                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=REPO)
-        assert p.returncode == 2 and p.stderr.startswith(f"lava: error: {bad[0]}"), (bad, p.stderr)
+        assert p.returncode == 2 and p.stderr.startswith("lava: error: ") and bad[0] in p.stderr, (bad, p.stderr)
+        assert p.stderr.count("\n") == 1, p.stderr
         assert "setup:" not in p.stderr and "time:" not in p.stderr  # refused before any set-up
 
 

@@ -87,13 +87,13 @@ def test_python_checks_the_limits_and_names_rust_declares(words, rust_says):
     assert p.returncode == f["exit"]["host"]["usage"] and p.stderr.strip() == f"ptp-host: {expected}"
     # The bench job refuses the same values, with the same bounds and names, before running anything.
     limits = f["pool_pages"]
-    with pytest.raises(BenchError, match=f"outside {limits['min']}..{limits['max']}"):
-        cli.parse_pools(str(limits["min"] - 1), None)
-    assert cli.parse_pools(f"{limits['min']},{limits['max']}", None) == [limits["min"], limits["max"]]
+    with pytest.raises(BenchError, match=f"outside {limits['min']}..={limits['max']}"):
+        cli.pools(str(limits["min"] - 1))
+    assert cli.pools(f"{limits['min']},{limits['max']}") == [limits["min"], limits["max"]]
     with pytest.raises(BenchError, match=f"at most {limits['max_pools']}"):
-        cli.parse_pools(",".join(str(limits["min"] + i) for i in range(limits["max_pools"] + 1)), None)
+        cli.pools(",".join(str(limits["min"] + i) for i in range(limits["max_pools"] + 1)))
     with pytest.raises(BenchError, match="known: " + ", ".join(f["suites"])):
-        cli.parse_suites("smp")
+        bench.plan_from_args(["--suite", "smp"])
     assert bench.plan_from_args([]).suites == f["suites"]
     assert bench.plan_from_args([]).pools == [limits["standard"]]
     assert bench.plan_from_args([]).seed == f["default_seed"]

@@ -85,8 +85,8 @@ def test_one_cpu_skips_the_shootdown_with_the_reason(tmp_path):
 
 
 @pytest.mark.parametrize("words,message", [
-    (["--host", "--cpus", "2"], "--cpus: the guest's CPUs apply to the bench kernel only"),
-    (["--cpus", "17"], "--cpus 17: the kernel starts at most 16 CPUs"),
+    (["--host", "--cpus", "2"], "--cpus 2: the host runner (--host) does not take it"),
+    (["--cpus", "17"], "--cpus: \"17\" is not a whole number in 1..=16"),
     (["--cpus", "0"], "--cpus"),
 ])
 def test_bad_cpu_counts_are_refused_by_name(words, message, capsys):

@@ -9,6 +9,8 @@ use vystem_ptp::pool::{MAX_POOL_PAGES, MIN_POOL_PAGES, STANDARD_POOL_PAGES};
 
 /// Pool sizes one run may sweep.
 pub const MAX_POOLS: usize = 8;
+/// The pool sizes a sweep covers unless told (the report, the replay, the image's menu).
+pub const SWEEP: [u32; 8] = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
 /// The seed when none is given.
 pub const DEFAULT_SEED: u64 = 0x5eed;
 
@@ -99,8 +101,16 @@ impl<T> fmt::Display for Names<T> {
     }
 }
 
-/// The command-line keys [`Config::parse`] knows.
-pub const KEYS: [&str; 5] = ["mode", "suites", "pools", "quick", "seed"];
+/// The command-line keys [`Config::parse`] knows; the options table ([`crate::options`]) says
+/// which option sets each.
+pub mod key {
+    pub const MODE: &str = "mode";
+    pub const SUITES: &str = "suites";
+    pub const POOLS: &str = "pools";
+    pub const QUICK: &str = "quick";
+    pub const SEED: &str = "seed";
+    pub const ALL: [&str; 5] = [MODE, SUITES, POOLS, QUICK, SEED];
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SuiteSet([bool; Suite::ALL.len()]);
@@ -167,6 +177,7 @@ pub enum ConfigError {
     UnknownMode(Word),
     NotANumber { key: &'static str, value: Word },
     PoolSize(u64),
+    PoolTwice(u32),
     TooManyPools(usize),
     Empty(&'static str),
 }
@@ -175,7 +186,11 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::UnknownKey(k) => {
-                write!(f, "unknown option '{k}' (known: {})", Names(&KEYS, |k| k))
+                write!(
+                    f,
+                    "unknown option '{k}' (known: {})",
+                    Names(&key::ALL, |k| k)
+                )
             }
             ConfigError::NotKeyValue(w) => write!(f, "'{w}' is not key=value"),
             ConfigError::UnknownSuite(s) => {
@@ -197,6 +212,7 @@ impl fmt::Display for ConfigError {
                     "pool size {n} pages is outside {MIN_POOL_PAGES}..={MAX_POOL_PAGES}"
                 )
             }
+            ConfigError::PoolTwice(n) => write!(f, "pool size {n} given twice"),
             ConfigError::TooManyPools(n) => write!(f, "{n} pool sizes given, at most {MAX_POOLS}"),
             ConfigError::Empty(k) => write!(f, "{k}: empty list"),
         }
@@ -247,13 +263,13 @@ impl Config {
                 return Err(ConfigError::NotKeyValue(word(w)));
             };
             match k {
-                "mode" => {
+                key::MODE => {
                     c.mode = Mode::ALL
                         .into_iter()
                         .find(|m| m.name() == v)
                         .ok_or(ConfigError::UnknownMode(word(v)))?;
                 }
-                "suites" => {
+                key::SUITES => {
                     let mut set = [false; Suite::ALL.len()];
                     for s in v.split(',').filter(|s| !s.is_empty()) {
                         let suite =
@@ -261,18 +277,21 @@ impl Config {
                         set[suite as usize] = true;
                     }
                     if !set.contains(&true) {
-                        return Err(ConfigError::Empty("suites"));
+                        return Err(ConfigError::Empty(key::SUITES));
                     }
                     c.suites = SuiteSet(set);
                 }
-                "pools" => {
+                key::POOLS => {
                     c.npools = 0;
                     for s in v.split(',').filter(|s| !s.is_empty()) {
-                        let n = number("pools", s)?;
+                        let n = number(key::POOLS, s)?;
                         if !(MIN_POOL_PAGES as u64..=MAX_POOL_PAGES as u64).contains(&n) {
                             return Err(ConfigError::PoolSize(n));
                         }
                         let n = n as u32; // in range, checked above
+                        if c.pools().contains(&n) {
+                            return Err(ConfigError::PoolTwice(n));
+                        }
                         if c.npools == MAX_POOLS {
                             return Err(ConfigError::TooManyPools(v.split(',').count()));
                         }
@@ -280,11 +299,11 @@ impl Config {
                         c.npools += 1;
                     }
                     if c.npools == 0 {
-                        return Err(ConfigError::Empty("pools"));
+                        return Err(ConfigError::Empty(key::POOLS));
                     }
                 }
-                "quick" => c.quick = number("quick", v)? != 0,
-                "seed" => c.seed = number("seed", v)?,
+                key::QUICK => c.quick = number(key::QUICK, v)? != 0,
+                key::SEED => c.seed = number(key::SEED, v)?,
                 _ if ignore.contains(&k) => {}
                 _ => return Err(ConfigError::UnknownKey(word(k))),
             }
@@ -349,8 +368,12 @@ mod tests {
         );
         assert_eq!(err("pools=,").as_str(), "pools: empty list");
         assert_eq!(
-            err("pools=64,64,64,64,64,64,64,64,64").as_str(),
+            err("pools=64,65,66,67,68,69,70,71,72").as_str(),
             "9 pool sizes given, at most 8"
+        );
+        assert_eq!(
+            err("pools=4096,64,4096").as_str(),
+            "pool size 4096 given twice"
         );
         assert_eq!(
             err("mode=fast").as_str(),

@@ -3,12 +3,14 @@
 //! speed targets. Python asks for them instead of restating them; its tests check it uses them.
 
 use crate::case::{self, Outcome};
-use crate::config::{Mode, Suite, DEFAULT_SEED, KEYS, MAX_POOLS};
+use crate::config::{key, Mode, Suite, DEFAULT_SEED, MAX_POOLS, SWEEP};
 use crate::exit::{ExitCode, DEBUG_EXIT_PORT, HALTED};
 use crate::json::{List, Obj, ToJson, With};
 use crate::json_object;
+use crate::options::{Kind, OPTIONS};
 use crate::platform::Place;
 use crate::record::{BOOT_SUITE, RECORDS, SCHEMA};
+use crate::runner::{Door, RUNNERS};
 use crate::suites::{BENCHES, HOST_ONLY};
 use crate::target::{Target, JOB_TARGETS, TARGETS, VALUE_TARGETS};
 use crate::timing::Execution;
@@ -48,7 +50,71 @@ json_object! {
         max: u32,
         standard: u32,
         max_pools: usize,
+        sweep: [u32; SWEEP.len()],
     }
+}
+
+/// The options table ([`crate::options`]), a row an object.
+fn options() -> impl ToJson {
+    With(|w: &mut dyn Write| {
+        OPTIONS
+            .iter()
+            .fold(List::open(w), |l, o| {
+                let (min, max, choices): (Option<u64>, Option<u64>, &[&str]) = match o.kind {
+                    Kind::Number { min, max } => (Some(min), Some(max), &[]),
+                    Kind::Choice(c) => (None, None, c),
+                    _ => (None, None, &[]),
+                };
+                l.item(&With(move |w: &mut dyn Write| {
+                    Obj::open(w)
+                        .field("name", o.name)
+                        .field("flag", o.flag)
+                        .field("word", &o.word)
+                        .field("kind", o.kind.name())
+                        .field("min", &min)
+                        .field("max", &max)
+                        .field("choices", choices)
+                        .field("metavar", o.metavar)
+                        .field("default", o.default)
+                        .field("help", o.help)
+                        .field("on", &names(o.on, |r| r.name()))
+                        .field("hidden", &o.hidden)
+                        .close()
+                }))
+            })
+            .close()
+    })
+}
+
+/// The runners table ([`crate::runner`]), a row an object.
+fn runners() -> impl ToJson {
+    With(|w: &mut dyn Write| {
+        RUNNERS
+            .iter()
+            .fold(List::open(w), |l, r| {
+                l.item(&With(move |w: &mut dyn Write| {
+                    Obj::open(w)
+                        .field("name", r.runner.name())
+                        .field("door", r.door.name())
+                        .field("script", r.door.script())
+                        .field("title", r.title)
+                        .field("needs", r.needs)
+                        .field(
+                            "fixed",
+                            &With(|w: &mut dyn Write| {
+                                r.fixed
+                                    .iter()
+                                    .fold(Obj::open(w), |o, (k, v)| o.field(k, *v))
+                                    .close()
+                            }),
+                        )
+                        .field("fixed_why", r.fixed_why)
+                        .field("kernel", &r.kernel)
+                        .close()
+                }))
+            })
+            .close()
+    })
 }
 
 json_object! {
@@ -179,7 +245,10 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
         .field("suites", &names(&Suite::ALL, Suite::name))
         .field("layouts_env", crate::platform::LAYOUTS_ENV)
         .field("modes", &names(&Mode::ALL, Mode::name))
-        .field("config_keys", &KEYS)
+        .field("config_keys", &key::ALL)
+        .field("options", &options())
+        .field("runners", &runners())
+        .field("doors", &names(&Door::ALL, Door::name))
         .field("default_seed", &DEFAULT_SEED)
         .field("max_cpus", &crate::acpi::MAX_CPUS)
         .field("benches", &benches)
@@ -191,6 +260,7 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
                 max: MAX_POOL_PAGES,
                 standard: STANDARD_POOL_PAGES,
                 max_pools: MAX_POOLS,
+                sweep: SWEEP,
             },
         )
         .field("exit", &exit)

@@ -12,6 +12,8 @@
 //! - [`target`]: the speed targets and their judge;
 //! - [`config`], [`exit`], [`facts`]: the run's command line, exit codes, and the facts the
 //!   Python tools ask for;
+//! - [`options`], [`runner`], [`plan`] (feature `std`): every option of a run once, where a run
+//!   goes, and the one check that turns arguments into a run;
 //! - [`cpu`]: CPU facts through raw-cpuid; [`json`], [`fixedstr`]: allocation-free output;
 //! - [`host`] (feature `std`): the host platform.
 #![no_std]
@@ -33,11 +35,15 @@ pub mod host;
 pub mod json;
 pub mod layout_text;
 pub mod load;
+pub mod options;
+#[cfg(feature = "std")]
+pub mod plan;
 pub mod platform;
 pub mod record;
 #[cfg(feature = "std")]
 pub mod replay;
 pub mod rng;
+pub mod runner;
 pub mod session;
 pub mod suites;
 pub mod target;

@@ -4,6 +4,10 @@
 //! Usage:
 //!   ptp-host [mode=bench|selftest] [suites=alloc,map,ptp] [pools=N,...] [quick=1] [seed=N]
 //!   ptp-host facts                  record shapes, names, limits, exit codes, targets (JSON)
+//!   ptp-host plan bench|lava ARGS   the one check of a run's arguments (what scripts/bench.sh
+//!                                    and scripts/lava.sh take): the runner, the canonical config
+//!                                    and kernel command line, every option's value (JSON)
+//!   ptp-host pools TEXT             the pool sizes of a --pool-pages value, checked (JSON)
 //!   ptp-host capacity [pools=N,...] pool pages each mapping and each self-map takes (JSON)
 //!   ptp-host pool-limits [pools=N,...] per pool size: the largest region an unmodifiable PTP
 //!                                    can map, and which kernel mappings a modifiable one holds
@@ -46,6 +50,8 @@ fn main() {
             parse(&args[1..]).map_or(ExitCode::Usage, |cfg| capacity(&mut out, &cfg))
         }
         Some("layout") => layout(&mut out),
+        Some("plan") => plan(&mut out, &args[1..]),
+        Some("pools") => pools(&mut out, &args[1..]),
         Some("replay") => parse(&args[1..]).map_or(ExitCode::Usage, |cfg| replay(&mut out, &cfg)),
         Some("pool-limits") => {
             parse(&args[1..]).map_or(ExitCode::Usage, |cfg| pool_limits(&mut out, &cfg))
@@ -68,6 +74,33 @@ fn main() {
 
 fn host_rdtscp() -> bool {
     ptp_lab::cpu::CpuFacts::detect().rdtscp
+}
+
+/// `ptp-host plan DOOR ARGS...`: the checked plan, or one line naming the bad value (exit 2).
+fn plan(out: &mut Stdout, args: &[String]) -> ExitCode {
+    use ptp_lab::runner::Door;
+    let Some(door) = args.first().and_then(|d| Door::from_name(d)) else {
+        eprintln!("ptp-host: plan: the first word is the door, bench or lava");
+        return ExitCode::Usage;
+    };
+    match ptp_lab::plan::plan(door, &args[1..]) {
+        Ok(p) => print_record(out, p.to_json()),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::Usage
+        }
+    }
+}
+
+/// `ptp-host pools TEXT`: the pool sizes of a `--pool-pages` value, or one line naming the bad one.
+fn pools(out: &mut Stdout, args: &[String]) -> ExitCode {
+    match ptp_lab::plan::pools(args.first().map_or("", String::as_str)) {
+        Ok(p) => print_record(out, json!({"pools": p})),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::Usage
+        }
+    }
 }
 
 /// The run configuration, or the one-line error naming the bad value.

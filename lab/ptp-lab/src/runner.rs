@@ -1,0 +1,157 @@
+//! Where a run goes: one row per runner (the bench kernel under QEMU or Bochs, the host runner,
+//! criterion, the real-hardware image, a LAVA job through lava-run). A row says which front door
+//! offers it, what it needs set up, and which option values it fixes. How each one starts is the
+//! Python runner table's (tools/ptplab/runners.py), keyed by [`Runner::name`].
+//!
+//! ("Target" alone means a speed target in this lab: [`crate::target`].)
+
+/// The script a person types: `scripts/bench.sh` or `scripts/lava.sh`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    Bench,
+    Lava,
+}
+
+impl Door {
+    pub const ALL: [Door; 2] = [Door::Bench, Door::Lava];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Door::Bench => "bench",
+            Door::Lava => "lava",
+        }
+    }
+
+    pub const fn script(self) -> &'static str {
+        match self {
+            Door::Bench => "scripts/bench.sh",
+            Door::Lava => "scripts/lava.sh",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Door> {
+        Door::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    Qemu,
+    Bochs,
+    Host,
+    Criterion,
+    Image,
+    LavaLocal,
+}
+
+/// One runner's row.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    pub runner: Runner,
+    pub door: Door,
+    /// In words, for messages: "the host runner".
+    pub title: &'static str,
+    /// What the set-up provides first (tools/ptplab/packages.py's NEEDS; `kernel`: its build).
+    pub needs: &'static [&'static str],
+    /// Option values this runner cannot change (option name, value), and why.
+    pub fixed: &'static [(&'static str, &'static str)],
+    pub fixed_why: &'static str,
+    /// It boots the bench kernel (in an emulator or on a machine), so guest RAM and CPUs apply.
+    pub kernel: bool,
+}
+
+pub const RUNNERS: [Row; 6] = [
+    Row {
+        runner: Runner::Qemu,
+        door: Door::Bench,
+        title: "the bench kernel under QEMU",
+        needs: &["qemu", "kernel"],
+        fixed: &[],
+        fixed_why: "",
+        kernel: true,
+    },
+    Row {
+        runner: Runner::Bochs,
+        door: Door::Bench,
+        title: "the bench kernel under Bochs",
+        needs: &["grub", "bochs", "kernel"],
+        fixed: &[],
+        fixed_why: "",
+        kernel: true,
+    },
+    Row {
+        runner: Runner::Host,
+        door: Door::Bench,
+        title: "the host runner (--host)",
+        needs: &[],
+        fixed: &[],
+        fixed_why: "",
+        kernel: false,
+    },
+    Row {
+        runner: Runner::Criterion,
+        door: Door::Bench,
+        title: "criterion (--criterion)",
+        needs: &[],
+        fixed: &[],
+        fixed_why: "",
+        kernel: false,
+    },
+    Row {
+        runner: Runner::Image,
+        door: Door::Bench,
+        title: "the real-hardware image (--image)",
+        needs: &["grub", "kernel"],
+        fixed: &[],
+        fixed_why: "",
+        kernel: true,
+    },
+    Row {
+        runner: Runner::LavaLocal,
+        door: Door::Lava,
+        title: "a LAVA job of the qemu device type (--local)",
+        needs: &["qemu", "grub", "lava", "kernel"],
+        fixed: &[("accel", "tcg"), ("cpus", "1")],
+        fixed_why: "its device dictionary (lava/devices/qemu-tcg.jinja2) runs the kernel under TCG, one CPU, \
+                    with the dictionary's memory",
+        kernel: true,
+    },
+];
+
+impl Runner {
+    pub const ALL: [Runner; 6] = [
+        Runner::Qemu,
+        Runner::Bochs,
+        Runner::Host,
+        Runner::Criterion,
+        Runner::Image,
+        Runner::LavaLocal,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Runner::Qemu => "qemu",
+            Runner::Bochs => "bochs",
+            Runner::Host => "host",
+            Runner::Criterion => "criterion",
+            Runner::Image => "image",
+            Runner::LavaLocal => "lava-local",
+        }
+    }
+
+    pub fn row(self) -> &'static Row {
+        &RUNNERS[self as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_runner_has_its_own_row() {
+        for r in Runner::ALL {
+            assert_eq!(r.row().runner, r);
+        }
+    }
+}
