@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bench, collect, iso, lab, lavalog, limits
+from . import collect, iso, lab, lavalog, limits
+from .bootmodule import layouts_module
+from .plan import Plan, checked, hand_over
 from .cli import BenchError, Exit, door_parser, interrupted, say
 
 LAVA = lab.REPO / "lava"
@@ -190,10 +192,10 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         print(usage())
         return 0
     try:
-        made = bench.checked(argv, door="lava")
-        plan = bench.Plan.from_checked(made)
+        made = checked(argv, door="lava")
+        plan = Plan.from_checked(made)
         if plan.validate:  # what scripts/lava.sh checks before it sets anything up, and its needs
-            bench.hand_over(made, argv)
+            hand_over(made, argv)
             print(" ".join(plan.needs))
             return Exit.OK
         if shutil.which("lava-run") is None:
@@ -205,7 +207,7 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         facts = lab.facts()
         j = Job.new()
         image = iso.make_iso(plan.kernel, plan.cmdline(), j.work / "bench.iso",
-                             module=bench.layouts_module(plan, j.work))
+                             module=layouts_module(plan, j.work))
         (j.work / "device.yaml").write_text(render_device(LAVA / "devices" / "qemu-tcg.jinja2"))
         (j.work / "job.yaml").write_text(job(f"ptp-lab {plan.cmdline()}", f"file://{image}", plan.timeout, facts))
         limit = job_seconds(plan.timeout) + limit_margin
@@ -229,7 +231,7 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         return getattr(e, "code", Exit.USAGE)
 
 
-def report(j: Job, plan: bench.Plan, status: int | None, killed: list, limit: float, case_line: dict) -> int:
+def report(j: Job, plan: Plan, status: int | None, killed: list, limit: float, case_line: dict) -> int:
     """Say how the job ended and what its cases were, collect its log (what the kernel printed
     so far, when it did not end) with the job's log and LAVA's results beside it. The exit
     status is scripts/bench.sh's: 4 when the kernel never printed its last line, 5 on a crash

@@ -7,6 +7,7 @@ import pytest
 
 from ptplab import bench, lab, qemu, results, schema, stream
 from ptplab.cli import BenchError
+from ptplab.plan import plan_from_args
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -28,7 +29,7 @@ def test_bad_input_is_one_line_naming_the_value(argv, message, capsys):
 
 
 def test_defaults_fit_the_pools_in_guest_ram():
-    p = bench.plan_from_args(["--pool-pages", "1024,65536", "--quick"])
+    p = plan_from_args(["--pool-pages", "1024,65536", "--quick"])
     assert p.pools == [1024, 65536] and p.memory >= 256 + 256 and p.timeout == 120
     suites = ",".join(lab.facts()["suites"])
     assert p.cmdline() == f"mode=bench suites={suites} pools=1024,65536 quick=1 seed=24301"
@@ -84,7 +85,7 @@ def test_kvm_probe_failure_is_detected_quickly_and_explained(tmp_path):
     kernel = tmp_path / "kernel"
     kernel.write_text("")
     q = fake_qemu(tmp_path, 'echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69" >&2\nexit 134\n')
-    plan = bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)])
+    plan = plan_from_args(["--qemu", str(q), "--kernel", str(kernel)])
     if not (os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)):
         pytest.skip("no accessible /dev/kvm: the probe stops before booting")
     ok, why = qemu.probe_kvm(plan.qemu, plan.kernel, plan.cpus)
@@ -112,7 +113,7 @@ def test_kvm_probe_turns_a_paused_guest_into_a_quick_verdict(tmp_path, monkeypat
     kernel.write_text("")
     q = fake_qemu(tmp_path, 'echo "KVM internal error. Suberror: 1"\nexec sleep 30\n')
     monkeypatch.setattr(qemu, "PROBE_TIMEOUT_S", 1)
-    plan = bench.plan_from_args(["--qemu", str(q), "--kernel", str(kernel)])
+    plan = plan_from_args(["--qemu", str(q), "--kernel", str(kernel)])
     ok, why = qemu.probe_kvm(plan.qemu, plan.kernel, plan.cpus)
     assert not ok
     assert why == "the probe boot hung (no result within 1 s): KVM internal error. Suberror: 1"

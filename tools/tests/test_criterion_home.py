@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ptplab import bench, lab
+from ptplab import bench, lab, runners
+from ptplab.plan import plan_from_args
 
 REPO = lab.REPO
 WORDS = "mode=selftest pools=64 suites=alloc"
@@ -58,5 +59,5 @@ def test_criterion_home_comes_first(tmp_path, driver):
     (["--noplot"], "bench: criterion's estimates in /t/criterion (no HTML report: --noplot)"),
 ])
 def test_the_job_says_where_criterions_report_is(args, says):
-    plan = bench.plan_from_args(["--criterion", "--", *args])
-    assert bench.criterion_report(plan, {"type": "run", "timer": {"kind": "criterion", "dir": "/t/criterion"}}) == says
+    start = runners.start_criterion(plan_from_args(["--criterion", "--", *args]))
+    assert start.after({"type": "run", "timer": {"kind": "criterion", "dir": "/t/criterion"}}) == says

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from ptplab import bench, bochs, collect, lab, machine, stream
+from ptplab import bench, bochs, collect, lab, machine, runners, stream
+from ptplab.plan import plan_from_args
 
 pytestmark = [
     pytest.mark.skipif(not lab.KERNEL.exists(), reason="kernel not built (scripts/test.sh builds it)"),
@@ -92,8 +93,8 @@ def test_the_image_boots_under_bochs_to_the_end_record(tmp_path):
 
 
 def test_the_menu_offers_the_default_run_the_sweep_the_selftest_and_the_tlb_suite_on_every_cpu():
-    plan = bench.plan_from_args(["--image", "x.iso", "--suite", "map", "--pool-pages", "2048"])
-    entries = bench.image_entries(plan, lab.facts())
+    plan = plan_from_args(["--image", "x.iso", "--suite", "map", "--pool-pages", "2048"])
+    entries = runners.image_entries(plan, lab.facts())
     titles = [t for t, _ in entries]
     assert titles[0] == "PTP lab: the default run (as built)" and "suites=map pools=2048" in entries[0][1]
     assert any("pools=512,1024,2048,4096,8192,16384,32768,65536" in c for _, c in entries)

@@ -8,6 +8,7 @@ import pytest
 
 from ptplab import bench, cli, lab, qemu, schema
 from ptplab.cli import BenchError
+from ptplab.plan import plan_from_args
 
 REPO = lab.REPO
 
@@ -93,10 +94,10 @@ def test_python_checks_the_limits_and_names_rust_declares(words, rust_says):
     with pytest.raises(BenchError, match=f"at most {limits['max_pools']}"):
         cli.pools(",".join(str(limits["min"] + i) for i in range(limits["max_pools"] + 1)))
     with pytest.raises(BenchError, match="known: " + ", ".join(f["suites"])):
-        bench.plan_from_args(["--suite", "smp"])
-    assert bench.plan_from_args([]).suites == f["suites"]
-    assert bench.plan_from_args([]).pools == [limits["standard"]]
-    assert bench.plan_from_args([]).seed == f["default_seed"]
+        plan_from_args(["--suite", "smp"])
+    assert plan_from_args([]).suites == f["suites"]
+    assert plan_from_args([]).pools == [limits["standard"]]
+    assert plan_from_args([]).seed == f["default_seed"]
 
 
 def test_qemu_command_line_uses_the_kernels_exit_port():

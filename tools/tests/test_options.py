@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ptplab import bench, cli, lab
+from ptplab import cli, lab, plan
 
 REPO = lab.REPO
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
@@ -48,34 +48,34 @@ def test_bad_input_gets_the_same_message_whatever_the_way_in(argv, tmp_path):
 
 
 def test_the_plan_is_the_canonical_config_and_command_line(tmp_path):
-    plan = cli.checked_plan("bench", ["--host", "--pool-pages", "4096,64", "--suite", "map,alloc", "--quick",
+    made = cli.checked_plan("bench", ["--host", "--pool-pages", "4096,64", "--suite", "map,alloc", "--quick",
                                       "--out", str(tmp_path)])
-    assert plan["runner"] == "host" and plan["needs"] == []
-    assert plan["config"] == {"mode": "bench", "suites": ["alloc", "map"], "pool_pages": [4096, 64], "quick": True,
+    assert made["runner"] == "host" and made["needs"] == []
+    assert made["config"] == {"mode": "bench", "suites": ["alloc", "map"], "pool_pages": [4096, 64], "quick": True,
                               "seed": lab.facts()["default_seed"]}
-    assert plan["cmdline"] == f"mode=bench suites=alloc,map pools=4096,64 quick=1 seed={lab.facts()['default_seed']}"
-    assert "memory" not in plan["options"] and "cpus" not in plan["options"], "not options of a host run"
+    assert made["cmdline"] == f"mode=bench suites=alloc,map pools=4096,64 quick=1 seed={lab.facts()['default_seed']}"
+    assert "memory" not in made["options"] and "cpus" not in made["options"], "not options of a host run"
     # The kernel and the host runner read these words with the same parser: the run record's
     # config is the plan's.
-    p = subprocess.run([str(lab.host_bin()), *plan["cmdline"].split()], capture_output=True, text=True,
+    p = subprocess.run([str(lab.host_bin()), *made["cmdline"].split()], capture_output=True, text=True,
                        timeout=300)
     run = json.loads(p.stdout.splitlines()[0])
-    assert run["config"] == plan["config"]
+    assert run["config"] == made["config"]
 
 
 def test_bench_sh_checks_once_and_hands_its_plan_to_the_run(tmp_path, monkeypatch):
     handed = tmp_path / "plan.json"
-    monkeypatch.setenv(bench.PLAN_ENV, str(handed))
+    monkeypatch.setenv(plan.PLAN_ENV, str(handed))
     argv = ["--host", "--quick", "--out", str(tmp_path)]
-    made = bench.checked(["--validate", *argv])
-    bench.hand_over(made, ["--validate", *argv])
+    made = plan.checked(["--validate", *argv])
+    plan.hand_over(made, ["--validate", *argv])
     assert json.loads(handed.read_text())["args"] == argv
     # The run with the same arguments takes the plan as made (and uses it up) ...
-    monkeypatch.setattr(bench, "checked_plan", lambda *a: pytest.fail("checked twice"))
-    run = bench.checked(argv)
+    monkeypatch.setattr(plan, "checked_plan", lambda *a: pytest.fail("checked twice"))
+    run = plan.checked(argv)
     assert run["cmdline"] == made["cmdline"] and not handed.exists()
     assert made["options"]["validate"] and not run["options"]["validate"], "the run runs"
     # ... one with other arguments is checked anew.
-    bench.hand_over(made, ["--validate", *argv])
-    monkeypatch.setattr(bench, "checked_plan", lambda door, a: {"checked": a})
-    assert bench.checked(["--host", "--out", str(tmp_path)]) == {"checked": ["--host", "--out", str(tmp_path)]}
+    plan.hand_over(made, ["--validate", *argv])
+    monkeypatch.setattr(plan, "checked_plan", lambda door, a: {"checked": a})
+    assert plan.checked(["--host", "--out", str(tmp_path)]) == {"checked": ["--host", "--out", str(tmp_path)]}
