@@ -2,7 +2,7 @@
 //! one generic definition that every contender runs through: ours (bump, bitmap), the floor (a
 //! bare counter), and on the host the peers of [`super::peers`].
 
-use super::{always, Bench, Ctx};
+use super::base::{always, Bench, Ctx};
 use crate::config::Suite;
 use core::hint::black_box;
 use vystem_ptp::{BitmapAllocator, BumpAllocator, PageAllocator};

@@ -5,7 +5,7 @@
 //! while the bitmap goes on), and ticks per operation over the operations both complete, and
 //! over the bitmap's whole sequence.
 
-use super::{Bench, Ctx};
+use super::base::{Bench, Ctx};
 use crate::churn::{play, sizes_from_layouts, Played, Script, MAX_SIZES};
 use crate::config::Suite;
 use crate::platform::reason;

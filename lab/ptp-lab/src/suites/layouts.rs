@@ -4,7 +4,7 @@
 //! with 2 MiB pages where aligned, must equal what mapping it into the pool really takes.
 //! `# replay NAME` blocks in the same module are lifetimes for [`super::replay`].
 
-use super::{Bench, Ctx};
+use super::base::{Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::reason;
 use vystem_ptp::{

@@ -5,7 +5,7 @@
 //! figures from a host process (the bench kernel runs emulated here), so every report has an
 //! anchor from its own machine. Host only: in the kernel these entries skip with that reason.
 
-use super::{Bench, Ctx};
+use super::base::{Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{reason, Reason};
 

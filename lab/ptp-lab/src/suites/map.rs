@@ -7,7 +7,7 @@
 //! x86_64 crate's per-page `unmap` loop and its `CleanUp::clean_up` (freeing to the bitmap),
 //! and memsets of the bytes each of ours writes.
 
-use super::{Bench, Ctx};
+use super::base::{Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{reason, Reason};
 use core::hint::black_box;

@@ -7,11 +7,15 @@
 //! Entries that share a name answer one question: their contenders are compared side by side
 //! (one criterion group). Peers that need a heap are separate entries of the same name, whose
 //! precondition skips them in the kernel.
+//!
+//! This file is the table and its thin runner; what each entry is built on ([`Bench`], [`Ctx`])
+//! is [`base`]'s.
 
 // Preconditions return a bounded string (no allocator here), which clippy finds large.
 #![allow(clippy::result_large_err)]
 
 mod alloc;
+mod base;
 mod churn;
 mod layouts;
 mod limit;
@@ -25,24 +29,15 @@ mod tlb;
 
 use crate::case::Case;
 use crate::config::{Config, Suite};
-use crate::platform::{reason, Platform, Reason};
-use crate::record::{self, Counts, SkipRecord};
-use crate::rng::Rng;
+use crate::platform::Platform;
+use crate::record::{Counts, SkipRecord};
 use crate::target::Judge;
-use crate::timing::{Closures, Id, Summary, Timer, TimerScope};
-use core::fmt::{self, Write};
-use vystem_ptp::Pool;
+use crate::timing::{Timer, TimerScope};
+use core::fmt::Write;
 
+pub use base::{Bench, Ctx};
 pub use map::{Mapping, MAPPINGS};
 pub use ptp::SELF_MAP;
-
-/// One benchmark of the table.
-pub struct Bench {
-    pub name: &'static str,
-    pub suite: Suite,
-    pub precondition: fn(&mut Ctx<'_>) -> Result<(), Reason>,
-    pub run: fn(&mut Ctx<'_>),
-}
 
 pub static BENCHES: &[Bench] = &[
     alloc::BUMP_ALLOC,
@@ -92,115 +87,6 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
     ("linux-refill-4KiB", linux::WHY),
     ("linux-refill-2MiB-thp", linux::WHY),
 ];
-
-/// Everything a benchmark run gets.
-pub struct Ctx<'a> {
-    pub platform: &'a mut dyn Platform,
-    pub out: &'a mut dyn Write,
-    pub timer: &'a mut dyn Timer,
-    pub judge: &'a mut Judge,
-    pub pool: Pool,
-    pub cfg: &'a Config,
-    pub counts: &'a mut Counts,
-    pub bench: &'static str,
-    pub suite: Suite,
-    /// Native or emulated: targets in kernel runs are judged natively only.
-    pub execution: crate::timing::Execution,
-}
-
-impl Ctx<'_> {
-    pub fn pages(&self) -> u32 {
-        self.pool.pages()
-    }
-
-    /// Time `batch` on `state` (after an untimed `setup`, each sample) and print the
-    /// measurement record; `ops` operations per batch, counted `per` "op" or "page".
-    #[allow(clippy::too_many_arguments)]
-    pub fn measure<T, S: FnMut(&mut T), B: FnMut(&mut T)>(
-        &mut self,
-        imp: &'static str,
-        per: &str,
-        ops: u64,
-        params: crate::json::Fields<'_>,
-        state: &mut T,
-        setup: S,
-        batch: B,
-    ) -> Option<Summary> {
-        let id = Id {
-            suite: self.suite.name(),
-            bench: self.bench,
-            imp,
-            pool_pages: self.pages(),
-            per,
-            params,
-        };
-        let mut work = Closures {
-            state,
-            setup,
-            batch,
-        };
-        let s = self.timer.time(id, ops, &mut work)?;
-        let _ = record::measurement(self.out, &id, &s);
-        self.counts.measurements += 1;
-        self.judge.note(self.bench, imp, self.pages(), s.estimate());
-        Some(s)
-    }
-
-    /// Print a measurement the benchmark summarized itself (samples no timer took: what
-    /// another CPU measured).
-    pub fn record(
-        &mut self,
-        imp: &'static str,
-        per: &str,
-        params: crate::json::Fields<'_>,
-        s: &Summary,
-    ) {
-        let id = Id {
-            suite: self.suite.name(),
-            bench: self.bench,
-            imp,
-            pool_pages: self.pages(),
-            per,
-            params,
-        };
-        let _ = record::measurement(self.out, &id, s);
-        self.counts.measurements += 1;
-    }
-
-    pub fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) -> bool {
-        let _ = record::CheckRecord {
-            suite: self.suite.name(),
-            bench: self.bench,
-            name,
-            pool_pages: Some(self.pages()),
-            ok,
-            detail,
-        }
-        .report(self.out);
-        self.counts.checks += 1;
-        if !ok {
-            self.counts.checks_failed += 1;
-        }
-        ok
-    }
-
-    pub fn skip(&mut self, why: &str) {
-        let pages = self.pages();
-        let _ = SkipRecord {
-            suite: self.suite.name(),
-            bench: self.bench,
-            pool_pages: pages,
-            reason: why,
-        }
-        .report(self.out);
-        self.counts.skips += 1;
-    }
-
-    /// A deterministic pseudo-random stream from the run's seed (xorshift64).
-    pub fn rng(&self) -> Rng {
-        Rng::new(self.cfg.seed)
-    }
-}
 
 /// The distinct benchmark names of `suite`, in table order.
 pub fn names(suite: Suite) -> impl Iterator<Item = &'static str> {
@@ -294,25 +180,5 @@ fn run_entry(
     match (b.precondition)(&mut ctx) {
         Ok(()) => (b.run)(&mut ctx),
         Err(why) => ctx.skip(why.as_str()),
-    }
-}
-
-fn always(_: &mut Ctx<'_>) -> Result<(), Reason> {
-    Ok(())
-}
-
-/// The PTP checks load tables into CR3; the self-map is NX, which needs the CPU's NX bit
-/// (EFER.NXE): without it bit 63 is reserved and every access would fault.
-fn needs_ring0(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
-    if !ctx.platform.cpu().nx {
-        return Err(reason(format_args!(
-            "CPU lacks NX (CPUID 0x80000001 EDX.NX): the PTP's NX self-map would fault"
-        )));
-    }
-    match ctx.platform.mmu() {
-        Some(_) => Ok(()),
-        None => Err(reason(format_args!(
-            "needs ring 0 (CR3, invlpg, fault probes): runs in the bench kernel only"
-        ))),
     }
 }

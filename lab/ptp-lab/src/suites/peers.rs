@@ -3,7 +3,7 @@
 //! `buddy_system_allocator`'s FrameAllocator. They allocate on a heap, so they run on the host
 //! only; in the kernel these entries are skip records that say so.
 
-use super::{Bench, Ctx};
+use super::base::{Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{reason, Reason};
 

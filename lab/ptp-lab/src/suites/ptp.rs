@@ -3,7 +3,7 @@
 //! the pool, a mapping made through the self-map is visible at its physical alias, and after
 //! unmap + flush the address faults.
 
-use super::{always, needs_ring0, Bench, Ctx};
+use super::base::{always, needs_ring0, Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{map_kernel, Fault, Mmu};
 use core::hint::black_box;

@@ -10,8 +10,8 @@
 //! reading through it reads RAM; the writer moves ranges of PML4 slot 0, where the kernel's
 //! identity map lives, to a free slot, which keeps their table count.
 
+use super::base::{needs_ring0, Bench, Ctx};
 use super::ptp::with_cr3;
-use super::{needs_ring0, Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{map_kernel, reason, Fault};
 use vystem_ptp::{

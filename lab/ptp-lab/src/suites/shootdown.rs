@@ -10,8 +10,8 @@
 //! - `tlb_shootdown_invlpgb`: INVLPGB + TLBSYNC broadcast, ranged and full (AMD Zen 3+, behind
 //!   its CPUID bit), and the check that the other CPUs see the new frame after it.
 
+use super::base::{Bench, Ctx};
 use super::tlb::{self, Space, WS};
-use super::{Bench, Ctx};
 use crate::config::{Mode, Suite};
 use crate::platform::{reason, Reason, Smp, Work};
 use crate::{timing, tsc};

@@ -21,7 +21,7 @@ mod strategy;
 pub(super) use crossover::{write_crossover, CALIBRATED_CEILING, NOT_CALIBRATED};
 pub(super) use space::{stamp, Space, WS};
 
-use super::{Bench, Ctx};
+use super::base::{Bench, Ctx};
 use crate::config::Suite;
 use crate::platform::{reason, Reason};
 use x86_64::instructions::tlb;
@@ -100,7 +100,7 @@ pub(super) fn feature(has: bool, why: &str) -> Result<(), Reason> {
 
 /// Ring 0, NX (the self-map), and one pool size: TLB costs do not depend on the pool's size.
 pub(super) fn needs_tlb(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
-    super::needs_ring0(ctx)?;
+    super::base::needs_ring0(ctx)?;
     let first = ctx.cfg.pools()[0];
     if ctx.pages() != first {
         return Err(reason(format_args!(
