@@ -63,6 +63,16 @@ def facts(build: bool = True) -> dict | None:
     return _facts
 
 
+def bench(role: str) -> str:
+    """The benchmark the tools know by `role` ("shootdown", "pool_build": lab/ptp-lab/src/suites/roles.rs)."""
+    return facts()["roles"]["benches"][role]
+
+
+def contender(role: str) -> str:
+    """The contender the tools know by `role` ("bitmap", "bump", "modifiable_ptp")."""
+    return facts()["roles"]["contenders"][role]
+
+
 def pool_word(pools: list[int] | tuple[int, ...]) -> str:
     """The host runner's command-line word for these pool sizes (its key from the options table)."""
     key = next(o["word"] for o in facts()["options"] if o["name"] == "pool_pages")

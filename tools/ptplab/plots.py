@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import lab
+
 GIB = 1 << 30
 
 
@@ -157,7 +159,7 @@ def crossover(rec: dict, source: str, execution: str) -> list[Figure]:
     ax.set_xlabel(f"pages changed ({rec['page_size']})")
     ax.set_ylabel(f"{rec['unit']} for all of them (median)")
     ax.legend(fontsize=7)
-    where = "by IPI on another CPU, " if rec["bench"] == "tlb_shootdown" else ""
+    where = "by IPI on another CPU, " if rec["bench"] == lab.bench("shootdown") else ""
     ax.set_title(f"Flush + refill {where}{rec['page_size']} pages ({source}, {execution})", fontsize=9)
     # One file per pair of strategies (a run has several per page size: invlpg, INVPCID, IPI).
     stem = f"tlb-{rec['page_size']}-{rec['per_page']}-vs-{rec['full']}"

@@ -23,9 +23,15 @@ from .results import RESULTS, ResultsError, load
 
 STANDARD = 4096
 # The costs that change with N: (bench, impl, column heading).
-COSTS = [("ptp_build", "modifiable", "build a modifiable PTP"),
-         ("bitmap_init_from_counter", "lab-bitmap", "bitmap from the bootloader's counter"),
-         ("bitmap_alloc_95pct_full", "lab-bitmap", "bitmap alloc at 95 %")]
+# (benchmark role, contender role, column heading): names by role, from lab/ptp-lab/src/suites/roles.rs.
+COST_ROLES = [("pool_build", "modifiable_ptp", "build a modifiable PTP"),
+              ("bitmap_init", "bitmap", "bitmap from the bootloader's counter"),
+              ("bitmap_alloc_full", "bitmap", "bitmap alloc at 95 %")]
+
+
+def costs() -> list[tuple[str, str, str]]:
+    """The costs that change with N as (bench, impl, heading)."""
+    return [(lab.bench(b), lab.contender(c), heading) for b, c, heading in COST_ROLES]
 THRESHOLD = 0.05  # the smallest change from 4096 the report calls a difference
 KIB = 1024
 
@@ -59,7 +65,7 @@ def usable(recs: list[dict]) -> bool:
     if (run.get("type") != "run" or run.get("where") != "host" or run.get("execution") != "native"
             or recs[-1].get("type") != "end" or (run.get("timer") or {}).get("kind") != "rdtsc"):
         return False
-    return any(r.get("bench") == "ptp_build" and r.get("type") == "measurement" for r in recs)
+    return any(r.get("bench") == lab.bench("pool_build") and r.get("type") == "measurement" for r in recs)
 
 
 def same_set(r: dict) -> tuple:
@@ -203,8 +209,8 @@ def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
                  and r["impl"] == impl and r.get("pool_pages") == pool), None)
 
 
-UNMAPS = [("unmap_1GiB_4KiB", "1 GiB of 4 KiB pages"), ("unmap_64GiB_2MiB", "64 GiB of 2 MiB pages"),
-          ("unmap_64GiB_1GiB", "64 GiB of 1 GiB pages")]
+UNMAP_ROLES = [("unmap_4KiB", "1 GiB of 4 KiB pages"), ("unmap_2MiB", "64 GiB of 2 MiB pages"),
+               ("unmap_1GiB", "64 GiB of 1 GiB pages")]
 UNMAP_IMPLS = ["lab-unmap_range-bitmap", "lab-unmap_range-bump", "x86_64-unmap+clean_up", "read+clear-limit",
                "memset-limit"]
 
@@ -214,9 +220,10 @@ def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
     mapping set per pool size, and what each operation costs. The figures are the newest run's
     (churn records are deterministic: the seed), the costs means over the runs."""
     path, recs = runs[-1]
+    unmaps = [(lab.bench(role), what) for role, what in UNMAP_ROLES]
     L: list[str] = []
     pool = STANDARD if any(r.get("pool_pages") == STANDARD for r in recs) else None
-    got = {(b, i): interval(runs, b, i, pool) for b, _ in UNMAPS for i in UNMAP_IMPLS} if pool else {}
+    got = {(b, i): interval(runs, b, i, pool) for b, _ in unmaps for i in UNMAP_IMPLS} if pool else {}
     if any(v is not None for v in got.values()):
         L += ["## Unmapping, and bump against bitmap under churn", "",
               f"Unmapping per page at {pool} pages, TSC ticks (mean over {len(runs)} run(s) of each run's median): "
@@ -225,7 +232,7 @@ def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
               "count its pages and tell leaves from tables; with huge pages, after reading them all first) and a "
               "memset of the entries.", "",
               "| region | " + " | ".join(UNMAP_IMPLS) + " |", "| --- |" + " --- |" * len(UNMAP_IMPLS)]
-        for bench, what in UNMAPS:
+        for bench, what in unmaps:
             cells = [f"{got[(bench, i)][0]:,.3f}" if got.get((bench, i)) else "-" for i in UNMAP_IMPLS]
             if any(c != "-" for c in cells):
                 L.append(f"| {what} | " + " | ".join(cells) + " |")
@@ -244,7 +251,7 @@ def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
           "| pool pages | operations | bump: done, ran out at | bump: pages in use at most | bitmap: done "
           "| bitmap: pages in use at most | 4 KiB fallbacks (bump) | ticks per op, bump / bitmap (both) "
           "| bitmap, all |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    ms = [r for r in recs if r.get("type") == "measurement" and r.get("bench") == "churn_mixed"]
+    ms = [r for r in recs if r.get("type") == "measurement" and r.get("bench") == lab.bench("churn")]
     sentence_at = None
     for n in sorted({r["pool_pages"] for r in churn}):
         by = {r["allocator"]: r for r in churn if r["pool_pages"] == n}
@@ -257,10 +264,10 @@ def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
         fmt = lambda v: "-" if v is None else f"{v:,.0f}"  # noqa: E731
         out = "-" if bump["exhausted_at"] is None else f"{bump['exhausted_at']:,}"
         L.append(f"| {n} | {bump['ops']:,} | {bump['done']:,}, {out} | {bump['peak_used']:,} | {bitmap['done']:,} "
-                 f"| {bitmap['peak_used']:,} | {bump['fallbacks_4kib']} | {fmt(tick('lab-bump', common))} / "
-                 f"{fmt(tick('lab-bitmap', common))} | {fmt(tick('lab-bitmap', bitmap['done']))} |")
+                 f"| {bitmap['peak_used']:,} | {bump['fallbacks_4kib']} | {fmt(tick(lab.contender('bump'), common))} / "
+                 f"{fmt(tick(lab.contender('bitmap'), common))} | {fmt(tick(lab.contender('bitmap'), bitmap['done']))} |")
         if n == STANDARD or sentence_at is None:
-            sentence_at = (n, bump, bitmap, tick("lab-bump", common), tick("lab-bitmap", common))
+            sentence_at = (n, bump, bitmap, tick(lab.contender("bump"), common), tick(lab.contender("bitmap"), common))
     L += [""]
     if sentence_at is None:
         return L, ""
@@ -295,11 +302,11 @@ def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
           "| --- | --- | --- | --- | --- | --- |"]
     cross = [r for r in recs if r.get("type") == "crossover"]
     for x in cross:
-        where = " (on another CPU, by IPI)" if x.get("bench") == "tlb_shootdown" else ""
+        where = " (on another CPU, by IPI)" if x.get("bench") == lab.bench("shootdown") else ""
         regret33 = (x.get("fixed_ceilings") or {}).get("33", {}).get("regret")
         L.append(f"| {x['per_page']} vs {x['full']}{where} | {x['page_size']} | {x['n_star']} | {x['ceiling']} | "
                  f"{x['calibrated_ceiling']} | {'-' if regret33 is None else f'{regret33:,.0f}'} |")
-    ipi = [r for r in recs if r.get("type") == "measurement" and r.get("bench") == "tlb_shootdown"
+    ipi = [r for r in recs if r.get("type") == "measurement" and r.get("bench") == lab.bench("shootdown")
            and r.get("impl") == "ipi"]
     if ipi:
         hz = r0.get("tsc_hz")
@@ -314,11 +321,11 @@ def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
                 m = next((r for r in ipi if r["params"]["targets"] == k and str(r["params"]["pages"]) == p), None)
                 cells.append("-" if m is None else f"{m['p50']:,.0f}" + (f" ({m['p50'] / hz * 1e6:.1f})" if hz else ""))
             L.append(f"| {k} | " + " | ".join(cells) + " |")
-    skip = next((r for r in recs if r.get("type") == "skip" and r.get("bench") == "tlb_shootdown_invlpgb"), None)
+    skip = next((r for r in recs if r.get("type") == "skip" and r.get("bench") == lab.bench("shootdown_invlpgb")), None)
     if skip:
         L += ["", f"INVLPGB broadcast: not measured here ({skip['reason']})."]
     L += [""]
-    own = next((x for x in cross if x.get("bench") == "tlb_crossover" and x.get("page_size") == "4KiB"), None)
+    own = next((x for x in cross if x.get("bench") == lab.bench("crossover") and x.get("page_size") == "4KiB"), None)
     sentence = ""
     if own:
         rule = (f"flush page by page up to {own['calibrated_ceiling']} pages of 4 KiB, then reload CR3"
@@ -389,7 +396,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
 
     if run:
         pools = sorted({r["pool_pages"] for _, recs in runs for r in recs
-                        if r.get("bench") == "ptp_build" and r.get("type") == "measurement"})
+                        if r.get("bench") == lab.bench("pool_build") and r.get("type") == "measurement"})
         several = len(runs) > 1
         L += ["## Costs that change with N", "",
               (f"TSC ticks: the mean over {len(runs)} runs of each run's median, its 95 % confidence interval in brackets, and each "
@@ -399,11 +406,11 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                + f" Threshold {THRESHOLD:.0%}.") if several else
               ("TSC ticks, the medians of one run. One run says nothing about the noise: the ratios to "
                f"{STANDARD} have no verdict (`scripts/bench.sh --host --repeat K` gives K runs)."), "",
-              "| pool pages | " + " | ".join(f"{h} | vs {STANDARD}" for _, _, h in COSTS) + " |",
-              "| --- |" + " --- | --- |" * len(COSTS)]
+              "| pool pages | " + " | ".join(f"{h} | vs {STANDARD}" for _, _, h in costs()) + " |",
+              "| --- |" + " --- | --- |" * len(COST_ROLES)]
         for n in pools:
             cells = []
-            for bench, impl, _ in COSTS:
+            for bench, impl, _ in costs():
                 here, std = interval(runs, bench, impl, n), interval(runs, bench, impl, STANDARD)
                 if here is None:
                     cells += ["-", "-"]
@@ -418,7 +425,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                 cells.append(f"{ratio:.2f}x" + (f", {word}" if several else ""))
             L.append(f"| {n} | " + " | ".join(cells) + " |")
         hz = run[1][0].get("tsc_hz")
-        builds = {n: interval(runs, "ptp_build", "modifiable", n) for n in pools}
+        builds = {n: interval(runs, lab.bench("pool_build"), lab.contender("modifiable_ptp"), n) for n in pools}
         big = max((n for n in pools if builds[n] is not None), default=None)
         if hz and builds.get(STANDARD) is not None and big is not None:
             us = lambda t: t / hz * 1e6  # noqa: E731

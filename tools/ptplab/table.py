@@ -139,11 +139,11 @@ def render(records: list[dict], percentiles: bool = False) -> str:
     if skips:
         lines.append(f"skipped: {len(skips)}")
         lines += [f"  {s.get('suite')}/{s['bench']} (pool {s.get('pool_pages')}): {s['reason']}" for s in skips]
-    for x in (r for r in records if r.get("type") == "crossover" and r.get("bench") == "tlb_shootdown"):
+    for x in (r for r in records if r.get("type") == "crossover" and r.get("bench") == lab.bench("shootdown")):
         lines.append(f"Shootdown crossover (one target CPU, IPI + its flush + refill, {x['unit']} per round): its "
                      f"full flush wins from N* = {x['n_star']} pages, so targets flush page by page up to "
                      f"{x['ceiling']}")
-    for x in (r for r in records if r.get("type") == "crossover" and r.get("bench") != "tlb_shootdown"):
+    for x in (r for r in records if r.get("type") == "crossover" and r.get("bench") != lab.bench("shootdown")):
         fixed = ", ".join(f"{c}: {v['regret']:.0f}" for c, v in x["fixed_ceilings"].items())
         lines.append(f"TLB crossover ({x['page_size']}, {x['per_page']} vs {x['full']}, {x['unit']} per round): "
                      f"the full flush wins from N* = {x['n_star']} pages, so flush page by page up to "

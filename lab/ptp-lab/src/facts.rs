@@ -11,7 +11,7 @@ use crate::options::{Kind, OPTIONS};
 use crate::platform::Place;
 use crate::record::{BOOT_SUITE, RECORDS, SCHEMA};
 use crate::runner::{Door, RUNNERS};
-use crate::suites::{BENCHES, HOST_ONLY};
+use crate::suites::{roles, BENCHES, HOST_ONLY};
 use crate::target::{Target, JOB_TARGETS, TARGETS, VALUE_TARGETS};
 use crate::timing::Execution;
 use core::fmt::{self, Write};
@@ -82,6 +82,23 @@ fn options() -> impl ToJson {
                         .close()
                 }))
             })
+            .close()
+    })
+}
+
+/// Names by role ([`crate::suites::roles`]): `{"benches": {role: name}, "contenders": ...}`.
+fn roles() -> impl ToJson {
+    let by_role = |list: &'static [roles::Role]| {
+        With(move |w: &mut dyn Write| {
+            list.iter()
+                .fold(Obj::open(w), |o, r| o.field(r.role, r.name))
+                .close()
+        })
+    };
+    With(move |w: &mut dyn Write| {
+        Obj::open(w)
+            .field("benches", &by_role(roles::BENCHES))
+            .field("contenders", &by_role(roles::CONTENDERS))
             .close()
     })
 }
@@ -249,6 +266,7 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
         .field("options", &options())
         .field("runners", &runners())
         .field("doors", &names(&Door::ALL, Door::name))
+        .field("roles", &roles())
         .field("default_seed", &DEFAULT_SEED)
         .field("max_cpus", &crate::acpi::MAX_CPUS)
         .field("benches", &benches)

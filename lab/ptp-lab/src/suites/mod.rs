@@ -24,6 +24,7 @@ mod map;
 mod peers;
 mod ptp;
 mod replay;
+pub mod roles;
 mod shootdown;
 mod tlb;
 

@@ -16,6 +16,10 @@ pub const SELF_MAP: u64 = 0xffff_ff00_0000_0000;
 /// A lower-half address the checks map and unmap.
 const TEST_VA: u64 = 0x0000_6000_0000_0000;
 
+/// The contenders of [`BUILD`]: the two kinds of PTP.
+pub const MODIFIABLE: &str = "modifiable";
+pub const UNMODIFIABLE: &str = "unmodifiable";
+
 pub const BUILD: Bench = Bench {
     name: "ptp_build",
     suite: Suite::Ptp,
@@ -45,7 +49,7 @@ fn build(ctx: &mut Ctx<'_>) {
     let params = crate::params! { "self_map": crate::json::Hex(SELF_MAP) };
     let reset = |st: &mut (BitmapAllocator, u32, bool)| st.0.reset_from_counter(n, 1);
     ctx.measure(
-        "modifiable",
+        MODIFIABLE,
         "op",
         1,
         params,
@@ -66,7 +70,7 @@ fn build(ctx: &mut Ctx<'_>) {
         ),
     );
     ctx.measure(
-        "unmodifiable",
+        UNMODIFIABLE,
         "op",
         1,
         crate::json::Fields::EMPTY,
@@ -143,7 +147,7 @@ fn modifiable_in_cr3(ctx: &mut Ctx<'_>) {
     // SAFETY: pool page `last` is free (only the root and tables are in use), so its bytes
     // are ours to scribble on; read through the kernel's own mapping of the pool.
     r.self_read = unsafe { (pool.page_ptr(last) as *const u8).add(123).read_volatile() };
-    report(ctx, "modifiable", &r, before == ptp.mapper.usage());
+    report(ctx, MODIFIABLE, &r, before == ptp.mapper.usage());
     let nw = no_window.unwrap_or(Ok(0));
     ctx.check(
         "pool_only_through_self_map",
@@ -208,7 +212,7 @@ fn unmodifiable_in_cr3(ctx: &mut Ctx<'_>) {
     with_cr3(mmu, ptp.cr3_frame(), |mmu| {
         r.after_unmap = Some(mmu.probe_read(TEST_VA + 0x42));
     });
-    report(ctx, "unmodifiable", &r, before == ptp.mapper.usage());
+    report(ctx, UNMODIFIABLE, &r, before == ptp.mapper.usage());
     let nsm = no_self_map.unwrap_or(Ok(0));
     ctx.check(
         "no_self_map",
