@@ -1,8 +1,13 @@
-"""The results files' schema. The current version is declared by the Rust record writer
-(`ptp-host facts`, lab/ptp-lab/src/record.rs); versions 1 to 6 are the shapes of the files
-recorded before it, frozen here so they stay readable (results are data: never rewritten).
-Documented in results/README.md."""
+"""The results files' schema: each version's record shapes are a file, results/schema/vN.json,
+written by the Rust record writer (`ptp-host schema`, lab/ptp-lab/src/record.rs) while it was
+current and kept after, so every recorded file stays readable (results are data: never
+rewritten). What the job adds to the run record is declared here. Documented in
+results/README.md."""
 from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
 
 from . import lab
 
@@ -13,58 +18,24 @@ JOB_FIELDS = {"run_id": 1, "accel": 1, "git_commit": 1, "git_dirty": 1, "device"
 DEVICE = {"hostname": "string?", "device_type": "string?", "lava_job_id": "string?"}
 ACCEL = {"kvm", "tcg", "bochs", "bare-metal", "none"}
 
-_V1_SUMMARY = ["n", "min", "p50", "p90", "p99", "max", "mean"]
-V1 = {
-    "run": ["schema", "where", "execution", "cpu", "config"],
-    "measurement": ["suite", "bench", "impl", "params", "unit", "per", "ops_per_sample"] + _V1_SUMMARY,
-    "check": ["name", "ok", "detail"],
-    "skip": ["bench", "reason"],
-    "target": ["name", "want", "ratio", "met"],
-    "fault": ["vector", "error_code", "rip", "cr2", "bench"],
-    "panic": ["msg"],
-    "error": ["kind", "msg"],
-    "end": ["status"],
-}
-# Schema-1 criterion measurements carried criterion's estimate only, no sample summary.
-V1_CRITERION_MEASUREMENT = ["suite", "bench", "impl", "params", "unit", "per", "ops_per_sample", "mean", "ci_low",
-                            "ci_high"]
+# Each version's record shapes, one file each: written by `ptp-host schema` when the version was
+# current, and kept as data after (results are never rewritten). Read here, never restated.
+SHAPES = Path(__file__).resolve().parents[2] / "results" / "schema"
 
-# Schema 2: as 3 without the machine's load in `run` and `end` (recorded 2026-11-24/25).
-V2 = {
-    "run": ["schema", "where", "execution", "calibration_ticks_per_iter", "tsc_hz", "tsc_hz_source", "tsc_hz_pit",
-            "cpu", "config", "timer", "fill_path"],
-    "measurement": ["suite", "bench", "impl", "pool_pages", "params", "unit", "per", "ops_per_sample", "n", "min",
-                    "p50", "p90", "p99", "max", "mean", "ci_low", "ci_high", "overhead"],
-    "check": ["suite", "bench", "name", "pool_pages", "ok", "detail"],
-    "skip": ["suite", "bench", "pool_pages", "reason"],
-    "target": ["name", "bench", "ours", "other", "pool_pages", "ratio", "direction", "want", "met", "note"],
-    "fault": ["vector", "name", "error_code", "rip", "cr2", "rsp", "bench"],
-    "panic": ["msg", "location", "bench"],
-    "error": ["kind", "msg"],
-    "boot": ["protocol", "cmdline", "cmdline_truncated", "free_ram_bytes", "free_regions", "kernel_start",
-             "kernel_end", "boot_info", "rsdp"],
-    "memmap": ["truncated", "entries", "free", "free_truncated"],
-    "selftest": ["passed", "failed"],
-    "end": ["status", "measurements", "checks", "checks_failed", "skips", "targets_missed"],
-    "exit": ["ok", "qemu_status", "boot_stack_used_bytes"],
-    "crossover": ["suite", "bench", "pool_pages", "page_size", "per_page", "full", "unit", "sizes", "per_page_costs",
-                  "full_costs", "n_star", "ceiling", "fixed_ceilings", "calibrated_ceiling", "calibration_ticks",
-                  "calibrated_worst_excess"],
-}
-# Schema 3: as 2 with the machine's load in `run` and `end` (recorded 2026-11-25, before SMP).
-V3 = {**V2, "run": V2["run"] + ["load"], "end": V2["end"] + ["load"]}
-# Schema 4: as 3 with the CPUs that came up (`run.cpus`), a fault's CPU and the kernel's `smp`
-# record (recorded 2026-11-26 to 2026-12-02, before the churn record).
-V4 = {**V3, "run": V3["run"] + ["cpus"], "fault": ["cpu"] + V3["fault"],
-      "smp": ["source", "apic", "found", "left_out", "cpus"]}
-# Schema 5: as 4 with the churn record (recorded 2026-12-02 to 2026-12-03, before `smp`
-# counted online-capable CPUs apart).
-V5 = {**V4, "churn": ["suite", "bench", "pool_pages", "allocator", "ops", "live_at_most", "sizes", "seed", "done",
-                      "exhausted_at", "peak_used", "used_end", "fallbacks_4kib"]}
-# Schema 6: as 5 with `smp.online_capable` (recorded from 2026-12-03, before the run record named
-# its device; the record shapes are those of 7, which added a job field only).
-V6 = {**V5, "smp": ["source", "apic", "found", "left_out", "online_capable", "cpus"]}
-FROZEN = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5, 6: V6}
+
+@functools.lru_cache(maxsize=None)
+def shapes(schema: int) -> dict:
+    """results/schema/v{schema}.json: per record type, its fields in order with their kinds."""
+    path = SHAPES / f"v{schema}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KeyError(schema) from None
+
+
+def versions() -> list[int]:
+    """Every schema version these tools read."""
+    return sorted(int(p.stem[1:]) for p in SHAPES.glob("v*.json") if p.stem[1:].isdigit())
 
 
 def job_fields(schema: int) -> list[str]:
@@ -81,24 +52,19 @@ def required(schema: int) -> dict[str, list[str]]:
     """Fields each record type must have in files of this schema version."""
     if not isinstance(schema, int) or isinstance(schema, bool):
         raise KeyError(schema)  # a garbled `schema` (a list, a string) is no version, and unhashable
-    if schema in FROZEN:
-        return FROZEN[schema]
-    facts = lab.facts()
-    if schema != facts["schema"]:
-        raise KeyError(schema)
-    return dict(facts["records"])
+    return {t: list(fields) for t, fields in shapes(schema)["records"].items()}
 
 
 _KINDS = {"string": (str,), "integer": (int,), "number": (int, float), "bool": (bool,), "object": (dict,),
           "list": (list,)}
 
 
-def kinds() -> dict[str, dict[str, str]]:
-    """What JSON each field of each record type holds, as the Rust declaration says (`ptp-host
-    facts`); the frozen versions' fields mean what the current ones of the same name do: no
-    field has changed its kind since schema 1, which a test holds by reading every recorded file
-    strictly (results/README.md, "How the tools check the older versions")."""
-    return lab.facts()["record_kinds"]
+def kinds(schema: int) -> dict[str, dict[str, str]]:
+    """What JSON each field of each record type holds in this version (its file; the current
+    one's is what the Rust declaration says, a test holds them equal). No field has changed its
+    kind since schema 1, which a test holds by reading every recorded file strictly
+    (results/README.md, "How the tools check the older versions")."""
+    return shapes(schema)["records"]
 
 
 def kind_problem(value, kind: str) -> str | None:
@@ -127,11 +93,11 @@ class Checker:
         try:
             self.shapes = required(schema)
         except KeyError:
-            readable = ", ".join(map(str, [*FROZEN, lab.facts()["schema"]]))
+            readable = ", ".join(map(str, versions()))
             raise ValueError(f"schema {schema!r} is not one these tools read ({readable})") from None
         facts = lab.facts()
         self.schema = schema
-        self.types = kinds()
+        self.types = kinds(schema)
         self.allowed = {"where": set(facts["where"]), "accel": ACCEL, "execution": set(facts["execution"])}
 
     # What a reader indexes in a record: without these it cannot place the record. The other
@@ -150,7 +116,7 @@ class Checker:
             return [f"unknown type {t!r}"]
         fields = self.shapes[t]
         if self.schema == 1 and t == "measurement" and r.get("source") == "criterion":
-            fields = V1_CRITERION_MEASUREMENT
+            fields = list(shapes(1)["criterion_measurement"])  # schema 1's criterion estimate, no summary
         if t == "run":
             fields = fields + job_fields(self.schema)
         declared = self.types.get(t, {})

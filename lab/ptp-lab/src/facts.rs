@@ -181,16 +181,10 @@ fn per_exit_code<T: ToJson>(value: impl Fn(ExitCode) -> T) -> impl ToJson {
     })
 }
 
-pub fn write(w: &mut dyn Write) -> fmt::Result {
-    let records = With(|w: &mut dyn Write| {
-        RECORDS
-            .iter()
-            .fold(Obj::open(w), |o, (ty, fields, _)| o.field(ty, *fields))
-            .close()
-    });
-    // Per record type, per field: `string`, `integer`, `number`, `bool`, `object`, `list` or
-    // `any`, with `?` where it may be null.
-    let kinds = With(|w: &mut dyn Write| {
+/// Per record type, per field, its kind: `string`, `integer`, `number`, `bool`, `object`,
+/// `list` or `any`, with `?` where it may be null.
+fn record_kinds() -> impl ToJson {
+    With(|w: &mut dyn Write| {
         RECORDS
             .iter()
             .fold(Obj::open(w), |o, (ty, fields, kinds)| {
@@ -206,7 +200,27 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
                 )
             })
             .close()
+    })
+}
+
+/// The shape of this schema version's records, as results/schema/vN.json holds it
+/// (`ptp-host schema`): the version, and per record type its fields in order with their kinds.
+pub fn write_schema(w: &mut dyn Write) -> fmt::Result {
+    Obj::open(w)
+        .field("schema", &SCHEMA)
+        .field("records", &record_kinds())
+        .close()?;
+    writeln!(w)
+}
+
+pub fn write(w: &mut dyn Write) -> fmt::Result {
+    let records = With(|w: &mut dyn Write| {
+        RECORDS
+            .iter()
+            .fold(Obj::open(w), |o, (ty, fields, _)| o.field(ty, *fields))
+            .close()
     });
+    let kinds = record_kinds();
     let exit = With(|w: &mut dyn Write| {
         Obj::open(w)
             .field("debug_exit_port", &DEBUG_EXIT_PORT)

@@ -4,6 +4,7 @@
 //! Usage:
 //!   ptp-host [mode=bench|selftest] [suites=alloc,map,ptp] [pools=N,...] [quick=1] [seed=N]
 //!   ptp-host facts                  record shapes, names, limits, exit codes, targets (JSON)
+//!   ptp-host schema                 this schema version's record shapes (results/schema/vN.json)
 //!   ptp-host plan bench|lava ARGS   the one check of a run's arguments (what scripts/bench.sh
 //!                                    and scripts/lava.sh take): the runner, the canonical config
 //!                                    and kernel command line, every option's value (JSON)
@@ -44,6 +45,10 @@ fn main() {
     let code = match args.first().map(String::as_str) {
         Some("facts") => {
             let _ = facts::write(&mut out);
+            ExitCode::Success
+        }
+        Some("schema") => {
+            let _ = facts::write_schema(&mut out);
             ExitCode::Success
         }
         Some("capacity") => {
