@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ptplab import cli, lab, plan
+from ptplab import bench, cli, lab, plan
 
 REPO = lab.REPO
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
@@ -31,19 +31,30 @@ def test_each_doors_help_lists_exactly_the_options_it_takes(door):
     assert listed & {o["flag"] for o in facts["options"]} == want
 
 
-@pytest.mark.parametrize("argv", [["--pool-pages", "0"], ["--suite", "smp"], ["--seed", "x"], ["--bogus"]])
-def test_bad_input_gets_the_same_message_whatever_the_way_in(argv, tmp_path):
-    rust = subprocess.run([str(lab.host_bin()), "plan", "bench", *argv], capture_output=True, text=True)
-    assert rust.returncode == lab.facts()["exit"]["host"]["usage"] and rust.stderr.count("\n") == 1
-    line = rust.stderr.strip().replace("scripts/bench.sh", "scripts/{door}.sh")
+def rust_says(door, argv):
+    """The one line `ptp-host plan` refuses `argv` with."""
+    p = subprocess.run([str(lab.host_bin()), "plan", door, *argv], capture_output=True, text=True)
+    assert p.returncode == lab.facts()["exit"]["host"]["usage"] and p.stderr.count("\n") == 1, p.stderr
+    return p.stderr.strip()
+
+
+@pytest.mark.parametrize("argv", [["--pool-pages", "0"], ["--suite", "smp"], ["--seed", "x"], ["--bogus"],
+                                  ["--host", "--memory", "64"]])
+def test_the_bench_job_refuses_with_the_plans_own_line(argv, tmp_path, capsys):
+    assert bench.main([*argv, "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"bench: error: {rust_says('bench', argv)}\n"
+
+
+def test_bad_input_gets_the_same_message_whatever_the_way_in(tmp_path):
+    argv = ["--pool-pages", "64,0"]
+    line = rust_says("bench", argv)
     ways = {"bench": [str(REPO / "scripts/bench.sh"), *argv, "--out", str(tmp_path)],
             "lava": [str(REPO / "scripts/lava.sh"), "--local", *argv, "--out", str(tmp_path)],
             "job": [sys.executable, "-m", "ptplab", "bench", *argv, "--out", str(tmp_path)]}
     for way, cmd in ways.items():
         p = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, cwd=REPO,
                            env=ENV)
-        door = "lava" if way == "lava" else "bench"
-        assert p.returncode == 2 and p.stderr.strip().endswith(line.format(door=door)), (way, p.stderr)
+        assert p.returncode == 2 and p.stderr.strip().endswith(f"error: {line}"), (way, p.stderr)
         assert p.stderr.count("\n") == 1, (way, p.stderr)
 
 
