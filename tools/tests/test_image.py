@@ -103,7 +103,7 @@ def test_the_menu_offers_the_default_run_the_sweep_the_selftest_and_the_tlb_suit
 
 
 @pytest.mark.parametrize("words,message", [
-    (["--image", "x.iso", "--host"], "--host and --image: choose one"),
+    (["--image", "x.iso", "--host"], "--image and --host: choose one"),
     (["--image", "x.iso", "--menu-timeout", "-1"], "--menu-timeout: \"-1\" is not a whole number in 0..=600"),
     (["--image", "x.iso", "--accel", "tcg"], "--accel tcg: the real-hardware image (--image) does not take it"),
     (["--image", "x.iso", "--repeat", "2"], "--repeat 2: the real-hardware image (--image) does not take it"),

@@ -7,7 +7,7 @@ use crate::config::{key, Mode, Suite, DEFAULT_SEED, MAX_POOLS, SWEEP};
 use crate::exit::{ExitCode, DEBUG_EXIT_PORT, HALTED};
 use crate::json::{List, Obj, ToJson, With};
 use crate::json_object;
-use crate::options::{Kind, OPTIONS};
+use crate::options::{self, Kind};
 use crate::platform::Place;
 use crate::record::{BOOT_SUITE, RECORDS, SCHEMA};
 use crate::runner::{Door, RUNNERS};
@@ -57,8 +57,7 @@ json_object! {
 /// The options table ([`crate::options`]), a row an object.
 fn options() -> impl ToJson {
     With(|w: &mut dyn Write| {
-        OPTIONS
-            .iter()
+        options::all()
             .fold(List::open(w), |l, o| {
                 let (min, max, choices): (Option<u64>, Option<u64>, &[&str]) = match o.kind {
                     Kind::Number { min, max } => (Some(min), Some(max), &[]),
@@ -77,7 +76,12 @@ fn options() -> impl ToJson {
                         .field("metavar", o.metavar)
                         .field("default", o.default)
                         .field("help", o.help)
-                        .field("on", &names(o.on, |r| r.name()))
+                        .field(
+                            "on",
+                            &With(move |w: &mut dyn Write| {
+                                o.on().fold(List::open(w), |l, r| l.item(r.name())).close()
+                            }),
+                        )
                         .field("hidden", &o.hidden)
                         .close()
                 }))

@@ -4,7 +4,7 @@
 //! [`crate::plan`] (`ptp-host plan`) is the one check of a run's arguments, whatever the way in.
 
 use crate::config::key;
-use crate::runner::Runner::{self, Bochs, Criterion, Host, Image, LavaLocal, Qemu};
+use crate::runner::{Row, Runner, RUNNERS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -51,20 +51,32 @@ pub struct Opt {
     /// As text; empty when none, or when the plan computes it (the help says how).
     pub default: &'static str,
     pub help: &'static str,
-    /// The runners that take it; any other refuses it by name.
-    pub on: &'static [Runner],
+    /// Whether a runner takes it, from the runner's row (what the runner is, not its name, so
+    /// a new runner's row alone says which options it takes); any other refuses it by name.
+    pub applies: fn(&Row) -> bool,
     /// A test hook, left out of `--help`.
     pub hidden: bool,
 }
 
-/// Every runner.
-const ALL: &[Runner] = &[Qemu, Bochs, Host, Criterion, Image, LavaLocal];
-/// The runners that run something here, write a results file and can hang.
-const RUNS: &[Runner] = &[Qemu, Bochs, Host, Criterion, LavaLocal];
-/// The runners that run it here and then write the decision report.
-const REPORTS: &[Runner] = &[Qemu, Bochs, Host, Criterion];
+/// Who takes an option, by what the runner is.
+pub const EVERY: fn(&Row) -> bool = |_| true;
+/// Runs something here, writes a results file and can hang: `--out`, `--timeout`.
+pub const RUNS: fn(&Row) -> bool = |r| r.runs_here;
+/// Runs here and then writes the decision report: `--report`, `--repeat`.
+pub const REPORTS: fn(&Row) -> bool = |r| r.reports;
+/// Boots the kernel in an emulator whose CPUs and accelerator are chosen: `--cpus`, `--accel`.
+pub const GUEST: fn(&Row) -> bool = |r| r.guest;
+/// ... and whose RAM is chosen: `--memory`.
+pub const GUEST_RAM: fn(&Row) -> bool = |r| r.guest_ram;
+/// Boots the bench kernel (a file it is handed).
+pub const KERNEL: fn(&Row) -> bool = |r| r.kernel;
 
-const fn opt(name: &'static str, flag: &'static str, kind: Kind, on: &'static [Runner]) -> Opt {
+pub const fn opt(
+    name: &'static str,
+    flag: &'static str,
+    kind: Kind,
+    applies: fn(&Row) -> bool,
+) -> Opt {
     Opt {
         name,
         flag,
@@ -73,29 +85,41 @@ const fn opt(name: &'static str, flag: &'static str, kind: Kind, on: &'static [R
         metavar: "",
         default: "",
         help: "",
-        on,
+        applies,
         hidden: false,
     }
 }
 
 impl Opt {
+    pub fn takes(&self, runner: Runner) -> bool {
+        (self.applies)(runner.row())
+    }
+
+    /// The runners that take it, in table order.
+    pub fn on(&self) -> impl Iterator<Item = Runner> + '_ {
+        RUNNERS
+            .iter()
+            .filter(|r| (self.applies)(r))
+            .map(|r| r.runner)
+    }
+
     const fn word(mut self, w: &'static str) -> Opt {
         self.word = Some(w);
         self
     }
-    const fn default(mut self, d: &'static str) -> Opt {
+    pub const fn default(mut self, d: &'static str) -> Opt {
         self.default = d;
         self
     }
-    const fn metavar(mut self, m: &'static str) -> Opt {
+    pub const fn metavar(mut self, m: &'static str) -> Opt {
         self.metavar = m;
         self
     }
-    const fn help(mut self, h: &'static str) -> Opt {
+    pub const fn help(mut self, h: &'static str) -> Opt {
         self.help = h;
         self
     }
-    const fn hidden(mut self) -> Opt {
+    pub const fn hidden(mut self) -> Opt {
         self.hidden = true;
         self
     }
@@ -110,45 +134,41 @@ pub const ACCELS: &[&str] = &["auto", "kvm", "tcg", "bochs"];
 
 /// The options, in the order `--help` lists them.
 pub const OPTIONS: &[Opt] = &[
-    opt("accel", "--accel", Kind::Choice(ACCELS), &[Qemu, Bochs, LavaLocal])
+    opt("accel", "--accel", Kind::Choice(ACCELS), GUEST)
         .default("auto")
         .help("auto (default): probe KVM with a short boot, fall back to TCG loudly if it cannot run the kernel; \
                kvm: fail instead of falling back; tcg: QEMU's emulation; bochs: the Bochs emulator's Intel \
                Haswell (PCID, INVPCID, x2APIC), booting the GRUB ISO"),
-    opt("pool_pages", "--pool-pages", Kind::Pools, ALL)
+    opt("pool_pages", "--pool-pages", Kind::Pools, EVERY)
         .word(key::POOLS)
         .metavar("N,...")
         .help("pool sizes to sweep, e.g. 1024,4096,16384 (default: the standard size)"),
-    opt("suite", "--suite", Kind::Suites, ALL)
+    opt("suite", "--suite", Kind::Suites, EVERY)
         .word(key::SUITES)
         .metavar("NAME,...")
         .help("suites, e.g. alloc,map (default: all)"),
-    opt("quick", "--quick", Kind::Switch, ALL)
+    opt("quick", "--quick", Kind::Switch, EVERY)
         .word(key::QUICK)
         .help("a few samples per benchmark"),
-    opt("selftest", "--selftest", Kind::Switch, ALL)
+    opt("selftest", "--selftest", Kind::Switch, EVERY)
         .word(key::MODE)
         .help("every check, minimal timing (what tests run)"),
     opt("out", "--out", Kind::Path, RUNS)
         .metavar("DIR")
         .default("results")
         .help("directory for the results file"),
-    opt("host", "--host", Kind::Switch, &[Host])
-        .help("run the suites in a host process on simulated memory"),
-    opt("criterion", "--criterion", Kind::Switch, &[Criterion])
-        .help("run the suites under criterion on the host (arguments after -- go to criterion)"),
     opt("timeout", "--timeout", POSITIVE, RUNS)
         .metavar("S")
         .help("seconds before a run counts as hung (default: 120 with --quick or --selftest, else 1800; \
                five times that under Bochs)"),
-    opt("cpus", "--cpus", Kind::Number { min: 1, max: crate::acpi::MAX_CPUS as u64 }, &[Qemu, Bochs, LavaLocal])
+    opt("cpus", "--cpus", Kind::Number { min: 1, max: crate::acpi::MAX_CPUS as u64 }, GUEST)
         .metavar("N")
         .default("1")
         .help("CPUs of the guest (QEMU -smp, Bochs cpu count); the kernel starts them all"),
-    opt("memory", "--memory", POSITIVE, &[Qemu, Bochs])
+    opt("memory", "--memory", POSITIVE, GUEST_RAM)
         .metavar("MiB")
         .help("guest RAM in MiB (default: fits the pools)"),
-    opt("seed", "--seed", POSITIVE, ALL)
+    opt("seed", "--seed", POSITIVE, EVERY)
         .word(key::SEED)
         .metavar("N")
         .help("seed of the random fills (default: the lab's)"),
@@ -156,7 +176,7 @@ pub const OPTIONS: &[Opt] = &[
         .metavar("DIR")
         .default("target/report")
         .help("where the decision report (report.md) is written after the run"),
-    opt("layouts", "--layouts", Kind::Path, ALL)
+    opt("layouts", "--layouts", Kind::Path, EVERY)
         .metavar("DIR")
         .default("results/layouts")
         .help("with --suite layouts or churn: the layouts handed to the kernel as a boot module"),
@@ -164,35 +184,37 @@ pub const OPTIONS: &[Opt] = &[
         .metavar("K")
         .default("1")
         .help("run K times (K files), then print the run-to-run spread of every median"),
-    opt("image", "--image", Kind::Path, &[Image])
-        .metavar("FILE")
-        .help("write the hybrid real-hardware image (BIOS and UEFI, CD and USB stick) instead of running: its \
-               GRUB menu's first entry runs these options, then the standard suites, a pool-size sweep, the \
-               selftest and the TLB suite on every CPU"),
-    opt("menu_timeout", "--menu-timeout", Kind::Number { min: 0, max: 600 }, &[Image])
+    opt("menu_timeout", "--menu-timeout", Kind::Number { min: 0, max: 600 }, |r| r.runner == Runner::Image)
         .metavar("S")
         .default("5")
         .help("with --image: seconds the GRUB menu waits before its first entry"),
-    opt("local", "--local", Kind::Switch, &[LavaLocal])
-        .help("run the job of the QEMU device type through lava-run here (as root) and collect its log"),
-    opt("validate", "--validate", Kind::Switch, ALL)
+    opt("validate", "--validate", Kind::Switch, EVERY)
         .help("only check the options, and say what the run needs set up (what the scripts do first)"),
-    opt("kernel", "--kernel", Kind::Path, &[Qemu, Bochs, Image, LavaLocal]).hidden(),
-    opt("host_bin", "--host-bin", Kind::Path, &[Host]).hidden(),
-    opt("qemu", "--qemu", Kind::Text, &[Qemu]).default("qemu-system-x86_64").hidden(),
-    opt("bochs", "--bochs", Kind::Text, &[Bochs]).default("bochs").hidden(),
+    opt("kernel", "--kernel", Kind::Path, KERNEL).hidden(),
+    opt("host_bin", "--host-bin", Kind::Path, |r| r.runner == Runner::Host).hidden(),
+    opt("qemu", "--qemu", Kind::Text, |r| r.runner == Runner::Qemu).default("qemu-system-x86_64").hidden(),
+    opt("bochs", "--bochs", Kind::Text, |r| r.runner == Runner::Bochs).default("bochs").hidden(),
     // Raw words for the kernel's command line, unchecked: how tests ask for fault=pf.
-    opt("append_extra", "--append-extra", Kind::Text, ALL).hidden(),
+    opt("append_extra", "--append-extra", Kind::Text, EVERY).hidden(),
 ];
+
+/// Every option: each runner's own (`--host`, `--image FILE`, ...: what to run), then the
+/// table's.
+pub fn all() -> impl Iterator<Item = &'static Opt> {
+    RUNNERS
+        .iter()
+        .filter_map(|r| r.select.flag())
+        .chain(OPTIONS.iter())
+}
 
 /// The option behind `flag`.
 pub fn by_flag(flag: &str) -> Option<&'static Opt> {
-    OPTIONS.iter().find(|o| o.flag == flag)
+    all().find(|o| o.flag == flag)
 }
 
 /// The option named `name` (a plan's key).
 pub fn by_name(name: &str) -> Option<&'static Opt> {
-    OPTIONS.iter().find(|o| o.name == name)
+    all().find(|o| o.name == name)
 }
 
 /// The kernel command-line keys, in table order.
@@ -206,8 +228,8 @@ mod tests {
 
     #[test]
     fn names_flags_and_words_are_unique() {
-        for (i, a) in OPTIONS.iter().enumerate() {
-            for b in &OPTIONS[i + 1..] {
+        for (i, a) in all().enumerate() {
+            for b in all().skip(i + 1) {
                 assert!(
                     a.name != b.name && a.flag != b.flag,
                     "{} / {}",
@@ -216,7 +238,11 @@ mod tests {
                 );
                 assert!(a.word.is_none() || a.word != b.word, "{}", a.name);
             }
-            assert!(a.flag.starts_with("--") && !a.on.is_empty(), "{}", a.name);
+            assert!(
+                a.flag.starts_with("--") && a.on().next().is_some(),
+                "{}",
+                a.name
+            );
             assert!(a.hidden || !a.help.is_empty(), "{} needs help", a.name);
         }
     }
@@ -225,7 +251,7 @@ mod tests {
     fn every_fixed_value_names_an_option_the_runner_takes() {
         for row in crate::runner::RUNNERS {
             for (name, _) in row.fixed {
-                assert!(by_name(name).unwrap().on.contains(&row.runner), "{name}");
+                assert!(by_name(name).unwrap().takes(row.runner), "{name}");
             }
         }
     }

@@ -5,8 +5,8 @@
 
 use crate::config::{key, Config, ConfigError, Mode, Suite};
 use crate::json::ToJson;
-use crate::options::{self, Kind, Opt, OPTIONS};
-use crate::runner::{Door, Runner};
+use crate::options::{self, Kind, Opt};
+use crate::runner::{Door, Runner, Select, RUNNERS};
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::format;
@@ -69,19 +69,21 @@ impl fmt::Display for PlanError {
             PlanError::Twice(flag) => write!(f, "{flag}: given twice"),
             PlanError::Bad { flag, value, why } => write!(f, "{flag}: {value:?} {why}"),
             PlanError::Choose(a, b) => write!(f, "{a} and {b}: choose one"),
-            PlanError::NoRunner(Door::Lava) => write!(
-                f,
-                "--local: the one kind of job scripts/lava.sh runs yet (the qemu device type through \
-                 lava-run on this machine); give it"
-            ),
-            PlanError::NoRunner(door) => write!(f, "{}: no runner chosen", door.script()),
+            PlanError::NoRunner(door) => {
+                let flags: Vec<&str> = RUNNERS
+                    .iter()
+                    .filter(|r| r.door == *door)
+                    .filter_map(|r| r.select.flag().map(|o| o.flag))
+                    .collect();
+                write!(f, "{}: give {} (what to run)", door.script(), flags.join(" or "))
+            }
             PlanError::NotTaken {
                 flag,
                 value,
                 runner,
             } => {
                 let takers: Vec<&str> = options::by_flag(flag)
-                    .map(|o| o.on.iter().map(|r| r.row().title).collect())
+                    .map(|o| o.on().map(|r| r.row().title).collect())
                     .unwrap_or_default();
                 write!(
                     f,
@@ -203,7 +205,7 @@ fn split(door: Door, args: &[String]) -> Result<(Given, Vec<String>), PlanError>
             Some((f, v)) => (f, Some(v.to_string())),
             None => (arg.as_str(), None),
         };
-        let offered = |o: &&Opt| o.on.iter().any(|r| r.row().door == door);
+        let offered = |o: &&Opt| o.on().any(|r| r.row().door == door);
         let Some(opt) = options::by_flag(flag).filter(offered) else {
             return Err(PlanError::Unknown {
                 arg: arg.clone(),
@@ -224,32 +226,29 @@ fn split(door: Door, args: &[String]) -> Result<(Given, Vec<String>), PlanError>
     Ok((given, Vec::new()))
 }
 
-/// The runner the arguments choose.
+/// The runner the arguments choose: its own option, else its `--accel` value, else the door's
+/// default (the runner table says which).
 fn runner(door: Door, given: &[(&'static Opt, Option<String>)]) -> Result<Runner, PlanError> {
-    let has = |name: &str| given.iter().find(|(o, _)| o.name == name);
-    match door {
-        Door::Lava => has("local")
-            .map(|_| Runner::LavaLocal)
-            .ok_or(PlanError::NoRunner(door)),
-        Door::Bench => {
-            let chosen: Vec<&Opt> = ["host", "criterion", "image"]
-                .iter()
-                .filter_map(|n| has(n).map(|(o, _)| *o))
-                .collect();
-            match (chosen.first(), chosen.get(1)) {
-                (Some(a), Some(b)) => Err(PlanError::Choose(a.flag, b.flag)),
-                (Some(a), None) => Ok(match a.name {
-                    "host" => Runner::Host,
-                    "criterion" => Runner::Criterion,
-                    _ => Runner::Image,
-                }),
-                _ if has("accel").and_then(|(_, v)| v.as_deref()) == Some("bochs") => {
-                    Ok(Runner::Bochs)
-                }
-                _ => Ok(Runner::Qemu),
-            }
-        }
+    let rows = || RUNNERS.iter().filter(move |r| r.door == door);
+    let chosen: Vec<&Opt> = given
+        .iter()
+        .map(|(o, _)| *o)
+        .filter(|o| rows().any(|r| r.select.flag().map(|f| f.name) == Some(o.name)))
+        .collect();
+    if let (Some(a), Some(b)) = (chosen.first(), chosen.get(1)) {
+        return Err(PlanError::Choose(a.flag, b.flag));
     }
+    let accel = given
+        .iter()
+        .find(|(o, _)| o.name == "accel")
+        .and_then(|(_, v)| v.as_deref());
+    let by = |pick: &dyn Fn(&Select) -> bool| rows().find(|r| pick(&r.select)).map(|r| r.runner);
+    chosen
+        .first()
+        .and_then(|o| by(&|s| s.flag().map(|f| f.name) == Some(o.name)))
+        .or_else(|| by(&|s| matches!(s, Select::Accel(a) if Some(*a) == accel)))
+        .or_else(|| by(&|s| matches!(s, Select::Default)))
+        .ok_or(PlanError::NoRunner(door))
 }
 
 /// Check `args` given at `door`; the plan, or the first thing wrong with them.
@@ -260,7 +259,7 @@ pub fn plan(door: Door, args: &[String]) -> Result<Plan, PlanError> {
     // Typed values, in the order given; refused where the runner does not take them.
     let mut values: Map<String, Value> = Map::new();
     for (opt, value) in &given {
-        if !opt.on.contains(&runner) {
+        if !opt.takes(runner) {
             return Err(PlanError::NotTaken {
                 flag: opt.flag,
                 value: value.clone(),
@@ -341,7 +340,7 @@ pub fn plan(door: Door, args: &[String]) -> Result<Plan, PlanError> {
         }
     };
     let mut options = Map::new();
-    for opt in OPTIONS.iter().filter(|o| o.on.contains(&runner)) {
+    for opt in options::all().filter(|o| o.takes(runner)) {
         let value = if let Some(v) = values.get(opt.name) {
             v.clone()
         } else if let Some(v) = computed(opt.name) {
@@ -552,7 +551,10 @@ mod tests {
             (--local) cannot change it: its device dictionary (lava/devices/qemu-tcg.jinja2) runs the kernel under \
             TCG, one CPU, with the dictionary's memory".split_whitespace().collect::<Vec<_>>().join(" "));
         assert!(err(Door::Lava, "--local --memory 512").starts_with("unknown option \"--memory\""));
-        assert!(err(Door::Lava, "--selftest").starts_with("--local: the one kind of job"));
+        assert_eq!(
+            err(Door::Lava, "--selftest"),
+            "scripts/lava.sh: give --local (what to run)"
+        );
         assert!(err(Door::Lava, "--local --host").starts_with("unknown option \"--host\""));
         assert_eq!(
             plan(Door::Lava, &args("--local --accel tcg --cpus 1 --out /tmp"))
@@ -566,7 +568,7 @@ mod tests {
     fn every_runner_in_the_table_is_chosen_by_some_arguments() {
         for row in RUNNERS {
             assert!(
-                OPTIONS.iter().any(|o| o.on.contains(&row.runner)),
+                options::all().any(|o| o.takes(row.runner)),
                 "{}",
                 row.runner.name()
             );

@@ -5,6 +5,8 @@
 //!
 //! ("Target" alone means a speed target in this lab: [`crate::target`].)
 
+use crate::options::{opt, Kind, Opt};
+
 /// The script a person types: `scripts/bench.sh` or `scripts/lava.sh`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Door {
@@ -44,11 +46,40 @@ pub enum Runner {
     LavaLocal,
 }
 
-/// One runner's row.
+/// How the arguments choose a runner.
+#[derive(Clone, Copy, Debug)]
+pub enum Select {
+    /// What its door runs when no other runner is chosen.
+    Default,
+    /// Its own option (`--host`, `--image FILE`): declared here, listed with the others.
+    Flag(Opt),
+    /// A value of `--accel`.
+    Accel(&'static str),
+}
+
+impl Select {
+    pub const fn flag(&self) -> Option<&Opt> {
+        match self {
+            Select::Flag(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+/// One runner's row: what it is, from which the options it takes follow ([`crate::options`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
     pub runner: Runner,
     pub door: Door,
+    pub select: Select,
+    /// It runs something here, writes a results file and can hang (`--out`, `--timeout`).
+    pub runs_here: bool,
+    /// It then writes the decision report, and can repeat (`--report`, `--repeat`).
+    pub reports: bool,
+    /// It boots the kernel in an emulator whose CPUs and accelerator are chosen (`--cpus`, `--accel`).
+    pub guest: bool,
+    /// ... and whose RAM is chosen (`--memory`).
+    pub guest_ram: bool,
     /// In words, for messages: "the host runner".
     pub title: &'static str,
     /// What the set-up provides first (tools/ptplab/packages.py's NEEDS; `kernel`: its build).
@@ -64,6 +95,11 @@ pub const RUNNERS: [Row; 6] = [
     Row {
         runner: Runner::Qemu,
         door: Door::Bench,
+        select: Select::Default,
+        runs_here: true,
+        reports: true,
+        guest: true,
+        guest_ram: true,
         title: "the bench kernel under QEMU",
         needs: &["qemu", "kernel"],
         fixed: &[],
@@ -73,6 +109,11 @@ pub const RUNNERS: [Row; 6] = [
     Row {
         runner: Runner::Bochs,
         door: Door::Bench,
+        select: Select::Accel("bochs"),
+        runs_here: true,
+        reports: true,
+        guest: true,
+        guest_ram: true,
         title: "the bench kernel under Bochs",
         needs: &["grub", "bochs", "kernel"],
         fixed: &[],
@@ -82,6 +123,14 @@ pub const RUNNERS: [Row; 6] = [
     Row {
         runner: Runner::Host,
         door: Door::Bench,
+        select: Select::Flag(
+            opt("host", "--host", Kind::Switch, |r| r.runner == Runner::Host)
+                .help("run the suites in a host process on simulated memory"),
+        ),
+        runs_here: true,
+        reports: true,
+        guest: false,
+        guest_ram: false,
         title: "the host runner (--host)",
         needs: &[],
         fixed: &[],
@@ -91,6 +140,14 @@ pub const RUNNERS: [Row; 6] = [
     Row {
         runner: Runner::Criterion,
         door: Door::Bench,
+        select: Select::Flag(
+            opt("criterion", "--criterion", Kind::Switch, |r| r.runner == Runner::Criterion)
+                .help("run the suites under criterion on the host (arguments after -- go to criterion)"),
+        ),
+        runs_here: true,
+        reports: true,
+        guest: false,
+        guest_ram: false,
         title: "criterion (--criterion)",
         needs: &[],
         fixed: &[],
@@ -100,6 +157,17 @@ pub const RUNNERS: [Row; 6] = [
     Row {
         runner: Runner::Image,
         door: Door::Bench,
+        select: Select::Flag(
+            opt("image", "--image", Kind::Path, |r| r.runner == Runner::Image)
+                .metavar("FILE")
+                .help("write the hybrid real-hardware image (BIOS and UEFI, CD and USB stick) instead of \
+                       running: its GRUB menu's first entry runs these options, then the standard suites, a \
+                       pool-size sweep, the selftest and the TLB suite on every CPU"),
+        ),
+        runs_here: false,
+        reports: false,
+        guest: false,
+        guest_ram: false,
         title: "the real-hardware image (--image)",
         needs: &["grub", "kernel"],
         fixed: &[],
@@ -109,6 +177,14 @@ pub const RUNNERS: [Row; 6] = [
     Row {
         runner: Runner::LavaLocal,
         door: Door::Lava,
+        select: Select::Flag(
+            opt("local", "--local", Kind::Switch, |r| r.runner == Runner::LavaLocal)
+                .help("run the job of the QEMU device type through lava-run here (as root) and collect its log"),
+        ),
+        runs_here: true,
+        reports: false,
+        guest: true,
+        guest_ram: false,
         title: "a LAVA job of the qemu device type (--local)",
         needs: &["qemu", "grub", "lava", "kernel"],
         fixed: &[("accel", "tcg"), ("cpus", "1")],
