@@ -11,7 +11,7 @@ use crate::options::{self, Kind};
 use crate::platform::Place;
 use crate::record::{BOOT_SUITE, RECORDS, SCHEMA};
 use crate::runner::{Door, RUNNERS};
-use crate::suites::{roles, BENCHES, HOST_ONLY};
+use crate::suites::{benches, roles, HOST_ONLY};
 use crate::target::{Target, JOB_TARGETS, TARGETS, VALUE_TARGETS};
 use crate::timing::Execution;
 use core::fmt::{self, Write};
@@ -248,8 +248,7 @@ pub fn write(w: &mut dyn Write) -> fmt::Result {
             .close()
     });
     let benches = With(|w: &mut dyn Write| {
-        BENCHES
-            .iter()
+        benches()
             .fold(List::open(w), |l, b| {
                 l.item(&BenchFact {
                     name: b.name,

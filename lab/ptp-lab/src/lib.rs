@@ -35,6 +35,7 @@ pub mod host;
 pub mod json;
 pub mod layout_text;
 pub mod load;
+pub mod option;
 pub mod options;
 #[cfg(feature = "std")]
 pub mod plan;

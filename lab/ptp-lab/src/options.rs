@@ -4,124 +4,27 @@
 //! [`crate::plan`] (`ptp-host plan`) is the one check of a run's arguments, whatever the way in.
 
 use crate::config::key;
-use crate::runner::{Row, Runner, RUNNERS};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Given or not.
-    Switch,
-    /// A whole number in `min..=max`.
-    Number { min: u64, max: u64 },
-    /// One of these words.
-    Choice(&'static [&'static str]),
-    /// Pool sizes, comma-separated (checked by [`crate::config::Config::parse`]).
-    Pools,
-    /// Suite names, comma-separated (checked by [`crate::config::Config::parse`]).
-    Suites,
-    /// A file or directory.
-    Path,
-    /// Free text (test hooks).
-    Text,
-}
-
-impl Kind {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Kind::Switch => "switch",
-            Kind::Number { .. } => "number",
-            Kind::Choice(_) => "choice",
-            Kind::Pools => "pools",
-            Kind::Suites => "suites",
-            Kind::Path => "path",
-            Kind::Text => "text",
-        }
-    }
-}
-
-/// One option.
-#[derive(Clone, Copy, Debug)]
-pub struct Opt {
-    /// Its key in a validated plan.
-    pub name: &'static str,
-    pub flag: &'static str,
-    /// The key it sets on the kernel's (and the host runner's) command line.
-    pub word: Option<&'static str>,
-    pub kind: Kind,
-    pub metavar: &'static str,
-    /// As text; empty when none, or when the plan computes it (the help says how).
-    pub default: &'static str,
-    pub help: &'static str,
-    /// Whether a runner takes it, from the runner's row (what the runner is, not its name, so
-    /// a new runner's row alone says which options it takes); any other refuses it by name.
-    pub applies: fn(&Row) -> bool,
-    /// A test hook, left out of `--help`.
-    pub hidden: bool,
-}
-
-/// Who takes an option, by what the runner is.
-pub const EVERY: fn(&Row) -> bool = |_| true;
-/// Runs something here, writes a results file and can hang: `--out`, `--timeout`.
-pub const RUNS: fn(&Row) -> bool = |r| r.runs_here;
-/// Runs here and then writes the decision report: `--report`, `--repeat`.
-pub const REPORTS: fn(&Row) -> bool = |r| r.reports;
-/// Boots the kernel in an emulator whose CPUs and accelerator are chosen: `--cpus`, `--accel`.
-pub const GUEST: fn(&Row) -> bool = |r| r.guest;
-/// ... and whose RAM is chosen: `--memory`.
-pub const GUEST_RAM: fn(&Row) -> bool = |r| r.guest_ram;
-/// Boots the bench kernel (a file it is handed).
-pub const KERNEL: fn(&Row) -> bool = |r| r.kernel;
-
-pub const fn opt(
-    name: &'static str,
-    flag: &'static str,
-    kind: Kind,
-    applies: fn(&Row) -> bool,
-) -> Opt {
-    Opt {
-        name,
-        flag,
-        word: None,
-        kind,
-        metavar: "",
-        default: "",
-        help: "",
-        applies,
-        hidden: false,
-    }
-}
+pub use crate::option::{opt, Applies, Kind, Opt};
+use crate::runner::{Runner, RUNNERS};
 
 impl Opt {
+    /// Whether `runner` takes it (from what the runner's row says it is).
     pub fn takes(&self, runner: Runner) -> bool {
-        (self.applies)(runner.row())
+        let r = runner.row();
+        match self.applies {
+            Applies::Every => true,
+            Applies::Runs => r.runs_here,
+            Applies::Reports => r.reports,
+            Applies::Guest => r.guest,
+            Applies::GuestRam => r.guest_ram,
+            Applies::Kernel => r.kernel,
+            Applies::Only(name) => runner.name() == name,
+        }
     }
 
     /// The runners that take it, in table order.
     pub fn on(&self) -> impl Iterator<Item = Runner> + '_ {
-        RUNNERS
-            .iter()
-            .filter(|r| (self.applies)(r))
-            .map(|r| r.runner)
-    }
-
-    const fn word(mut self, w: &'static str) -> Opt {
-        self.word = Some(w);
-        self
-    }
-    pub const fn default(mut self, d: &'static str) -> Opt {
-        self.default = d;
-        self
-    }
-    pub const fn metavar(mut self, m: &'static str) -> Opt {
-        self.metavar = m;
-        self
-    }
-    pub const fn help(mut self, h: &'static str) -> Opt {
-        self.help = h;
-        self
-    }
-    pub const fn hidden(mut self) -> Opt {
-        self.hidden = true;
-        self
+        Runner::ALL.into_iter().filter(|r| self.takes(*r))
     }
 }
 
@@ -134,68 +37,68 @@ pub const ACCELS: &[&str] = &["auto", "kvm", "tcg", "bochs"];
 
 /// The options, in the order `--help` lists them.
 pub const OPTIONS: &[Opt] = &[
-    opt("accel", "--accel", Kind::Choice(ACCELS), GUEST)
+    opt("accel", "--accel", Kind::Choice(ACCELS), Applies::Guest)
         .default("auto")
         .help("auto (default): probe KVM with a short boot, fall back to TCG loudly if it cannot run the kernel; \
                kvm: fail instead of falling back; tcg: QEMU's emulation; bochs: the Bochs emulator's Intel \
                Haswell (PCID, INVPCID, x2APIC), booting the GRUB ISO"),
-    opt("pool_pages", "--pool-pages", Kind::Pools, EVERY)
+    opt("pool_pages", "--pool-pages", Kind::Pools, Applies::Every)
         .word(key::POOLS)
         .metavar("N,...")
         .help("pool sizes to sweep, e.g. 1024,4096,16384 (default: the standard size)"),
-    opt("suite", "--suite", Kind::Suites, EVERY)
+    opt("suite", "--suite", Kind::Suites, Applies::Every)
         .word(key::SUITES)
         .metavar("NAME,...")
         .help("suites, e.g. alloc,map (default: all)"),
-    opt("quick", "--quick", Kind::Switch, EVERY)
+    opt("quick", "--quick", Kind::Switch, Applies::Every)
         .word(key::QUICK)
         .help("a few samples per benchmark"),
-    opt("selftest", "--selftest", Kind::Switch, EVERY)
+    opt("selftest", "--selftest", Kind::Switch, Applies::Every)
         .word(key::MODE)
         .help("every check, minimal timing (what tests run)"),
-    opt("out", "--out", Kind::Path, RUNS)
+    opt("out", "--out", Kind::Path, Applies::Runs)
         .metavar("DIR")
         .default("results")
         .help("directory for the results file"),
-    opt("timeout", "--timeout", POSITIVE, RUNS)
+    opt("timeout", "--timeout", POSITIVE, Applies::Runs)
         .metavar("S")
         .help("seconds before a run counts as hung (default: 120 with --quick or --selftest, else 1800; \
                five times that under Bochs)"),
-    opt("cpus", "--cpus", Kind::Number { min: 1, max: crate::acpi::MAX_CPUS as u64 }, GUEST)
+    opt("cpus", "--cpus", Kind::Number { min: 1, max: crate::acpi::MAX_CPUS as u64 }, Applies::Guest)
         .metavar("N")
         .default("1")
         .help("CPUs of the guest (QEMU -smp, Bochs cpu count); the kernel starts them all"),
-    opt("memory", "--memory", POSITIVE, GUEST_RAM)
+    opt("memory", "--memory", POSITIVE, Applies::GuestRam)
         .metavar("MiB")
         .help("guest RAM in MiB (default: fits the pools)"),
-    opt("seed", "--seed", POSITIVE, EVERY)
+    opt("seed", "--seed", POSITIVE, Applies::Every)
         .word(key::SEED)
         .metavar("N")
         .help("seed of the random fills (default: the lab's)"),
-    opt("report", "--report", Kind::Path, REPORTS)
+    opt("report", "--report", Kind::Path, Applies::Reports)
         .metavar("DIR")
         .default("target/report")
         .help("where the decision report (report.md) is written after the run"),
-    opt("layouts", "--layouts", Kind::Path, EVERY)
+    opt("layouts", "--layouts", Kind::Path, Applies::Every)
         .metavar("DIR")
         .default("results/layouts")
         .help("with --suite layouts or churn: the layouts handed to the kernel as a boot module"),
-    opt("repeat", "--repeat", POSITIVE, REPORTS)
+    opt("repeat", "--repeat", POSITIVE, Applies::Reports)
         .metavar("K")
         .default("1")
         .help("run K times (K files), then print the run-to-run spread of every median"),
-    opt("menu_timeout", "--menu-timeout", Kind::Number { min: 0, max: 600 }, |r| r.runner == Runner::Image)
+    opt("menu_timeout", "--menu-timeout", Kind::Number { min: 0, max: 600 }, Applies::Only("image"))
         .metavar("S")
         .default("5")
         .help("with --image: seconds the GRUB menu waits before its first entry"),
-    opt("validate", "--validate", Kind::Switch, EVERY)
+    opt("validate", "--validate", Kind::Switch, Applies::Every)
         .help("only check the options, and say what the run needs set up (what the scripts do first)"),
-    opt("kernel", "--kernel", Kind::Path, KERNEL).hidden(),
-    opt("host_bin", "--host-bin", Kind::Path, |r| r.runner == Runner::Host).hidden(),
-    opt("qemu", "--qemu", Kind::Text, |r| r.runner == Runner::Qemu).default("qemu-system-x86_64").hidden(),
-    opt("bochs", "--bochs", Kind::Text, |r| r.runner == Runner::Bochs).default("bochs").hidden(),
+    opt("kernel", "--kernel", Kind::Path, Applies::Kernel).hidden(),
+    opt("host_bin", "--host-bin", Kind::Path, Applies::Only("host")).hidden(),
+    opt("qemu", "--qemu", Kind::Text, Applies::Only("qemu")).default("qemu-system-x86_64").hidden(),
+    opt("bochs", "--bochs", Kind::Text, Applies::Only("bochs")).default("bochs").hidden(),
     // Raw words for the kernel's command line, unchecked: how tests ask for fault=pf.
-    opt("append_extra", "--append-extra", Kind::Text, EVERY).hidden(),
+    opt("append_extra", "--append-extra", Kind::Text, Applies::Every).hidden(),
 ];
 
 /// Every option: each runner's own (`--host`, `--image FILE`, ...: what to run), then the
@@ -244,6 +147,19 @@ mod tests {
                 a.name
             );
             assert!(a.hidden || !a.help.is_empty(), "{} needs help", a.name);
+        }
+    }
+
+    #[test]
+    fn an_option_of_one_runner_names_a_runner_there_is() {
+        for o in all() {
+            if let Applies::Only(name) = o.applies {
+                assert!(
+                    Runner::ALL.iter().any(|r| r.name() == name),
+                    "{}: {name}",
+                    o.name
+                );
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //!
 //! ("Target" alone means a speed target in this lab: [`crate::target`].)
 
-use crate::options::{opt, Kind, Opt};
+use crate::option::{opt, Applies, Kind, Opt};
 
 /// The script a person types: `scripts/bench.sh` or `scripts/lava.sh`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl Select {
     }
 }
 
-/// One runner's row: what it is, from which the options it takes follow ([`crate::options`]).
+/// One runner's row: what it is, from which the options it takes follow ([`Applies`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Row {
     pub runner: Runner,
@@ -124,7 +124,7 @@ pub const RUNNERS: [Row; 6] = [
         runner: Runner::Host,
         door: Door::Bench,
         select: Select::Flag(
-            opt("host", "--host", Kind::Switch, |r| r.runner == Runner::Host)
+            opt("host", "--host", Kind::Switch, Applies::Only("host"))
                 .help("run the suites in a host process on simulated memory"),
         ),
         runs_here: true,
@@ -141,7 +141,7 @@ pub const RUNNERS: [Row; 6] = [
         runner: Runner::Criterion,
         door: Door::Bench,
         select: Select::Flag(
-            opt("criterion", "--criterion", Kind::Switch, |r| r.runner == Runner::Criterion)
+            opt("criterion", "--criterion", Kind::Switch, Applies::Only("criterion"))
                 .help("run the suites under criterion on the host (arguments after -- go to criterion)"),
         ),
         runs_here: true,
@@ -158,7 +158,7 @@ pub const RUNNERS: [Row; 6] = [
         runner: Runner::Image,
         door: Door::Bench,
         select: Select::Flag(
-            opt("image", "--image", Kind::Path, |r| r.runner == Runner::Image)
+            opt("image", "--image", Kind::Path, Applies::Only("image"))
                 .metavar("FILE")
                 .help("write the hybrid real-hardware image (BIOS and UEFI, CD and USB stick) instead of \
                        running: its GRUB menu's first entry runs these options, then the standard suites, a \
@@ -178,7 +178,7 @@ pub const RUNNERS: [Row; 6] = [
         runner: Runner::LavaLocal,
         door: Door::Lava,
         select: Select::Flag(
-            opt("local", "--local", Kind::Switch, |r| r.runner == Runner::LavaLocal)
+            opt("local", "--local", Kind::Switch, Applies::Only("lava-local"))
                 .help("run the job of the QEMU device type through lava-run here (as root) and collect its log"),
         ),
         runs_here: true,

@@ -1,6 +1,6 @@
 //! What every benchmark is built on: the [`Bench`] entry, the [`Ctx`] a run gets (measure,
 //! check, skip), and the common preconditions. The table that lists the entries
-//! ([`super::BENCHES`]) is apart, so no suite imports the table that lists it.
+//! ([`super::TABLE`]) is apart, so no suite imports the table that lists it.
 
 // Preconditions return a bounded string (no allocator here), which clippy finds large.
 #![allow(clippy::result_large_err)]

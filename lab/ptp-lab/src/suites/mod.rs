@@ -40,42 +40,51 @@ pub use base::{Bench, Ctx};
 pub use map::{Mapping, MAPPINGS};
 pub use ptp::SELF_MAP;
 
-pub static BENCHES: &[Bench] = &[
-    alloc::BUMP_ALLOC,
-    alloc::BITMAP_ALLOC_SEQ,
-    peers::BITMAP_ALLOC_SEQ,
-    alloc::BITMAP_CHURN_50,
-    peers::BITMAP_CHURN_50,
-    alloc::BITMAP_CHURN_95,
-    peers::BITMAP_CHURN_95,
-    alloc::BITMAP_FREE,
-    peers::BITMAP_FREE,
-    alloc::BITMAP_INIT,
-    peers::BITMAP_INIT,
-    map::MAP_1GIB_4KIB,
-    map::MAP_64GIB_2MIB,
-    map::MAP_64GIB_1GIB,
-    map::UNMAP_1GIB_4KIB,
-    map::UNMAP_64GIB_2MIB,
-    map::UNMAP_64GIB_1GIB,
-    churn::CHURN,
-    ptp::BUILD,
-    ptp::MODIFIABLE_IN_CR3,
-    ptp::UNMODIFIABLE_IN_CR3,
-    tlb::INVLPG,
-    tlb::CR3_RELOAD,
-    tlb::PGE_TOGGLE,
-    tlb::PCID,
-    tlb::INVPCID,
-    tlb::INVLPGB,
-    tlb::CROSSOVER,
-    shootdown::SHOOTDOWN,
-    shootdown::INVLPGB,
-    linux::ROUND_TRIPS,
-    linux::REFILL,
-    layouts::AGREE,
-    replay::REPLAY,
+/// The table, in the order it runs: groups of entries (a group is one module's list, where
+/// that module keeps its entries with what they measure: the TLB strategies).
+pub static TABLE: &[&[Bench]] = &[
+    &[
+        alloc::BUMP_ALLOC,
+        alloc::BITMAP_ALLOC_SEQ,
+        peers::BITMAP_ALLOC_SEQ,
+        alloc::BITMAP_CHURN_50,
+        peers::BITMAP_CHURN_50,
+        alloc::BITMAP_CHURN_95,
+        peers::BITMAP_CHURN_95,
+        alloc::BITMAP_FREE,
+        peers::BITMAP_FREE,
+        alloc::BITMAP_INIT,
+        peers::BITMAP_INIT,
+        map::MAP_1GIB_4KIB,
+        map::MAP_64GIB_2MIB,
+        map::MAP_64GIB_1GIB,
+        map::UNMAP_1GIB_4KIB,
+        map::UNMAP_64GIB_2MIB,
+        map::UNMAP_64GIB_1GIB,
+        churn::CHURN,
+        ptp::BUILD,
+        ptp::MODIFIABLE_IN_CR3,
+        ptp::UNMODIFIABLE_IN_CR3,
+    ],
+    &tlb::STRATEGIES,
+    &[
+        tlb::PCID,
+        tlb::INVPCID,
+        tlb::INVLPGB,
+        tlb::CROSSOVER,
+        shootdown::SHOOTDOWN,
+        shootdown::INVLPGB,
+        linux::ROUND_TRIPS,
+        linux::REFILL,
+        layouts::AGREE,
+        replay::REPLAY,
+    ],
 ];
+
+/// Every entry of the table, in order.
+pub fn benches() -> impl Iterator<Item = &'static Bench> + Clone {
+    TABLE.iter().flat_map(|group| group.iter())
+}
 
 /// Contenders only the host measures, and why.
 pub const HOST_ONLY: &[(&str, &str)] = &[
@@ -91,8 +100,8 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
 
 /// The distinct benchmark names of `suite`, in table order.
 pub fn names(suite: Suite) -> impl Iterator<Item = &'static str> {
-    BENCHES.iter().enumerate().filter_map(move |(i, b)| {
-        (b.suite == suite && !BENCHES[..i].iter().any(|e| e.name == b.name)).then_some(b.name)
+    benches().enumerate().filter_map(move |(i, b)| {
+        (b.suite == suite && !benches().take(i).any(|e| e.name == b.name)).then_some(b.name)
     })
 }
 
@@ -127,7 +136,7 @@ pub fn run_all(
         for name in names(suite) {
             scope.with_timer(suite.name(), name, &mut |timer| {
                 for &pages in cfg.pools() {
-                    for b in BENCHES.iter().filter(|b| b.name == name) {
+                    for b in benches().filter(|b| b.name == name) {
                         run_entry(
                             platform, out, timer, cfg, counts, judge, execution, b, pages,
                         );

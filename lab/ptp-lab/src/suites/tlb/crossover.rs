@@ -4,6 +4,7 @@
 
 use super::measure::round;
 use super::space::{touch, Size, Space, SIZES, SIZES_2M, WS};
+use super::strategies;
 use super::strategy::Pair;
 use crate::record;
 use crate::suites::Ctx;
@@ -150,14 +151,14 @@ pub(super) fn crossover_and_policy(ctx: &mut Ctx<'_>) {
         &mut space,
         Size::K4,
         &SIZES,
-        Pair::invlpg_vs_cr3(Size::K4),
+        strategies::invlpg_vs_cr3(Size::K4),
     );
     let huge = sweep(
         ctx,
         &mut space,
         Size::M2,
         &SIZES_2M,
-        Pair::invlpg_vs_cr3(Size::M2),
+        strategies::invlpg_vs_cr3(Size::M2),
     );
     let (Some(small), Some(huge)) = (small, huge) else {
         space.leave();
@@ -168,14 +169,14 @@ pub(super) fn crossover_and_policy(ctx: &mut Ctx<'_>) {
         &mut space,
         Size::K4,
         &small,
-        Pair::invlpg_vs_cr3(Size::K4),
+        strategies::invlpg_vs_cr3(Size::K4),
     );
     let _ = state_crossover(
         ctx,
         &mut space,
         Size::M2,
         &huge,
-        Pair::invlpg_vs_cr3(Size::M2),
+        strategies::invlpg_vs_cr3(Size::M2),
     );
     space.leave();
     let tsc_hz = ctx.platform.tsc().hz.unwrap_or(0);

@@ -7,49 +7,29 @@
 //! and what `vystem_ptp::flush::calibrate` finds and costs.
 //!
 //! One module per concept: [`space`] the test address space (the shootdown suite runs in it
-//! too), [`strategy`] the strategies (the crate's own flush code) and their measurement names,
-//! [`measure`] each strategy's benchmark, [`pcid`] and [`invlpgb`] the tagged and broadcast
-//! flushes, [`crossover`] the sweep, N* and calibration.
+//! too), [`strategy`] what a strategy is (the crate's own flush code and its measurements'
+//! names), [`strategies`] the strategies with a benchmark of their own, one row each,
+//! [`measure`] how such a benchmark measures, [`pcid`] and [`invlpgb`] the tagged and broadcast
+//! flushes, [`crossover`] the sweep, N* and calibration, [`needs`] the preconditions.
 
 mod crossover;
 mod invlpgb;
 mod measure;
+mod needs;
 mod pcid;
 mod space;
+mod strategies;
 mod strategy;
 
 pub(super) use crossover::{write_crossover, CALIBRATED_CEILING, NOT_CALIBRATED};
+pub(super) use needs::{feature, needs_tlb};
 pub(super) use space::{stamp, Space, WS};
+pub(super) use strategies::BENCHES as STRATEGIES;
 
-use super::base::{Bench, Ctx};
+use crate::suites::base::Bench;
 use crate::config::Suite;
-use crate::platform::{reason, Reason};
 use x86_64::instructions::tlb;
 
-pub const INVLPG: Bench = Bench {
-    name: "tlb_invlpg",
-    suite: Suite::Tlb,
-    precondition: needs_tlb,
-    run: |ctx| measure::strategy(ctx, strategy::INVLPG),
-};
-pub const CR3_RELOAD: Bench = Bench {
-    name: "tlb_cr3_reload",
-    suite: Suite::Tlb,
-    precondition: needs_tlb,
-    run: |ctx| measure::strategy(ctx, strategy::CR3_RELOAD),
-};
-pub const PGE_TOGGLE: Bench = Bench {
-    name: "tlb_pge_toggle",
-    suite: Suite::Tlb,
-    precondition: |ctx| {
-        needs_tlb(ctx)?;
-        feature(
-            ctx.platform.cpu().pge,
-            "CPU lacks PGE (CPUID 1 EDX.PGE): no global pages",
-        )
-    },
-    run: |ctx| measure::strategy(ctx, strategy::PGE_TOGGLE),
-};
 pub const PCID: Bench = Bench {
     name: "tlb_pcid_switch",
     suite: Suite::Tlb,
@@ -89,23 +69,3 @@ pub const CROSSOVER: Bench = Bench {
     precondition: needs_tlb,
     run: crossover::crossover_and_policy,
 };
-
-pub(super) fn feature(has: bool, why: &str) -> Result<(), Reason> {
-    if has {
-        Ok(())
-    } else {
-        Err(reason(format_args!("{why}")))
-    }
-}
-
-/// Ring 0, NX (the self-map), and one pool size: TLB costs do not depend on the pool's size.
-pub(super) fn needs_tlb(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
-    super::base::needs_ring0(ctx)?;
-    let first = ctx.cfg.pools()[0];
-    if ctx.pages() != first {
-        return Err(reason(format_args!(
-            "TLB costs do not depend on the pool size: measured once, with the pool of {first} pages"
-        )));
-    }
-    Ok(())
-}

@@ -55,45 +55,10 @@ impl Strategy {
     }
 }
 
-pub(super) const INVLPG: Strategy = Strategy {
-    name: "invlpg",
-    how: How::Page(PageFlush::Invlpg),
-    refill: ["invlpg-refill", "invlpg-refill-2MiB"],
-    collateral: "invlpg-collateral",
-    global: false,
-};
-
-pub(super) const CR3_RELOAD: Strategy = Strategy {
-    name: "cr3-reload",
-    how: How::Full(FullFlush::Cr3Reload),
-    refill: ["cr3-reload-refill", "cr3-reload-refill-2MiB"],
-    collateral: "cr3-reload-collateral",
-    global: false,
-};
-
-pub(super) const PGE_TOGGLE: Strategy = Strategy {
-    name: "pge-toggle",
-    // SAFETY: its benchmark runs in ring 0 (precondition) with CR4.PGE set for it.
-    how: How::Full(unsafe { FullFlush::pge_toggle() }),
-    refill: ["pge-toggle-refill", "pge-toggle-refill-2MiB"],
-    collateral: "pge-toggle-collateral",
-    global: true,
-};
-
 /// Two ways to invalidate the first n pages of a working set, page by page and all at once,
 /// each with the name of its flush + refill measurement: what a crossover compares.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Pair {
     pub per: (&'static str, How),
     pub full: (&'static str, How),
-}
-
-impl Pair {
-    /// `invlpg` against a CR3 reload (the kernel's default policy).
-    pub(super) fn invlpg_vs_cr3(size: Size) -> Pair {
-        Pair {
-            per: (INVLPG.refill_name(size), INVLPG.how),
-            full: (CR3_RELOAD.refill_name(size), CR3_RELOAD.how),
-        }
-    }
 }
