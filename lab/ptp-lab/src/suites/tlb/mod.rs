@@ -26,8 +26,8 @@ pub(super) use needs::{feature, needs_tlb};
 pub(super) use space::{stamp, Space, WS};
 pub(super) use strategies::BENCHES as STRATEGIES;
 
-use crate::suites::base::Bench;
 use crate::config::Suite;
+use crate::suites::base::Bench;
 use x86_64::instructions::tlb;
 
 pub const PCID: Bench = Bench {

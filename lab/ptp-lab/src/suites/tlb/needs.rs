@@ -1,7 +1,7 @@
 //! What every TLB benchmark needs: ring 0 and one pool size, and the CPU feature it times.
 
-use crate::suites::base::{needs_ring0, Ctx};
 use crate::platform::{reason, Reason};
+use crate::suites::base::{needs_ring0, Ctx};
 
 pub(in crate::suites) fn feature(has: bool, why: &str) -> Result<(), Reason> {
     if has {

@@ -3,12 +3,12 @@
 //! its measurements' names) and its benchmark entry. A new strategy is a row here (and its code
 //! in `vystem_ptp::flush`); the table includes [`BENCHES`] as they are.
 
-use crate::suites::base::Bench;
 use super::measure;
 use super::needs::{feature, needs_tlb};
 use super::space::Size;
 use super::strategy::{How, Pair, Strategy};
 use crate::config::Suite;
+use crate::suites::base::Bench;
 use vystem_ptp::flush::{FullFlush, PageFlush};
 
 pub(super) const INVLPG: Strategy = Strategy {
