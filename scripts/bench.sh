@@ -15,8 +15,12 @@ export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
 # host runner holds (ptp-host plan): it is built first, then every option is checked once,
 # before anything is installed or the kernel built; that check also says what this run needs
 # set up (qemu, grub, bochs, kernel) and leaves its plan for the run below (PTPLAB_PLAN).
-[ -x target/release/ptp-host ] || echo "bench: building the host runner first (it checks the options)" >&2
-build_host_runner
+if [ -x target/release/ptp-host ]; then
+    build_host_runner  # up to date in a second, silently: a bad option stays a one-line answer
+else
+    echo "bench: building the host runner first (it checks the options)" >&2
+    timed "build of the host runner" build_host_runner
+fi
 for a in "$@"; do
     case "$a" in
         --) break ;;

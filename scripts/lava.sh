@@ -12,8 +12,12 @@ export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
 
 # The options and their --help come from the lab's options table, in the host runner
 # (ptp-host plan): it is built first; every option is checked before anything is installed.
-[ -x target/release/ptp-host ] || echo "lava: building the host runner first (it checks the options)" >&2
-build_host_runner
+if [ -x target/release/ptp-host ]; then
+    build_host_runner  # up to date in a second, silently: a bad option stays a one-line answer
+else
+    echo "lava: building the host runner first (it checks the options)" >&2
+    timed "build of the host runner" build_host_runner
+fi
 for a in "$@"; do
     case "$a" in
         -h|--help) exec python3 -m ptplab lava --help ;;
