@@ -144,7 +144,8 @@ def test_bench_sh_quick_under_tcg_writes_new_files_and_never_overwrites(tmp_path
     # results/ and lists this run among the files it left out, with why.
     assert "## Recommendation" in p.stdout
     text = (tmp_path / "report/report.md").read_text()
-    newest = max(tmp_path.glob("*.jsonl"), key=lambda f: f.stat().st_mtime).name
+    # By its whole path as the report names it: results/ may hold a file of the same name.
+    newest = str(max(tmp_path.glob("*.jsonl"), key=lambda f: f.stat().st_mtime).resolve())
     row = next(line for line in text.splitlines() if newest in line)
     assert "## Runs left out" in text and "an emulated run (tcg)" in row, row
     assert "report: left out" in p.stderr
