@@ -108,18 +108,10 @@ def pools(text: str) -> list[int]:
 
 
 def _ask_checked(*args: str) -> dict:
-    import json
-    import subprocess
     try:
-        p = subprocess.run([str(lab.host_bin()), *args], capture_output=True, text=True, errors="replace",
-                           stdin=subprocess.DEVNULL, timeout=lab.ASK_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"ptp-host {args[0]}: no answer within {lab.ASK_TIMEOUT_S} s (killed)") from None
-    except lab.LabError as e:
+        return lab.ask(*args, plain=True)
+    except lab.LabError as e:  # Refused: ptp-host's own line, shown as it is
         raise BenchError(str(e)) from None
-    if p.returncode != 0:
-        raise BenchError(p.stderr.strip() or f"ptp-host {args[0]}: exit {p.returncode}")
-    return json.loads(p.stdout)
 
 
 def door_parser(door: str, **kw) -> argparse.ArgumentParser:

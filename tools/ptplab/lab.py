@@ -38,14 +38,21 @@ def host_bin() -> Path:
     return HOST_BIN
 
 
-def ask(*args: str, stdin: str | None = None) -> dict:
+class Refused(LabError):
+    """ptp-host refused the arguments: its one line, as it wrote it (`ask(..., plain=True)`)."""
+
+
+def ask(*args: str, stdin: str | None = None, plain: bool = False) -> dict:
+    """ptp-host's JSON answer to `args`. A refusal is a LabError naming the question, or with
+    `plain` a Refused holding ptp-host's own line (what a user is shown as it is)."""
     try:
-        p = subprocess.run([str(host_bin()), *args], capture_output=True, text=True,
+        p = subprocess.run([str(host_bin()), *args], capture_output=True, text=True, errors="replace",
                            input=stdin if stdin is not None else "", timeout=ASK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise LabError(f"ptp-host {' '.join(args)}: no answer within {ASK_TIMEOUT_S} s (killed)") from None
     if p.returncode != 0:
-        raise LabError(f"ptp-host {' '.join(args)}: {p.stderr.strip() or f'exit {p.returncode}'}")
+        line = p.stderr.strip() or f"ptp-host {args[0]}: exit {p.returncode}"
+        raise Refused(line) if plain else LabError(f"ptp-host {' '.join(args)}: {line}")
     return json.loads(p.stdout)
 
 

@@ -43,6 +43,18 @@ impl Ctx<'_> {
         self.pool.pages()
     }
 
+    /// The identity of a measurement of this benchmark at this pool size.
+    fn id<'p>(&self, imp: &'static str, per: &'p str, params: crate::json::Fields<'p>) -> Id<'p> {
+        Id {
+            suite: self.suite.name(),
+            bench: self.bench,
+            imp,
+            pool_pages: self.pages(),
+            per,
+            params,
+        }
+    }
+
     /// Time `batch` on `state` (after an untimed `setup`, each sample) and print the
     /// measurement record; `ops` operations per batch, counted `per` "op" or "page".
     #[allow(clippy::too_many_arguments)]
@@ -56,14 +68,7 @@ impl Ctx<'_> {
         setup: S,
         batch: B,
     ) -> Option<Summary> {
-        let id = Id {
-            suite: self.suite.name(),
-            bench: self.bench,
-            imp,
-            pool_pages: self.pages(),
-            per,
-            params,
-        };
+        let id = self.id(imp, per, params);
         let mut work = Closures {
             state,
             setup,
@@ -85,14 +90,7 @@ impl Ctx<'_> {
         params: crate::json::Fields<'_>,
         s: &Summary,
     ) {
-        let id = Id {
-            suite: self.suite.name(),
-            bench: self.bench,
-            imp,
-            pool_pages: self.pages(),
-            per,
-            params,
-        };
+        let id = self.id(imp, per, params);
         let _ = record::measurement(self.out, &id, s);
         self.counts.measurements += 1;
     }
