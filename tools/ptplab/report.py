@@ -211,8 +211,8 @@ def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
 
 UNMAP_ROLES = [("unmap_4KiB", "1 GiB of 4 KiB pages"), ("unmap_2MiB", "64 GiB of 2 MiB pages"),
                ("unmap_1GiB", "64 GiB of 1 GiB pages")]
-UNMAP_IMPLS = ["lab-unmap_range-bitmap", "lab-unmap_range-bump", "x86_64-unmap+clean_up", "read+clear-limit",
-               "memset-limit"]
+# The unmap suite's contenders, as its table shows them, by role.
+UNMAP_IMPLS = ["unmap_bitmap", "unmap_bump", "peer_unmap", "read_clear_limit", "store_limit"]
 
 
 def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
@@ -221,9 +221,10 @@ def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
     (churn records are deterministic: the seed), the costs means over the runs."""
     path, recs = runs[-1]
     unmaps = [(lab.bench(role), what) for role, what in UNMAP_ROLES]
+    impls = [lab.contender(role) for role in UNMAP_IMPLS]
     L: list[str] = []
     pool = STANDARD if any(r.get("pool_pages") == STANDARD for r in recs) else None
-    got = {(b, i): interval(runs, b, i, pool) for b, _ in unmaps for i in UNMAP_IMPLS} if pool else {}
+    got = {(b, i): interval(runs, b, i, pool) for b, _ in unmaps for i in impls} if pool else {}
     if any(v is not None for v in got.values()):
         L += ["## Unmapping, and bump against bitmap under churn", "",
               f"Unmapping per page at {pool} pages, TSC ticks (mean over {len(runs)} run(s) of each run's median): "
@@ -231,9 +232,9 @@ def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
               "`unmap` loop and `clean_up`, and two limits: every entry read and cleared (what an unmap must do to "
               "count its pages and tell leaves from tables; with huge pages, after reading them all first) and a "
               "memset of the entries.", "",
-              "| region | " + " | ".join(UNMAP_IMPLS) + " |", "| --- |" + " --- |" * len(UNMAP_IMPLS)]
+              "| region | " + " | ".join(impls) + " |", "| --- |" + " --- |" * len(impls)]
         for bench, what in unmaps:
-            cells = [f"{got[(bench, i)][0]:,.3f}" if got.get((bench, i)) else "-" for i in UNMAP_IMPLS]
+            cells = [f"{got[(bench, i)][0]:,.3f}" if got.get((bench, i)) else "-" for i in impls]
             if any(c != "-" for c in cells):
                 L.append(f"| {what} | " + " | ".join(cells) + " |")
         L += [""]
@@ -307,7 +308,7 @@ def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
         L.append(f"| {x['per_page']} vs {x['full']}{where} | {x['page_size']} | {x['n_star']} | {x['ceiling']} | "
                  f"{x['calibrated_ceiling']} | {'-' if regret33 is None else f'{regret33:,.0f}'} |")
     ipi = [r for r in recs if r.get("type") == "measurement" and r.get("bench") == lab.bench("shootdown")
-           and r.get("impl") == "ipi"]
+           and r.get("impl") == lab.contender("shootdown_ipi")]
     if ipi:
         hz = r0.get("tsc_hz")
         pages = ["1", "8", "32", "64", "full"]

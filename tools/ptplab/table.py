@@ -4,8 +4,6 @@ from __future__ import annotations
 from . import lab
 from .schema import estimate
 
-PEER = "x86_64-map_to"
-LIMIT = "memset-limit"
 
 
 def run_header(run: dict) -> list[str]:
@@ -75,6 +73,7 @@ def measurement_rows(records: list[dict], percentiles: bool = False) -> list[str
     ms = [r for r in records if r.get("type") == "measurement"]
     # One peer and one limit per benchmark and pool (the map suite's); swept rows have none.
     peers = {(m["bench"], m.get("pool_pages"), m["impl"]): m for m in ms}
+    PEER, LIMIT = lab.contender("peer_map"), lab.contender("store_limit")
     swept = varying(ms)
     head = ["suite", "bench", "pool", "impl", "params", "unit/per", "n", "p50", "mean"]
     head += ["p90", "p99"] if percentiles else []

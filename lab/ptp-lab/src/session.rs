@@ -52,7 +52,7 @@ pub fn run(
         execution.name(),
         calibration
     );
-    let mut judge = Judge::default();
+    let mut judge = Judge::new(crate::suites::targets::TARGETS);
     let tally = Tally {
         counts: &mut counts,
         judge: &mut judge,

@@ -59,166 +59,6 @@ pub struct Target {
     pub on: Place,
 }
 
-pub static TARGETS: &[Target] = &[
-    Target {
-        name: "map_range >= 15x faster than x86_64 map_to (1 GiB of 4 KiB pages)",
-        bench: "map_1GiB_4KiB",
-        ours: "lab-map_range",
-        other: "x86_64-map_to",
-        want: Want::FasterBy(15.0),
-        on: Place::Host,
-    },
-    Target {
-        name: "map_range >= 10x faster than x86_64 map_to (64 GiB of 2 MiB pages)",
-        bench: "map_64GiB_2MiB",
-        ours: "lab-map_range",
-        other: "x86_64-map_to",
-        want: Want::FasterBy(10.0),
-        on: Place::Host,
-    },
-    Target {
-        name: "map_range within 1.1x of the store limit (1 GiB of 4 KiB pages)",
-        bench: "map_1GiB_4KiB",
-        ours: "lab-map_range",
-        other: "memset-limit",
-        want: Want::WithinOf(1.1),
-        on: Place::Host,
-    },
-    Target {
-        name: "map_range within 1.1x of the store limit (64 GiB of 2 MiB pages)",
-        bench: "map_64GiB_2MiB",
-        ours: "lab-map_range",
-        other: "memset-limit",
-        want: Want::WithinOf(1.1),
-        on: Place::Host,
-    },
-    Target {
-        name: "warm map_range (tables present) within 1.2x of its limit, every entry read then written (1 GiB of 4 KiB pages)",
-        bench: "map_1GiB_4KiB",
-        ours: "lab-map_range-warm",
-        other: "read+memset-limit",
-        want: Want::WithinOf(1.2),
-        on: Place::Host,
-    },
-    Target {
-        name: "warm map_range (tables present) within 1.2x of its limit, every entry read then written (64 GiB of 2 MiB pages)",
-        bench: "map_64GiB_2MiB",
-        ours: "lab-map_range-warm",
-        other: "read+memset-limit",
-        want: Want::WithinOf(1.2),
-        on: Place::Host,
-    },
-    Target {
-        name: "unmap_range >= 20x faster than x86_64 unmap + clean_up (1 GiB of 4 KiB pages)",
-        bench: "unmap_1GiB_4KiB",
-        ours: "lab-unmap_range-bitmap",
-        other: "x86_64-unmap+clean_up",
-        want: Want::FasterBy(20.0),
-        on: Place::Host,
-    },
-    Target {
-        name: "unmap_range >= 20x faster than x86_64 unmap + clean_up (64 GiB of 2 MiB pages)",
-        bench: "unmap_64GiB_2MiB",
-        ours: "lab-unmap_range-bitmap",
-        other: "x86_64-unmap+clean_up",
-        want: Want::FasterBy(20.0),
-        on: Place::Host,
-    },
-    Target {
-        name: "unmap_range, bitmap, within 1.2x of its limit, every entry read and cleared (1 GiB of 4 KiB pages)",
-        bench: "unmap_1GiB_4KiB",
-        ours: "lab-unmap_range-bitmap",
-        other: "read+clear-limit",
-        want: Want::WithinOf(1.2),
-        on: Place::Host,
-    },
-    Target {
-        name: "unmap_range, bump, within 1.2x of its limit, every entry read and cleared (1 GiB of 4 KiB pages)",
-        bench: "unmap_1GiB_4KiB",
-        ours: "lab-unmap_range-bump",
-        other: "read+clear-limit",
-        want: Want::WithinOf(1.2),
-        on: Place::Host,
-    },
-    Target {
-        name: "unmap_range, bitmap, within 1.2x of its limit, every entry read and cleared (64 GiB of 2 MiB pages)",
-        bench: "unmap_64GiB_2MiB",
-        ours: "lab-unmap_range-bitmap",
-        other: "read+clear-limit",
-        want: Want::WithinOf(1.2),
-        on: Place::Host,
-    },
-    Target {
-        name: "unmap_range, bump, within 1.2x of its limit, every entry read and cleared (64 GiB of 2 MiB pages)",
-        bench: "unmap_64GiB_2MiB",
-        ours: "lab-unmap_range-bump",
-        other: "read+clear-limit",
-        want: Want::WithinOf(1.2),
-        on: Place::Host,
-    },
-    Target {
-        name: "bitmap allocation >= 2x faster than bitmap-allocator (fill, each its call for 64 pages at once)",
-        bench: "bitmap_alloc_seq",
-        ours: "lab-bitmap-batch",
-        other: "bitmap-allocator-contiguous",
-        want: Want::FasterBy(2.0),
-        on: Place::Host,
-    },
-    Target {
-        name: "bitmap free+alloc >= 2x faster than bitmap-allocator (50 % random fill)",
-        bench: "bitmap_alloc_50pct_random",
-        ours: "lab-bitmap",
-        other: "bitmap-allocator",
-        want: Want::FasterBy(2.0),
-        on: Place::Host,
-    },
-    Target {
-        name: "bump allocation within 1.2x of a bare counter",
-        bench: "bump_alloc",
-        ours: "lab-bump",
-        other: "bare-counter",
-        want: Want::WithinOf(1.2),
-        on: Place::Host,
-    },
-    Target {
-        name: "in-kernel map_range >= 10x faster than x86_64 map_to (1 GiB of 4 KiB pages)",
-        bench: "map_1GiB_4KiB",
-        ours: "lab-map_range",
-        other: "x86_64-map_to",
-        want: Want::FasterBy(10.0),
-        on: Place::Kernel,
-    },
-    Target {
-        name: "in-kernel map_range >= 10x faster than x86_64 map_to (64 GiB of 2 MiB pages)",
-        bench: "map_64GiB_2MiB",
-        ours: "lab-map_range",
-        other: "x86_64-map_to",
-        want: Want::FasterBy(10.0),
-        on: Place::Kernel,
-    },
-];
-
-/// The calibrated TLB flush policy (issue: a policy calibrated on the CPU it runs on).
-/// Targets on a value a benchmark computes (not a ratio of two contenders' estimates), judged
-/// where it is computed ([`Target::judge`]).
-pub static CALIBRATION_TIME: Target = Target {
-    name: "calibrating the flush policy takes <= 1 ms of CPU time",
-    bench: "tlb_crossover",
-    ours: "calibration",
-    other: "1 ms",
-    want: Want::WithinOf(1.0),
-    on: Place::Kernel,
-};
-pub static CALIBRATED_POLICY: Target = Target {
-    name: "the calibrated flush policy is within 5 % of the best choice at every N measured",
-    bench: "tlb_crossover",
-    ours: "calibrated-policy",
-    other: "best-choice",
-    want: Want::WithinOf(1.05),
-    on: Place::Kernel,
-};
-pub static VALUE_TARGETS: &[&Target] = &[&CALIBRATION_TIME, &CALIBRATED_POLICY];
-
 impl Target {
     /// Write the judgement of `ratio` (ours / other) at `pool_pages`: a line for a person (the
     /// kernel shows `# ` lines on its screen) and the `target` record; a miss counts in
@@ -306,23 +146,25 @@ const SEEN: usize = 256;
 
 /// Collects the estimates targets need while a run goes, and judges them at its end.
 pub struct Judge {
+    targets: &'static [Target],
     seen: [(&'static str, &'static str, u32, f64); SEEN],
     n: usize,
 }
 
-impl Default for Judge {
-    fn default() -> Self {
+impl Judge {
+    /// A judge of `targets` (the lab's: `crate::suites::targets::TARGETS`).
+    pub fn new(targets: &'static [Target]) -> Judge {
         Judge {
+            targets,
             seen: [("", "", 0, 0.0); SEEN],
             n: 0,
         }
     }
-}
 
-impl Judge {
     /// Remember a measurement if a target names it.
     pub fn note(&mut self, bench: &'static str, imp: &'static str, pool: u32, estimate: f64) {
-        let wanted = TARGETS
+        let wanted = self
+            .targets
             .iter()
             .any(|t| t.bench == bench && (t.ours == imp || t.other == imp));
         if wanted && self.n < SEEN {
@@ -348,7 +190,7 @@ impl Judge {
         pools: &[u32],
         counts: &mut Counts,
     ) {
-        for t in TARGETS.iter().filter(|t| t.on == place) {
+        for t in self.targets.iter().filter(|t| t.on == place) {
             for &pool in pools {
                 let (Some(ours), Some(other)) = (
                     self.get(t.bench, t.ours, pool),
@@ -380,7 +222,33 @@ mod tests {
 
     #[test]
     fn judged_per_pool_and_only_natively_in_the_kernel() {
-        let mut j = Judge::default();
+        static ONE: &[Target] = &[
+            Target {
+                name: "map_range >= 15x faster than x86_64 map_to (1 GiB of 4 KiB pages)",
+                bench: "map_1GiB_4KiB",
+                ours: "lab-map_range",
+                other: "x86_64-map_to",
+                want: Want::FasterBy(15.0),
+                on: Place::Host,
+            },
+            Target {
+                name: "in-kernel map_range >= 10x faster than x86_64 map_to",
+                bench: "map_1GiB_4KiB",
+                ours: "lab-map_range",
+                other: "x86_64-map_to",
+                want: Want::FasterBy(10.0),
+                on: Place::Kernel,
+            },
+            Target {
+                name: "map_range within 2x of the store limit",
+                bench: "map_1GiB_4KiB",
+                ours: "lab-map_range",
+                other: "memset-limit",
+                want: Want::WithinOf(2.0),
+                on: Place::Host,
+            },
+        ];
+        let mut j = Judge::new(ONE);
         j.note("map_1GiB_4KiB", "lab-map_range", 4096, 1.0);
         j.note("map_1GiB_4KiB", "x86_64-map_to", 4096, 20.0);
         j.note("map_1GiB_4KiB", "lab-map_page-loop", 4096, 20.0); // no target names it

@@ -12,6 +12,9 @@ const PAIRS: usize = 1024;
 /// Bitmap words covering the largest pool (for the setup's own bookkeeping).
 const WORDS: usize = vystem_ptp::pool::MAX_POOL_PAGES as usize / 64;
 
+/// Our bitmap's batch call, a contender of its own in the fill.
+pub const BITMAP_BATCH: &str = "lab-bitmap-batch";
+
 pub const BUMP_ALLOC: Bench = Bench {
     name: "bump_alloc",
     suite: Suite::Alloc,
@@ -75,7 +78,7 @@ pub(super) trait Contender {
 
 impl Contender for BitmapAllocator {
     const NAME: &'static str = "lab-bitmap";
-    const BATCH: Option<&'static str> = Some("lab-bitmap-batch");
+    const BATCH: Option<&'static str> = Some(BITMAP_BATCH);
     #[inline]
     fn alloc_many(&mut self, out: &mut [u32]) -> bool {
         self.allocate_many(out).is_ok()

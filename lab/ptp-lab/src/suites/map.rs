@@ -26,6 +26,30 @@ const VIRT: u64 = 0xffff_8000_0000_0000;
 const PHYS: u64 = 0x1_0000_0000;
 const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::NO_EXECUTE);
 
+/// The contenders' names, written once: the target table and the roles take them from here.
+/// ours, batched, from a fresh pool.
+pub const MAP_RANGE: &str = "lab-map_range";
+/// ours, into tables that exist.
+pub const MAP_RANGE_WARM: &str = "lab-map_range-warm";
+/// ours, one map_page per page.
+pub const MAP_PAGE_LOOP: &str = "lab-map_page-loop";
+/// the x86_64 crate's map_to loop.
+pub const PEER_MAP_TO: &str = "x86_64-map_to";
+/// every entry read, then the memset.
+pub const READ_STORE_LIMIT: &str = "read+memset-limit";
+/// a memset of the bytes written.
+pub const STORE_LIMIT: &str = "memset-limit";
+/// the same, with the freed tables and bitmap words.
+pub const STORE_LIMIT_BITMAP: &str = "memset-limit-bitmap";
+/// ours, emptied tables freed to the bitmap.
+pub const UNMAP_BITMAP: &str = "lab-unmap_range-bitmap";
+/// ours, tables kept (bump).
+pub const UNMAP_BUMP: &str = "lab-unmap_range-bump";
+/// the x86_64 crate's unmap loop and clean_up.
+pub const PEER_UNMAP: &str = "x86_64-unmap+clean_up";
+/// every entry read and cleared.
+pub const READ_CLEAR_LIMIT: &str = "read+clear-limit";
+
 /// What each benchmark maps: page size and number of pages, from [`VIRT`] to [`PHYS`].
 #[derive(Debug, Clone, Copy)]
 pub struct Mapping {
@@ -154,7 +178,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     };
     let cold = crate::params! { "page_size": size.name(), "pages": count, "tables": "fresh pool" };
     ctx.measure(
-        "lab-map_range",
+        MAP_RANGE,
         "page",
         count,
         cold,
@@ -173,20 +197,14 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
             })
         }
     };
-    ctx.measure(
-        "lab-map_range-warm",
-        "page",
-        count,
-        warm,
-        &mut st,
-        unmap,
-        |st| map_range(st, size, count),
-    );
+    ctx.measure(MAP_RANGE_WARM, "page", count, warm, &mut st, unmap, |st| {
+        map_range(st, size, count)
+    });
     verify(ctx, "map_range_warm", &st.m, size, count, st.err);
 
     let loop_params = crate::params! { "page_size": size.name(), "pages": count };
     ctx.measure(
-        "lab-map_page-loop",
+        MAP_PAGE_LOOP,
         "page",
         count,
         loop_params,
@@ -216,7 +234,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     let mut ok = true;
     let mut peer = (st, &mut ok);
     ctx.measure(
-        "x86_64-map_to",
+        PEER_MAP_TO,
         "page",
         count,
         peer_params,
@@ -248,7 +266,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     // the limit for the warm map is that read and the memset of the entries.
     let entries = crate::params! { "bytes": count * 8 };
     ctx.measure(
-        "read+memset-limit",
+        READ_STORE_LIMIT,
         "page",
         count,
         entries,
@@ -266,7 +284,7 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     let bytes = m.tables() * 4096;
     let limit = crate::params! { "bytes": bytes };
     ctx.measure(
-        "memset-limit",
+        STORE_LIMIT,
         "page",
         count,
         limit,
@@ -400,7 +418,7 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
     // Emptied tables go back to the bitmap: the root alone stays. Bump keeps them all.
     ours(
         ctx,
-        "lab-unmap_range-bitmap",
+        UNMAP_BITMAP,
         "unmap_range_bitmap",
         m,
         BitmapAllocator::new,
@@ -411,7 +429,7 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
     );
     ours(
         ctx,
-        "lab-unmap_range-bump",
+        UNMAP_BUMP,
         "unmap_range_bump",
         m,
         BumpAllocator::new,
@@ -422,7 +440,7 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
     // ones to the same bitmap through `PoolFrames`.
     let mut peer = (BitmapAllocator::new(n), 0u32, true);
     ctx.measure(
-        "x86_64-unmap+clean_up",
+        PEER_UNMAP,
         "page",
         m.pages,
         params,
@@ -481,7 +499,7 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
         "each entry read and cleared"
     };
     ctx.measure(
-        "read+clear-limit",
+        READ_CLEAR_LIMIT,
         "page",
         m.pages,
         crate::params! { "bytes": entries * 8, "counts": what },
@@ -501,9 +519,9 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
         },
     );
     for (imp, bytes, counts) in [
-        ("memset-limit", bump_bytes, "cleared entries"),
+        (STORE_LIMIT, bump_bytes, "cleared entries"),
         (
-            "memset-limit-bitmap",
+            STORE_LIMIT_BITMAP,
             bitmap_bytes,
             "cleared entries, the entries of the freed tables, their bitmap words",
         ),

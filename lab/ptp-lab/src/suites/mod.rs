@@ -26,6 +26,7 @@ mod ptp;
 mod replay;
 pub mod roles;
 mod shootdown;
+pub mod targets;
 mod tlb;
 
 use crate::case::Case;

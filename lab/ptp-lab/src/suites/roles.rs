@@ -87,4 +87,40 @@ pub const CONTENDERS: &[Role] = &[
         "a modifiable PTP (self-mapped)",
     ),
     role("unmodifiable_ptp", ptp::UNMODIFIABLE, "an unmodifiable PTP"),
+    role(
+        "shootdown_ipi",
+        shootdown::IPI,
+        "a shootdown's round trip by IPI",
+    ),
+    role("map_range", map::MAP_RANGE, "our batched map_range"),
+    role(
+        "peer_map",
+        map::PEER_MAP_TO,
+        "the x86_64 crate's map_to loop",
+    ),
+    role(
+        "store_limit",
+        map::STORE_LIMIT,
+        "a memset of the bytes a mapping writes",
+    ),
+    role(
+        "unmap_bitmap",
+        map::UNMAP_BITMAP,
+        "our unmap_range, emptied tables freed to the bitmap",
+    ),
+    role(
+        "unmap_bump",
+        map::UNMAP_BUMP,
+        "our unmap_range with bump (tables kept)",
+    ),
+    role(
+        "peer_unmap",
+        map::PEER_UNMAP,
+        "the x86_64 crate's unmap loop and clean_up",
+    ),
+    role(
+        "read_clear_limit",
+        map::READ_CLEAR_LIMIT,
+        "every entry read and cleared",
+    ),
 ];

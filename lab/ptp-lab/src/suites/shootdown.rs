@@ -27,6 +27,9 @@ const FULL: u64 = 0;
 /// Sizes of the target-side crossover sweep.
 const SWEEP: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 
+/// The shootdown's round trip by IPI, a contender of its own.
+pub const IPI: &str = "ipi";
+
 pub const SHOOTDOWN: Bench = Bench {
     name: "tlb_shootdown",
     suite: Suite::Tlb,
@@ -158,7 +161,7 @@ fn shootdown(ctx: &mut Ctx<'_>) {
             let d = decision(&policy, pages);
             let shown = Pages(pages);
             ctx.measure(
-                "ipi",
+                IPI,
                 "op",
                 1,
                 crate::params! { "measures": "IPI to each target, its flush, every acknowledgement seen", "targets": k, "pages": shown, "target_flush": name(d), "ceiling": ceiling, "ceiling_source": source },

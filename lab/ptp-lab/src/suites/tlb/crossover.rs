@@ -7,8 +7,8 @@ use super::space::{touch, Size, Space, SIZES, SIZES_2M, WS};
 use super::strategies;
 use super::strategy::Pair;
 use crate::record;
+use crate::suites::targets::{CALIBRATED_POLICY, CALIBRATION_TIME};
 use crate::suites::Ctx;
-use crate::target::{CALIBRATED_POLICY, CALIBRATION_TIME};
 use crate::tsc;
 use vystem_ptp::flush::{
     calibrate, ceiling_for, crossover, regret, worst_ratio, FlushProbe, RoundCost,

@@ -1,0 +1,168 @@
+//! The speed targets, in one table keyed by benchmark and contender: each name taken from where
+//! the suite declares it. What a target is and how it is judged: `crate::target`.
+
+use super::alloc::{self, Contender};
+use super::{map, peers, tlb};
+use crate::platform::Place;
+use crate::target::{Target, Want};
+use vystem_ptp::{BitmapAllocator, BumpAllocator};
+
+pub static TARGETS: &[Target] = &[
+    Target {
+        name: "map_range >= 15x faster than x86_64 map_to (1 GiB of 4 KiB pages)",
+        bench: map::MAP_1GIB_4KIB.name,
+        ours: map::MAP_RANGE,
+        other: map::PEER_MAP_TO,
+        want: Want::FasterBy(15.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "map_range >= 10x faster than x86_64 map_to (64 GiB of 2 MiB pages)",
+        bench: map::MAP_64GIB_2MIB.name,
+        ours: map::MAP_RANGE,
+        other: map::PEER_MAP_TO,
+        want: Want::FasterBy(10.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "map_range within 1.1x of the store limit (1 GiB of 4 KiB pages)",
+        bench: map::MAP_1GIB_4KIB.name,
+        ours: map::MAP_RANGE,
+        other: map::STORE_LIMIT,
+        want: Want::WithinOf(1.1),
+        on: Place::Host,
+    },
+    Target {
+        name: "map_range within 1.1x of the store limit (64 GiB of 2 MiB pages)",
+        bench: map::MAP_64GIB_2MIB.name,
+        ours: map::MAP_RANGE,
+        other: map::STORE_LIMIT,
+        want: Want::WithinOf(1.1),
+        on: Place::Host,
+    },
+    Target {
+        name: "warm map_range (tables present) within 1.2x of its limit, every entry read then written (1 GiB of 4 KiB pages)",
+        bench: map::MAP_1GIB_4KIB.name,
+        ours: map::MAP_RANGE_WARM,
+        other: map::READ_STORE_LIMIT,
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "warm map_range (tables present) within 1.2x of its limit, every entry read then written (64 GiB of 2 MiB pages)",
+        bench: map::MAP_64GIB_2MIB.name,
+        ours: map::MAP_RANGE_WARM,
+        other: map::READ_STORE_LIMIT,
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "unmap_range >= 20x faster than x86_64 unmap + clean_up (1 GiB of 4 KiB pages)",
+        bench: map::UNMAP_1GIB_4KIB.name,
+        ours: map::UNMAP_BITMAP,
+        other: map::PEER_UNMAP,
+        want: Want::FasterBy(20.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "unmap_range >= 20x faster than x86_64 unmap + clean_up (64 GiB of 2 MiB pages)",
+        bench: map::UNMAP_64GIB_2MIB.name,
+        ours: map::UNMAP_BITMAP,
+        other: map::PEER_UNMAP,
+        want: Want::FasterBy(20.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "unmap_range, bitmap, within 1.2x of its limit, every entry read and cleared (1 GiB of 4 KiB pages)",
+        bench: map::UNMAP_1GIB_4KIB.name,
+        ours: map::UNMAP_BITMAP,
+        other: map::READ_CLEAR_LIMIT,
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "unmap_range, bump, within 1.2x of its limit, every entry read and cleared (1 GiB of 4 KiB pages)",
+        bench: map::UNMAP_1GIB_4KIB.name,
+        ours: map::UNMAP_BUMP,
+        other: map::READ_CLEAR_LIMIT,
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "unmap_range, bitmap, within 1.2x of its limit, every entry read and cleared (64 GiB of 2 MiB pages)",
+        bench: map::UNMAP_64GIB_2MIB.name,
+        ours: map::UNMAP_BITMAP,
+        other: map::READ_CLEAR_LIMIT,
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "unmap_range, bump, within 1.2x of its limit, every entry read and cleared (64 GiB of 2 MiB pages)",
+        bench: map::UNMAP_64GIB_2MIB.name,
+        ours: map::UNMAP_BUMP,
+        other: map::READ_CLEAR_LIMIT,
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "bitmap allocation >= 2x faster than bitmap-allocator (fill, each its call for 64 pages at once)",
+        bench: alloc::BITMAP_ALLOC_SEQ.name,
+        ours: alloc::BITMAP_BATCH,
+        other: peers::BITMAP_CONTIGUOUS,
+        want: Want::FasterBy(2.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "bitmap free+alloc >= 2x faster than bitmap-allocator (50 % random fill)",
+        bench: alloc::BITMAP_CHURN_50.name,
+        ours: <BitmapAllocator as Contender>::NAME,
+        other: peers::BITMAP_ALLOCATOR,
+        want: Want::FasterBy(2.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "bump allocation within 1.2x of a bare counter",
+        bench: alloc::BUMP_ALLOC.name,
+        ours: <BumpAllocator as Contender>::NAME,
+        other: <alloc::BareCounter as Contender>::NAME,
+        want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "in-kernel map_range >= 10x faster than x86_64 map_to (1 GiB of 4 KiB pages)",
+        bench: map::MAP_1GIB_4KIB.name,
+        ours: map::MAP_RANGE,
+        other: map::PEER_MAP_TO,
+        want: Want::FasterBy(10.0),
+        on: Place::Kernel,
+    },
+    Target {
+        name: "in-kernel map_range >= 10x faster than x86_64 map_to (64 GiB of 2 MiB pages)",
+        bench: map::MAP_64GIB_2MIB.name,
+        ours: map::MAP_RANGE,
+        other: map::PEER_MAP_TO,
+        want: Want::FasterBy(10.0),
+        on: Place::Kernel,
+    },
+];
+
+/// The calibrated TLB flush policy (issue: a policy calibrated on the CPU it runs on).
+/// Targets on a value a benchmark computes (not a ratio of two contenders' estimates), judged
+/// where it is computed ([`Target::judge`]).
+pub static CALIBRATION_TIME: Target = Target {
+    name: "calibrating the flush policy takes <= 1 ms of CPU time",
+    bench: tlb::CROSSOVER.name,
+    ours: "calibration",
+    other: "1 ms",
+    want: Want::WithinOf(1.0),
+    on: Place::Kernel,
+};
+pub static CALIBRATED_POLICY: Target = Target {
+    name: "the calibrated flush policy is within 5 % of the best choice at every N measured",
+    bench: tlb::CROSSOVER.name,
+    ours: "calibrated-policy",
+    other: "best-choice",
+    want: Want::WithinOf(1.05),
+    on: Place::Kernel,
+};
+pub static VALUE_TARGETS: &[&Target] = &[&CALIBRATION_TIME, &CALIBRATED_POLICY];
