@@ -2,7 +2,7 @@
 //! the suite declares it. What a target is and how it is judged: `crate::target`.
 
 use super::alloc::{self, Contender};
-use super::{map, peers, tlb};
+use super::{map, peers};
 use crate::platform::Place;
 use crate::target::{Target, Want};
 use vystem_ptp::{BitmapAllocator, BumpAllocator};
@@ -146,23 +146,5 @@ pub static TARGETS: &[Target] = &[
     },
 ];
 
-/// The calibrated TLB flush policy (issue: a policy calibrated on the CPU it runs on).
-/// Targets on a value a benchmark computes (not a ratio of two contenders' estimates), judged
-/// where it is computed ([`Target::judge`]).
-pub static CALIBRATION_TIME: Target = Target {
-    name: "calibrating the flush policy takes <= 1 ms of CPU time",
-    bench: tlb::CROSSOVER.name,
-    ours: "calibration",
-    other: "1 ms",
-    want: Want::WithinOf(1.0),
-    on: Place::Kernel,
-};
-pub static CALIBRATED_POLICY: Target = Target {
-    name: "the calibrated flush policy is within 5 % of the best choice at every N measured",
-    bench: tlb::CROSSOVER.name,
-    ours: "calibrated-policy",
-    other: "best-choice",
-    want: Want::WithinOf(1.05),
-    on: Place::Kernel,
-};
-pub static VALUE_TARGETS: &[&Target] = &[&CALIBRATION_TIME, &CALIBRATED_POLICY];
+/// The targets on a value a benchmark computes, beside the code that judges them.
+pub use super::tlb::VALUE_TARGETS;

@@ -3,12 +3,16 @@
 //! and what `vystem_ptp::flush::calibrate` finds with the same pair on this CPU.
 
 use super::measure::round;
+use super::needs::needs_tlb;
 use super::space::{touch, Size, Space, SIZES, SIZES_2M, WS};
 use super::strategies;
 use super::strategy::Pair;
+use crate::config::Suite;
+use crate::platform::Place;
 use crate::record;
-use crate::suites::targets::{CALIBRATED_POLICY, CALIBRATION_TIME};
+use crate::suites::base::Bench;
 use crate::suites::Ctx;
+use crate::target::{Target, Want};
 use crate::tsc;
 use vystem_ptp::flush::{
     calibrate, ceiling_for, crossover, regret, worst_ratio, FlushProbe, RoundCost,
@@ -199,3 +203,31 @@ pub(super) fn crossover_and_policy(ctx: &mut Ctx<'_>) {
         ),
     );
 }
+
+pub const CROSSOVER: Bench = Bench {
+    name: "tlb_crossover",
+    suite: Suite::Tlb,
+    precondition: needs_tlb,
+    run: crossover_and_policy,
+};
+
+/// The calibrated TLB flush policy (issue: a policy calibrated on the CPU it runs on).
+/// Targets on a value a benchmark computes (not a ratio of two contenders' estimates), judged
+/// where it is computed ([`Target::judge`]).
+pub static CALIBRATION_TIME: Target = Target {
+    name: "calibrating the flush policy takes <= 1 ms of CPU time",
+    bench: CROSSOVER.name,
+    ours: "calibration",
+    other: "1 ms",
+    want: Want::WithinOf(1.0),
+    on: Place::Kernel,
+};
+pub static CALIBRATED_POLICY: Target = Target {
+    name: "the calibrated flush policy is within 5 % of the best choice at every N measured",
+    bench: CROSSOVER.name,
+    ours: "calibrated-policy",
+    other: "best-choice",
+    want: Want::WithinOf(1.05),
+    on: Place::Kernel,
+};
+pub static VALUE_TARGETS: &[&Target] = &[&CALIBRATION_TIME, &CALIBRATED_POLICY];

@@ -22,6 +22,7 @@ mod strategies;
 mod strategy;
 
 pub(super) use crossover::{write_crossover, CALIBRATED_CEILING, NOT_CALIBRATED};
+pub use crossover::{CROSSOVER, VALUE_TARGETS};
 pub(super) use needs::{feature, needs_tlb};
 pub(super) use space::{stamp, Space, WS};
 pub(super) use strategies::BENCHES as STRATEGIES;
@@ -62,10 +63,4 @@ pub const INVLPGB: Bench = Bench {
         )
     },
     run: invlpgb::invlpgb,
-};
-pub const CROSSOVER: Bench = Bench {
-    name: "tlb_crossover",
-    suite: Suite::Tlb,
-    precondition: needs_tlb,
-    run: crossover::crossover_and_policy,
 };
