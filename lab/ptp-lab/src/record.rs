@@ -22,45 +22,30 @@ use vystem_ptp::flush::RoundCost;
 /// `run`), boot self-checks have a suite.
 pub const SCHEMA: u32 = 7;
 
+/// The row of [`RECORDS`] for each record type: its name, fields and kinds, from its declaration.
+macro_rules! records {
+    ($($t:ident),* $(,)?) => { [$(($t::TYPE, $t::FIELDS, $t::KINDS)),*] };
+}
+
 /// Every record type, its fields in the order written (`type` first, always, and not listed)
 /// and what JSON each holds (the readers check it).
-pub const RECORDS: &[(&str, &[&str], &[crate::json::Kind])] = &[
-    (RunRecord::TYPE, RunRecord::FIELDS, RunRecord::KINDS),
-    (
-        MeasurementRecord::TYPE,
-        MeasurementRecord::FIELDS,
-        MeasurementRecord::KINDS,
-    ),
-    (CheckRecord::TYPE, CheckRecord::FIELDS, CheckRecord::KINDS),
-    (SkipRecord::TYPE, SkipRecord::FIELDS, SkipRecord::KINDS),
-    (
-        TargetRecord::TYPE,
-        TargetRecord::FIELDS,
-        TargetRecord::KINDS,
-    ),
-    (FaultRecord::TYPE, FaultRecord::FIELDS, FaultRecord::KINDS),
-    (PanicRecord::TYPE, PanicRecord::FIELDS, PanicRecord::KINDS),
-    (ErrorRecord::TYPE, ErrorRecord::FIELDS, ErrorRecord::KINDS),
-    (BootRecord::TYPE, BootRecord::FIELDS, BootRecord::KINDS),
-    (
-        MemmapRecord::TYPE,
-        MemmapRecord::FIELDS,
-        MemmapRecord::KINDS,
-    ),
-    (
-        SelftestRecord::TYPE,
-        SelftestRecord::FIELDS,
-        SelftestRecord::KINDS,
-    ),
-    (SmpRecord::TYPE, SmpRecord::FIELDS, SmpRecord::KINDS),
-    (EndRecord::TYPE, EndRecord::FIELDS, EndRecord::KINDS),
-    (ExitRecord::TYPE, ExitRecord::FIELDS, ExitRecord::KINDS),
-    (
-        CrossoverRecord::TYPE,
-        CrossoverRecord::FIELDS,
-        CrossoverRecord::KINDS,
-    ),
-    (ChurnRecord::TYPE, ChurnRecord::FIELDS, ChurnRecord::KINDS),
+pub const RECORDS: &[(&str, &[&str], &[crate::json::Kind])] = &records![
+    RunRecord,
+    MeasurementRecord,
+    CheckRecord,
+    SkipRecord,
+    TargetRecord,
+    FaultRecord,
+    PanicRecord,
+    ErrorRecord,
+    BootRecord,
+    MemmapRecord,
+    SelftestRecord,
+    SmpRecord,
+    EndRecord,
+    ExitRecord,
+    CrossoverRecord,
+    ChurnRecord,
 ];
 
 /// The suite of the kernel's boot self-checks (they belong to no benchmark suite).
