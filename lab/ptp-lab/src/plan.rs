@@ -420,7 +420,10 @@ fn check_writable(out: &str) -> Result<(), PlanError> {
     };
     let dir = PathBuf::from(out);
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let probe = dir.join(format!(".ptplab-probe-{}", std::process::id()));
+    // One probe per check: two checks at once in one process (the tests) must not share it.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let k = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".ptplab-probe-{}-{k}", std::process::id()));
     std::fs::write(&probe, b"").map_err(err)?;
     std::fs::remove_file(&probe).map_err(err)
 }
