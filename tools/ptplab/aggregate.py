@@ -253,43 +253,74 @@ def machines(runs: list[show.Run]) -> list[str]:
     return lines
 
 
-def targets(runs: list[show.Run]) -> tuple[list[str], int]:
-    """The target table (`ptp-host facts`) judged over runs of one kind: per target and pool
-    size, each run's ratio and the ratio of the means over the runs, which the verdict takes
-    (one run's ratio moves with the noise of a shared machine). Kernel targets are judged on
-    native runs only. Returns the lines and how many were missed."""
-    execution(runs)  # native and emulated never judged together
-    native = runs[0].run.get("execution") == "native"
-    places = {r.run.get("where") for r in runs}
-    rows = [["target", "pool", "runs", "each run", "ratio of the means", "want", "verdict"]]
+def paired(records: list[dict], bench: str, ours: str, other: str, pool) -> dict | None:
+    """The run's paired ratio of `ours` to `other` (a `ratio` record: schema 8 on, contenders
+    timed in interleaved rounds), or None."""
+    return next((r for r in records if r.get("type") == "ratio" and r.get("bench") == bench
+                 and r.get("ours") == ours and r.get("other") == other and r.get("pool_pages") == pool), None)
+
+
+PAIRED_RULE = ("judged on paired ratios where the runs have them (each run: the median of its per-round ratios, "
+               "contenders timed in interleaved rounds, with a 95 % interval from order statistics); over the "
+               "runs, the mean of the runs' ratios, their spread max/min beside it. Runs without them (criterion, "
+               "files before schema 8): the ratio of the means of the estimates. A run in which ours beat a limit "
+               "it cannot beat, beyond its interval, is a measurement fault: the target is not judged on it.")
+
+
+def judged(runs: list[list[dict]], places: set, native: bool) -> tuple[list[list[str]], int]:
+    """Every speed target (`ptp-host facts`) over runs of one kind (each a run's records), per
+    pool size: the rows of its table and how many were missed. Kernel targets on native runs
+    only (PAIRED_RULE says how)."""
+    rows = [["target", "pool", "runs", "each run", "spread", "below 1.0", "judged on", "want", "verdict"]]
     missed = 0
     for t in lab.facts()["targets"]:
         if t["on"] not in places:
             continue  # a kernel target on host runs, or the other way
         op, x = t["want"].split()
         want = float(x.rstrip("x"))
-        pools = sorted({m.get("pool_pages") for r in runs for m in r.records if m.get("type") == "measurement"
-                        and m.get("bench") == t["bench"] and m.get("impl") == t["ours"]})
+        faster = op == ">="
+        pools = sorted({m.get("pool_pages") for recs in runs for m in recs if m.get("type") == "measurement"
+                        and m.get("bench") == t["bench"] and m.get("impl") == t["ours"]}, key=str)
         for pool in pools:
-            def first(r, impl):
-                return next((estimate(m) for m in r.records if m.get("type") == "measurement"
+            def first(recs, impl):
+                return next((estimate(m) for m in recs if m.get("type") == "measurement"
                              and m.get("bench") == t["bench"] and m.get("impl") == impl
                              and m.get("pool_pages") == pool), None)
-            pairs = [(o, p) for r in runs if (o := first(r, t["ours"])) and (p := first(r, t["other"]))]
-            if not pairs:
-                continue
-            ratio = (lambda o, p: p / o) if op == ">=" else (lambda o, p: o / p)
-            each = [ratio(o, p) for o, p in pairs]
-            mean = ratio(statistics.fmean(o for o, _ in pairs), statistics.fmean(p for _, p in pairs))
+            pairs = [p for recs in runs if (p := paired(recs, t["bench"], t["ours"], t["other"], pool))]
+            if pairs:
+                each = [1 / p["median"] if faster else p["median"] for p in pairs]
+                value, how = statistics.fmean(each), f"paired ({len(pairs)} of {len(runs)} runs)"
+                faults = sum(bool(p.get("fault")) for p in pairs)
+            else:
+                est = [(o, q) for recs in runs if (o := first(recs, t["ours"])) and (q := first(recs, t["other"]))]
+                if not est:
+                    continue
+                ratio = (lambda o, q: q / o) if faster else (lambda o, q: o / q)
+                each = [ratio(o, q) for o, q in est]
+                value = ratio(statistics.fmean(o for o, _ in est), statistics.fmean(q for _, q in est))
+                how, faults = "ratio of the means", 0
             if t["on"] == "kernel" and not native:
                 verdict = "not judged (emulated)"
+            elif faults:
+                verdict = f"MEASUREMENT FAULT in {faults} run(s): not judged"
             else:
-                ok = mean >= want if op == ">=" else mean <= want
+                ok = value >= want if faster else value <= want
                 missed += not ok
                 verdict = "met" if ok else "MISSED"
-            rows.append([t["name"], str(pool), str(len(pairs)), f"{min(each):.2f}-{max(each):.2f}x",
-                         f"{mean:.2f}x", t["want"], verdict])
-    return table.grid(rows, {1, 2, 4}), missed
+            # Against a limit ("within"), a run below 1.0 beat what it cannot beat.
+            below = "-" if faster else str(sum(r < 1.0 for r in each))
+            rows.append([t["name"], str(pool), str(len(each)), f"{min(each):.3f}-{max(each):.3f}x",
+                         f"{max(each) / min(each):.3f}", below, f"{value:.3f}x {how}", t["want"], verdict])
+    return rows, missed
+
+
+def targets(runs: list[show.Run]) -> tuple[list[str], int]:
+    """The target table judged over runs of one kind ([`judged`]). Returns the lines and how
+    many were missed."""
+    execution(runs)  # native and emulated never judged together
+    native = runs[0].run.get("execution") == "native"
+    rows, missed = judged([r.records for r in runs], {r.run.get("where") for r in runs}, native)
+    return [PAIRED_RULE, ""] + table.grid(rows, {1, 2, 4, 5}), missed
 
 
 def percent(text: str) -> float:
@@ -343,8 +374,7 @@ def main(argv: list[str], command: str) -> int:
         if command == "targets":
             lines, missed = targets(runs)
             print("\n".join(lines))
-            print(f"{command}: {missed} target(s) missed over {len(runs)} run(s), judged on the ratio of the means",
-                  file=sys.stderr)
+            print(f"{command}: {missed} target(s) missed over {len(runs)} run(s)", file=sys.stderr)
             return 0
         print("\n".join(machines(runs)))
         return 0

@@ -285,6 +285,19 @@ def churn_section(runs: list[tuple[Path, list[dict]]]) -> tuple[list[str], str]:
                f"(`{source(path)}`)")
 
 
+def targets_section(runs: list[tuple[Path, list[dict]]]) -> list[str]:
+    """The speed targets over the runs the report's costs come from, judged on their paired
+    ratios (`aggregate.judged`): a measurement fault is shown as one, never as met."""
+    native = runs[-1][1][0].get("execution") == "native"
+    rows, missed = aggregate.judged([recs for _, recs in runs], {recs[0].get("where") for _, recs in runs}, native)
+    if len(rows) < 2:
+        return []
+    L = ["## Speed targets", "", aggregate.PAIRED_RULE, "",
+         "| " + " | ".join(rows[0]) + " |", "| --- |" + " --- |" * (len(rows[0]) - 1)]
+    L += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return L + ["", f"{missed} missed over {len(runs)} run(s).", ""]
+
+
 def tlb_section(tlb: tuple[Path, list[dict]]) -> tuple[list[str], str]:
     """The TLB flush policy from one kernel run: the crossover per pair of strategies, the
     shootdown round trips, and the recommendation's sentence."""
@@ -448,6 +461,7 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
 
     churn_text, churn_sentence = churn_section(runs) if run else ([], "")
     L += churn_text
+    L += targets_section(runs) if run else []
 
     tlb_text, tlb_sentence = tlb_section(tlb) if tlb else ([], "")
     L += tlb_text

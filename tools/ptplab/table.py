@@ -36,6 +36,8 @@ RATIO_NOTE = [
     "x map_to = x86_64 map_to's estimate / this row's (higher: this row is that many times faster);",
     "x limit  = this row's estimate / the memset store limit's (lower: closer to the limit, 1.0 = at it).",
     "estimate = the median (RDTSC) or criterion's mean estimate; ratios compare contenders of one run.",
+    "The speed targets are judged on the paired ratios below where a run has them (contenders timed in",
+    "interleaved rounds: the median of the rounds' ratios), else on these ratios of estimates.",
 ]
 
 
@@ -117,8 +119,23 @@ def target_rows(records: list[dict]) -> list[tuple[str, str, str]]:
     for t in (r for r in records if r.get("type") == "target"):
         verdict = {True: "MET", False: "MISSED", None: t.get("note") or "not judged"}[t.get("met")]
         name = t["name"] + (f" (pool {t['pool_pages']})" if t.get("pool_pages") else "")
-        out.append((f"{name}, want {t['want']}", f"{t['ratio']:.2f}x", verdict))
+        paired = f" [{t['ci_low']:.2f}-{t['ci_high']:.2f}], paired" if t.get("rounds") else ""
+        out.append((f"{name}, want {t['want']}", f"{t['ratio']:.2f}x{paired}", verdict))
     return out
+
+
+def ratio_rows(records: list[dict]) -> list[str]:
+    """The paired ratios of a run (schema 8 on): each contender against its benchmark's peer or
+    limit, from the rounds in which both were timed; a fault where a limit was beaten."""
+    rs = [r for r in records if r.get("type") == "ratio"]
+    if not rs:
+        return []
+    rows = [["bench", "pool", "ours", "other", "ref", "rounds", "ours/other", "95 % interval", ""]]
+    for r in rs:
+        rows.append([r["bench"], r.get("pool_pages") or "", r["ours"], r["other"], r["reference"], r["rounds"],
+                     f"{r['median']:.3f}", f"{r['ci_low']:.3f}-{r['ci_high']:.3f}",
+                     "FAULT: faster than its limit" if r.get("fault") else ""])
+    return ["", f"paired ratios ({rs[0]['method']}):"] + grid(rows, {1, 5, 6})
 
 
 def render(records: list[dict], percentiles: bool = False) -> str:
@@ -129,6 +146,7 @@ def render(records: list[dict], percentiles: bool = False) -> str:
     figures = unit_text(next(iter(units)) if len(units) == 1 else None, next(iter(pers)) if len(pers) == 1 else None)
     lines = run_header(run) + ["", f"figures: {figures}", *RATIO_NOTE, ""]
     lines += measurement_rows(records, percentiles)
+    lines += ratio_rows(records)
     checks = [r for r in records if r.get("type") == "check"]
     failed = [c for c in checks if not c.get("ok")]
     lines += ["", f"checks: {len(checks) - len(failed)} ok, {len(failed)} failed"]

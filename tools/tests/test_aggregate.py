@@ -3,6 +3,8 @@ files; native and emulated never compared; a regression and a non-regression; tw
 import json
 import subprocess
 
+from ptplab import lab
+
 from test_nothing_lost import ENV, PTPLAB, run_file
 
 
@@ -155,7 +157,8 @@ def test_targets_are_judged_on_the_ratio_of_the_means_over_the_repeats(tmp_path)
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("bump allocation within 1.2x"))
     # Each run 1.10x and 1.40x; the means 1.25 / 1.0: missed, though one run alone met it.
-    assert line.split()[-6:] == ["2", "1.10-1.40x", "1.25x", "<=", "1.2x", "MISSED"], line
+    assert line.split()[-12:] == ["2", "1.100-1.400x", "1.273", "0", "1.250x", "ratio", "of", "the", "means", "<=",
+                                  "1.2x", "MISSED"], line
     assert "1 target(s) missed over 2 run(s)" in out.stderr
     alone = next(x for x in ptplab("targets", one).stdout.splitlines() if x.startswith("bump allocation"))
     assert alone.split()[-1] == "met"
@@ -163,3 +166,41 @@ def test_targets_are_judged_on_the_ratio_of_the_means_over_the_repeats(tmp_path)
     emulated = make(tmp_path / "e.jsonl", 1.0, execution="emulated")
     mixed = ptplab("targets", one, emulated)
     assert mixed.returncode == 2 and "native and emulated" in mixed.stderr
+
+
+def paired_run(path, bump, median, low, high, fault=False):
+    """A schema-8 host run whose bump and bare counter were timed in rounds: their estimates,
+    and the paired ratio the targets are judged on."""
+    host_run(path, bump)
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    recs[0].update(schema=8, device=None)
+    kinds = lab.facts()["record_kinds"]["ratio"]
+    ratio = {"type": "ratio", **{k: None for k in kinds}, "suite": "alloc", "bench": "bump_alloc", "pool_pages": 64,
+             "ours": "lab-bump", "other": "bare-counter", "reference": "limit", "rounds": 100, "median": median,
+             "ci_low": low, "ci_high": high, "method": "m", "fault": fault}
+    recs.insert(3, ratio)
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
+
+
+def test_targets_are_judged_on_the_paired_ratios_and_never_on_a_fault(tmp_path):
+    # Estimates 1.1 and 1.4 (their means: missed), paired 1.10 and 1.20: met on the paired mean 1.15.
+    one = paired_run(tmp_path / "a.jsonl", 1.1, 1.10, 1.08, 1.12)
+    two = paired_run(tmp_path / "b.jsonl", 1.4, 1.20, 1.18, 1.22)
+    out = ptplab("targets", one, two)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("bump allocation within 1.2x"))
+    assert line.split()[-13:] == ["2", "1.100-1.200x", "1.091", "0", "1.150x", "paired", "(2", "of", "2", "runs)",
+                                  "<=", "1.2x", "met"], line
+    assert "paired ratios where the runs have them" in out.stdout
+    # Faster than the limit beyond its interval: a measurement fault, not a figure met.
+    bad = paired_run(tmp_path / "c.jsonl", 0.8, 0.80, 0.78, 0.90, fault=True)
+    out = ptplab("targets", one, bad)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("bump allocation within 1.2x"))
+    assert line.endswith("MEASUREMENT FAULT in 1 run(s): not judged"), line
+    cells = line.split()
+    assert cells[cells.index("1.375") + 1] == "1", f"one run below 1.0 against its limit: {line}"
+    assert "0 target(s) missed" in out.stderr
+    shown = subprocess.run(PTPLAB + ["show", str(bad)], env=ENV, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "FAULT: faster than its limit" in shown.stdout, shown.stdout

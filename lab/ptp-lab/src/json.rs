@@ -320,6 +320,10 @@ pub fn shortest(v: &f64) -> Shortest {
     Shortest(*v)
 }
 
+pub fn opt_shortest(v: &Option<f64>) -> Option<Shortest> {
+    v.map(Shortest)
+}
+
 pub fn opt_hex(v: &Option<u64>) -> Option<Hex> {
     v.map(Hex)
 }

@@ -4,7 +4,9 @@
 //!
 //! - [`suites`]: the benchmark table (one flat table: name, suite, precondition, run);
 //! - [`platform`]: where the table runs (kernel or host), and what ring 0 offers;
-//! - [`timing`]: the [`timing::Timer`] every measurement goes through, and the RDTSC harness;
+//! - [`timing`]: the [`timing::Timer`] every measurement goes through, and the RDTSC harness,
+//!   which times the contenders of a benchmark in interleaved rounds;
+//! - [`paired`]: paired ratios (the median of per-round ratios and its interval);
 //! - [`tsc`]: the three TSC reads (interval start, interval stop, unfenced for timeouts);
 //! - [`session`]: one run, as every platform builds it;
 //! - [`record`]: the one writer of every JSON Lines record, and their declared shapes;
@@ -37,6 +39,7 @@ pub mod layout_text;
 pub mod load;
 pub mod option;
 pub mod options;
+pub mod paired;
 #[cfg(feature = "std")]
 pub mod plan;
 pub mod platform;

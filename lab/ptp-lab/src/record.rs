@@ -4,7 +4,7 @@
 //! field list (which [`RECORDS`] gathers and the tools learn through `ptp-host facts`) and
 //! its writer, field by field through [`ToJson`].
 
-use crate::json::{hex, opt_hex, Fixed};
+use crate::json::{hex, opt_hex, opt_shortest, Fixed};
 pub use crate::json::{List, Obj, ToJson};
 use crate::load::Load;
 use crate::timing::{Id, Summary, Unit};
@@ -12,7 +12,10 @@ use crate::{json_object, json_record};
 use core::fmt::{self, Write};
 use vystem_ptp::flush::RoundCost;
 
-/// Version of the record shapes below. 7: the run record names the device (`device`, added by
+/// Version of the record shapes below. 8: the contenders of a benchmark are timed in
+/// interleaved rounds, and each pair of a contender and its reference gets a `ratio` record
+/// (the median of the rounds' ratios, its interval, a fault where a limit was beaten); a
+/// `target` record judged on one says so (`rounds`, `ci_low`, `ci_high`). 7: the run record names the device (`device`, added by
 /// the job). 6: the `smp` record counts online-capable CPUs apart (`online_capable`). 5: the
 /// `churn` record (how far each allocator gets through a changing mapping set). 4: the run
 /// record lists the CPUs that came up (`cpus`), a fault names its CPU, the kernel's `smp` record
@@ -20,7 +23,7 @@ use vystem_ptp::flush::RoundCost;
 /// read). 2: criterion measurements have the full summary, the run record names its timer, `cpu`
 /// holds CPUID facts only (the chosen TSC frequency and its source appear once, at the top of
 /// `run`), boot self-checks have a suite.
-pub const SCHEMA: u32 = 7;
+pub const SCHEMA: u32 = 8;
 
 /// The row of [`RECORDS`] for each record type: its name, fields and kinds, from its declaration.
 macro_rules! records {
@@ -46,6 +49,7 @@ pub const RECORDS: &[(&str, &[&str], &[crate::json::Kind])] = &records![
     ExitRecord,
     CrossoverRecord,
     ChurnRecord,
+    RatioRecord,
 ];
 
 /// The suite of the kernel's boot self-checks (they belong to no benchmark suite).
@@ -213,6 +217,35 @@ json_record! {
         /// None: not judged here (the note says why).
         pub met: Option<bool>,
         pub note: &'a str,
+        /// Judged on a paired ratio (its rounds, and its 95 % interval in the direction of
+        /// `ratio`); null: on the ratio of two estimates (criterion, or timed apart).
+        pub rounds: Option<usize>,
+        pub ci_low: Option<f64> => opt_shortest,
+        pub ci_high: Option<f64> => opt_shortest,
+    }
+}
+
+json_record! {
+    /// A paired ratio ([`crate::paired`]): a contender against a reference of its benchmark
+    /// (a peer, or a limit it cannot beat), from the rounds in which both were timed.
+    #[derive(Debug, Clone, Copy)]
+    pub struct RatioRecord<'a> = "ratio" {
+        pub suite: &'a str,
+        pub bench: &'a str,
+        pub pool_pages: u32,
+        pub ours: &'a str,
+        pub other: &'a str,
+        /// `peer` or `limit`.
+        pub reference: &'a str,
+        pub rounds: usize,
+        /// ours / other: the median of the rounds' ratios, and its 95 % interval.
+        pub median: f64 => crate::json::shortest,
+        pub ci_low: f64 => crate::json::shortest,
+        pub ci_high: f64 => crate::json::shortest,
+        pub method: &'a str,
+        /// Ours measured faster than a limit it cannot beat, beyond the interval: a measurement
+        /// fault, never a figure to quote.
+        pub fault: bool,
     }
 }
 
@@ -741,6 +774,9 @@ mod tests {
                 want: format_args!(">= 2x"),
                 met: None,
                 note: "",
+                rounds: Some(9),
+                ci_low: Some(1.5),
+                ci_high: None,
             }
             .write(s)
         });
@@ -873,6 +909,23 @@ mod tests {
                 peak_used: 512,
                 used_end: 512,
                 fallbacks_4kib: 2,
+            }
+            .write(s)
+        });
+        w("ratio", &|s| {
+            RatioRecord {
+                suite: "map",
+                bench: "b",
+                pool_pages: 64,
+                ours: "o",
+                other: "l",
+                reference: "limit",
+                rounds: 9,
+                median: 0.9,
+                ci_low: 0.85,
+                ci_high: 0.95,
+                method: "m",
+                fault: true,
             }
             .write(s)
         });

@@ -2,6 +2,7 @@
 //! its ratio; and the judge that turns a run's measurements into `target` records. Targets live
 //! in benchmarks, never in tests: a missed target is a finding, not a failed run.
 
+use crate::paired::Paired;
 use crate::platform::Place;
 use crate::record::{Counts, TargetRecord};
 use crate::timing::Execution;
@@ -59,31 +60,60 @@ pub struct Target {
     pub on: Place,
 }
 
+/// What a target is judged on: the ratio in the target's direction, and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measured {
+    /// Two estimates' ratio (criterion, contenders timed apart, a computed value).
+    Estimates(f64),
+    /// A paired ratio from interleaved rounds; `fault`: ours beat a limit it cannot beat.
+    Paired { ratio: Paired, fault: bool },
+}
+
+impl Measured {
+    pub fn ratio(self) -> f64 {
+        match self {
+            Measured::Estimates(r) => r,
+            Measured::Paired { ratio, .. } => ratio.median,
+        }
+    }
+}
+
 impl Target {
-    /// Write the judgement of `ratio` (ours / other) at `pool_pages`: a line for a person (the
-    /// kernel shows `# ` lines on its screen) and the `target` record; a miss counts in
-    /// `counts`. Kernel targets are judged on native runs only.
+    /// Write the judgement of `m` (in the target's direction) at `pool_pages`: a line for a
+    /// person (the kernel shows `# ` lines on its screen) and the `target` record; a miss
+    /// counts in `counts`. Kernel targets are judged on native runs only; a measurement fault
+    /// is never judged met.
     pub fn judge(
         &self,
         w: &mut dyn Write,
-        ratio: f64,
+        m: Measured,
         pool_pages: u32,
         execution: Execution,
         counts: &mut Counts,
     ) {
-        let judged = self.on == Place::Host || execution == Execution::Native;
-        let met = judged.then(|| self.want.met(ratio));
+        let ratio = m.ratio();
+        let native = self.on == Place::Host || execution == Execution::Native;
+        let fault = matches!(m, Measured::Paired { fault: true, .. });
+        let met = (native && !fault).then(|| self.want.met(ratio));
         if met == Some(false) {
             counts.targets_missed += 1;
         }
+        let paired = match m {
+            Measured::Paired { ratio, .. } => Some(ratio),
+            Measured::Estimates(_) => None,
+        };
         let (op, x) = self.want.text();
+        let _ = write!(w, "# {}, pool {pool_pages}: {ratio:.2}x", self.name);
+        if let Some(p) = paired {
+            let _ = write!(w, " [{:.2}, {:.2}]", p.low, p.high);
+        }
         let _ = writeln!(
             w,
-            "# {}, pool {pool_pages}: {ratio:.2}x (want {op} {x}x): {}",
-            self.name,
+            " (want {op} {x}x): {}",
             match met {
                 Some(true) => "met",
                 Some(false) => "MISSED",
+                None if fault => "MEASUREMENT FAULT (faster than its limit)",
                 None => "not judged (emulated)",
             }
         );
@@ -97,11 +127,16 @@ impl Target {
             direction: self.want.direction(),
             want: format_args!("{op} {x}x"),
             met,
-            note: if judged {
-                ""
-            } else {
+            note: if fault {
+                "not judged: measurement fault (ours measured faster than a limit it cannot beat, beyond the interval)"
+            } else if !native {
                 "not judged: emulated (privileged instructions are emulated)"
+            } else {
+                ""
             },
+            rounds: paired.map(|p| p.rounds),
+            ci_low: paired.map(|p| p.low),
+            ci_high: paired.map(|p| p.high),
         }
         .write(w);
     }
@@ -149,7 +184,12 @@ pub struct Judge {
     targets: &'static [Target],
     seen: [(&'static str, &'static str, u32, f64); SEEN],
     n: usize,
+    pairs: [Pair; SEEN],
+    np: usize,
 }
+
+/// A paired ratio a target may be judged on: bench, ours, other, pool, ratio, fault.
+type Pair = (&'static str, &'static str, &'static str, u32, Paired, bool);
 
 impl Judge {
     /// A judge of `targets` (the lab's: `crate::suites::targets::TARGETS`).
@@ -158,6 +198,20 @@ impl Judge {
             targets,
             seen: [("", "", 0, 0.0); SEEN],
             n: 0,
+            pairs: [(
+                "",
+                "",
+                "",
+                0,
+                Paired {
+                    rounds: 0,
+                    median: 0.0,
+                    low: 0.0,
+                    high: 0.0,
+                },
+                false,
+            ); SEEN],
+            np: 0,
         }
     }
 
@@ -173,6 +227,44 @@ impl Judge {
         }
     }
 
+    /// Remember a paired ratio (ours / other) if a target names the pair.
+    pub fn note_pair(
+        &mut self,
+        bench: &'static str,
+        ours: &'static str,
+        other: &'static str,
+        pool: u32,
+        ratio: Paired,
+        fault: bool,
+    ) {
+        let wanted = self
+            .targets
+            .iter()
+            .any(|t| t.bench == bench && t.ours == ours && t.other == other);
+        if wanted && self.np < SEEN {
+            self.pairs[self.np] = (bench, ours, other, pool, ratio, fault);
+            self.np += 1;
+        }
+    }
+
+    /// What `t` is judged on at `pool`: its paired ratio where its contenders were timed in
+    /// rounds, else the ratio of their estimates; `None` if one was not measured.
+    fn measured(&self, t: &Target, pool: u32) -> Option<Measured> {
+        let pair = self.pairs[..self.np]
+            .iter()
+            .find(|p| p.0 == t.bench && p.1 == t.ours && p.2 == t.other && p.3 == pool);
+        if let Some(&(.., ratio, fault)) = pair {
+            let ratio = match t.want {
+                Want::FasterBy(_) => ratio.inverse(),
+                Want::WithinOf(_) => ratio,
+            };
+            return Some(Measured::Paired { ratio, fault });
+        }
+        let ours = self.get(t.bench, t.ours, pool)?;
+        let other = self.get(t.bench, t.other, pool)?;
+        Some(Measured::Estimates(t.want.ratio(ours, other)))
+    }
+
     fn get(&self, bench: &str, imp: &str, pool: u32) -> Option<f64> {
         self.seen[..self.n]
             .iter()
@@ -181,7 +273,8 @@ impl Judge {
     }
 
     /// One `target` record per target of this place and pool size whose two contenders were
-    /// both measured. Kernel targets are judged on native runs only.
+    /// both measured: on their paired ratio where they were timed in rounds. Kernel targets
+    /// are judged on native runs only.
     pub fn report(
         &self,
         w: &mut dyn Write,
@@ -192,13 +285,9 @@ impl Judge {
     ) {
         for t in self.targets.iter().filter(|t| t.on == place) {
             for &pool in pools {
-                let (Some(ours), Some(other)) = (
-                    self.get(t.bench, t.ours, pool),
-                    self.get(t.bench, t.other, pool),
-                ) else {
-                    continue;
-                };
-                t.judge(w, t.want.ratio(ours, other), pool, execution, counts);
+                if let Some(m) = self.measured(t, pool) {
+                    t.judge(w, m, pool, execution, counts);
+                }
             }
         }
     }
@@ -294,6 +383,70 @@ mod tests {
             "4x the store limit misses 'within 2x': {out}"
         );
         let _ = c;
+    }
+
+    #[test]
+    fn paired_ratios_judge_before_estimates_and_a_beaten_limit_is_never_met() {
+        static T: &[Target] = &[
+            Target {
+                name: "fast",
+                bench: "b",
+                ours: "ours",
+                other: "peer",
+                want: Want::FasterBy(10.0),
+                on: Place::Host,
+            },
+            Target {
+                name: "near",
+                bench: "b",
+                ours: "ours",
+                other: "limit",
+                want: Want::WithinOf(1.1),
+                on: Place::Host,
+            },
+        ];
+        let mut j = Judge::new(T);
+        // Estimates say 5x and 2x (both missed); the paired ratios say 20x and 0.5x.
+        j.note("b", "ours", 64, 2.0);
+        j.note("b", "peer", 64, 10.0);
+        j.note("b", "limit", 64, 1.0);
+        let p = |median, low, high| Paired {
+            rounds: 50,
+            median,
+            low,
+            high,
+        };
+        j.note_pair("b", "ours", "peer", 64, p(0.05, 0.04, 0.1), false);
+        j.note_pair("b", "ours", "limit", 64, p(0.5, 0.45, 0.9), true);
+        j.note_pair("b", "ours", "nobody", 64, p(1.0, 1.0, 1.0), false); // no target: not kept
+        assert_eq!(j.np, 2);
+        let (mut out, mut c) = (String::new(), Counts::default());
+        j.report(&mut out, Place::Host, Execution::Native, &[64], &mut c);
+        let recs: std::vec::Vec<serde_json::Value> = out
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        // other/ours: the inverse of the paired median, its interval inverted.
+        assert_eq!(recs[0]["ratio"], 20.0, "{out}");
+        assert_eq!(
+            (recs[0]["ci_low"].as_f64(), recs[0]["ci_high"].as_f64()),
+            (Some(10.0), Some(25.0))
+        );
+        assert_eq!(
+            (recs[0]["met"].as_bool(), recs[0]["rounds"].as_u64()),
+            (Some(true), Some(50))
+        );
+        assert!(recs[1]["met"].is_null(), "a fault is not met: {out}");
+        assert!(recs[1]["note"]
+            .as_str()
+            .unwrap()
+            .contains("measurement fault"));
+        assert!(
+            out.contains(": MEASUREMENT FAULT (faster than its limit)\n"),
+            "{out}"
+        );
+        assert_eq!(c.targets_missed, 0);
     }
 
     #[test]

@@ -10,11 +10,21 @@
 //!   samples adapts to a tick budget (as kvm-unit-tests' cycle goal does), between a minimum
 //!   and the sample buffer's size.
 //! - The summary is per operation: n, min, p50, p90, p99, max, mean, overhead.
+//! - The contenders of one benchmark that are compared ([`Timer::time_rounds`]) are timed in
+//!   interleaved rounds: after a warm-up of each, every round takes one sample of each, in an
+//!   order that rotates from round to round; the tick budget is the benchmark's (each
+//!   contender's budget times the contenders), spread over the rounds. Each round gives the
+//!   ratio of a contender to its reference ([`crate::paired`]): what drifts between rounds
+//!   cancels in it. Criterion cannot interleave: its timer times them one after the other.
 
 use crate::json::{Obj, ToJson};
+use crate::paired::Paired;
 use crate::tsc;
 
-pub const MAX_SAMPLES: usize = 512;
+pub use crate::paired::{nearest_rank, MAX_SAMPLES};
+
+/// The most contenders one benchmark times in rounds.
+pub const MAX_CONTENDERS: usize = 8;
 
 /// How hard to try: a tick budget per benchmark and sample bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +100,7 @@ impl<T, S: FnMut(&mut T), B: FnMut(&mut T)> Work for Closures<'_, T, S, B> {
 pub struct Id<'a> {
     pub suite: &'a str,
     pub bench: &'a str,
-    pub imp: &'a str,
+    pub imp: &'static str,
     pub pool_pages: u32,
     /// "op" or "page": what `ops_per_sample` counts.
     pub per: &'a str,
@@ -103,6 +113,71 @@ pub trait Timer {
     /// Time `work` (each batch performs `ops_per_sample` operations) and summarise it per
     /// operation; `None` if nothing was measured (e.g. criterion filtered this one out).
     fn time(&mut self, id: Id<'_>, ops_per_sample: u64, work: &mut dyn Work) -> Option<Summary>;
+
+    /// Time the contenders of one benchmark together, and the paired ratio of each of
+    /// `pairs` (`(ours, other)`, indices into `entries`) into `ratios`. This default, for a
+    /// timer that cannot interleave (criterion), times them one after the other and pairs
+    /// nothing.
+    fn time_rounds(
+        &mut self,
+        entries: &mut [Entry<'_, '_>],
+        pairs: &[(usize, usize)],
+        summaries: &mut [Option<Summary>],
+        ratios: &mut [Option<Paired>],
+    ) {
+        let _ = (pairs, ratios);
+        for (e, s) in entries.iter_mut().zip(summaries) {
+            *s = self.time(e.id, e.ops, e.work);
+        }
+    }
+}
+
+/// One contender of a benchmark timed with the others ([`Timer::time_rounds`]).
+pub struct Entry<'a, 'w> {
+    pub id: Id<'a>,
+    /// Operations per batch.
+    pub ops: u64,
+    pub work: &'w mut dyn Work,
+}
+
+impl<'a, 'w> Entry<'a, 'w> {
+    /// The same contender, held for less long: to time it with contenders that live less
+    /// long than it (an entry's work is behind `&mut`, which does not shorten by itself).
+    pub fn shorter<'v>(self) -> Entry<'a, 'v>
+    where
+        'w: 'v,
+    {
+        Entry {
+            id: self.id,
+            ops: self.ops,
+            work: self.work,
+        }
+    }
+}
+
+/// The clock a [`Harness`] reads: the TSC, fenced ([`tsc::start`], [`tsc::stop`]), or for the
+/// harness's own tests a clock of their making.
+#[derive(Clone, Copy)]
+pub enum Clock {
+    Tsc { rdtscp: bool },
+    Other(fn() -> u64),
+}
+
+impl Clock {
+    #[inline(always)]
+    fn start(self) -> u64 {
+        match self {
+            Clock::Tsc { .. } => tsc::start(),
+            Clock::Other(f) => f(),
+        }
+    }
+    #[inline(always)]
+    fn stop(self) -> u64 {
+        match self {
+            Clock::Tsc { rdtscp } => tsc::stop(rdtscp),
+            Clock::Other(f) => f(),
+        }
+    }
 }
 
 /// Hands out the timer for one benchmark (all its entries, at every pool size): the RDTSC
@@ -196,24 +271,43 @@ pub struct Harness {
     pub rdtscp: bool,
     pub overhead: u64,
     pub budget: Budget,
-    samples: [u64; MAX_SAMPLES],
+    clock: Clock,
+    /// Ticks per sample, one row per contender (row 0 for a contender timed alone).
+    samples: [[u64; MAX_SAMPLES]; MAX_CONTENDERS],
 }
 
 impl Harness {
     /// Measure the empty interval's cost (minimum of 1000) on this CPU.
     pub fn new(rdtscp: bool, budget: Budget) -> Self {
+        Harness::with_clock(Clock::Tsc { rdtscp }, budget)
+    }
+
+    /// A harness reading `clock`.
+    pub fn with_clock(clock: Clock, budget: Budget) -> Self {
         let mut overhead = u64::MAX;
         for _ in 0..1000 {
-            let t0 = tsc::start();
-            let t1 = tsc::stop(rdtscp);
+            let t0 = clock.start();
+            let t1 = clock.stop();
             overhead = overhead.min(t1.wrapping_sub(t0));
         }
         Harness {
-            rdtscp,
+            rdtscp: matches!(clock, Clock::Tsc { rdtscp: true }),
             overhead,
             budget,
-            samples: [0; MAX_SAMPLES],
+            clock,
+            samples: [[0; MAX_SAMPLES]; MAX_CONTENDERS],
         }
+    }
+
+    /// One timed batch after its untimed setup: ticks, overhead subtracted, and ticks spent.
+    #[inline(always)]
+    fn sample(&self, work: &mut dyn Work) -> (u64, u64) {
+        work.setup();
+        let t0 = self.clock.start();
+        work.batch();
+        let t1 = self.clock.stop();
+        let ticks = t1.wrapping_sub(t0);
+        (ticks.saturating_sub(self.overhead), ticks)
     }
 
     /// Time `work` after an untimed setup each sample, until the budget is spent.
@@ -225,16 +319,60 @@ impl Harness {
         let max = self.budget.max_samples.clamp(1, MAX_SAMPLES);
         let (mut n, mut spent) = (0, 0u64);
         while n < max && (n < self.budget.min_samples || spent < self.budget.ticks) {
-            work.setup();
-            let t0 = tsc::start();
-            work.batch();
-            let t1 = tsc::stop(self.rdtscp);
-            let ticks = t1.wrapping_sub(t0);
+            let (t, ticks) = self.sample(work);
             spent = spent.saturating_add(ticks);
-            self.samples[n] = ticks.saturating_sub(self.overhead);
+            self.samples[0][n] = t;
             n += 1;
         }
-        summarize(&mut self.samples[..n], ops_per_sample, self.overhead)
+        summarize(&mut self.samples[0][..n], ops_per_sample, self.overhead)
+    }
+
+    /// Time `entries` in interleaved rounds (each round one sample of each, the first of the
+    /// round rotating), after a warm-up of each, until the benchmark's budget is spent; then
+    /// the paired ratio of each of `pairs` and each contender's summary. Contenders beyond
+    /// [`MAX_CONTENDERS`] are not timed (their summary stays `None`).
+    pub fn rounds(
+        &mut self,
+        entries: &mut [Entry<'_, '_>],
+        pairs: &[(usize, usize)],
+        summaries: &mut [Option<Summary>],
+        ratios: &mut [Option<Paired>],
+    ) {
+        let k = entries.len().min(MAX_CONTENDERS);
+        let entries = &mut entries[..k];
+        for e in entries.iter_mut() {
+            for _ in 0..self.budget.warmup {
+                e.work.setup();
+                e.work.batch();
+            }
+        }
+        let budget = self.budget.ticks.saturating_mul(k as u64);
+        let max = self.budget.max_samples.clamp(1, MAX_SAMPLES);
+        let (mut n, mut spent) = (0, 0u64);
+        while k > 0 && n < max && (n < self.budget.min_samples || spent < budget) {
+            for j in 0..k {
+                let i = (n + j) % k;
+                let (t, ticks) = self.sample(entries[i].work);
+                spent = spent.saturating_add(ticks);
+                self.samples[i][n] = t;
+            }
+            n += 1;
+        }
+        for (&(a, b), r) in pairs.iter().zip(ratios.iter_mut()) {
+            *r = (a < k && b < k)
+                .then(|| {
+                    Paired::of(
+                        &self.samples[a][..n],
+                        entries[a].ops,
+                        &self.samples[b][..n],
+                        entries[b].ops,
+                    )
+                })
+                .flatten();
+        }
+        for (i, (e, s)) in entries.iter().zip(summaries.iter_mut()).enumerate() {
+            *s = Some(summarize(&mut self.samples[i][..n], e.ops, self.overhead));
+        }
     }
 
     /// The `timer` object of the run record.
@@ -247,6 +385,7 @@ impl Harness {
             .field("min_samples", &b.min_samples)
             .field("max_samples", &b.max_samples)
             .field("warmup", &b.warmup)
+            .field("compared", "interleaved rounds")
             .close()
     }
 }
@@ -255,11 +394,15 @@ impl Timer for Harness {
     fn time(&mut self, _: Id<'_>, ops_per_sample: u64, work: &mut dyn Work) -> Option<Summary> {
         Some(self.run(ops_per_sample, work))
     }
-}
-
-/// The index of the `p`-th percentile in `n` sorted samples (nearest rank; `n` > 0).
-pub fn nearest_rank(p: usize, n: usize) -> usize {
-    (p * n).div_ceil(100).clamp(1, n) - 1
+    fn time_rounds(
+        &mut self,
+        entries: &mut [Entry<'_, '_>],
+        pairs: &[(usize, usize)],
+        summaries: &mut [Option<Summary>],
+        ratios: &mut [Option<Paired>],
+    ) {
+        self.rounds(entries, pairs, summaries, ratios)
+    }
 }
 
 /// Sort `samples` (ticks per batch) and summarise them per operation.
@@ -410,6 +553,143 @@ mod tests {
             4,
             "budget spent: stops at the minimum"
         );
+    }
+
+    std::thread_local! {
+        static NOW: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+    }
+
+    fn fake_now() -> u64 {
+        NOW.with(|c| c.get())
+    }
+
+    /// Work of `units` on a machine that slows down as time goes: each unit costs one tick,
+    /// and one more per 100,000 ticks gone (a tenant arriving, a frequency falling).
+    struct Drifting(u64);
+
+    impl Work for Drifting {
+        fn setup(&mut self) {}
+        fn batch(&mut self) {
+            NOW.with(|c| c.set(c.get() + self.0 + self.0 * c.get() / 100_000));
+        }
+    }
+
+    #[test]
+    fn rounds_cancel_a_drift_that_blocks_take_into_the_ratio() {
+        let budget = Budget {
+            ticks: 50_000,
+            min_samples: 10,
+            max_samples: MAX_SAMPLES,
+            warmup: 1,
+        };
+        NOW.with(|c| c.set(0));
+        let mut h = Harness::with_clock(Clock::Other(fake_now), budget);
+        assert_eq!(h.overhead, 0);
+        // Two contenders of equal work, in blocks: the second runs on the slower machine.
+        let (mut a, mut b) = (Drifting(100), Drifting(100));
+        let blocks = h.run(1, &mut a).p50 / h.run(1, &mut b).p50;
+        assert!(
+            blocks < 0.8,
+            "in blocks the drift is in the ratio: {blocks}"
+        );
+
+        NOW.with(|c| c.set(0));
+        let id = Id {
+            suite: "s",
+            bench: "b",
+            imp: "i",
+            pool_pages: 1,
+            per: "op",
+            params: crate::json::Fields::EMPTY,
+        };
+        let mut e = [
+            Entry {
+                id,
+                ops: 1,
+                work: &mut a,
+            },
+            Entry {
+                id,
+                ops: 1,
+                work: &mut b,
+            },
+        ];
+        let (mut sums, mut ratios) = ([None; 2], [None; 1]);
+        h.rounds(&mut e, &[(0, 1)], &mut sums, &mut ratios);
+        let p = ratios[0].unwrap();
+        assert!(
+            (p.median - 1.0).abs() < 0.005,
+            "in rounds it cancels: {p:?}"
+        );
+        assert!(
+            p.low <= p.median && p.median <= p.high && p.high - p.low < 0.01,
+            "{p:?}"
+        );
+        // Each contender's own figures still drift: only their ratio is steady.
+        let (sa, sb) = (sums[0].unwrap(), sums[1].unwrap());
+        assert_eq!(sa.n, p.rounds);
+        assert!(sa.max > 1.5 * sa.min && sb.n == sa.n, "{sa:?}");
+        // The budget is the benchmark's: both contenders' budgets, spread over the rounds.
+        assert!(
+            p.rounds < MAX_SAMPLES && fake_now() >= 2 * budget.ticks,
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn rounds_rotate_the_order_and_stop_at_the_sample_bound() {
+        std::thread_local! {
+            static ORDER: core::cell::RefCell<std::vec::Vec<u8>> = const { core::cell::RefCell::new(std::vec::Vec::new()) };
+        }
+        struct Tag(u8);
+        impl Work for Tag {
+            fn setup(&mut self) {}
+            fn batch(&mut self) {
+                ORDER.with(|o| o.borrow_mut().push(self.0));
+            }
+        }
+        let mut h = Harness::with_clock(
+            Clock::Other(fake_now),
+            Budget {
+                ticks: u64::MAX,
+                min_samples: 1,
+                max_samples: 3,
+                warmup: 0,
+            },
+        );
+        let id = Id {
+            suite: "s",
+            bench: "b",
+            imp: "i",
+            pool_pages: 1,
+            per: "op",
+            params: crate::json::Fields::EMPTY,
+        };
+        let (mut x, mut y, mut z) = (Tag(0), Tag(1), Tag(2));
+        let mut e = [
+            Entry {
+                id,
+                ops: 1,
+                work: &mut x,
+            },
+            Entry {
+                id,
+                ops: 1,
+                work: &mut y,
+            },
+            Entry {
+                id,
+                ops: 1,
+                work: &mut z,
+            },
+        ];
+        let mut sums = [None; 3];
+        h.rounds(&mut e, &[], &mut sums, &mut []);
+        assert_eq!(
+            ORDER.with(|o| o.borrow().clone()),
+            [0, 1, 2, 1, 2, 0, 2, 0, 1]
+        );
+        assert!(sums.iter().all(|s| s.is_some_and(|s| s.n == 3)));
     }
 
     #[test]

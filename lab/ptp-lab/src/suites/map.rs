@@ -7,9 +7,10 @@
 //! x86_64 crate's per-page `unmap` loop and its `CleanUp::clean_up` (freeing to the bitmap),
 //! and memsets of the bytes each of ours writes.
 
-use super::base::{Bench, Ctx};
+use super::base::{Bench, Ctx, Ref};
 use crate::config::Suite;
 use crate::platform::{reason, Reason};
+use crate::timing::{Closures, Work};
 use core::hint::black_box;
 use vystem_ptp::{
     predict_tables, BitmapAllocator, BumpAllocator, MapError, PageAllocator, PageSize, Pool,
@@ -172,45 +173,38 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
     let pool = ctx.pool;
     let n = pool.pages();
     let fill = ctx.platform.cpu().fill();
-    let mut st = State {
+    let fresh = || State {
         m: PoolMapper::create(pool, BumpAllocator::new(n)).with_fill(fill),
         err: None,
     };
-    let cold = crate::params! { "page_size": size.name(), "pages": count, "tables": "fresh pool" };
-    ctx.measure(
-        MAP_RANGE,
-        "page",
-        count,
-        cold,
-        &mut st,
-        |st| st.m.reset(BumpAllocator::new(n)),
-        |st| map_range(st, size, count),
-    );
-    verify(ctx, "map_range", &st.m, size, count, st.err);
-
-    let warm = crate::params! { "page_size": size.name(), "pages": count, "tables": "present" };
-    let unmap = |st: &mut State| match st.m.unmap_range(VirtAddr::new(VIRT), count * size.bytes()) {
-        Ok(f) => f.ignore(),
-        Err(_) => {
-            st.err = Some(MapError::AlreadyMapped {
-                virt: VirtAddr::new(VIRT),
-            })
-        }
+    let reset = |st: &mut State| st.m.reset(BumpAllocator::new(n));
+    let (mut cold, mut warm, mut each, mut peer) = (fresh(), fresh(), fresh(), (fresh(), true));
+    let mut cold = Closures {
+        state: &mut cold,
+        setup: reset,
+        batch: |st: &mut State| map_range(st, size, count),
     };
-    ctx.measure(MAP_RANGE_WARM, "page", count, warm, &mut st, unmap, |st| {
-        map_range(st, size, count)
-    });
-    verify(ctx, "map_range_warm", &st.m, size, count, st.err);
-
-    let loop_params = crate::params! { "page_size": size.name(), "pages": count };
-    ctx.measure(
-        MAP_PAGE_LOOP,
-        "page",
-        count,
-        loop_params,
-        &mut st,
-        |st| st.m.reset(BumpAllocator::new(n)),
-        |st| {
+    // Into tables that exist: mapped and unmapped first (bump keeps the tables).
+    let mut warm = Closures {
+        state: &mut warm,
+        setup: |st: &mut State| {
+            reset(st);
+            map_range(st, size, count);
+            match st.m.unmap_range(VirtAddr::new(VIRT), count * size.bytes()) {
+                Ok(f) => f.ignore(),
+                Err(_) => {
+                    st.err = Some(MapError::AlreadyMapped {
+                        virt: VirtAddr::new(VIRT),
+                    })
+                }
+            }
+        },
+        batch: |st: &mut State| map_range(st, size, count),
+    };
+    let mut each = Closures {
+        state: &mut each,
+        setup: reset,
+        batch: |st: &mut State| {
             let (v, p) = (black_box(VIRT), black_box(PHYS));
             for i in 0..count {
                 let (vi, pi) = (
@@ -226,28 +220,67 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
                 }
             }
         },
-    );
-    verify(ctx, "map_page_loop", &st.m, size, count, st.err);
-
+    };
     // The peer walks the same pool's pages, through the same window.
-    let peer_params = crate::params! { "page_size": size.name(), "pages": count };
-    let mut ok = true;
-    let mut peer = (st, &mut ok);
-    ctx.measure(
-        PEER_MAP_TO,
-        "page",
-        count,
-        peer_params,
-        &mut peer,
-        |(st, _)| st.m.reset(BumpAllocator::new(n)),
-        |(_, ok)| {
-            **ok &= match size {
+    let mut peer = Closures {
+        state: &mut peer,
+        setup: |(st, _): &mut (State, bool)| reset(st),
+        batch: |(_, ok): &mut (State, bool)| {
+            *ok &= match size {
                 PageSize::Size4KiB => map_to_loop::<Size4KiB>(pool, count),
                 PageSize::Size2MiB => map_to_loop::<Size2MiB>(pool, count),
                 PageSize::Size1GiB => map_to_loop::<Size1GiB>(pool, count),
             };
         },
+    };
+    // Mapping into tables that exist reads every entry before it writes any (all or nothing):
+    // the limit for the warm map is that read and the memset of the entries. It starts where
+    // the warm map does, its entries just written (the warm map's setup maps, then unmaps):
+    // in rounds, whatever ran before leaves them elsewhere in the caches.
+    let entries_of = move || {
+        // SAFETY: the pool's own memory; `count` entries fit in the mapping's tables.
+        unsafe { core::slice::from_raw_parts_mut(pool.page_ptr(0) as *mut u64, count as usize) }
+    };
+    let mut read_store = Closures {
+        state: &mut (),
+        setup: |_: &mut ()| super::limit::store(entries_of()),
+        batch: |_: &mut ()| {
+            black_box(super::limit::read_then_store(fill, black_box(entries_of())));
+        },
+    };
+    let bytes = m.tables() * 4096; // <= the pool's size: the precondition
+    let limit = crate::params! { "bytes": bytes };
+    let mut store_bytes = bytes;
+    let mut store = store_limit(pool, &mut store_bytes);
+    let mapping = crate::params! { "page_size": size.name(), "pages": count };
+    let cold_params =
+        crate::params! { "page_size": size.name(), "pages": count, "tables": "fresh pool" };
+    let warm_params =
+        crate::params! { "page_size": size.name(), "pages": count, "tables": "present" };
+    let entries = crate::params! { "bytes": count * 8 };
+    ctx.measure_rounds(
+        &mut [
+            ctx.contender(MAP_RANGE, "page", count, cold_params, &mut cold),
+            ctx.contender(MAP_RANGE_WARM, "page", count, warm_params, &mut warm),
+            ctx.contender(MAP_PAGE_LOOP, "page", count, mapping, &mut each),
+            ctx.contender(PEER_MAP_TO, "page", count, mapping, &mut peer),
+            ctx.contender(READ_STORE_LIMIT, "page", count, entries, &mut read_store),
+            ctx.contender(STORE_LIMIT, "page", count, limit, &mut store),
+        ],
+        &[
+            Ref::Peer(PEER_MAP_TO),
+            Ref::Limit(STORE_LIMIT, &[MAP_RANGE, MAP_PAGE_LOOP, PEER_MAP_TO]),
+            Ref::Limit(READ_STORE_LIMIT, &[MAP_RANGE_WARM]),
+        ],
     );
+
+    // The contenders share the pool, and the last round's wrote over it: each one checked
+    // runs once more, alone, before its check.
+    again_then_verify(ctx, "map_range", &mut cold, size, count);
+    again_then_verify(ctx, "map_range_warm", &mut warm, size, count);
+    again_then_verify(ctx, "map_page_loop", &mut each, size, count);
+    peer.setup();
+    peer.batch();
     match PoolMapper::adopt(pool, BumpAllocator::new(n)) {
         Ok(adopted) => verify(
             ctx,
@@ -255,48 +288,25 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
             &adopted,
             size,
             count,
-            (!ok).then_some(MapError::PoolExhausted { needed: 0, left: 0 }),
+            (!peer.state.1).then_some(MapError::PoolExhausted { needed: 0, left: 0 }),
         ),
         Err(e) => {
             ctx.check("x86_64_map_to_layout", false, format_args!("{e:?}"));
         }
     }
+}
 
-    // Mapping into tables that exist reads every entry before it writes any (all or nothing):
-    // the limit for the warm map is that read and the memset of the entries.
-    let entries = crate::params! { "bytes": count * 8 };
-    ctx.measure(
-        READ_STORE_LIMIT,
-        "page",
-        count,
-        entries,
-        &mut (),
-        |_| {},
-        |_| {
-            // SAFETY: the pool's own memory; `count` entries fit in the mapping's tables.
-            let e = unsafe {
-                core::slice::from_raw_parts_mut(pool.page_ptr(0) as *mut u64, count as usize)
-            };
-            black_box(super::limit::read_then_store(fill, black_box(e)));
-        },
-    );
-
-    let bytes = m.tables() * 4096;
-    let limit = crate::params! { "bytes": bytes };
-    ctx.measure(
-        STORE_LIMIT,
-        "page",
-        count,
-        limit,
-        &mut (),
-        |_| {},
-        |_| {
-            // SAFETY: the pool's own memory; `bytes` <= pool size (precondition).
-            unsafe {
-                core::ptr::write_bytes(pool.page_ptr(0) as *mut u8, 0, black_box(bytes as usize))
-            }
-        },
-    );
+/// Run a mapping contender once more, alone, then [`verify`] what it left.
+fn again_then_verify<S: FnMut(&mut State), B: FnMut(&mut State)>(
+    ctx: &mut Ctx<'_>,
+    what: &str,
+    work: &mut Closures<'_, State, S, B>,
+    size: PageSize,
+    count: u64,
+) {
+    work.setup();
+    work.batch();
+    verify(ctx, what, &work.state.m, size, count, work.state.err);
 }
 
 /// The x86_64 crate's per-page `map_to`, over the pool through its window.
@@ -376,6 +386,14 @@ struct Unmapping<A: PageAllocator> {
 }
 
 impl<A: PageAllocator> Unmapping<A> {
+    fn new(pool: Pool, alloc: A, fill: vystem_ptp::Fill) -> Self {
+        Unmapping {
+            m: PoolMapper::create(pool, alloc).with_fill(fill),
+            mapped: 0,
+            err: None,
+        }
+    }
+
     /// Untimed: a fresh pool with the region mapped by our `map_range`.
     fn setup(&mut self, alloc: A, m: Mapping) {
         self.m.reset(alloc);
@@ -413,39 +431,25 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
     let pool = ctx.pool;
     let fill = ctx.platform.cpu().fill();
     let (entries, tables) = cleared(m);
-    let params = crate::params! { "page_size": m.size.name(), "pages": m.pages };
 
     // Emptied tables go back to the bitmap: the root alone stays. Bump keeps them all.
-    ours(
-        ctx,
-        UNMAP_BITMAP,
-        "unmap_range_bitmap",
-        m,
-        BitmapAllocator::new,
-        |used, mapped| {
-            let freed = mapped.saturating_sub(used);
-            (used == 1 && freed as u64 == tables, (used, freed))
-        },
-    );
-    ours(
-        ctx,
-        UNMAP_BUMP,
-        "unmap_range_bump",
-        m,
-        BumpAllocator::new,
-        |used, mapped| (used == mapped && used as u64 == tables + 1, (used, 0)),
-    );
-
+    let mut bitmap = Unmapping::new(pool, BitmapAllocator::new(n), fill);
+    let mut bitmap = Closures {
+        state: &mut bitmap,
+        setup: |st: &mut Unmapping<BitmapAllocator>| st.setup(BitmapAllocator::new(n), m),
+        batch: |st: &mut Unmapping<BitmapAllocator>| st.unmap(m),
+    };
+    let mut bump = Unmapping::new(pool, BumpAllocator::new(n), fill);
+    let mut bump = Closures {
+        state: &mut bump,
+        setup: |st: &mut Unmapping<BumpAllocator>| st.setup(BumpAllocator::new(n), m),
+        batch: |st: &mut Unmapping<BumpAllocator>| st.unmap(m),
+    };
     // The peer unmaps the tables our map_range built, page by page, then frees the emptied
     // ones to the same bitmap through `PoolFrames`.
-    let mut peer = (BitmapAllocator::new(n), 0u32, true);
-    ctx.measure(
-        PEER_UNMAP,
-        "page",
-        m.pages,
-        params,
-        &mut peer,
-        |(alloc, mapped, ok)| {
+    let mut peer = Closures {
+        state: &mut (BitmapAllocator::new(n), 0u32, true),
+        setup: |(alloc, mapped, ok): &mut (BitmapAllocator, u32, bool)| {
             let mut mapper = PoolMapper::create(pool, BitmapAllocator::new(n)).with_fill(fill);
             *ok &= mapper
                 .map_range(
@@ -460,15 +464,98 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
             *mapped = mapper.allocator().used();
             *alloc = mapper.into_parts().1;
         },
-        |(alloc, _, ok)| {
+        batch: |(alloc, _, ok): &mut (BitmapAllocator, u32, bool)| {
             *ok &= match m.size {
                 PageSize::Size4KiB => unmap_loop::<Size4KiB>(pool, alloc, m.pages),
                 PageSize::Size2MiB => unmap_loop::<Size2MiB>(pool, alloc, m.pages),
                 PageSize::Size1GiB => unmap_loop::<Size1GiB>(pool, alloc, m.pages),
             };
         },
+    };
+
+    // The store limits: the bytes each of ours writes. With bump, the cleared leaf entries; with
+    // the bitmap also the entries that pointed at the freed tables and the bitmap's words for
+    // them (one bit a table, its summary word included).
+    let bump_bytes = entries * 8;
+    let bitmap_bytes = bump_bytes + tables * 8 + tables.div_ceil(64) * 8 + 8;
+    // What any unmap must do: read each entry as it clears it (to count the pages, to tell
+    // leaves from tables), after reading all first where huge pages could be cut through.
+    let check = m.size != PageSize::Size4KiB;
+    let what = if check {
+        "each entry read, then read and cleared"
+    } else {
+        "each entry read and cleared"
+    };
+    let mut read_clear = Closures {
+        state: &mut (),
+        setup: |_: &mut ()| {
+            // SAFETY: as below; the entries to clear hold something, as a mapping's do.
+            unsafe {
+                core::ptr::write_bytes(pool.page_ptr(0) as *mut u8, 0xa5, (entries * 8) as usize)
+            }
+        },
+        batch: |_: &mut ()| {
+            // SAFETY: the pool's own memory; the entries fit in the mapping's tables.
+            let e = unsafe {
+                core::slice::from_raw_parts_mut(pool.page_ptr(0) as *mut u64, entries as usize)
+            };
+            black_box(super::limit::read_clear(fill, black_box(e), check));
+        },
+    };
+    let (mut b1, mut b2) = (bump_bytes, bitmap_bytes);
+    let (mut store_bump, mut store_bitmap) =
+        (store_limit(pool, &mut b1), store_limit(pool, &mut b2));
+    let params = crate::params! { "page_size": m.size.name(), "pages": m.pages };
+    let read_clear_params = crate::params! { "bytes": entries * 8, "counts": what };
+    let bump_limit = crate::params! { "bytes": bump_bytes, "counts": "cleared entries" };
+    let bitmap_limit = crate::params! { "bytes": bitmap_bytes, "counts": "cleared entries, the entries of the freed tables, their bitmap words" };
+    let p = m.pages;
+    ctx.measure_rounds(
+        &mut [
+            ctx.contender(UNMAP_BITMAP, "page", p, params, &mut bitmap),
+            ctx.contender(UNMAP_BUMP, "page", p, params, &mut bump),
+            ctx.contender(PEER_UNMAP, "page", p, params, &mut peer),
+            ctx.contender(
+                READ_CLEAR_LIMIT,
+                "page",
+                p,
+                read_clear_params,
+                &mut read_clear,
+            ),
+            ctx.contender(STORE_LIMIT, "page", p, bump_limit, &mut store_bump),
+            ctx.contender(
+                STORE_LIMIT_BITMAP,
+                "page",
+                p,
+                bitmap_limit,
+                &mut store_bitmap,
+            ),
+        ],
+        &[
+            Ref::Peer(PEER_UNMAP),
+            Ref::Limit(READ_CLEAR_LIMIT, &[UNMAP_BITMAP, UNMAP_BUMP, PEER_UNMAP]),
+            Ref::Limit(STORE_LIMIT, &[UNMAP_BITMAP, UNMAP_BUMP, PEER_UNMAP]),
+            Ref::Limit(STORE_LIMIT_BITMAP, &[UNMAP_BITMAP]),
+        ],
     );
-    let (alloc, mapped, ok) = peer;
+
+    // The contenders share the pool: each one checked runs once more, alone, before its check.
+    bitmap.setup();
+    bitmap.batch();
+    let st = &bitmap.state;
+    let (used, mapped) = (st.m.allocator().used(), st.mapped);
+    let freed = mapped.saturating_sub(used);
+    let judged = (used == 1 && freed as u64 == tables, (used, freed));
+    verify_unmapped(ctx, "unmap_range_bitmap", &st.m, m, st.err, judged);
+    bump.setup();
+    bump.batch();
+    let st = &bump.state;
+    let (used, mapped) = (st.m.allocator().used(), st.mapped);
+    let judged = (used == mapped && used as u64 == tables + 1, (used, 0));
+    verify_unmapped(ctx, "unmap_range_bump", &st.m, m, st.err, judged);
+    peer.setup();
+    peer.batch();
+    let (alloc, mapped, ok) = core::mem::replace(peer.state, (BitmapAllocator::new(n), 0, true));
     let used = alloc.used();
     let freed = mapped.saturating_sub(used);
     match PoolMapper::adopt(pool, alloc) {
@@ -484,99 +571,23 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
             ctx.check("x86_64_unmap_clean_up_layout", false, format_args!("{e:?}"));
         }
     }
-
-    // The store limits: the bytes each of ours writes. With bump, the cleared leaf entries; with
-    // the bitmap also the entries that pointed at the freed tables and the bitmap's words for
-    // them (one bit a table, its summary word included).
-    let bump_bytes = entries * 8;
-    let bitmap_bytes = bump_bytes + tables * 8 + tables.div_ceil(64) * 8 + 8;
-    // What any unmap must do: read each entry as it clears it (to count the pages, to tell
-    // leaves from tables), after reading all first where huge pages could be cut through.
-    let check = m.size != PageSize::Size4KiB;
-    let what = if check {
-        "each entry read, then read and cleared"
-    } else {
-        "each entry read and cleared"
-    };
-    ctx.measure(
-        READ_CLEAR_LIMIT,
-        "page",
-        m.pages,
-        crate::params! { "bytes": entries * 8, "counts": what },
-        &mut (),
-        |_| {
-            // SAFETY: as below; the entries to clear hold something, as a mapping's do.
-            unsafe {
-                core::ptr::write_bytes(pool.page_ptr(0) as *mut u8, 0xa5, (entries * 8) as usize)
-            }
-        },
-        |_| {
-            // SAFETY: the pool's own memory; the entries fit in the mapping's tables.
-            let e = unsafe {
-                core::slice::from_raw_parts_mut(pool.page_ptr(0) as *mut u64, entries as usize)
-            };
-            black_box(super::limit::read_clear(fill, black_box(e), check));
-        },
-    );
-    for (imp, bytes, counts) in [
-        (STORE_LIMIT, bump_bytes, "cleared entries"),
-        (
-            STORE_LIMIT_BITMAP,
-            bitmap_bytes,
-            "cleared entries, the entries of the freed tables, their bitmap words",
-        ),
-    ] {
-        let limit = crate::params! { "bytes": bytes, "counts": counts };
-        ctx.measure(
-            imp,
-            "page",
-            m.pages,
-            limit,
-            &mut (),
-            |_| {},
-            |_| {
-                // SAFETY: the pool's own memory; `bytes` <= 2 x the pool's tables, which fit.
-                unsafe {
-                    core::ptr::write_bytes(
-                        pool.page_ptr(0) as *mut u8,
-                        0,
-                        black_box(bytes as usize),
-                    )
-                }
-            },
-        );
-    }
 }
 
-/// Time our `unmap_range` of `m` over a pool the allocator `fresh` makes, then check it; `pool`
-/// judges the pages in use after it against those in use once mapped (ok, and the used and
-/// freed pages for the detail).
-fn ours<A: PageAllocator>(
-    ctx: &mut Ctx<'_>,
-    imp: &'static str,
-    check: &str,
-    m: Mapping,
-    fresh: fn(u32) -> A,
-    pool: impl Fn(u32, u32) -> (bool, (u32, u32)),
-) {
-    let n = ctx.pages();
-    let mut st = Unmapping {
-        m: PoolMapper::create(ctx.pool, fresh(n)).with_fill(ctx.platform.cpu().fill()),
-        mapped: 0,
-        err: None,
-    };
-    let params = crate::params! { "page_size": m.size.name(), "pages": m.pages };
-    ctx.measure(
-        imp,
-        "page",
-        m.pages,
-        params,
-        &mut st,
-        |st| st.setup(fresh(n), m),
-        |st| st.unmap(m),
-    );
-    let judged = pool(st.m.allocator().used(), st.mapped);
-    verify_unmapped(ctx, check, &st.m, m, st.err, judged);
+/// A memset of `bytes` over the pool's first pages: a store limit. `bytes` must fit in the pool.
+fn store_limit(
+    pool: Pool,
+    bytes: &mut u64,
+) -> Closures<'_, u64, impl FnMut(&mut u64), impl FnMut(&mut u64)> {
+    Closures {
+        state: bytes,
+        setup: |_: &mut u64| {},
+        batch: move |bytes: &mut u64| {
+            // SAFETY: the pool's own memory; `bytes` fit in it (the caller's word).
+            unsafe {
+                core::ptr::write_bytes(pool.page_ptr(0) as *mut u8, 0, black_box(*bytes as usize))
+            }
+        },
+    }
 }
 
 /// The x86_64 crate's per-page `unmap` over the pool, then its `clean_up` freeing the emptied

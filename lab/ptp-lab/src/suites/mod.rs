@@ -17,6 +17,7 @@
 mod alloc;
 mod base;
 mod churn;
+mod contender;
 mod layouts;
 mod limit;
 mod linux;
@@ -47,11 +48,8 @@ pub static TABLE: &[&[Bench]] = &[
     &[
         alloc::BUMP_ALLOC,
         alloc::BITMAP_ALLOC_SEQ,
-        peers::BITMAP_ALLOC_SEQ,
         alloc::BITMAP_CHURN_50,
-        peers::BITMAP_CHURN_50,
         alloc::BITMAP_CHURN_95,
-        peers::BITMAP_CHURN_95,
         alloc::BITMAP_FREE,
         peers::BITMAP_FREE,
         alloc::BITMAP_INIT,

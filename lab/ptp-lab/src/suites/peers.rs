@@ -1,11 +1,12 @@
-//! Peers from crates.io, run through the same definitions as ours (see [`super::alloc`]):
+//! Peers from crates.io, run through the same definitions as ours (see [`super::contender`]):
 //! `bitmap-allocator` (BitAlloc4K up to 4096 pages, BitAlloc64K above) and
 //! `buddy_system_allocator`'s FrameAllocator. They allocate on a heap, so they run on the host
 //! only; in the kernel these entries are skip records that say so.
 
-use super::base::{Bench, Ctx};
+use super::base::{Bench, Ctx, Ref};
 use crate::config::Suite;
 use crate::platform::{reason, Reason};
+use crate::timing::Entry;
 
 pub const BITMAP_ALLOCATOR: &str = "bitmap-allocator";
 /// bitmap-allocator's own call for many pages at once (`alloc_contiguous`).
@@ -14,24 +15,6 @@ pub const BUDDY: &str = "buddy_system_allocator";
 pub const WHY: &str =
     "peers bitmap-allocator and buddy_system_allocator allocate on a heap: host only";
 
-pub const BITMAP_ALLOC_SEQ: Bench = Bench {
-    name: "bitmap_alloc_seq",
-    suite: Suite::Alloc,
-    precondition: needs_heap,
-    run: imp::fill,
-};
-pub const BITMAP_CHURN_50: Bench = Bench {
-    name: "bitmap_alloc_50pct_random",
-    suite: Suite::Alloc,
-    precondition: needs_heap,
-    run: imp::churn_50,
-};
-pub const BITMAP_CHURN_95: Bench = Bench {
-    name: "bitmap_alloc_95pct_full",
-    suite: Suite::Alloc,
-    precondition: needs_heap,
-    run: imp::churn_95,
-};
 pub const BITMAP_FREE: Bench = Bench {
     name: "bitmap_free",
     suite: Suite::Alloc,
@@ -45,6 +28,37 @@ pub const BITMAP_INIT: Bench = Bench {
     run: imp::init,
 };
 
+/// The references of the fill's and the churn's paired ratios.
+const FILL_REFS: &[Ref] = &[Ref::Peer(BITMAP_ALLOCATOR), Ref::Peer(BITMAP_CONTIGUOUS)];
+const CHURN_REFS: &[Ref] = &[Ref::Peer(BITMAP_ALLOCATOR)];
+
+/// Time our fill's contenders (one page a call, many at once) with the peers', in rounds,
+/// where the peers run; elsewhere ours alone, and a skip record for the peers.
+pub(super) fn fill(ctx: &mut Ctx<'_>, mut ours: [Entry<'_, '_>; 2]) {
+    match needs_heap(ctx) {
+        Ok(()) => imp::fill(ctx, ours),
+        Err(why) => alone(ctx, &mut ours, FILL_REFS, why),
+    }
+}
+
+/// Time our churn with the peers', in rounds, where the peers run (`params`: the churn's).
+pub(super) fn churn(
+    ctx: &mut Ctx<'_>,
+    pct: u32,
+    params: crate::json::Fields<'_>,
+    ours: Entry<'_, '_>,
+) {
+    match needs_heap(ctx) {
+        Ok(()) => imp::churn(ctx, pct, params, ours),
+        Err(why) => alone(ctx, &mut [ours], CHURN_REFS, why),
+    }
+}
+
+fn alone(ctx: &mut Ctx<'_>, ours: &mut [Entry<'_, '_>], refs: &[Ref], why: Reason) {
+    ctx.measure_rounds(ours, refs);
+    ctx.skip(why.as_str());
+}
+
 fn needs_heap(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
     if cfg!(feature = "std") && ctx.platform.has_heap() {
         Ok(())
@@ -56,18 +70,19 @@ fn needs_heap(ctx: &mut Ctx<'_>) -> Result<(), Reason> {
 #[cfg(not(feature = "std"))]
 mod imp {
     use super::Ctx;
+    use crate::timing::Entry;
     // Never run: the precondition refuses without std.
-    pub fn fill(_: &mut Ctx<'_>) {}
-    pub fn churn_50(_: &mut Ctx<'_>) {}
-    pub fn churn_95(_: &mut Ctx<'_>) {}
+    pub fn fill(_: &mut Ctx<'_>, _: [Entry<'_, '_>; 2]) {}
+    pub fn churn(_: &mut Ctx<'_>, _: u32, _: crate::json::Fields<'_>, _: Entry<'_, '_>) {}
     pub fn free_all(_: &mut Ctx<'_>) {}
     pub fn init(_: &mut Ctx<'_>) {}
 }
 
 #[cfg(feature = "std")]
 mod imp {
-    use super::super::alloc::{self, Contender};
+    use super::super::contender::{self as alloc, Contender};
     use super::{Ctx, BITMAP_ALLOCATOR, BUDDY};
+    use crate::timing::Entry;
     use bitmap_allocator::{BitAlloc, BitAlloc4K, BitAlloc64K};
     use buddy_system_allocator::FrameAllocator;
     use core::hint::black_box;
@@ -141,20 +156,66 @@ mod imp {
         }};
     }
 
-    pub fn fill(ctx: &mut Ctx<'_>) {
-        both!(ctx, fill, "peer_fills_every_page");
+    pub fn fill(ctx: &mut Ctx<'_>, ours: [Entry<'_, '_>; 2]) {
         if ctx.pages() <= 4096 {
-            alloc::fill_batch::<Bits4K>(ctx, "peer_batches_fill_every_page");
+            fill_with::<Bits4K>(ctx, ours)
         } else {
-            alloc::fill_batch::<Bits64K>(ctx, "peer_batches_fill_every_page");
+            fill_with::<Bits64K>(ctx, ours)
         }
     }
-    pub fn churn_50(ctx: &mut Ctx<'_>) {
-        both!(ctx, churn, 50);
+
+    fn fill_with<B: Contender>(ctx: &mut Ctx<'_>, [a, b]: [Entry<'_, '_>; 2]) {
+        let n = ctx.pages();
+        let (mut one, mut buddy) = (alloc::Fill::<B>::new(n), alloc::Fill::<Buddy>::new(n));
+        let mut many = alloc::FillBatch::<B>::new(n);
+        ctx.measure_rounds(
+            &mut [
+                a.shorter(),
+                b.shorter(),
+                one.entry(ctx),
+                buddy.entry(ctx),
+                many.entry(ctx),
+            ],
+            super::FILL_REFS,
+        );
+        one.check(ctx, "peer_fills_every_page");
+        buddy.check(ctx, "peer_fills_every_page");
+        many.check(ctx, "peer_batches_fill_every_page");
     }
-    pub fn churn_95(ctx: &mut Ctx<'_>) {
-        both!(ctx, churn, 95);
+
+    pub fn churn(
+        ctx: &mut Ctx<'_>,
+        pct: u32,
+        params: crate::json::Fields<'_>,
+        ours: Entry<'_, '_>,
+    ) {
+        if ctx.pages() <= 4096 {
+            churn_with::<Bits4K>(ctx, pct, params, ours)
+        } else {
+            churn_with::<Bits64K>(ctx, pct, params, ours)
+        }
     }
+
+    fn churn_with<B: Contender>(
+        ctx: &mut Ctx<'_>,
+        pct: u32,
+        params: crate::json::Fields<'_>,
+        ours: Entry<'_, '_>,
+    ) {
+        let mut bits = alloc::Churn::<B>::new(ctx, pct);
+        let mut buddy = alloc::Churn::<Buddy>::new(ctx, pct);
+        ctx.measure_rounds(
+            &mut [
+                ours.shorter(),
+                bits.entry(ctx, params),
+                buddy.entry(ctx, params),
+            ],
+            super::CHURN_REFS,
+        );
+        bits.check(ctx);
+        buddy.check(ctx);
+    }
+
     pub fn free_all(ctx: &mut Ctx<'_>) {
         both!(ctx, free_all);
     }

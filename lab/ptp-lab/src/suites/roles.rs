@@ -2,7 +2,7 @@
 //! lab's bitmap contender"), each name taken from where it is declared: a report, a table or a
 //! plot names none of them itself (`ptp-host facts`, key `roles`).
 
-use super::alloc::Contender;
+use super::contender::Contender;
 use super::{alloc, churn, map, ptp, shootdown, tlb};
 use vystem_ptp::{BitmapAllocator, BumpAllocator};
 

@@ -1,7 +1,8 @@
 //! The speed targets, in one table keyed by benchmark and contender: each name taken from where
 //! the suite declares it. What a target is and how it is judged: `crate::target`.
 
-use super::alloc::{self, Contender};
+use super::alloc;
+use super::contender::{self, Contender};
 use super::{map, peers};
 use crate::platform::Place;
 use crate::target::{Target, Want};
@@ -107,7 +108,7 @@ pub static TARGETS: &[Target] = &[
     Target {
         name: "bitmap allocation >= 2x faster than bitmap-allocator (fill, each its call for 64 pages at once)",
         bench: alloc::BITMAP_ALLOC_SEQ.name,
-        ours: alloc::BITMAP_BATCH,
+        ours: contender::BITMAP_BATCH,
         other: peers::BITMAP_CONTIGUOUS,
         want: Want::FasterBy(2.0),
         on: Place::Host,
@@ -124,7 +125,7 @@ pub static TARGETS: &[Target] = &[
         name: "bump allocation within 1.2x of a bare counter",
         bench: alloc::BUMP_ALLOC.name,
         ours: <BumpAllocator as Contender>::NAME,
-        other: <alloc::BareCounter as Contender>::NAME,
+        other: <contender::BareCounter as Contender>::NAME,
         want: Want::WithinOf(1.2),
         on: Place::Host,
     },

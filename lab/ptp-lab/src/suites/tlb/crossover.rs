@@ -12,7 +12,7 @@ use crate::platform::Place;
 use crate::record;
 use crate::suites::base::Bench;
 use crate::suites::Ctx;
-use crate::target::{Target, Want};
+use crate::target::{Measured, Target, Want};
 use crate::tsc;
 use vystem_ptp::flush::{
     calibrate, ceiling_for, crossover, regret, worst_ratio, FlushProbe, RoundCost,
@@ -187,9 +187,21 @@ pub(super) fn crossover_and_policy(ctx: &mut Ctx<'_>) {
     let (pages, execution) = (ctx.pool.pages(), ctx.execution);
     if tsc_hz > 0 {
         let ms = ticks as f64 / (tsc_hz as f64 / 1000.0);
-        CALIBRATION_TIME.judge(ctx.out, ms, pages, execution, ctx.counts);
+        CALIBRATION_TIME.judge(
+            ctx.out,
+            Measured::Estimates(ms),
+            pages,
+            execution,
+            ctx.counts,
+        );
     }
-    CALIBRATED_POLICY.judge(ctx.out, worst, pages, execution, ctx.counts);
+    CALIBRATED_POLICY.judge(
+        ctx.out,
+        Measured::Estimates(worst),
+        pages,
+        execution,
+        ctx.counts,
+    );
     ctx.check(
         "crossover_stated",
         small
