@@ -12,7 +12,7 @@
 //! - The summary is per operation: n, min, p50, p90, p99, max, mean, overhead.
 //! - The contenders of one benchmark that are compared ([`Timer::time_rounds`]) are timed in
 //!   interleaved rounds: after a warm-up of each, every round takes one sample of each, in an
-//!   order that rotates from round to round; the tick budget is the benchmark's (each
+//!   order drawn anew each round from the run's seed; the tick budget is the benchmark's (each
 //!   contender's budget times the contenders), spread over the rounds. Each round gives the
 //!   ratio of a contender to its reference ([`crate::paired`]): what drifts between rounds
 //!   cancels in it. Criterion cannot interleave: its timer times them one after the other.
@@ -272,6 +272,8 @@ pub struct Harness {
     pub overhead: u64,
     pub budget: Budget,
     clock: Clock,
+    /// The order of each round is drawn from it (the run's seed: `Harness::seeded`).
+    order: crate::rng::Rng,
     /// Ticks per sample, one row per contender (row 0 for a contender timed alone).
     samples: [[u64; MAX_SAMPLES]; MAX_CONTENDERS],
 }
@@ -295,8 +297,15 @@ impl Harness {
             overhead,
             budget,
             clock,
+            order: crate::rng::Rng::new(1),
             samples: [[0; MAX_SAMPLES]; MAX_CONTENDERS],
         }
+    }
+
+    /// The same harness, its rounds' orders drawn from `seed` (the run's).
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.order = crate::rng::Rng::new(seed);
+        self
     }
 
     /// One timed batch after its untimed setup: ticks, overhead subtracted, and ticks spent.
@@ -327,8 +336,8 @@ impl Harness {
         summarize(&mut self.samples[0][..n], ops_per_sample, self.overhead)
     }
 
-    /// Time `entries` in interleaved rounds (each round one sample of each, the first of the
-    /// round rotating), after a warm-up of each, until the benchmark's budget is spent; then
+    /// Time `entries` in interleaved rounds (each round one sample of each, in an order drawn
+    /// anew each round from the run's seed), after a warm-up of each, until the benchmark's budget is spent; then
     /// the paired ratio of each of `pairs` and each contender's summary. Contenders beyond
     /// [`MAX_CONTENDERS`] are not timed (their summary stays `None`).
     pub fn rounds(
@@ -349,9 +358,14 @@ impl Harness {
         let budget = self.budget.ticks.saturating_mul(k as u64);
         let max = self.budget.max_samples.clamp(1, MAX_SAMPLES);
         let (mut n, mut spent) = (0, 0u64);
+        let mut order: [usize; MAX_CONTENDERS] = core::array::from_fn(|i| i);
         while k > 0 && n < max && (n < self.budget.min_samples || spent < budget) {
-            for j in 0..k {
-                let i = (n + j) % k;
+            // A new order each round (Fisher-Yates): no contender always follows the same one,
+            // whose traces in the caches it would otherwise always inherit.
+            for j in (1..k).rev() {
+                order.swap(j, self.order.range(0, j as u32 + 1) as usize);
+            }
+            for &i in &order[..k] {
                 let (t, ticks) = self.sample(entries[i].work);
                 spent = spent.saturating_add(ticks);
                 self.samples[i][n] = t;
@@ -637,7 +651,7 @@ mod tests {
     }
 
     #[test]
-    fn rounds_rotate_the_order_and_stop_at_the_sample_bound() {
+    fn each_round_samples_every_contender_once_in_an_order_from_the_seed() {
         std::thread_local! {
             static ORDER: core::cell::RefCell<std::vec::Vec<u8>> = const { core::cell::RefCell::new(std::vec::Vec::new()) };
         }
@@ -653,7 +667,7 @@ mod tests {
             Budget {
                 ticks: u64::MAX,
                 min_samples: 1,
-                max_samples: 3,
+                max_samples: 64,
                 warmup: 0,
             },
         );
@@ -685,11 +699,48 @@ mod tests {
         ];
         let mut sums = [None; 3];
         h.rounds(&mut e, &[], &mut sums, &mut []);
-        assert_eq!(
-            ORDER.with(|o| o.borrow().clone()),
-            [0, 1, 2, 1, 2, 0, 2, 0, 1]
-        );
-        assert!(sums.iter().all(|s| s.is_some_and(|s| s.n == 3)));
+        let order = ORDER.with(|o| o.borrow().clone());
+        assert_eq!(order.len(), 3 * 64);
+        for r in order.chunks(3) {
+            let mut sorted = r.to_vec();
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2], "each once a round: {r:?}");
+        }
+        // Every contender follows every other at some point: no fixed neighbour.
+        for (a, b) in [(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)] {
+            assert!(
+                order.windows(2).any(|w| w == [a, b]),
+                "{a} then {b} never: {order:?}"
+            );
+        }
+        assert!(sums.iter().all(|s| s.is_some_and(|s| s.n == 64)));
+        // The same seed, the same orders.
+        let again = |seed| {
+            ORDER.with(|o| o.borrow_mut().clear());
+            let mut h = Harness::with_clock(Clock::Other(fake_now), h.budget).seeded(seed);
+            let (mut x, mut y, mut z) = (Tag(0), Tag(1), Tag(2));
+            let mut e = [
+                Entry {
+                    id,
+                    ops: 1,
+                    work: &mut x,
+                },
+                Entry {
+                    id,
+                    ops: 1,
+                    work: &mut y,
+                },
+                Entry {
+                    id,
+                    ops: 1,
+                    work: &mut z,
+                },
+            ];
+            h.rounds(&mut e, &[], &mut [None; 3], &mut []);
+            ORDER.with(|o| o.borrow().clone())
+        };
+        assert_eq!(again(7), again(7));
+        assert_ne!(again(7), again(8));
     }
 
     #[test]

@@ -69,7 +69,7 @@ fn main() {
                     return ExitCode::Usage;
                 }
             };
-            let mut harness = Harness::new(host_rdtscp(), Budget::of(&cfg));
+            let mut harness = Harness::new(host_rdtscp(), Budget::of(&cfg)).seeded(cfg.seed);
             let counts = session::run(&mut host, &mut out, &mut harness, &cfg, Default::default());
             session::status(&counts).0
         }),
