@@ -105,7 +105,12 @@ pub fn play_steps<A: PageAllocator>(
             }
             Op::Unmap { virt, bytes } => m
                 .unmap_range(VirtAddr::new_truncate(virt), bytes)
-                .map(|f| (f.pages(), f.tables_freed()))
+                .map(|u| {
+                    let done = (u.range().pages(), u.range().tables_freed());
+                    // SAFETY: a churn's tables are never loaded in any CR3.
+                    let _ = m.release(unsafe { u.assume_flushed() });
+                    done
+                })
                 .map_err(|e| Some(Stop::Unmap(e))),
         };
         let ticks = clock().wrapping_sub(t0);

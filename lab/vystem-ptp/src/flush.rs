@@ -63,6 +63,24 @@ impl FlushRange {
         Some(FlushRange::new(start.as_u64(), last, step, pages))
     }
 
+    /// Both ranges at once: the span of the two, the smaller step, their changes summed (what
+    /// a batch of unmaps flushes).
+    pub(crate) fn union(self, other: FlushRange) -> FlushRange {
+        if self.is_empty() {
+            return other;
+        }
+        if other.is_empty() {
+            return self;
+        }
+        FlushRange {
+            start: self.start.min(other.start),
+            last: self.last.max(other.last),
+            step: self.step.min(other.step),
+            pages: self.pages + other.pages,
+            tables: self.tables + other.tables,
+        }
+    }
+
     pub(crate) fn with_tables(mut self, tables: u64) -> Self {
         self.tables = tables;
         self

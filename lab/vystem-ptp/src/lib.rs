@@ -38,11 +38,14 @@
 //! let (virt, phys) = (VirtAddr::new(0xffff_8000_0000_0000), PhysAddr::new(0x4000_0000));
 //! let stats = ptp.mapper.map_region(virt, phys, 1 << 30, PageSizes::UP_TO_2MIB, F::PRESENT | F::WRITABLE).unwrap();
 //! assert_eq!(stats.pages_2mib, 512);
-//! // Unmapping returns what the TLB must forget; the caller picks the strategy
-//! // (`flush_each()` or `flush_all()` in ring 0).
-//! let flush = ptp.mapper.unmap_range(virt, 1 << 30).unwrap();
-//! assert_eq!((flush.pages(), flush.invlpg_count()), (512, 512));
-//! flush.ignore();
+//! // Unmapping returns what the TLB must forget, holding the emptied tables until it has:
+//! // the caller picks the strategy (`flush_each()`, `flush_with(&policy)` in ring 0), then
+//! // releases them to the pool.
+//! let unmap = ptp.mapper.unmap_range(virt, 1 << 30).unwrap();
+//! assert_eq!((unmap.range().pages(), unmap.range().invlpg_count()), (512, 512));
+//! // SAFETY (here only): these tables were never in any CR3.
+//! let flushed = unsafe { unmap.assume_flushed() };
+//! ptp.mapper.release(flushed).unwrap();
 //! # }
 //! ```
 #![no_std]
@@ -74,7 +77,8 @@ pub use chunk::{Chunk, Chunks};
 pub use fill::Fill;
 pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush, PageFlush};
 pub use mapper::{
-    AdoptError, MapError, Mapping, PoolMapper, TranslateError, Translation, UnmapError,
+    AdoptError, Flushed, MapError, Mapping, PoolMapper, ReleaseError, TranslateError,
+    Translation, Unmap, UnmapError,
 };
 pub use page_size::{PageSize, PageSizes};
 pub use pool::{Pool, PoolError};

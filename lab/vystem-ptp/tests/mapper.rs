@@ -13,6 +13,9 @@ use x86_64::structures::paging::mapper::{Translate, TranslateResult};
 use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::{PhysAddr, VirtAddr};
 
+mod common;
+use common::UnmapNow;
+
 const KIB4: PageSize = PageSize::Size4KiB;
 const MIB2: PageSize = PageSize::Size2MiB;
 const GIB1: PageSize = PageSize::Size1GiB;
@@ -244,7 +247,7 @@ fn foreign_tables_are_reported_not_followed() {
         Err(TranslateError::ForeignTable { phys: 0x9000_0000 })
     );
     assert_eq!(
-        m.unmap_range(va(0), 0x2000),
+        m.unmap_now(va(0), 0x2000),
         Err(UnmapError::ForeignTable { phys: 0x9000_0000 })
     );
 }
@@ -381,7 +384,7 @@ fn unmap_returns_empty_tables_to_the_bitmap_pool() {
     m.map_range(va(0x4000_0000), pa(0), 3, MIB2, RW)
         .unwrap()
         .ignore();
-    let flush = m.unmap_range(va(0), 0x4000_0000).unwrap();
+    let flush = m.unmap_now(va(0), 0x4000_0000).unwrap();
     // 1000 pages unmapped; their two PTs and the PD above them were freed, so the flush
     // also reaches the freed tables' first addresses in the range (0 and 2 MiB).
     assert_eq!(
@@ -404,10 +407,10 @@ fn unmap_returns_empty_tables_to_the_bitmap_pool() {
             pt: 0
         }
     );
-    let (t, flush) = m.unmap_page(va(0x4020_0000)).unwrap();
+    let (t, flush) = m.unmap_page_now(va(0x4020_0000)).unwrap();
     assert_eq!((t.size, flush.pages(), flush.step()), (MIB2, 1, MIB2));
     flush.ignore();
-    m.unmap_range(va(0x4000_0000), 0x4000_0000)
+    m.unmap_now(va(0x4000_0000), 0x4000_0000)
         .unwrap()
         .ignore();
     assert_eq!(m.usage().used, 1, "only the root is left");
@@ -422,13 +425,13 @@ fn bump_pool_keeps_its_tables_after_unmap() {
     m.map_range(va(0x20_0000), pa(0), 10, KIB4, RW)
         .unwrap()
         .ignore();
-    m.unmap_range(va(0x20_0000), 10 * 4096).unwrap().ignore();
+    m.unmap_now(va(0x20_0000), 10 * 4096).unwrap().ignore();
     assert_eq!(m.usage().used, 4);
     assert!(m.translate(va(0x20_0000)).is_err());
     // The empty PT is reused, and is in the way of a 2 MiB page.
     m.map_page(va(0x20_0000), pa(0), KIB4, RW).unwrap().ignore();
     assert_eq!(m.usage().used, 4);
-    m.unmap_page(va(0x20_0000)).unwrap().1.ignore();
+    m.unmap_page_now(va(0x20_0000)).unwrap().1.ignore();
     assert_eq!(
         m.map_page(va(0x20_0000), pa(0), MIB2, RW),
         Err(MapError::TableInTheWay {
@@ -443,32 +446,32 @@ fn unmap_errors() {
     let mut m = bitmap_mapper(&mem, 64);
     m.map_page(va(0x40_0000), pa(0), MIB2, RW).unwrap().ignore();
     assert_eq!(
-        m.unmap_page(va(0x1000)),
+        m.unmap_page_now(va(0x1000)),
         Err(UnmapError::NotMapped { virt: va(0x1000) })
     );
     assert_eq!(
-        m.unmap_range(va(0x40_0000), 0x1000),
+        m.unmap_now(va(0x40_0000), 0x1000),
         Err(UnmapError::PartialHugePage {
             virt: va(0x40_0000),
             size: MIB2
         })
     );
     assert_eq!(
-        m.unmap_page(va(0x40_1000)),
+        m.unmap_page_now(va(0x40_1000)),
         Err(UnmapError::Misaligned { virt: 0x40_1000 })
     );
     assert_eq!(
-        m.unmap_range(va(0x40_0000), 0x800),
+        m.unmap_now(va(0x40_0000), 0x800),
         Err(UnmapError::Misaligned { virt: 0x40_0000 })
     );
     assert_eq!(
-        m.unmap_range(va(0x7fff_ffff_f000), 0x2000),
+        m.unmap_now(va(0x7fff_ffff_f000), 0x2000),
         Err(UnmapError::NonCanonical {
             addr: 0x8000_0000_0fff
         })
     );
     // Unmapping a hole is not an error: nothing to flush.
-    assert!(m.unmap_range(va(0x8000_0000), 0x1000).unwrap().is_empty());
+    assert!(m.unmap_now(va(0x8000_0000), 0x1000).unwrap().is_empty());
     assert!(
         m.translate(va(0x40_0000)).is_ok(),
         "failed unmaps change nothing"
@@ -514,7 +517,7 @@ fn adopt_counts_existing_tables_and_the_bitmap_takes_over_from_a_counter() {
     assert_eq!(kernel.usage().tables, expect);
     assert_eq!(kernel.usage().used, counter);
     kernel
-        .unmap_range(va(0xffff_8000_0000_0000), 5000 * 4096)
+        .unmap_now(va(0xffff_8000_0000_0000), 5000 * 4096)
         .unwrap()
         .ignore();
     assert_eq!(kernel.usage().used, 1);
@@ -601,7 +604,7 @@ fn map_page_out_of_pages_undoes_its_partial_walk() {
     m.map_range(va(0x4000_0000), pa(0), 1, MIB2, RW)
         .unwrap()
         .ignore(); // takes the last page (a PD)
-    m.unmap_range(va(0x4000_0000), 1 << 21).unwrap().ignore();
+    m.unmap_now(va(0x4000_0000), 1 << 21).unwrap().ignore();
     assert_eq!(m.usage(), hole);
     assert_eq!(
         m.map_page(va(0x80_0000_0000), pa(0), KIB4, RW),
@@ -633,7 +636,7 @@ fn a_borrowed_allocator_keeps_the_pool_state_after_the_ptp() {
         }
     );
     again
-        .unmap_range(va(0xffff_ff00_0000_0000), 4096 * 4096)
+        .unmap_now(va(0xffff_ff00_0000_0000), 4096 * 4096)
         .unwrap()
         .ignore();
     assert_eq!(alloc.used(), 1);
@@ -679,9 +682,9 @@ fn a_flush_policy_decides_on_what_an_unmap_returns() {
     .unwrap()
     .ignore();
     // 10 pages: below Linux's 33, page by page; the other 90 and their tables: a full flush.
-    let few = m.unmap_range(v, 10 * 4096).unwrap();
+    let few = m.unmap_now(v, 10 * 4096).unwrap();
     assert_eq!(FlushPolicy::LINUX.decide(&few), Decision::PerPage(10));
-    let rest = m.unmap_range(v + 10 * 4096u64, 90 * 4096).unwrap();
+    let rest = m.unmap_now(v + 10 * 4096u64, 90 * 4096).unwrap();
     assert_eq!(
         (rest.pages(), rest.tables_freed()),
         (90, 3),
@@ -715,7 +718,7 @@ fn unmap_of_runs_of_whole_tables_is_exact_at_both_ends_and_with_either_allocator
         let used = m.allocator().used();
         // Cut from inside the first table to inside the last: 2 whole tables between.
         let (from, to) = (base + MIB + 4096 * 3, base + 7 * MIB + 4096 * 5);
-        let f = m.unmap_range(va(from), to - from).unwrap();
+        let f = m.unmap_now(va(from), to - from).unwrap();
         assert_eq!(f.pages(), (to - from) / 4096);
         assert_eq!(f.tables_freed(), if bitmap { 2 } else { 0 });
         assert_eq!(m.allocator().used(), used - f.tables_freed() as u32);
@@ -741,12 +744,12 @@ fn unmap_of_runs_of_whole_tables_is_exact_at_both_ends_and_with_either_allocator
             .unwrap()
             .ignore();
         let mid = big + (1 << 30) + 6 * MIB;
-        m.unmap_range(va(mid), 2 * MIB).unwrap().ignore();
+        m.unmap_now(va(mid), 2 * MIB).unwrap().ignore();
         m.map_range(va(mid), pa(0x7_0000_0000), 512, KIB4, RW)
             .unwrap()
             .ignore();
         let before = m.allocator().used();
-        let f = m.unmap_range(va(big), 3 << 30).unwrap();
+        let f = m.unmap_now(va(big), 3 << 30).unwrap();
         assert_eq!(f.pages(), 3 * 512 - 1 + 512);
         // The page table, and then the three directories, and the PDPT emptied with them.
         assert_eq!(f.tables_freed(), if bitmap { 5 } else { 0 });
@@ -773,7 +776,7 @@ fn warm_map_over_runs_of_tables_finds_a_conflict_by_address_and_changes_nothing(
     m.map_range(va(base), pa(0x1_0000_0000), 2048, KIB4, RW)
         .unwrap()
         .ignore();
-    m.unmap_range(va(base), 8 * MIB).unwrap().ignore(); // bump: the 4 page tables stay, empty
+    m.unmap_now(va(base), 8 * MIB).unwrap().ignore(); // bump: the 4 page tables stay, empty
     let used = m.allocator().used();
     let lone = base + 5 * MIB + 4096 * 9;
     m.map_range(va(lone), pa(0x9_0000_0000), 1, KIB4, RW)
@@ -788,7 +791,7 @@ fn warm_map_over_runs_of_tables_finds_a_conflict_by_address_and_changes_nothing(
         m.translate(va(base)).is_err() && m.translate(va(lone - 4096)).is_err(),
         "nothing written"
     );
-    m.unmap_range(va(lone), 4096).unwrap().ignore();
+    m.unmap_now(va(lone), 4096).unwrap().ignore();
     m.map_range(va(base), pa(0x1_0000_0000), 2048, KIB4, RW)
         .unwrap()
         .ignore();

@@ -14,6 +14,9 @@ use x86_64::structures::paging::mapper::{Translate, TranslateResult};
 use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::{PhysAddr, VirtAddr};
 
+mod common;
+use common::UnmapNow;
+
 // ---- allocator -----------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -332,7 +335,7 @@ fn run_mapper_model<A: PageAllocator>(
             }
             MapOp::Unmap { start, pages } => {
                 let bytes = pages * 4096;
-                let result = m.unmap_range(VirtAddr::new(start), bytes);
+                let result = m.unmap_now(VirtAddr::new(start), bytes);
                 let Some(last) = end(start, bytes) else {
                     prop_assert!(
                         matches!(result, Err(UnmapError::NonCanonical { .. })),
@@ -374,7 +377,7 @@ fn run_mapper_model<A: PageAllocator>(
     check_against_model(&mem, &m, &model)?;
     // Unmap everything, one mapping at a time.
     for &start in model.keys() {
-        m.unmap_page(VirtAddr::new(start))
+        m.unmap_page_now(VirtAddr::new(start))
             .map_err(|e| TestCaseError::fail(format!("{e:?}")))?
             .1
             .ignore();

@@ -14,6 +14,9 @@ use vystem_ptp::sim::SimMemory;
 use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::{PhysAddr, VirtAddr};
 
+mod common;
+use common::UnmapNow;
+
 /// Virtual bases where conflicts, table sharing and the edges of the address space meet.
 const BASES: [u64; 5] = [
     0,
@@ -189,7 +192,7 @@ fn apply<A: PageAllocator>(m: &mut PoolMapper<A>, op: &Op) -> Option<String> {
         },
         Op::Unmap { virt, bytes } => match va(virt) {
             Ok(v) => m
-                .unmap_range(v, bytes)
+                .unmap_now(v, bytes)
                 .map(|f| f.ignore())
                 .err()
                 .map(|e| format!("{e:?}")),

@@ -13,6 +13,9 @@ use vystem_ptp::sim::SimMemory;
 use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::{PhysAddr, VirtAddr};
 
+mod common;
+use common::UnmapNow;
+
 const RW: F = F::PRESENT.union(F::WRITABLE);
 
 fn mappings<A: PageAllocator>(m: &PoolMapper<A>) -> Vec<(u64, u64, PageSize)> {
@@ -274,7 +277,7 @@ proptest! {
         let mut rs: Vec<Region> = maps.iter().map(|&(mv, _, size)| Region { start: VirtAddr::new(mv), pages: 1, size }).collect();
         prop_assert_eq!(m.usage().tables, predict_tables(&mut rs).unwrap());
         // unmap all: back to root
-        if bytes > 0 { m.unmap_range(VirtAddr::new(v), bytes).unwrap().ignore(); }
+        if bytes > 0 { m.unmap_now(VirtAddr::new(v), bytes).unwrap().ignore(); }
         prop_assert_eq!(m.usage().used, 1);
     }
 }
@@ -295,7 +298,7 @@ fn tables_freed_by_an_unmap_are_in_its_flush_range() {
     )
     .unwrap()
     .ignore();
-    m.unmap_range(VirtAddr::new(0x40_0000), 4096)
+    m.unmap_now(VirtAddr::new(0x40_0000), 4096)
         .unwrap()
         .ignore();
     let counter = m.allocator().counter();
@@ -310,7 +313,7 @@ fn tables_freed_by_an_unmap_are_in_its_flush_range() {
             pt: 1
         }
     );
-    let f = m.unmap_range(VirtAddr::new(0), 1 << 30).unwrap();
+    let f = m.unmap_now(VirtAddr::new(0), 1 << 30).unwrap();
     assert_eq!(
         m.usage().used,
         1,

@@ -3,7 +3,8 @@
 //! (cold) and into tables that already exist (warm), our per-page `map_page` loop, the x86_64
 //! crate's `OffsetPageTable::map_to` loop over the same pool, and a memset of as many bytes as
 //! the mapping writes (the store-bandwidth limit). Unmapping the same regions: our
-//! `unmap_range` with the bitmap (emptied tables freed to it) and with bump (tables stay), the
+//! `unmap_range` with the bitmap (emptied tables freed to it, after the flush: its release) and
+//! with bump (tables stay), the
 //! x86_64 crate's per-page `unmap` loop and its `CleanUp::clean_up` (freeing to the bitmap),
 //! and memsets of the bytes each of ours writes.
 
@@ -191,7 +192,8 @@ fn run(ctx: &mut Ctx<'_>, m: Mapping) {
             reset(st);
             map_range(st, size, count);
             match st.m.unmap_range(VirtAddr::new(VIRT), count * size.bytes()) {
-                Ok(f) => f.ignore(),
+                // SAFETY: not in CR3 (simulated, or never loaded): nothing cached.
+                Ok(u) => drop(st.m.release(unsafe { u.assume_flushed() })),
                 Err(_) => {
                     st.err = Some(MapError::AlreadyMapped {
                         virt: VirtAddr::new(VIRT),
@@ -415,7 +417,14 @@ impl<A: PageAllocator> Unmapping<A> {
             black_box(VirtAddr::new(VIRT)),
             black_box(m.pages * m.size.bytes()),
         ) {
-            Ok(f) => f.ignore(), // not in CR3: nothing to flush
+            // Not in CR3: nothing to flush; the emptied tables go back with the release, which
+            // is timed with the unmap (the deferred free's whole cost).
+            Ok(u) => {
+                // SAFETY: not in CR3 (simulated, or never loaded): nothing cached.
+                if self.m.release(unsafe { u.assume_flushed() }).is_err() {
+                    self.err = Some("release after unmap_range failed");
+                }
+            }
             Err(_) => self.err = Some("unmap_range failed"),
         }
     }

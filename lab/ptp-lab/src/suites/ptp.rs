@@ -204,13 +204,13 @@ fn unmodifiable_in_cr3(ctx: &mut Ctx<'_>) {
     });
     // SAFETY: the scratch page is reserved for these checks.
     r.alias_read = unsafe { scratch_ptr(scratch, &pool).add(0x42).read_volatile() };
-    r.unmapped = ptp
-        .mapper
-        .unmap_range(VirtAddr::new(TEST_VA), 4096)
-        .map(|f| f.pages() == 1)
-        .unwrap_or(false);
+    let unmap = ptp.mapper.unmap_range(VirtAddr::new(TEST_VA), 4096);
+    r.unmapped = unmap.as_ref().is_ok_and(|u| u.range().pages() == 1);
     with_cr3(mmu, ptp.cr3_frame(), |mmu| {
         r.after_unmap = Some(mmu.probe_read(TEST_VA + 0x42));
+        if let Ok(u) = unmap {
+            let _ = ptp.mapper.release(u.flush_each());
+        }
     });
     report(ctx, UNMODIFIABLE, &r, before == ptp.mapper.usage());
     let nsm = no_self_map.unwrap_or(Ok(0));
@@ -269,9 +269,9 @@ fn alias_and_fault(
     // SAFETY: the scratch page is reserved for these checks.
     r.alias_read = unsafe { scratch_ptr(scratch, pool).add(0x42).read_volatile() };
     match ptp.mapper.unmap_range(VirtAddr::new(TEST_VA), 4096) {
-        Ok(f) => {
-            r.unmapped = f.pages() == 1;
-            f.flush_each();
+        Ok(u) => {
+            r.unmapped = u.range().pages() == 1;
+            let _ = ptp.mapper.release(u.flush_each());
         }
         Err(_) => r.unmapped = false,
     }

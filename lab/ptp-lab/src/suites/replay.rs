@@ -102,6 +102,8 @@ fn run(ctx: &mut Ctx<'_>) {
                 "-" => {
                     b.ops += 1;
                     let r = m.unmap_range(VirtAddr::new_truncate(s), e - s);
+                    // SAFETY: a replay's tables are never loaded in any CR3.
+                    let r = r.map(|u| m.release(unsafe { u.assume_flushed() }));
                     if r.is_err() && b.failed.is_none() {
                         b.failed = Some(b.ops);
                     }

@@ -17,10 +17,13 @@ use x86_64::structures::paging::PageTableFlags as F;
 use x86_64::{PhysAddr, VirtAddr};
 
 mod page;
+mod pending;
 mod range;
 
 mod unmap;
 mod walk;
+
+pub use pending::{Flushed, ReleaseError, Unmap};
 
 const ENTRIES: usize = 512;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -199,8 +202,9 @@ pub struct RegionStats {
 
 /// A mapper over one pool, with the pool's allocator.
 ///
-/// Changes return a [`FlushRange`] to flush (ring 0) or [`FlushRange::ignore`] (an address
-/// space not loaded yet); range mappings are all or nothing.
+/// Maps return a [`FlushRange`] to flush (ring 0) or [`FlushRange::ignore`] (an address
+/// space not loaded yet); unmaps an [`Unmap`], which holds the emptied tables until it is
+/// flushed and [`PoolMapper::release`]d. Range mappings are all or nothing.
 ///
 /// # Example
 ///
@@ -231,11 +235,16 @@ pub struct RegionStats {
 /// assert_eq!((t.phys, t.size), (PhysAddr::new(0x10_2345), PageSize::Size4KiB));
 /// assert!(t.flags.contains(F::PRESENT | F::WRITABLE));
 ///
-/// // Unmapping returns the range the TLB must forget; the emptied PT goes back to the pool.
+/// // Unmapping returns the range the TLB must forget and holds the emptied PT until it has:
+/// // only the release after the flush gives it back to the pool.
 /// let used = m.allocator().used();
-/// let flush = m.unmap_range(virt, 16 * 4096).unwrap();
-/// assert_eq!((flush.pages(), flush.tables_freed()), (16, 1));
-/// flush.ignore(); // in a kernel: `flush.flush_each()` or a `FlushPolicy`
+/// let unmap = m.unmap_range(virt, 16 * 4096).unwrap();
+/// assert_eq!((unmap.range().pages(), unmap.tables_waiting()), (16, 1));
+/// assert_eq!(m.allocator().used(), used, "held, not yet free");
+/// // In a kernel: `unmap.flush_each()` or `unmap.flush_with(&policy)`; here the tables were
+/// // never in any CR3.
+/// let flushed = unsafe { unmap.assume_flushed() };
+/// assert_eq!(m.release(flushed), Ok(1));
 /// assert_eq!(m.allocator().used(), used - 1);
 /// assert_eq!(m.translate(virt), Err(TranslateError::NotMapped { virt }));
 /// # }

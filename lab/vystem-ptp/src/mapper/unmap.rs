@@ -1,12 +1,14 @@
-//! Unmapping: leaves cleared, empty tables returned to the pool, one flush range.
+//! Unmapping: leaves cleared, empty tables unlinked and held until the flush
+//! ([`super::pending`]), one flush range.
 
+use super::pending::{Pending, Unmap};
 use super::*;
 
 impl<A: PageAllocator> PoolMapper<A> {
     // ---- unmapping -------------------------------------------------------------------------
 
     /// Unmap the page that starts at `virt`, whatever its size.
-    pub fn unmap_page(&mut self, virt: VirtAddr) -> Result<(Translation, FlushRange), UnmapError> {
+    pub fn unmap_page(&mut self, virt: VirtAddr) -> Result<(Translation, Unmap), UnmapError> {
         let t = self.translate(virt).map_err(|e| match e {
             TranslateError::NotMapped { virt } => UnmapError::NotMapped { virt },
             TranslateError::ForeignTable { phys } => UnmapError::ForeignTable { phys },
@@ -16,26 +18,42 @@ impl<A: PageAllocator> PoolMapper<A> {
                 virt: virt.as_u64(),
             });
         }
-        let flush = self.unmap_range(virt, t.size.bytes())?;
-        Ok((t, flush))
+        let unmap = self.unmap_range(virt, t.size.bytes())?;
+        Ok((t, unmap))
     }
 
     /// Unmap every mapping inside `[virt, virt + bytes)`; unmapped holes are skipped. Tables
-    /// that become empty go back to the pool when the allocator can free (the bitmap); with the
-    /// bump allocator they stay, empty. Cutting through a huge page is an error, checked before
-    /// anything changes.
-    pub fn unmap_range(&mut self, virt: VirtAddr, bytes: u64) -> Result<FlushRange, UnmapError> {
+    /// that become empty are unlinked and held by the returned [`Unmap`] until it is flushed
+    /// and released ([`PoolMapper::release`]): only then do they go back to the pool, when the
+    /// allocator can free (the bitmap); with the bump allocator they stay, empty, in the tree.
+    /// Cutting through a huge page is an error, checked before anything changes.
+    pub fn unmap_range(&mut self, virt: VirtAddr, bytes: u64) -> Result<Unmap, UnmapError> {
+        let mut batch = self.unmap_batch();
+        self.unmap_into(&mut batch, virt, bytes)?;
+        Ok(batch)
+    }
+
+    /// [`PoolMapper::unmap_range`] into `batch`: its range grows to cover this one and it holds
+    /// these emptied tables too, so one flush and one release serve several unmaps. On an
+    /// error, nothing changed and `batch` is as it was.
+    pub fn unmap_into(
+        &mut self,
+        batch: &mut Unmap,
+        virt: VirtAddr,
+        bytes: u64,
+    ) -> Result<(), UnmapError> {
         let start = virt.as_u64();
         if !start.is_multiple_of(PAGE_BYTES) || !bytes.is_multiple_of(PAGE_BYTES) {
             return Err(UnmapError::Misaligned { virt: start });
         }
         if bytes == 0 {
-            return Ok(FlushRange::new(start, start, PageSize::Size4KiB, 0));
+            return Ok(());
         }
         let last = range_last(start, bytes / PAGE_BYTES, PageSize::Size4KiB)
             .map_err(|addr| UnmapError::NonCanonical { addr })?;
         let mut tables_at_2 = false;
         self.check_unmap(ROOT_PAGE, 4, start, last, &mut tables_at_2)?;
+        let (range, held) = batch.parts();
         let mut acc = Unmapped {
             pages: 0,
             tables: 0,
@@ -43,14 +61,18 @@ impl<A: PageAllocator> PoolMapper<A> {
             first: u64::MAX,
             last: 0,
             leaves_only_at_2: !tables_at_2,
+            held: core::mem::take(held),
         };
         self.clear(ROOT_PAGE, 4, start, last, &mut acc);
+        *held = core::mem::take(&mut acc.held);
         if acc.pages == 0 && acc.tables == 0 {
-            return Ok(FlushRange::new(start, start, PageSize::Size4KiB, 0));
+            return Ok(());
         }
         // Step-aligned, so every `step` page between first and last gets its `invlpg`.
         let first = acc.first & !(acc.step.bytes() - 1);
-        Ok(FlushRange::new(first, acc.last, acc.step, acc.pages).with_tables(acc.tables))
+        let this = FlushRange::new(first, acc.last, acc.step, acc.pages).with_tables(acc.tables);
+        *range = range.union(this);
+        Ok(())
     }
 
     /// Checks the range below `table`; `tables_at_2` is set when a level-2 table of it holds a
@@ -229,8 +251,9 @@ impl<A: PageAllocator> PoolMapper<A> {
                 continue;
             };
             let empty = self.clear(child, level - 1, start.max(lo), last.min(hi), acc);
-            if empty && self.alloc.can_free() && self.alloc.free(child).is_ok() {
+            if empty && self.alloc.can_free() && self.alloc.is_allocated(child) {
                 self.write(table, i, 0);
+                self.hold(&mut acc.held, child, 1);
                 *self.tables.level_mut(level - 1) -= 1;
                 acc.add_table(
                     start.max(lo),
@@ -280,11 +303,13 @@ impl<A: PageAllocator> PoolMapper<A> {
                 PageSize::from_level(level - 1).unwrap_or(PageSize::Size4KiB),
             );
         }
-        if !self.alloc.can_free() || self.alloc.free_range(first, run as u32).is_err() {
+        let end = first as usize + run;
+        if !self.alloc.can_free() || !(first as usize..end).all(|p| self.alloc.is_allocated(p as u32)) {
             return false;
         }
         // SAFETY: entries i..i + run of this pool table.
         unsafe { core::ptr::write_bytes(self.entries(table).add(i), 0, run) };
+        self.hold(&mut acc.held, first, run as u32);
         *self.tables.level_mut(level - 1) -= run as u64;
         let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
         acc.add_tables(
@@ -335,6 +360,8 @@ impl<A: PageAllocator> PoolMapper<A> {
 }
 
 struct Unmapped {
+    /// The emptied tables, held until the flush (the batch's, taken for the walk).
+    held: Pending,
     /// The check found no table among the level-2 entries of the range: clear them as leaves.
     leaves_only_at_2: bool,
     pages: u64,
