@@ -115,7 +115,8 @@ pub extern "C" fn kmain(boot_magic: u64, boot_info_paddr: u64) -> ! {
     };
     kernel.module = info.module_bytes();
     kernel.cpus = Some(cpus);
-    let mut harness = Harness::new(cpu.rdtscp, Budget::of(&cfg)).seeded(cfg.seed);
+    let mut harness = Harness::new(cpu.rdtscp, Budget::of(&cfg));
+    harness.seed(cfg.seed);
     println!(
         "# pools at {:#x}, harness overhead {} ticks",
         kernel.region(),

@@ -69,7 +69,8 @@ fn main() {
                     return ExitCode::Usage;
                 }
             };
-            let mut harness = Harness::new(host_rdtscp(), Budget::of(&cfg)).seeded(cfg.seed);
+            let mut harness = Harness::new(host_rdtscp(), Budget::of(&cfg));
+            harness.seed(cfg.seed);
             let counts = session::run(&mut host, &mut out, &mut harness, &cfg, Default::default());
             session::status(&counts).0
         }),

@@ -206,12 +206,15 @@ fn unmodifiable_in_cr3(ctx: &mut Ctx<'_>) {
     r.alias_read = unsafe { scratch_ptr(scratch, &pool).add(0x42).read_volatile() };
     let unmap = ptp.mapper.unmap_range(VirtAddr::new(TEST_VA), 4096);
     r.unmapped = unmap.as_ref().is_ok_and(|u| u.range().pages() == 1);
+    let mut flushed = None;
     with_cr3(mmu, ptp.cr3_frame(), |mmu| {
         r.after_unmap = Some(mmu.probe_read(TEST_VA + 0x42));
-        if let Ok(u) = unmap {
-            let _ = ptp.mapper.release(u.flush_each());
-        }
+        flushed = unmap.ok().map(|u| u.flush_each());
     });
+    // Released once back in the kernel's own tables: this PTP does not map its pool.
+    if let Some(f) = flushed {
+        let _ = ptp.mapper.release(f);
+    }
     report(ctx, UNMODIFIABLE, &r, before == ptp.mapper.usage());
     let nsm = no_self_map.unwrap_or(Ok(0));
     ctx.check(
