@@ -42,6 +42,17 @@ pub struct Played {
     /// Maps that fell back to 4 KiB pages: an emptied table the allocator kept (bump frees
     /// none) stood where a 2 MiB page would go.
     pub fallbacks_4kib: u64,
+    /// Tables the unmaps unlinked from the tree (each given back to the allocator after its
+    /// release); an allocator that cannot free keeps them linked: none.
+    pub tables_unlinked: u64,
+}
+
+impl Played {
+    /// What "bump never frees" means, checkable: no table was unlinked (an unlinked table an
+    /// allocator cannot take back would be lost), and the pages in use never fell.
+    pub fn kept_every_table(&self) -> bool {
+        self.tables_unlinked == 0 && self.used == self.peak_used
+    }
 }
 
 const FLAGS: F = F::PRESENT.union(F::WRITABLE).union(F::USER_ACCESSIBLE);
@@ -126,6 +137,7 @@ pub fn play_steps<A: PageAllocator>(
             }
         };
         p.done += 1;
+        p.tables_unlinked += tables_freed;
         let used = m.allocator().used();
         p.peak_used = p.peak_used.max(used);
         step(
@@ -337,6 +349,13 @@ mod tests {
             .expect("bump never frees: 2000 operations outgrow 128 pages");
         assert_eq!(p.done, at, "the operations before the one that ran out");
         assert_eq!(p.used, p.peak_used, "bump frees nothing");
+        assert!(p.kept_every_table(), "{p:?}");
+        // The fault the check exists to catch: a table unlinked that bump cannot take back.
+        let lost = Played {
+            tables_unlinked: 1,
+            ..p
+        };
+        assert!(!lost.kept_every_table());
         assert!(p.used > 120 && at < 2000, "{p:?}");
     }
 }

@@ -77,8 +77,8 @@ pub use chunk::{Chunk, Chunks};
 pub use fill::Fill;
 pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush, PageFlush};
 pub use mapper::{
-    AdoptError, Flushed, MapError, Mapping, PoolMapper, ReleaseError, TranslateError,
-    Translation, Unmap, UnmapError,
+    AdoptError, Flushed, MapError, Mapping, PoolMapper, ReleaseError, TranslateError, Translation,
+    Unmap, UnmapError,
 };
 pub use page_size::{PageSize, PageSizes};
 pub use pool::{Pool, PoolError};

@@ -27,7 +27,8 @@ fn release<A: PageAllocator>(m: &mut PoolMapper<A>, u: Unmap) -> Result<u32, Rel
 
 /// 2 MiB of 4 KiB pages at `at`: one PT (and a PD and PDPT where none is yet).
 fn map_2mib<A: PageAllocator>(m: &mut PoolMapper<A>, at: u64) -> Result<(), MapError> {
-    m.map_range(va(at), PhysAddr::new(0), 512, KIB4, RW).map(|f| f.ignore())
+    m.map_range(va(at), PhysAddr::new(0), 512, KIB4, RW)
+        .map(|f| f.ignore())
 }
 
 #[test]
@@ -40,7 +41,11 @@ fn the_emptied_tables_stay_allocated_and_untaken_until_the_release() {
     }
     assert_eq!(m.allocator().used(), 63);
     let unmap = m.unmap_range(va(0x4000_0000), 4 << 21).unwrap();
-    assert_eq!((unmap.range().pages(), unmap.tables_waiting()), (2048, 4), "4 PTs held");
+    assert_eq!(
+        (unmap.range().pages(), unmap.tables_waiting()),
+        (2048, 4),
+        "4 PTs held"
+    );
     assert_eq!(m.allocator().used(), 63, "held: still allocated");
     // A mapping in another GiB needs a PD and a PT; one page is free: the held ones are out
     // of its reach.
@@ -63,10 +68,21 @@ fn an_unmap_dropped_unflushed_leaks_its_tables_rather_than_freeing_them_early() 
     {
         m.unmap_range(va(0x4000_0000), 1 << 21).unwrap(); // dropped, never flushed
     }
-    assert_eq!(m.allocator().used(), used, "the three tables stay allocated: leaked");
-    assert!(m.translate(va(0x4000_0000)).is_err(), "the mapping itself is gone");
+    assert_eq!(
+        m.allocator().used(),
+        used,
+        "the three tables stay allocated: leaked"
+    );
+    assert!(
+        m.translate(va(0x4000_0000)).is_err(),
+        "the mapping itself is gone"
+    );
     map_2mib(&mut m, 0x4000_0000).unwrap();
-    assert_eq!(m.allocator().used(), used + 3, "a new mapping takes new tables");
+    assert_eq!(
+        m.allocator().used(),
+        used + 3,
+        "a new mapping takes new tables"
+    );
 }
 
 #[test]
@@ -80,13 +96,17 @@ fn unmaps_gather_into_one_flush_and_one_release() {
     let mut batch = m.unmap_batch();
     assert!(batch.range().is_empty());
     m.unmap_into(&mut batch, va(0x4000_0000), 1 << 21).unwrap();
-    m.unmap_into(&mut batch, va(0x1_0000_0000), 1 << 21).unwrap();
+    m.unmap_into(&mut batch, va(0x1_0000_0000), 1 << 21)
+        .unwrap();
     // A refused unmap leaves the batch as it was.
     let before = (batch.range(), batch.tables_waiting());
     assert!(m.unmap_into(&mut batch, va(0x123), 0x1000).is_err());
     assert_eq!((batch.range(), batch.tables_waiting()), before);
     let r = batch.range();
-    assert_eq!((r.pages(), r.tables_freed(), batch.tables_waiting()), (1024, 4, 4));
+    assert_eq!(
+        (r.pages(), r.tables_freed(), batch.tables_waiting()),
+        (1024, 4, 4)
+    );
     assert_eq!((r.start(), r.step()), (va(0x4000_0000), KIB4));
     assert_eq!(FlushPolicy::LINUX.decide(&r), vystem_ptp::Decision::Full);
     assert_eq!(m.allocator().used(), 10);
@@ -118,13 +138,20 @@ fn tables_go_back_only_to_their_own_pool_and_bump_holds_none() {
     map_2mib(&mut a, 0x4000_0000).unwrap();
     let unmap = a.unmap_range(va(0x4000_0000), 1 << 21).unwrap();
     let pool_a = a.pool().phys_base().as_u64();
-    assert_eq!(release(&mut b, unmap), Err(ReleaseError::OtherPool { pool: pool_a }));
+    assert_eq!(
+        release(&mut b, unmap),
+        Err(ReleaseError::OtherPool { pool: pool_a })
+    );
     assert_eq!(a.allocator().used(), 4, "refused: nothing freed anywhere");
 
     let mut bump = PoolMapper::create(mem.pool(128, 64).unwrap(), BumpAllocator::new(64));
     map_2mib(&mut bump, 0x4000_0000).unwrap();
     let unmap = bump.unmap_range(va(0x4000_0000), 1 << 21).unwrap();
-    assert_eq!((unmap.tables_waiting(), unmap.range().tables_freed()), (0, 0), "bump keeps its tables");
+    assert_eq!(
+        (unmap.tables_waiting(), unmap.range().tables_freed()),
+        (0, 0),
+        "bump keeps its tables"
+    );
     assert_eq!(release(&mut bump, unmap), Ok(0));
 }
 

@@ -410,9 +410,7 @@ fn unmap_returns_empty_tables_to_the_bitmap_pool() {
     let (t, flush) = m.unmap_page_now(va(0x4020_0000)).unwrap();
     assert_eq!((t.size, flush.pages(), flush.step()), (MIB2, 1, MIB2));
     flush.ignore();
-    m.unmap_now(va(0x4000_0000), 0x4000_0000)
-        .unwrap()
-        .ignore();
+    m.unmap_now(va(0x4000_0000), 0x4000_0000).unwrap().ignore();
     assert_eq!(m.usage().used, 1, "only the root is left");
     assert!(m.translate(va(0x4000_0000)).is_err());
 }

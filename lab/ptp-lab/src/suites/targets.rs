@@ -73,19 +73,21 @@ pub static TARGETS: &[Target] = &[
         want: Want::FasterBy(20.0),
         on: Place::Host,
     },
+    // With 4 KiB pages reading each entry as it is cleared costs next to nothing over the
+    // memset (1.05x): the store limit, which a limit replaces only where it prevents the target.
     Target {
-        name: "unmap_range, bitmap, within 1.2x of its limit, every entry read and cleared (1 GiB of 4 KiB pages)",
+        name: "unmap_range, bitmap, within 1.2x of the store limit, its bytes written (1 GiB of 4 KiB pages)",
         bench: map::UNMAP_1GIB_4KIB.name,
         ours: map::UNMAP_BITMAP,
-        other: map::READ_CLEAR_LIMIT,
+        other: map::STORE_LIMIT_BITMAP,
         want: Want::WithinOf(1.2),
         on: Place::Host,
     },
     Target {
-        name: "unmap_range, bump, within 1.2x of its limit, every entry read and cleared (1 GiB of 4 KiB pages)",
+        name: "unmap_range, bump, within 1.2x of the store limit, its bytes written (1 GiB of 4 KiB pages)",
         bench: map::UNMAP_1GIB_4KIB.name,
         ours: map::UNMAP_BUMP,
-        other: map::READ_CLEAR_LIMIT,
+        other: map::STORE_LIMIT,
         want: Want::WithinOf(1.2),
         on: Place::Host,
     },
@@ -103,6 +105,14 @@ pub static TARGETS: &[Target] = &[
         ours: map::UNMAP_BUMP,
         other: map::READ_CLEAR_LIMIT,
         want: Want::WithinOf(1.2),
+        on: Place::Host,
+    },
+    Target {
+        name: "bitmap allocation >= 2x faster than bitmap-allocator (fill, one page a call)",
+        bench: alloc::BITMAP_ALLOC_SEQ.name,
+        ours: <BitmapAllocator as Contender>::NAME,
+        other: peers::BITMAP_ALLOCATOR,
+        want: Want::FasterBy(2.0),
         on: Place::Host,
     },
     Target {

@@ -1,42 +1,4 @@
-//! Free after flush. An unmap unlinks the tables it empties, but until every TLB that may have
-//! walked through them has forgotten them (this CPU's paging-structure caches, and every CPU
-//! that ran the address space), a CPU may still read them as tables: handed out again for a
-//! new table, their new entries would be taken for the old range's. The Intel SDM (Vol. 3A,
-//! 4.10.4) and AMD's APM (Vol. 2, 5.5.3) ask for the invalidation before a paging-structure page
-//! is reused; Linux frees page tables only after the flush (`mmu_gather`, `tlb_remove_table`).
-//!
-//! So an unmap hands back an [`Unmap`]: the range to invalidate and the emptied tables, still
-//! allocated. Flushing it ([`Unmap::flush_with`] and its siblings, or
-//! [`Unmap::flush_shot_down`] once every other CPU acknowledged) gives a [`Flushed`], which
-//! [`PoolMapper::release`] turns back into free pool pages. Neither is `Copy` nor `Clone`, and
-//! both are `#[must_use]`: one cannot be flushed twice or released twice, and one dropped
-//! unflushed leaks its tables (they stay allocated) rather than freeing them early. Several
-//! unmaps gather into one [`Unmap`] ([`PoolMapper::unmap_into`]) and one flush, as Linux's
-//! `mmu_gather` batches them.
-//!
-//! The tables wait as runs of consecutive pool pages, linked through the first page of each
-//! run (entry 0: the next run's first page, entry 1: its length, each stored with the present
-//! bit clear): no memory beyond the tables themselves, and a stale walk through one finds
-//! nothing present.
-//!
-//! ```compile_fail
-//! # use vystem_ptp::{BitmapAllocator, Pool, PoolMapper, VirtAddr};
-//! # fn f(m: &mut PoolMapper<BitmapAllocator>) {
-//! let unmap = m.unmap_range(VirtAddr::new(0x1000), 0x1000).unwrap();
-//! let again = unmap; // moved: an unmap cannot be copied, so it cannot be flushed twice
-//! let flushed = unmap.flush_each();
-//! # }
-//! ```
-//!
-//! ```compile_fail
-//! # use vystem_ptp::{BitmapAllocator, Pool, PoolMapper, VirtAddr};
-//! # fn f(m: &mut PoolMapper<BitmapAllocator>) {
-//! let unmap = m.unmap_range(VirtAddr::new(0x1000), 0x1000).unwrap();
-//! let flushed = unmap.flush_each();
-//! let _ = m.release(flushed);
-//! let _ = m.release(flushed); // released once: the token is gone
-//! # }
-//! ```
+//! Free after flush: what an unmap holds until the TLB forgot it ([`Unmap`]).
 
 use super::*;
 use crate::allocator::FreeError;
@@ -56,7 +18,47 @@ pub(super) struct Pending {
 }
 
 /// What an unmap leaves to do: the range every TLB must forget, and the page tables it
-/// emptied, which go back to the pool only once they have (module docs: [`self`]).
+/// emptied, which go back to the pool only once they have.
+///
+/// Free after flush. An unmap unlinks the tables it empties, but until every TLB that may have
+/// walked through them has forgotten them (this CPU's paging-structure caches, and every CPU
+/// that ran the address space), a CPU may still read them as tables: handed out again for a
+/// new table, their new entries would be taken for the old range's. The Intel SDM (Vol. 3A,
+/// 4.10.4) and AMD's APM (Vol. 2, 5.5.3) ask for the invalidation before a paging-structure page
+/// is reused; Linux frees page tables only after the flush (`mmu_gather`, `tlb_remove_table`).
+///
+/// So an unmap hands back an `Unmap` (this type): the range to invalidate and the emptied tables, still
+/// allocated. Flushing it ([`Unmap::flush_with`] and its siblings, or
+/// [`Unmap::flush_shot_down`] once every other CPU acknowledged) gives a [`Flushed`], which
+/// [`PoolMapper::release`] turns back into free pool pages. Neither is `Copy` nor `Clone`, and
+/// both are `#[must_use]`: one cannot be flushed twice or released twice, and one dropped
+/// unflushed leaks its tables (they stay allocated) rather than freeing them early. Several
+/// unmaps gather into one [`Unmap`] ([`PoolMapper::unmap_into`]) and one flush, as Linux's
+/// `mmu_gather` batches them.
+///
+/// The tables wait as runs of consecutive pool pages, linked through the first page of each
+/// run (entry 0: the next run's first page, entry 1: its length, each stored with the present
+/// bit clear): no memory beyond the tables themselves, and a stale walk through one finds
+/// nothing present.
+///
+/// ```compile_fail
+/// # use vystem_ptp::{BitmapAllocator, Pool, PoolMapper, VirtAddr};
+/// # fn f(m: &mut PoolMapper<BitmapAllocator>) {
+/// let unmap = m.unmap_range(VirtAddr::new(0x1000), 0x1000).unwrap();
+/// let again = unmap; // moved: an unmap cannot be copied, so it cannot be flushed twice
+/// let flushed = unmap.flush_each();
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # use vystem_ptp::{BitmapAllocator, Pool, PoolMapper, VirtAddr};
+/// # fn f(m: &mut PoolMapper<BitmapAllocator>) {
+/// let unmap = m.unmap_range(VirtAddr::new(0x1000), 0x1000).unwrap();
+/// let flushed = unmap.flush_each();
+/// let _ = m.release(flushed);
+/// let _ = m.release(flushed); // released once: the token is gone
+/// # }
+/// ```
 #[must_use = "an unmap's emptied tables return to the pool only once the TLB forgot them: flush it, then `PoolMapper::release`"]
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unmap {
@@ -87,7 +89,10 @@ impl core::fmt::Display for ReleaseError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ReleaseError::OtherPool { pool } => {
-                write!(f, "these tables belong to the pool at {pool:#x}, not this mapper's")
+                write!(
+                    f,
+                    "these tables belong to the pool at {pool:#x}, not this mapper's"
+                )
             }
             ReleaseError::Free(e) => write!(f, "the allocator refused a table: {e}"),
         }

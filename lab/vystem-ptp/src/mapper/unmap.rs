@@ -304,7 +304,9 @@ impl<A: PageAllocator> PoolMapper<A> {
             );
         }
         let end = first as usize + run;
-        if !self.alloc.can_free() || !(first as usize..end).all(|p| self.alloc.is_allocated(p as u32)) {
+        if !self.alloc.can_free()
+            || !(first as usize..end).all(|p| self.alloc.is_allocated(p as u32))
+        {
             return false;
         }
         // SAFETY: entries i..i + run of this pool table.
