@@ -223,3 +223,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn freeing_at_once_where_no_cpu_walked_the_tables_leaves_what_the_release_leaves() {
+    let mem = SimMemory::new(256);
+    let mut held = PoolMapper::create(mem.pool(0, 128).unwrap(), BitmapAllocator::new(128));
+    let mut now = PoolMapper::create(mem.pool(128, 128).unwrap(), BitmapAllocator::new(128));
+    for m in [&mut held, &mut now] {
+        for i in 0..8u64 {
+            map_2mib(m, 0x4000_0000 + (i << 21)).unwrap();
+        }
+        map_2mib(m, 0x8000_0000).unwrap();
+    }
+    let unmap = held.unmap_range(va(0x4000_0000), 1 << 30).unwrap();
+    let range = unmap.range();
+    assert_eq!(release(&mut held, unmap), Ok(9), "8 PTs and their PD");
+    // SAFETY: simulated memory, never loaded in any CR3.
+    let at_once = unsafe { now.unmap_unloaded(va(0x4000_0000), 1 << 30) }.unwrap();
+    assert_eq!(at_once, range);
+    assert_eq!(now.allocator().used(), held.allocator().used());
+    assert_eq!(now.usage(), held.usage());
+    assert!(now.translate(va(0x8000_0000)).is_ok() && held.translate(va(0x8000_0000)).is_ok());
+}

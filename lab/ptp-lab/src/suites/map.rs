@@ -45,6 +45,9 @@ pub const STORE_LIMIT: &str = "memset-limit";
 pub const STORE_LIMIT_BITMAP: &str = "memset-limit-bitmap";
 /// ours, emptied tables freed to the bitmap.
 pub const UNMAP_BITMAP: &str = "lab-unmap_range-bitmap";
+/// ours, emptied tables freed to the bitmap at once, as they are cleared (what an unmap did
+/// before its tables waited for the flush: `unmap_unloaded`).
+pub const UNMAP_BITMAP_NOW: &str = "lab-unmap_range-bitmap-now";
 /// ours, tables kept (bump).
 pub const UNMAP_BUMP: &str = "lab-unmap_range-bump";
 /// the x86_64 crate's unmap loop and clean_up.
@@ -412,6 +415,20 @@ impl<A: PageAllocator> Unmapping<A> {
         self.mapped = self.m.allocator().used();
     }
 
+    /// The unmap freeing its emptied tables at once ([`PoolMapper::unmap_unloaded`]).
+    fn unmap_now(&mut self, m: Mapping) {
+        // SAFETY: not in CR3 (simulated, or never loaded): nothing cached.
+        let r = unsafe {
+            self.m.unmap_unloaded(
+                black_box(VirtAddr::new(VIRT)),
+                black_box(m.pages * m.size.bytes()),
+            )
+        };
+        if r.is_err() {
+            self.err = Some("unmap_unloaded failed");
+        }
+    }
+
     fn unmap(&mut self, m: Mapping) {
         match self.m.unmap_range(
             black_box(VirtAddr::new(VIRT)),
@@ -454,6 +471,12 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
         state: &mut bitmap,
         setup: |st: &mut Unmapping<BitmapAllocator>| st.setup(BitmapAllocator::new(n), m),
         batch: |st: &mut Unmapping<BitmapAllocator>| st.unmap(m),
+    };
+    let mut now = Unmapping::new(pool, BitmapAllocator::new(n), fill);
+    let mut now = Closures {
+        state: &mut now,
+        setup: |st: &mut Unmapping<BitmapAllocator>| st.setup(BitmapAllocator::new(n), m),
+        batch: |st: &mut Unmapping<BitmapAllocator>| st.unmap_now(m),
     };
     let mut bump = Unmapping::new(pool, BumpAllocator::new(n), fill);
     let mut bump = Closures {
@@ -529,6 +552,7 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
     ctx.measure_rounds(
         &mut [
             ctx.contender(UNMAP_BITMAP, "page", p, params, &mut bitmap),
+            ctx.contender(UNMAP_BITMAP_NOW, "page", p, params, &mut now),
             ctx.contender(UNMAP_BUMP, "page", p, params, &mut bump),
             ctx.contender(PEER_UNMAP, "page", p, params, &mut peer),
             ctx.contender(
@@ -549,9 +573,16 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
         ],
         &[
             Ref::Peer(PEER_UNMAP),
-            Ref::Limit(READ_CLEAR_LIMIT, &[UNMAP_BITMAP, UNMAP_BUMP, PEER_UNMAP]),
-            Ref::Limit(STORE_LIMIT, &[UNMAP_BITMAP, UNMAP_BUMP, PEER_UNMAP]),
-            Ref::Limit(STORE_LIMIT_BITMAP, &[UNMAP_BITMAP]),
+            Ref::Peer(UNMAP_BITMAP_NOW),
+            Ref::Limit(
+                READ_CLEAR_LIMIT,
+                &[UNMAP_BITMAP, UNMAP_BITMAP_NOW, UNMAP_BUMP, PEER_UNMAP],
+            ),
+            Ref::Limit(
+                STORE_LIMIT,
+                &[UNMAP_BITMAP, UNMAP_BITMAP_NOW, UNMAP_BUMP, PEER_UNMAP],
+            ),
+            Ref::Limit(STORE_LIMIT_BITMAP, &[UNMAP_BITMAP, UNMAP_BITMAP_NOW]),
         ],
     );
 
@@ -563,6 +594,13 @@ fn unmap(ctx: &mut Ctx<'_>, m: Mapping) {
     let freed = mapped.saturating_sub(used);
     let judged = (used == 1 && freed as u64 == tables, (used, freed));
     verify_unmapped(ctx, "unmap_range_bitmap", &st.m, m, st.err, judged);
+    now.setup();
+    now.batch();
+    let st = &now.state;
+    let (used, mapped) = (st.m.allocator().used(), st.mapped);
+    let freed = mapped.saturating_sub(used);
+    let judged = (used == 1 && freed as u64 == tables, (used, freed));
+    verify_unmapped(ctx, "unmap_unloaded_bitmap", &st.m, m, st.err, judged);
     bump.setup();
     bump.batch();
     let st = &bump.state;

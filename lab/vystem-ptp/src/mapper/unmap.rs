@@ -42,6 +42,41 @@ impl<A: PageAllocator> PoolMapper<A> {
         virt: VirtAddr,
         bytes: u64,
     ) -> Result<(), UnmapError> {
+        let (range, held) = batch.parts();
+        let mut tables = core::mem::take(held);
+        let r = self.unmap_with(range, Some(&mut tables), virt, bytes);
+        *held = tables;
+        r
+    }
+
+    /// [`PoolMapper::unmap_range`] freeing the emptied tables at once, as it clears them: for
+    /// tables no CPU has walked, such as those a bootloader builds and tears down before it
+    /// loads them, or a simulation's. Returns the range changed.
+    ///
+    /// # Safety
+    ///
+    /// No CPU may hold a translation through these tables: they were in no CR3 since they
+    /// were linked (or every CPU that loaded them has flushed). Otherwise use
+    /// [`PoolMapper::unmap_range`], whose tables wait for the flush.
+    pub unsafe fn unmap_unloaded(
+        &mut self,
+        virt: VirtAddr,
+        bytes: u64,
+    ) -> Result<FlushRange, UnmapError> {
+        let mut range = FlushRange::new(0, 0, PageSize::Size4KiB, 0);
+        self.unmap_with(&mut range, None, virt, bytes)?;
+        Ok(range)
+    }
+
+    /// The unmap itself: into `range`, its emptied tables held in `held`, or (`None`) freed at
+    /// once.
+    fn unmap_with(
+        &mut self,
+        range: &mut FlushRange,
+        held: Option<&mut Pending>,
+        virt: VirtAddr,
+        bytes: u64,
+    ) -> Result<(), UnmapError> {
         let start = virt.as_u64();
         if !start.is_multiple_of(PAGE_BYTES) || !bytes.is_multiple_of(PAGE_BYTES) {
             return Err(UnmapError::Misaligned { virt: start });
@@ -53,7 +88,7 @@ impl<A: PageAllocator> PoolMapper<A> {
             .map_err(|addr| UnmapError::NonCanonical { addr })?;
         let mut tables_at_2 = false;
         self.check_unmap(ROOT_PAGE, 4, start, last, &mut tables_at_2)?;
-        let (range, held) = batch.parts();
+        let free_now = held.is_none();
         let mut acc = Unmapped {
             pages: 0,
             tables: 0,
@@ -61,10 +96,16 @@ impl<A: PageAllocator> PoolMapper<A> {
             first: u64::MAX,
             last: 0,
             leaves_only_at_2: !tables_at_2,
-            held: core::mem::take(held),
+            free_now,
+            held: Pending::default(),
         };
-        self.clear(ROOT_PAGE, 4, start, last, &mut acc);
-        *held = core::mem::take(&mut acc.held);
+        if let Some(h) = held {
+            acc.held = core::mem::take(h);
+            self.clear(ROOT_PAGE, 4, start, last, &mut acc);
+            *h = core::mem::take(&mut acc.held);
+        } else {
+            self.clear(ROOT_PAGE, 4, start, last, &mut acc);
+        }
         if acc.pages == 0 && acc.tables == 0 {
             return Ok(());
         }
@@ -251,9 +292,8 @@ impl<A: PageAllocator> PoolMapper<A> {
                 continue;
             };
             let empty = self.clear(child, level - 1, start.max(lo), last.min(hi), acc);
-            if empty && self.alloc.can_free() && self.alloc.is_allocated(child) {
+            if empty && self.alloc.can_free() && self.take_tables(acc, child, 1) {
                 self.write(table, i, 0);
-                self.hold(&mut acc.held, child, 1);
                 *self.tables.level_mut(level - 1) -= 1;
                 acc.add_table(
                     start.max(lo),
@@ -303,15 +343,11 @@ impl<A: PageAllocator> PoolMapper<A> {
                 PageSize::from_level(level - 1).unwrap_or(PageSize::Size4KiB),
             );
         }
-        let end = first as usize + run;
-        if !self.alloc.can_free()
-            || !(first as usize..end).all(|p| self.alloc.is_allocated(p as u32))
-        {
+        if !self.alloc.can_free() || !self.take_tables(acc, first, run as u32) {
             return false;
         }
         // SAFETY: entries i..i + run of this pool table.
         unsafe { core::ptr::write_bytes(self.entries(table).add(i), 0, run) };
-        self.hold(&mut acc.held, first, run as u32);
         *self.tables.level_mut(level - 1) -= run as u64;
         let size = PageSize::from_level(level).unwrap_or(PageSize::Size1GiB);
         acc.add_tables(
@@ -320,6 +356,20 @@ impl<A: PageAllocator> PoolMapper<A> {
             lo + (run as u64 - 1) * entry_span(level),
             size,
         );
+        true
+    }
+
+    /// The `count` emptied tables from pool page `first`, taken out of the tree: held until
+    /// the flush, or (`acc.free_now`) freed at once. Whether they were (a page the allocator
+    /// does not hold as allocated is no table of ours: it stays).
+    fn take_tables(&mut self, acc: &mut Unmapped, first: u32, count: u32) -> bool {
+        if acc.free_now {
+            return self.alloc.free_range(first, count).is_ok();
+        }
+        if !(first..first.saturating_add(count)).all(|p| self.alloc.is_allocated(p)) {
+            return false;
+        }
+        self.hold(&mut acc.held, first, count);
         true
     }
 
@@ -364,6 +414,8 @@ impl<A: PageAllocator> PoolMapper<A> {
 struct Unmapped {
     /// The emptied tables, held until the flush (the batch's, taken for the walk).
     held: Pending,
+    /// Free the emptied tables at once instead ([`PoolMapper::unmap_unloaded`]).
+    free_now: bool,
     /// The check found no table among the level-2 entries of the range: clear them as leaves.
     leaves_only_at_2: bool,
     pages: u64,
