@@ -47,6 +47,15 @@ fn the_emptied_tables_stay_allocated_and_untaken_until_the_release() {
         "4 PTs held"
     );
     assert_eq!(m.allocator().used(), 63, "held: still allocated");
+    let mut pages = [0u32; 8];
+    assert_eq!(m.held_tables(&unmap, &mut pages), 4);
+    pages[..4].sort();
+    assert_eq!(
+        pages[..4],
+        [3, 4, 5, 6],
+        "the first four PTs (root, PDPT, PD are 0, 1, 2)"
+    );
+    assert!(pages[..4].iter().all(|&p| m.allocator().is_allocated(p)));
     // A mapping in another GiB needs a PD and a PT; one page is free: the held ones are out
     // of its reach.
     assert_eq!(

@@ -153,6 +153,7 @@ fn shootdown(ctx: &mut Ctx<'_>) {
     };
     new_frame_seen(ctx, smp, &mut space, aps);
     others_untouched(ctx, smp, aps);
+    freed_after_every_ack(ctx, smp, &mut space, aps);
     let (policy, source) = target_policy(tlb::CALIBRATED_CEILING.load(Ordering::Relaxed));
     let ceiling = policy.ceiling;
     for k in 1..=aps.len() {
@@ -228,6 +229,133 @@ fn new_frame_seen(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &mut Space, aps: CpuS
         format_args!(
             "targets read {before:?} (old frame {OLD:#x}) before, {after:?} after the remap and the shootdown (new frame {NEW:#x}); shootdown {:?}",
             shot.map(|_| ())
+        ),
+    );
+}
+
+/// Free after flush across CPUs: the other CPUs walk a mapping, CPU 0 unmaps it; the tables
+/// it emptied stay allocated, out of a new mapping's reach, until every other CPU has
+/// acknowledged its flush; then they go back, a new mapping takes them again, and every CPU
+/// reads the new mapping through them. The space's bump tables are taken over by a bitmap
+/// for it (the bootloader-to-kernel hand-over), its own tables outside the working set.
+fn freed_after_every_ack(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &mut Space, aps: CpuSet) {
+    use vystem_ptp::{BitmapAllocator, PageAllocator, PageTableFlags as F, PoolMapper};
+    // A PML4 slot of its own: the unmap empties a PDPT, a PD and a PT.
+    const AT: u64 = 0x0000_5200_0000_0000;
+    const HELD: usize = 3;
+    const OLD: u8 = 0xc3;
+    const NEW: u8 = 0xd4;
+    let flags = F::PRESENT | F::WRITABLE | F::NO_EXECUTE;
+    let (old, new) = (space.current(), space.other());
+    let pool = *space.ptp.mapper.pool();
+    let counter = space.ptp.mapper.allocator().counter();
+    let mut m = match PoolMapper::adopt(pool, BitmapAllocator::from_counter(pool.pages(), counter))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            ctx.check(
+                "shootdown_tables_freed_after_every_ack",
+                false,
+                format_args!("taking the space's tables over with a bitmap: {e:?}"),
+            );
+            return;
+        }
+    };
+    let at = VirtAddr::new(AT);
+    let probe = |smp: &dyn Smp| {
+        let res = smp.ipi(
+            aps,
+            &Work {
+                probe: Some(AT),
+                ..Work::NOTHING
+            },
+        );
+        (
+            res.is_ok(),
+            aps.iter()
+                .fold(Set::new(), |s, c| s.push(smp.report(c).seen)),
+        )
+    };
+    let all = |seen: &Set<Option<u8>>, v: u8| (0..seen.n).all(|i| seen.get(i) == Some(v));
+    tlb::stamp(old, 1, OLD);
+    tlb::stamp(new, 1, NEW);
+    let mapped = m
+        .map_page(at, old, PageSize::Size4KiB, flags)
+        .map(|f| f.flush_each())
+        .is_ok();
+    let (walked, before) = probe(smp);
+    let used = m.allocator().used();
+    let Ok(unmap) = m.unmap_range(at, 4096) else {
+        ctx.check(
+            "shootdown_tables_freed_after_every_ack",
+            false,
+            format_args!("unmap_range failed"),
+        );
+        return;
+    };
+    let mut held = [0u32; HELD + 1];
+    let n = m.held_tables(&unmap, &mut held);
+    let policy = FlushPolicy::LINUX;
+    // No acknowledgement yet: the unmap comes back, its tables still allocated.
+    let (waited, unmap) = match unmap.flush_shot_down(&policy, aps, CpuSet::EMPTY) {
+        Err(back) => (true, Some(back)),
+        Ok(flushed) => (m.release(flushed).is_err(), None), // wrongly let go: a failure
+    };
+    let waited = waited
+        && unmap.is_some()
+        && n == HELD
+        && m.allocator().used() == used
+        && held[..n].iter().all(|&p| m.allocator().is_allocated(p));
+    // The targets flush and acknowledge: only now may the tables go.
+    let down = smp.ipi(
+        aps,
+        &Work {
+            flush: Decision::PerPage(1),
+            start: AT,
+            ..Work::NOTHING
+        },
+    );
+    let acked = if down.is_ok() { aps } else { CpuSet::EMPTY };
+    let released = match unmap.map(|u| u.flush_shot_down(&policy, aps, acked)) {
+        Some(Ok(flushed)) => m.release(flushed),
+        _ => Ok(0), // not every target acknowledged: the tables stay held (leaked)
+    };
+    let freed = released == Ok(HELD as u32) && m.allocator().used() == used - HELD as u32;
+    // A new mapping takes the same pages again, and every CPU reads it through them.
+    let remapped = m
+        .map_page(at, new, PageSize::Size4KiB, flags)
+        .map(|f| f.flush_each())
+        .is_ok();
+    let reused = held[..n].iter().all(|&p| m.allocator().is_allocated(p));
+    // SAFETY: AT is mapped, in the space this CPU runs.
+    let here = unsafe { (AT as *const u8).read_volatile() };
+    let (walked_again, after) = probe(smp);
+    // Leave the space as it was: unmapped, flushed everywhere, the tables back.
+    let cleaned = match m.unmap_range(at, 4096) {
+        Ok(u) => {
+            let down = smp.ipi(
+                aps,
+                &Work {
+                    flush: Decision::PerPage(1),
+                    start: AT,
+                    ..Work::NOTHING
+                },
+            );
+            let acked = if down.is_ok() { aps } else { CpuSet::EMPTY };
+            match u.flush_shot_down(&policy, aps, acked) {
+                Ok(f) => m.release(f).is_ok(),
+                Err(_) => false,
+            }
+        }
+        Err(_) => false,
+    };
+    ctx.check(
+        "shootdown_tables_freed_after_every_ack",
+        mapped && walked && all(&before, OLD) && waited && freed && remapped && reused
+            && here == NEW && walked_again && all(&after, NEW) && cleaned,
+        format_args!(
+            "targets read {before:?} (old {OLD:#x}); unmapped: {n} tables held {:?}, still allocated with no acknowledgement: {waited}; after every acknowledgement released {released:?}; the new mapping reuses them: {reused}, reads {here:#x} here and {after:?} on the targets (new {NEW:#x}); cleaned up: {cleaned}",
+            &held[..n.min(HELD)]
         ),
     );
 }

@@ -189,6 +189,29 @@ impl<A: PageAllocator> PoolMapper<A> {
         }
     }
 
+    /// The pool pages `unmap` holds, written to `out` (as many as fit): how many it holds.
+    /// What a test or a debugger checks them by; an unmap of another pool holds none here.
+    pub fn held_tables(&self, unmap: &Unmap, out: &mut [u32]) -> usize {
+        let p = &unmap.pending;
+        if p.pool != self.pool.phys_base().as_u64() {
+            return 0;
+        }
+        let (mut first, mut count, mut n) = (p.first, p.count, 0);
+        while count != 0 {
+            for page in first..first.saturating_add(count) {
+                if let Some(slot) = out.get_mut(n) {
+                    *slot = page;
+                }
+                n += 1;
+            }
+            (first, count) = (
+                (self.read(first, 0) >> 12) as u32,
+                (self.read(first, 1) >> 12) as u32,
+            );
+        }
+        n
+    }
+
     /// Return a flushed unmap's tables to the allocator: how many it freed. A table the
     /// allocator refuses stays allocated (the error names the first refusal).
     pub fn release(&mut self, flushed: Flushed) -> Result<u32, ReleaseError> {
