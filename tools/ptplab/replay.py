@@ -114,6 +114,10 @@ def replay_trace(t: Trace, pools: list[int]) -> list[dict]:
             "beyond_largest_pool": r["bitmap"]["beyond_largest_pool"],
             "tables": {"freed": r["bitmap"]["tables_freed"], "reused": r["bitmap"]["tables_reused"],
                        "kept_by_bump": r["bump"]["tables_kept_empty"]},
+            # Free after flush: the bitmap's tables waiting for the flush at most, and its peak
+            # counting them, flushing after every `every` calls that change mapped pages.
+            "waiting": {str(w["every"]): {"tables": w["peak_waiting"], "peak": w["peak_pool"]}
+                        for w in r["bitmap"]["waiting"]},
             "forget": r["forget"], "ticks": {"bump": r["bump"]["ticks"], "bitmap": r["bitmap"]["ticks"]},
             "model": r["model"], "ops": r["ops"],
             "failed": r["bitmap"]["failed"] or r["bump"]["failed"],
@@ -174,15 +178,22 @@ def main(argv: list[str]) -> int:
     else:
         print("peak pool pages over each lifetime (4 KiB pages; 2 MiB where aligned), bump / bitmap; "
               "final: replayed layout at exit = captured final maps")
-        cells = [["trace", "space", "program", "ops", "bump", "bitmap", "2MiB", "freed", "kept", ">33", "final"]]
+        every = [k for k in (rows[0]["waiting"] if rows else {})]
+        print("waiting: table pages an unmap holds until its flush (free after flush), at most, with a flush "
+              f"after every {' and every '.join(every)} call(s) that change mapped pages; bitmap+: its peak "
+              "counting them")
+        cells = [["trace", "space", "program", "ops", "bump", "bitmap", "2MiB", "freed", "kept", ">33",
+                  *(f"waiting/{k}" for k in every), *(f"bitmap+/{k}" for k in every), "final"]]
         for r in rows:
             peak = r["peak"]
             if r["beyond_largest_pool"]:  # the replay stopped at the largest pool: at least that
                 peak = {k: f">{v}" for k, v in peak.items()}
             cells.append([r["trace"], r["space"], r["program"], r["ops"], peak["bump"], peak["bitmap"],
                           r["peak_model"]["2MiB"], r["tables"]["freed"], r["tables"]["kept_by_bump"],
-                          r["forget"]["over"]["33"], {True: "yes", False: "NO", None: "-"}[r["final_matches"]]])
-        print("\n".join(grid(cells, set(range(3, 10)))))
+                          r["forget"]["over"]["33"], *(r["waiting"][k]["tables"] for k in every),
+                          *(r["waiting"][k]["peak"] for k in every),
+                          {True: "yes", False: "NO", None: "-"}[r["final_matches"]]])
+        print("\n".join(grid(cells, set(range(3, 10 + 2 * len(every))))))
         blind = sorted({r["trace"] for r in rows if any("no exec layout" in n for n in r["notes"])})
         if blind:
             print(f"replayed without the exec layout (a plain strace log, or one the capture missed): "

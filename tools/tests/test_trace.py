@@ -126,6 +126,11 @@ def test_the_replay_counts_tables_as_the_model_does_and_bump_keeps_what_the_bitm
     assert (r["bump"]["peak"], r["bump"]["end"], r["bump"]["tables_kept_empty"]) == (8, 8, 1)
     assert r["forget"] == {"calls": 2, "pages": 513 + 40, "largest": 513, "over": {"1": 2, "33": 2, "512": 1}}
     assert r["bitmap"]["exhausted"] == {"64": None, "512": None}
+    # Free after flush: call 2's unmap empties 4 tables, which wait for its flush. Flushed after
+    # each call, they are gone before call 4 maps (the peak stays call 1's 8); gathered over 16
+    # calls they still wait when call 4 maps a new PDPT, PD and PT: 7 in use + 4 waiting = 11.
+    assert r["bitmap"]["waiting"] == [{"every": 1, "peak_waiting": 4, "peak_pool": 8},
+                                      {"every": 16, "peak_waiting": 4, "peak_pool": 11}]
 
 
 def test_where_a_pool_runs_out_is_the_first_call_that_needs_more():

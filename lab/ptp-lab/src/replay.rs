@@ -34,6 +34,52 @@ use vystem_ptp::{
 /// Flush ceilings the replay counts calls above (pages per call): the TLB suite's candidates.
 pub const CEILINGS: [u64; 3] = [1, 33, 512];
 
+/// How often the replay's kernel flushes, in calls that change mapped pages: after each such
+/// call, and once for every 16 (as a kernel gathers unmaps into one flush). Between two
+/// flushes the tables those calls emptied wait, allocated (`vystem_ptp::Unmap`), so a map
+/// meanwhile takes new pages: the pool must hold both.
+pub const FLUSH_EVERY: [u64; 2] = [1, 16];
+
+/// The tables waiting for a flush over a lifetime, flushing every `every` calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub every: u64,
+    /// Table pages waiting at most, and the pool pages in use at most, counting them.
+    pub peak_waiting: u32,
+    pub peak_pool: u32,
+}
+
+/// Follows the tables waiting for the flush, operation by operation (each operation's
+/// tables unlinked, the pool pages in use as if freed at once, and its call).
+#[derive(Debug, Clone, Copy, Default)]
+struct Gather {
+    w: Waiting,
+    waiting: u32,
+    /// Calls that changed mapped pages since the last flush.
+    calls: u64,
+    call: Option<u64>,
+    changed: bool,
+}
+
+impl Gather {
+    fn step(&mut self, call: u64, changed: bool, unlinked: u64, used: u32) {
+        if self.call != Some(call) {
+            // The previous call ended: a flush once enough calls changed pages.
+            if self.changed {
+                self.calls += 1;
+                if self.calls >= self.w.every {
+                    (self.waiting, self.calls) = (0, 0);
+                }
+            }
+            (self.call, self.changed) = (Some(call), false);
+        }
+        self.changed |= changed;
+        self.waiting = self.waiting.saturating_add(unlinked as u32);
+        self.w.peak_waiting = self.w.peak_waiting.max(self.waiting);
+        self.w.peak_pool = self.w.peak_pool.max(used.saturating_add(self.waiting));
+    }
+}
+
 /// One process of the input.
 #[derive(Debug, Clone, Default)]
 pub struct Process {
@@ -135,6 +181,8 @@ pub struct Lifetime {
     pub tables_reused: u64,
     /// Pages held at the end beyond what the accessible set needs (bump: emptied tables kept).
     pub tables_kept_empty: u64,
+    /// Per [`FLUSH_EVERY`]: the tables waiting for the flush at most, and the peak with them.
+    pub waiting: Vec<Waiting>,
     pub ticks: u64,
     /// An operation the mapper refused, other than for the pool: (call, why).
     pub failed: Option<(u64, String)>,
@@ -249,6 +297,13 @@ fn lifetime<A: PageAllocator>(
     let mut before = life.peak;
     let mut high = before;
     let mut trail = Vec::with_capacity(p.ops.len());
+    let mut gathers = FLUSH_EVERY.map(|every| Gather {
+        w: Waiting {
+            every,
+            ..Waiting::default()
+        },
+        ..Gather::default()
+    });
     let played = play_steps(
         &mut m,
         PageSizes::ONLY_4KIB,
@@ -260,6 +315,14 @@ fn lifetime<A: PageAllocator>(
             trail.push((call, s.used));
             life.ticks += s.ticks;
             life.tables_freed += s.tables_freed;
+            for g in &mut gathers {
+                g.step(
+                    call,
+                    s.forget > 0 || s.tables_freed > 0,
+                    s.tables_freed,
+                    s.used,
+                );
+            }
             if s.forget > 0 {
                 *forget.entry(call).or_default() += s.forget;
             }
@@ -283,6 +346,7 @@ fn lifetime<A: PageAllocator>(
         },
     );
     life.end = played.used;
+    life.waiting = gathers.iter().map(|g| g.w).collect();
     if let Some(i) = played.exhausted_at {
         let call = p.ops[i as usize].0;
         life.beyond_largest_pool = true;
@@ -385,6 +449,34 @@ mod tests {
         assert_eq!((r.bitmap.model_checked, r.bitmap.model_mismatch), (3, None));
         assert_eq!((r.forgets.calls, r.forgets.pages), (2, 5));
         assert_eq!(r.bitmap.exhausted, vec![(64, None)]);
+    }
+
+    #[test]
+    fn tables_wait_for_the_flush_between_calls_and_longer_when_gathered() {
+        // Calls 0 and 1 each unlink 3 tables; call 2 maps (needs 2 new pages at 10 used).
+        let mut each = Gather {
+            w: Waiting {
+                every: 1,
+                ..Waiting::default()
+            },
+            ..Gather::default()
+        };
+        let mut two = Gather {
+            w: Waiting {
+                every: 2,
+                ..Waiting::default()
+            },
+            ..Gather::default()
+        };
+        for g in [&mut each, &mut two] {
+            g.step(0, true, 3, 8);
+            g.step(1, true, 3, 5);
+            g.step(2, false, 0, 7);
+        }
+        // After each call: 3 wait at most; the peak counts them (8 + 3).
+        assert_eq!((each.w.peak_waiting, each.w.peak_pool), (3, 11));
+        // Every 2 calls: calls 0 and 1 gather 6, flushed only once call 1 ends.
+        assert_eq!((two.w.peak_waiting, two.w.peak_pool), (6, 11));
     }
 
     #[test]

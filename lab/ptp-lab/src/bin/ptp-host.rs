@@ -171,6 +171,7 @@ fn replay(out: &mut Stdout, cfg: &Config) -> ExitCode {
             "beyond_largest_pool": l.beyond_largest_pool, "exhausted": exhausted,
             "tables_freed": l.tables_freed, "tables_reused": l.tables_reused,
             "tables_kept_empty": l.tables_kept_empty, "ticks": l.ticks,
+            "waiting": l.waiting.iter().map(|w| json!({"every": w.every, "peak_waiting": w.peak_waiting, "peak_pool": w.peak_pool})).collect::<Vec<_>>(),
             "failed": l.failed.as_ref().map(|(c, why)| json!({"call": c, "why": why})),
         })
     };
