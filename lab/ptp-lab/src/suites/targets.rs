@@ -73,6 +73,25 @@ pub static TARGETS: &[Target] = &[
         want: Want::FasterBy(20.0),
         on: Place::Host,
     },
+    // 1 GiB pages: 64 entries a call, so the walk's fixed cost per call dominates; judged
+    // on its own terms (issue 34: it was 13.4x its limit, 4.7x the peer, before the emptiness
+    // scans were made vectorised and skipped where they cannot matter).
+    Target {
+        name: "unmap_range >= 10x faster than x86_64 unmap + clean_up (64 GiB of 1 GiB pages)",
+        bench: map::UNMAP_64GIB_1GIB.name,
+        ours: map::UNMAP_BITMAP,
+        other: map::PEER_UNMAP,
+        want: Want::FasterBy(10.0),
+        on: Place::Host,
+    },
+    Target {
+        name: "unmap_range, bitmap, within 8x of its limit, every entry read and cleared (64 GiB of 1 GiB pages: 64 entries a call)",
+        bench: map::UNMAP_64GIB_1GIB.name,
+        ours: map::UNMAP_BITMAP,
+        other: map::READ_CLEAR_LIMIT,
+        want: Want::WithinOf(8.0),
+        on: Place::Host,
+    },
     // Free after flush (issue 34): holding the emptied tables until the flush, then releasing
     // them, against freeing them as they are cleared.
     Target {
