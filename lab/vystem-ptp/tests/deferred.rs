@@ -183,6 +183,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
     /// Whatever the order of maps, gathered unmaps and releases: no page a batch holds is
     /// handed out (it stays allocated and its link survives every map made meanwhile, so the
     /// release gives back exactly what the batch held), and every release returns the pool
