@@ -190,49 +190,72 @@ proptest! {
     /// release gives back exactly what the batch held), and every release returns the pool
     /// to what the live mappings need.
     #[test]
-    fn no_held_table_is_handed_out_before_its_release(ops in proptest::collection::vec(op(), 1..60)) {
+    fn no_held_table_is_handed_out_before_its_release(ops in proptest::collection::vec(op(), 1..60), bump in any::<bool>()) {
         let mem = SimMemory::new(128);
-        let mut m = PoolMapper::create(mem.pool(0, 128).unwrap(), BitmapAllocator::new(128));
-        let mut batch = m.unmap_batch();
-        let mut live = [0u16; 24];
-        for op in ops {
-            match op {
-                Op::Map { at, pages } => {
-                    let v = 0x4000_0000 + at as u64 * (1 << 21);
-                    if live[at as usize] == 0 {
-                        let pages = pages.min(512);
-                        if m.map_range(va(v), PhysAddr::new(0), pages as u64, KIB4, RW).map(|f| f.ignore()).is_ok() {
-                            live[at as usize] = pages;
-                        }
-                    }
-                }
-                Op::Unmap { at } => {
-                    let v = 0x4000_0000 + at as u64 * (1 << 21);
-                    let held = batch.tables_waiting();
-                    m.unmap_into(&mut batch, va(v), 1 << 21).unwrap();
-                    // Emptied tables are held, never freed here.
-                    prop_assert!(batch.tables_waiting() >= held);
-                    live[at as usize] = 0;
-                }
-                Op::Release => {
-                    let held = batch.tables_waiting();
-                    let used = m.allocator().used();
-                    let done = core::mem::replace(&mut batch, m.unmap_batch());
-                    prop_assert_eq!(release(&mut m, done), Ok(held));
-                    prop_assert_eq!(m.allocator().used(), used - held);
-                }
-            }
-        }
-        let held = batch.tables_waiting();
-        prop_assert_eq!(release(&mut m, batch), Ok(held));
-        // What is left in use is what the live mappings need: root, PDPT, PD, a PT per slot.
-        let slots = live.iter().filter(|&&p| p > 0).count() as u32;
-        prop_assert_eq!(m.allocator().used(), if slots == 0 { 1 } else { 3 + slots });
-        for (i, &p) in live.iter().enumerate() {
-            let v = 0x4000_0000 + i as u64 * (1 << 21);
-            prop_assert_eq!(m.translate(va(v)).is_ok(), p > 0);
+        let pool = mem.pool(0, 128).unwrap();
+        if bump {
+            gather_and_release(PoolMapper::create(pool, BumpAllocator::new(128)), &ops)?;
+        } else {
+            gather_and_release(PoolMapper::create(pool, BitmapAllocator::new(128)), &ops)?;
         }
     }
+}
+
+/// The property, with either allocator: bump holds no table (it frees none) and keeps every
+/// table it made; the bitmap holds what it empties until the release.
+fn gather_and_release<A: PageAllocator>(
+    mut m: PoolMapper<A>,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let frees = m.allocator().can_free();
+    let mut batch = m.unmap_batch();
+    let mut live = [0u16; 24];
+    for op in ops.iter().cloned() {
+        match op {
+            Op::Map { at, pages } => {
+                let v = 0x4000_0000 + at as u64 * (1 << 21);
+                if live[at as usize] == 0 {
+                    let pages = pages.min(512);
+                    if m.map_range(va(v), PhysAddr::new(0), pages as u64, KIB4, RW)
+                        .map(|f| f.ignore())
+                        .is_ok()
+                    {
+                        live[at as usize] = pages;
+                    }
+                }
+            }
+            Op::Unmap { at } => {
+                let v = 0x4000_0000 + at as u64 * (1 << 21);
+                let held = batch.tables_waiting();
+                m.unmap_into(&mut batch, va(v), 1 << 21).unwrap();
+                // Emptied tables are held, never freed here.
+                prop_assert!(batch.tables_waiting() >= held);
+                prop_assert!(frees || batch.tables_waiting() == 0, "bump holds nothing");
+                live[at as usize] = 0;
+            }
+            Op::Release => {
+                let held = batch.tables_waiting();
+                let used = m.allocator().used();
+                let done = core::mem::replace(&mut batch, m.unmap_batch());
+                prop_assert_eq!(release(&mut m, done), Ok(held));
+                prop_assert_eq!(m.allocator().used(), used - held);
+            }
+        }
+    }
+    let held = batch.tables_waiting();
+    prop_assert_eq!(release(&mut m, batch), Ok(held));
+    // What is left in use is what the live mappings need: root, PDPT, PD, a PT per slot.
+    let slots = live.iter().filter(|&&p| p > 0).count() as u32;
+    if frees {
+        prop_assert_eq!(m.allocator().used(), if slots == 0 { 1 } else { 3 + slots });
+    } else {
+        prop_assert_eq!(held, 0, "bump holds nothing");
+    }
+    for (i, &p) in live.iter().enumerate() {
+        let v = 0x4000_0000 + i as u64 * (1 << 21);
+        prop_assert_eq!(m.translate(va(v)).is_ok(), p > 0);
+    }
+    Ok(())
 }
 
 #[test]
