@@ -35,7 +35,15 @@ def test_two_cpus_shoot_down_checked_and_measured_for_one_target(kernel_selftest
     assert smp["cpus"][1]["up"] and isinstance(smp["cpus"][1]["tsc_offset_ticks"], int)
     checks = {r["name"]: (r["ok"], r["detail"]) for r in shootdown(records) if r["type"] == "check"}
     assert all(ok for ok, _ in checks.values()) and set(checks) == {
-        "shootdown_join", "shootdown_new_frame_seen", "shootdown_others_untouched", "shootdown_crossover"}
+        "shootdown_join", "shootdown_new_frame_seen", "shootdown_others_untouched",
+        "shootdown_tables_freed_after_every_ack", "shootdown_crossover"}
+    # Free after flush through the MMUs: CPU 1 walked the mapping (0xc3 = 195); CPU 0's unmap
+    # held its 3 tables while CPU 1 had not acknowledged, released them after, and a new
+    # mapping through the same pages reads the new frame (0xd4 = 212) on both CPUs.
+    freed = checks["shootdown_tables_freed_after_every_ack"][1]
+    assert "targets read [Some(195)]" in freed and "3 tables held" in freed, freed
+    assert "still allocated with no acknowledgement: true" in freed and "released Ok(3)" in freed, freed
+    assert "reuses them: true, reads 0xd4 here and [Some(212)] on the targets" in freed, freed
     # CPU 1 read the old frame (0xa1 = 161) before and the new one (0xb2 = 178) after.
     assert "[Some(161)] (old frame 0xa1) before, [Some(178)] after" in checks["shootdown_new_frame_seen"][1]
     ms = [r for r in shootdown(records) if r["type"] == "measurement"]
