@@ -145,8 +145,17 @@ fn tables_go_back_only_to_their_own_pool_and_bump_holds_none() {
     let mut a = PoolMapper::create(mem.pool(0, 64).unwrap(), BitmapAllocator::new(64));
     let mut b = PoolMapper::create(mem.pool(64, 64).unwrap(), BitmapAllocator::new(64));
     map_2mib(&mut a, 0x4000_0000).unwrap();
-    let unmap = a.unmap_range(va(0x4000_0000), 1 << 21).unwrap();
     let pool_a = a.pool().phys_base().as_u64();
+    // One batch gathers one pool's unmaps: another mapper refuses it, and it stays as it was.
+    let mut batch = a.unmap_batch();
+    map_2mib(&mut b, 0x4000_0000).unwrap();
+    assert_eq!(
+        b.unmap_into(&mut batch, va(0x4000_0000), 1 << 21),
+        Err(vystem_ptp::UnmapError::OtherPool { pool: pool_a })
+    );
+    assert!(b.translate(va(0x4000_0000)).is_ok() && batch.range().is_empty());
+    assert_eq!(release(&mut a, batch), Ok(0));
+    let unmap = a.unmap_range(va(0x4000_0000), 1 << 21).unwrap();
     assert_eq!(
         release(&mut b, unmap),
         Err(ReleaseError::OtherPool { pool: pool_a })

@@ -121,6 +121,12 @@ pub enum UnmapError {
         /// The address the entry holds.
         phys: u64,
     },
+    /// The batch given to [`PoolMapper::unmap_into`] gathers the unmaps of the pool at
+    /// physical `pool`, not this mapper's: its tables would be released into the wrong pool.
+    OtherPool {
+        /// The physical base of the batch's pool.
+        pool: u64,
+    },
 }
 
 /// Why existing tables cannot be taken over ([`PoolMapper::adopt`]).

@@ -9,7 +9,7 @@ use crate::shootdown::CpuSet;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Pending {
     /// The pool they belong to (its physical base): released into no other.
-    pool: u64,
+    pub(super) pool: u64,
     /// The first run: its first page and length (0: none).
     first: u32,
     count: u32,

@@ -43,6 +43,10 @@ impl<A: PageAllocator> PoolMapper<A> {
         bytes: u64,
     ) -> Result<(), UnmapError> {
         let (range, held) = batch.parts();
+        let pool = self.pool.phys_base().as_u64();
+        if held.pool != pool {
+            return Err(UnmapError::OtherPool { pool: held.pool });
+        }
         let mut tables = core::mem::take(held);
         let r = self.unmap_with(range, Some(&mut tables), virt, bytes);
         *held = tables;
