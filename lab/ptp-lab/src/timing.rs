@@ -569,6 +569,17 @@ mod tests {
         );
     }
 
+    fn test_id() -> Id<'static> {
+        Id {
+            suite: "s",
+            bench: "b",
+            imp: "i",
+            pool_pages: 1,
+            per: "op",
+            params: crate::json::Fields::EMPTY,
+        }
+    }
+
     std::thread_local! {
         static NOW: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
     }
@@ -608,14 +619,7 @@ mod tests {
         );
 
         NOW.with(|c| c.set(0));
-        let id = Id {
-            suite: "s",
-            bench: "b",
-            imp: "i",
-            pool_pages: 1,
-            per: "op",
-            params: crate::json::Fields::EMPTY,
-        };
+        let id = test_id();
         let mut e = [
             Entry {
                 id,
@@ -671,14 +675,7 @@ mod tests {
                 warmup: 0,
             },
         );
-        let id = Id {
-            suite: "s",
-            bench: "b",
-            imp: "i",
-            pool_pages: 1,
-            per: "op",
-            params: crate::json::Fields::EMPTY,
-        };
+        let id = test_id();
         let (mut x, mut y, mut z) = (Tag(0), Tag(1), Tag(2));
         let mut e = [
             Entry {

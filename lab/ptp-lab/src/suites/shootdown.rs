@@ -276,6 +276,19 @@ fn freed_after_every_ack(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &mut Space, ap
                 .fold(Set::new(), |s, c| s.push(smp.report(c).seen)),
         )
     };
+    // The targets flush AT and acknowledge: the CPUs that did.
+    let shoot_down = || {
+        let work = Work {
+            flush: Decision::PerPage(1),
+            start: AT,
+            ..Work::NOTHING
+        };
+        if smp.ipi(aps, &work).is_ok() {
+            aps
+        } else {
+            CpuSet::EMPTY
+        }
+    };
     let all = |seen: &Set<Option<u8>>, v: u8| (0..seen.n).all(|i| seen.get(i) == Some(v));
     tlb::stamp(old, 1, OLD);
     tlb::stamp(new, 1, NEW);
@@ -307,15 +320,7 @@ fn freed_after_every_ack(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &mut Space, ap
         && m.allocator().used() == used
         && held[..n].iter().all(|&p| m.allocator().is_allocated(p));
     // The targets flush and acknowledge: only now may the tables go.
-    let down = smp.ipi(
-        aps,
-        &Work {
-            flush: Decision::PerPage(1),
-            start: AT,
-            ..Work::NOTHING
-        },
-    );
-    let acked = if down.is_ok() { aps } else { CpuSet::EMPTY };
+    let acked = shoot_down();
     let released = match unmap.map(|u| u.flush_shot_down(&policy, aps, acked)) {
         Some(Ok(flushed)) => m.release(flushed),
         _ => Ok(0), // not every target acknowledged: the tables stay held (leaked)
@@ -332,21 +337,10 @@ fn freed_after_every_ack(ctx: &mut Ctx<'_>, smp: &dyn Smp, space: &mut Space, ap
     let (walked_again, after) = probe(smp);
     // Leave the space as it was: unmapped, flushed everywhere, the tables back.
     let cleaned = match m.unmap_range(at, 4096) {
-        Ok(u) => {
-            let down = smp.ipi(
-                aps,
-                &Work {
-                    flush: Decision::PerPage(1),
-                    start: AT,
-                    ..Work::NOTHING
-                },
-            );
-            let acked = if down.is_ok() { aps } else { CpuSet::EMPTY };
-            match u.flush_shot_down(&policy, aps, acked) {
-                Ok(f) => m.release(f).is_ok(),
-                Err(_) => false,
-            }
-        }
+        Ok(u) => match u.flush_shot_down(&policy, aps, shoot_down()) {
+            Ok(f) => m.release(f).is_ok(),
+            Err(_) => false,
+        },
         Err(_) => false,
     };
     ctx.check(
