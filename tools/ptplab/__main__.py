@@ -24,6 +24,8 @@ COMMANDS = {
               "bump and bitmap",
     "capture-traces": "record a program's lifetime: strace -f of its memory and process calls, its exec and exit "
                       "layouts (what scripts/capture-traces.sh runs)",
+    "flushes": "the TLB flushes lifetime traces ask for, per process and class; with --costs, the ceiling that "
+               "costs them least on one CPU",
     "compare": "baseline against candidate runs: ratio per benchmark, beyond the noise or not (--fail-on-regression)",
     "machines": "runs of several machines side by side (latest per machine; native and emulated apart)",
     "targets": "the speed targets judged over repeated runs: each run's ratio and the ratio of the means",
@@ -145,6 +147,9 @@ def main(argv: list[str]) -> int:
         if cmd == "replay":
             from .replay import main as replay
             return replay(rest)
+        if cmd == "flushes":
+            from .flushes import main as flushes
+            return flushes(rest)
         if cmd == "capture-traces":
             from .programs import main as capture
             return capture(rest)

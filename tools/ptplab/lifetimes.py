@@ -26,13 +26,16 @@ def trace_dirs(root: Path = DIR) -> list[Path]:
 
 
 def rows(dirs: list[Path], pools: list[int]) -> list[dict]:
-    """Every process of every trace, replayed (cached)."""
+    """Every process of every trace (capture folders, or plain strace logs), replayed (cached)."""
     h = hashlib.sha256(json.dumps(pools).encode())
     h.update(lab.host_bin().read_bytes())
     for module in ("trace.py", "replay.py"):
         h.update((Path(__file__).parent / module).read_bytes())
     for d in dirs:
         h.update(d.name.encode())
+        if not d.is_dir():  # a plain strace log
+            h.update(d.read_bytes() if d.exists() else b"-")
+            continue
         for name in ("strace.txt.gz", "layouts.json.gz", "meta.json"):
             f = d / name
             h.update(f.read_bytes() if f.exists() else b"-")

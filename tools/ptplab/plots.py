@@ -180,3 +180,31 @@ def lifetimes(pools: list[int], held: dict[str, list[float]], n_programs: int) -
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"Peak over whole lifetimes, 4 KiB pages ({n_programs} programs, results/traces)", fontsize=9)
     return [("programs held at peak per class against pool size (lifetimes, 4 KiB pages)", "lifetimes", fig)]
+
+
+def flush_sizes(per_class: dict[str, dict[str, int]], ceilings: dict[str, int], cpu: str) -> list[Figure]:
+    """Per class, the share of its flushes changing at most N pages (4 KiB), against N; the
+    ceilings compared drawn across."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for cls in sorted(per_class):
+        hist = sorted((int(k), v) for k, v in per_class[cls].items())
+        n = sum(v for _, v in hist)
+        if not n:
+            continue
+        xs, ys, seen = [], [], 0
+        for pages, v in hist:
+            seen += v
+            xs.append(pages)
+            ys.append(100 * seen / n)
+        ax.step(xs, ys, where="post", label=f"{cls} ({n:,})", linewidth=2 if cls == "all" else 1)
+    for (name, c), style in zip(ceilings.items(), (":", "--", "-.")):
+        if c > 0:
+            ax.axvline(c, color="grey", linestyle=style, label=f"{name} ({c})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("pages a flush changes (4 KiB)")
+    ax.set_ylabel("% of the class's flushes, at most that many pages")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"Flush sizes over whole lifetimes (results/traces); ceilings on {cpu}", fontsize=8)
+    return [("flush sizes per class, cumulative, with the ceilings compared", "flush-sizes", fig)]

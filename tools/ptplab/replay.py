@@ -118,7 +118,7 @@ def replay_trace(t: Trace, pools: list[int]) -> list[dict]:
             # counting them, flushing after every `every` calls that change mapped pages.
             "waiting": {str(w["every"]): {"tables": w["peak_waiting"], "peak": w["peak_pool"]}
                         for w in r["bitmap"]["waiting"]},
-            "forget": r["forget"], "ticks": {"bump": r["bump"]["ticks"], "bitmap": r["bitmap"]["ticks"]},
+            "forget": r["forget"], "flushes": sp.flush_counts(), "ticks": {"bump": r["bump"]["ticks"], "bitmap": r["bitmap"]["ticks"]},
             "model": r["model"], "ops": r["ops"],
             "failed": r["bitmap"]["failed"] or r["bump"]["failed"],
             "notes": sp.notes,

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import aggregate, lab, layouts, lifetimes, plots, replay
+from . import aggregate, flushes, lab, layouts, lifetimes, plots, replay, results
 from .cli import BenchError, Parser
 from .results import RESULTS, ResultsError, load
 
@@ -198,10 +198,7 @@ def read_run(p: Path, skipped: list[str] | None = None) -> list[dict]:
     return recs
 
 
-def source(p: Path) -> str:
-    """A results file as the reader finds it: relative to the repository when it is in it."""
-    p = p.resolve()
-    return str(p.relative_to(lab.REPO)) if p.is_relative_to(lab.REPO) else str(p)
+source = results.source
 
 
 def cost(records: list[dict], bench: str, impl: str, pool: int) -> float | None:
@@ -389,9 +386,10 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                  f"{mib(1000 * n)} | {fit[n][0]} / {fit[n][1]} of {n_layouts} | {size(lim['largest_region_4KiB'])} / "
                  f"{size(lim['largest_region_2MiB'])} |")
     biggest = max(needs, key=lambda x: x[1])
+    linux = (f"Linux, which maps on demand, used {biggest[3]} page-table pages for it" if biggest[3] is not None else
+             "Linux's own page-table pages for it (VmPTE) were not recorded: its capture kept the final maps only")
     L += ["", f"The largest real layout, `{biggest[0]}`, needs {biggest[1]} pool pages with 4 KiB pages and "
-              f"{biggest[2]} with 2 MiB pages; Linux, which maps on demand, used {biggest[3]} page-table pages for it.",
-          ""]
+              f"{biggest[2]} with 2 MiB pages; {linux}.", ""]
 
     L += ["## The modifiable PTP (the kernel's)", "",
           "Beside its self-map; `yes` where the mapping fits the pool (tables counted with the self-map and the root).", "",
@@ -455,7 +453,8 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                      f"| {load_text(recs[-1].get('load'))} |")
         L += [""]
 
-    life_text, life_sentence, life_plot = (lifetimes.section(lifetimes.rows(traces, sweep), sweep, STANDARD)
+    life_rows = lifetimes.rows(traces, sweep) if traces else []
+    life_text, life_sentence, life_plot = (lifetimes.section(life_rows, sweep, STANDARD)
                                            if traces else ([], "", None))
     L += life_text
 
@@ -465,6 +464,13 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
 
     tlb_text, tlb_sentence = tlb_section(tlb) if tlb else ([], "")
     L += tlb_text
+    flush_text, flush_sentence, flush_plot = (flushes.section(life_rows, tlb[0], tlb[1]) if traces and tlb
+                                              else ([], "", None))
+    L += flush_text
+    if tlb_sentence and flush_sentence:
+        # The ceiling to take is the one weighted by what programs flush: said before the source.
+        head, _, src = tlb_sentence.rpartition(f" ({source(tlb[0])})")
+        tlb_sentence = head + flush_sentence + f" ({source(tlb[0])})" + src
 
     if out is not None:
         L += ["## Plots", ""]
@@ -474,6 +480,8 @@ def render(layout_paths: list[Path], runs: list[tuple[Path, list[dict]]], out: P
                 figs += plots.lifetimes(sweep, life_plot, len(traces))
             if run:
                 figs += plots.costs(run[1], source(run[0]))
+            if flush_plot:
+                figs += plots.flush_sizes(flush_plot["hists"], flush_plot["ceilings"], flush_plot["cpu"])
             if tlb:
                 figs += [f for r in tlb[1] if r.get("type") == "crossover"
                          for f in plots.crossover(r, source(tlb[0]), tlb[1][0].get("execution"))]

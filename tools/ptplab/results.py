@@ -25,6 +25,12 @@ class ResultsError(Exception):
     """A results file that cannot be read; the message names the file (and line)."""
 
 
+def source(p: Path) -> str:
+    """A results file as the reader finds it: relative to the repository when it is in it."""
+    p = p.resolve()
+    return str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
+
+
 def load(path: Path, skipped: list[str] | None = None) -> list[dict]:
     """The records of a results file, each checked against its declaration (schema.Checker:
     type, fields, what each holds). A line that is not a JSON object (malformed, cut off by a

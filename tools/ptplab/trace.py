@@ -10,13 +10,18 @@ Rules the model follows (docs/lifetimes.md says them to users):
   returns (MAP_FIXED replaces what was there: unmapped, then mapped), munmap unmaps, mprotect
   to an accessible protection maps and to PROT_NONE unmaps, between accessible protections it
   only asks the TLB to forget; mremap moves (or grows and shrinks in place); brk grows and
-  shrinks the heap from the first brk's answer; shmat maps, shmdt unmaps;
+  shrinks the heap from the first brk's answer; shmat maps, shmdt unmaps; madvise that drops
+  pages (DONTNEED, FREE, REMOVE) asks the TLB to forget the accessible pages in its range and
+  keeps their tables (they fault back in);
+- each call that changes mapped pages is one flush of the pages it changes (none where it
+  changes none), made while the address space had so many threads (a shootdown on SMP where
+  more than one);
 - the stack grows without a call: its extent comes from the final maps of the process;
 - `[vsyscall]` and anything in the kernel half are not a user page table's: left out.
 
 What comes out, per address space: the replay ops `ptp-host replay` plays (map, unmap,
-forget, each with the strace line that caused it), and at each captured exit the accessible
-set the model holds, to compare with the final maps."""
+forget, each with the strace line that caused it), its flushes, and at each captured exit the
+accessible set the model holds, to compare with the final maps."""
 
 from __future__ import annotations
 
@@ -25,7 +30,11 @@ import re
 from dataclasses import dataclass, field
 
 PAGE = 4096
+HUGE = 2 << 20
 USER_TOP = 1 << 47
+
+# madvise advice that drops a range's pages (they fault back in later): by name and number.
+DROPS = {"MADV_DONTNEED": 4, "MADV_FREE": 8, "MADV_REMOVE": 9, "MADV_DONTNEED_LOCKED": 24}
 
 _PREFIX = re.compile(r"^(?:\[pid\s+(\d+)\]\s+|(\d+)\s+)?(?:(\d\d:\d\d:\d\d(?:\.\d+)?|\d+\.\d+)\s+)?")
 _CALL = re.compile(r"^([a-z_0-9]+)\((.*)$", re.S)
@@ -180,6 +189,24 @@ def _up(n: int) -> int:
     return (n + PAGE - 1) // PAGE * PAGE
 
 
+def pages_2mib(s: int, e: int) -> int:
+    """Invalidations of [s, e) with 2 MiB pages where it covers aligned 2 MiB, 4 KiB elsewhere."""
+    hs, he = -(-s // HUGE) * HUGE, e // HUGE * HUGE
+    if he <= hs:
+        return (e - s) // PAGE
+    return (he - hs) // HUGE + (hs - s + e - he) // PAGE
+
+
+@dataclass
+class Flush:
+    """One call's flush: the strace line, pages changed (4 KiB; and 2 MiB where aligned), and
+    the threads sharing the address space then."""
+    call: int
+    pages: int
+    pages_2mib: int
+    threads: int
+
+
 @dataclass
 class Space:
     """One address space: ranges [start, end) with their protection bits (0: PROT_NONE)."""
@@ -191,6 +218,8 @@ class Space:
     brk_end: int | None = None
     stack: tuple[int, int] | None = None
     notes: list[str] = field(default_factory=list)
+    flushes: list[Flush] = field(default_factory=list)
+    threads: int = 1
 
     def accessible(self) -> list[tuple[int, int]]:
         """Accessible ranges, neighbours merged."""
@@ -234,6 +263,17 @@ class Space:
     def _emit(self, kind: str, s: int, e: int, call: int) -> None:
         if e > s:
             self.ops.append(f"{kind} {s:x} {e:x} {call}")
+            if kind == "unmap":
+                self._flushed(s, e, call)
+
+    def _flushed(self, s: int, e: int, call: int) -> None:
+        """[s, e) changed: part of `call`'s flush."""
+        f = self.flushes[-1] if self.flushes and self.flushes[-1].call == call else None
+        if f is None:
+            f = Flush(call, 0, 0, self.threads)
+            self.flushes.append(f)
+        f.pages += (e - s) // PAGE
+        f.pages_2mib += pages_2mib(s, e)
 
     def set(self, s: int, e: int, prot: int | None, call: int) -> None:
         """Make [s, e) a new mapping with `prot` (None: unmapped), replacing what was there."""
@@ -260,9 +300,34 @@ class Space:
                 self._emit("map", a, b, call)
             elif p and prot and p != prot:
                 forget += (b - a) // PAGE
+                self._flushed(a, b, call)
         if forget:
             self.ops.append(f"forget {forget} {call}")
         self._cut(s, e, [[a, b, prot] for a, b, _ in pieces])
+
+    def drop(self, s: int, e: int, call: int) -> None:
+        """madvise dropping [s, e)'s pages: the accessible ones forgotten, tables kept."""
+        s, e = max(s, 0) // PAGE * PAGE, min(_up(e), USER_TOP)
+        forget = 0
+        for a, b, p in self._acc_in(s, e) if e > s else []:
+            if p:
+                forget += (b - a) // PAGE
+                self._flushed(a, b, call)
+        if forget:
+            self.ops.append(f"forget {forget} {call}")
+
+    def flush_counts(self) -> dict:
+        """Its flushes by pages changed (4 KiB; 2 MiB where aligned), all of them and those made
+        while it had more than one thread, and how many threads then: {size: flushes}."""
+        def hist(values) -> dict[str, int]:
+            out: dict[int, int] = {}
+            for v in values:
+                out[v] = out.get(v, 0) + 1
+            return {str(k): out[k] for k in sorted(out)}
+        shared = [f for f in self.flushes if f.threads > 1]
+        return {"4KiB": hist(f.pages for f in self.flushes), "2MiB": hist(f.pages_2mib for f in self.flushes),
+                "threaded": {"4KiB": hist(f.pages for f in shared), "2MiB": hist(f.pages_2mib for f in shared)},
+                "threads": hist(f.threads for f in shared)}
 
     def prot_at(self, addr: int) -> int | None:
         for a, b, p in self.vmas:
@@ -354,7 +419,9 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
         nonlocal no_layout
         pid = c.pid
         if isinstance(c, Event):
-            space_of.pop(pid, None)
+            gone = space_of.pop(pid, None)
+            if gone is not None:
+                gone.threads = max(gone.threads - 1, 0)
             return
         sp = space_of.get(pid)
         name, a, ret = c.name, c.args, c.ret
@@ -363,6 +430,12 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
         if name in ("execve", "execveat") and ret == "0":
             captured = at_exec.get((pid, c.line))
             path = a[0].strip('"') if a else ""  # a user's own log keeps it; ours are emptied
+            old = space_of.get(pid)
+            if old is not None:
+                # exec ends every other thread of the old address space (Linux's de_thread).
+                for p in [p for p, s in space_of.items() if s is old]:
+                    del space_of[p]
+                old.threads = 0
             sp = new_space(pid, (captured or {}).get("comm") or path.rsplit("/", 1)[-1] or program or "?")
             space_of[pid] = sp
             ranges = None if captured is None else captured["ranges"]
@@ -389,6 +462,8 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
             child = rv
             shared = "CLONE_VM" in flags or name == "vfork"
             space_of[child] = sp if shared else sp.copy(f"{child}", c.line)
+            if shared:
+                sp.threads += 1
             if not shared:
                 execs[child] = 1
                 spaces.append(space_of[child])
@@ -435,6 +510,10 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
                 if "MREMAP_DONTUNMAP" not in (a[3] if len(a) > 3 else ""):
                     sp.set(old, old + olen, None, c.line)
                 sp.set(rv, rv + nlen, prot, c.line)
+        elif name == "madvise" and len(a) >= 3:
+            addr, length, advice = number(a[0]), number(a[1]), a[2].strip()
+            if None not in (addr, length) and (advice in DROPS or number(advice) in DROPS.values()):
+                sp.drop(addr, addr + length, c.line)
         elif name == "brk" and len(a) == 1:
             if sp.brk_start is None:
                 sp.brk_start = sp.brk_end = rv

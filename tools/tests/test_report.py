@@ -30,7 +30,17 @@ def test_the_report_answers_4096_to_n_with_numbers_and_sources(tmp_path):
     assert "- `asan-hello` (sanitizer; process `hello-asan`): 7,354,449 pages" in text
     assert "**The modifiable PTP," in rec and "`ptp-host pool-limits`" in rec
     assert "results/2026-" in text, "the costs name the run they come from"
+    assert "## TLB flush, from your workloads" in text and "| **all** | " in text and "flush-sizes.svg" in text
+    assert "programs flush, take ceiling " in rec
     assert p.stdout.startswith("## Recommendation"), "bench users see the summary"
+
+
+def test_a_layout_without_linuxs_page_table_count_says_so_instead_of_printing_none():
+    # The trace-* layouts (final maps of lifetime traces) recorded no VmPTE.
+    from ptplab import report
+    lay = [REPO / "results/layouts/trace-java-xms8g.json"]
+    line = next(x for x in report.render(lay, [], None, None).splitlines() if x.startswith("The largest real layout"))
+    assert "None" not in line and "Linux's own page-table pages for it (VmPTE) were not recorded" in line, line
 
 
 def test_no_layouts_is_a_clear_error(tmp_path):
@@ -245,6 +255,34 @@ def test_the_tlb_section_states_the_policy_and_the_shootdown_and_says_when_it_is
     native = report.render(lay, [], None, (tmp_path / "k.jsonl", tlb_records("native")))
     assert "**Emulated run**" not in native and "calibrate on your CPU" not in native
     assert "## TLB flush policy" not in report.render(lay, [], None, None)
+
+
+def test_the_workload_section_costs_each_class_on_the_run_and_the_recommendation_takes_its_ceiling(tmp_path):
+    from ptplab import flushes, lifetimes, report
+    recs = tlb_records("emulated")
+    # One page: per page 1,000 against 5,000; two pages: full 5,000 against 9,000; above the
+    # largest measured size (2) a full flush at 5,000. The best ceiling is 1, Linux's 33 pays
+    # 9,000 for every two-page flush.
+    for r in recs[1:3]:
+        r.update(per_page_costs=[1000.0, 9000.0], full_costs=[5000.0, 5000.0])
+    lay = sorted((REPO / "results/layouts").glob("*.json"))[:2]
+    traces = lifetimes.trace_dirs()
+    text = report.render(lay, [], None, (tmp_path / "k.jsonl", recs), traces)
+    sec = text[text.index("## TLB flush, from your workloads"):text.index("## Recommendation")]
+    rows = lifetimes.rows(traces, lab.facts()["pool_pages"]["sweep"])
+    h = flushes.classes(rows)["all"]["flushes"]["4KiB"]
+    n, one, two = sum(h.values()), h["1"], h["2"]
+    best = (one * 1000 + (n - one) * 5000) / n
+    linux = (one * 1000 + two * 9000 + (n - one - two) * 5000) / n
+    assert (f"| **all** | {n:,} | {100 * one / n:.1f} % | {flushes.share(h, 1, 33):.1f} % | "
+            f"{flushes.share(h, 513, None):.1f} % | 1 | {best:,.0f} | +{linux - best:,.0f} "
+            f"({100 * (linux / best - 1):.1f} %) | +0 (0.0 %) |") in sec, sec
+    assert "X (emulated, tcg; `" in sec and "emulated, so these costs show the method" in sec
+    assert "56.92 %" in sec and "Shootdowns, the flushes made while the process had more than one thread" in sec
+    rec = text[text.index("## Recommendation"):]
+    assert (f"Weighted by what {len(traces)} programs flush, take ceiling 1: it costs least ({best:,.0f} ticks per "
+            f"flush); Linux's 33 costs +{100 * (linux / best - 1):.1f} %") in rec, rec
+    assert "## TLB flush, from your workloads" not in report.render(lay, [], None, (tmp_path / "k.jsonl", recs))
 
 
 def test_the_tlb_section_prefers_a_native_run_to_a_newer_emulated_one(tmp_path):

@@ -462,6 +462,71 @@ pub fn calibrate(
     (FlushPolicy::with_ceiling(ceiling), costs)
 }
 
+/// How many flushes of `pages` pages a workload asks for: one point of its size distribution
+/// (what `ptplab flushes` reads from lifetime traces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushSize {
+    /// Pages one such flush invalidates.
+    pub pages: u64,
+    /// How many flushes of that size.
+    pub count: u64,
+}
+
+/// The highest ceiling [`calibrate_for`] considers: the largest size [`calibrate`] measures.
+/// Above it, a full flush (Linux's own ceiling is far below).
+pub const MAX_CEILING: u64 = CALIBRATION_SIZES[CALIBRATION_SIZES.len() - 1];
+
+/// One flush of `pages` pages with `ceiling`, costed from measured rounds (sorted by
+/// `pages`): per page up to the ceiling, full above it, each strategy's cost linear between
+/// the two measured sizes around `pages`. The ceiling goes no higher than [`MAX_CEILING`]
+/// nor the largest size measured; beyond the largest size measured a flush costs that
+/// size's full flush. `None`: no measurement.
+pub fn cost_at(costs: &[RoundCost], pages: u64, ceiling: u64) -> Option<f64> {
+    let last = costs.last()?;
+    if pages > last.pages {
+        return Some(last.full);
+    }
+    let per_page = pages <= ceiling.min(MAX_CEILING);
+    let pick = |c: &RoundCost| if per_page { c.per_page } else { c.full };
+    let i = costs.partition_point(|c| c.pages < pages);
+    let hi = &costs[i];
+    if hi.pages == pages || i == 0 {
+        return Some(pick(hi));
+    }
+    let lo = &costs[i - 1];
+    let t = (pages - lo.pages) as f64 / (hi.pages - lo.pages) as f64;
+    Some(pick(lo) + (pick(hi) - pick(lo)) * t)
+}
+
+/// What `ceiling` costs per flush over a workload's flush sizes ([`cost_at`] each, weighted by
+/// its count). `None`: no measurement, or no flush.
+pub fn expected_cost(costs: &[RoundCost], sizes: &[FlushSize], ceiling: u64) -> Option<f64> {
+    let (mut sum, mut n) = (0.0, 0u64);
+    for s in sizes.iter().filter(|s| s.count > 0) {
+        sum += cost_at(costs, s.pages, ceiling)? * s.count as f64;
+        n = n.saturating_add(s.count);
+    }
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// The ceiling that costs a workload least per flush ([`expected_cost`] over its sizes), with
+/// that cost: calibration from this CPU's rounds and the sizes its programs flush, where
+/// [`calibrate`] weighs every size alike. Only the sizes the workload flushes (and 0) can
+/// change the cost, so they are the candidates; among equal costs the smallest ceiling wins
+/// (any ceiling up to the next flushed size costs the same). `None`: no measurement, or no
+/// flush.
+pub fn calibrate_for(costs: &[RoundCost], sizes: &[FlushSize]) -> Option<(FlushPolicy, f64)> {
+    let top = costs.last()?.pages.min(MAX_CEILING);
+    let mut best = (0, expected_cost(costs, sizes, 0)?);
+    for s in sizes.iter().filter(|s| s.count > 0 && s.pages <= top) {
+        let cost = expected_cost(costs, sizes, s.pages)?;
+        if cost < best.1 || (cost == best.1 && s.pages < best.0) {
+            best = (s.pages, cost);
+        }
+    }
+    Some((FlushPolicy::with_ceiling(best.0), best.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +609,63 @@ mod tests {
             (33, PageFlush::InvpcidAddress(1), FullFlush::PgeToggle)
         );
         assert_eq!(FlushPolicy::LINUX.per_page, PageFlush::Invlpg);
+    }
+
+    fn at(pages: u64, count: u64) -> FlushSize {
+        FlushSize { pages, count }
+    }
+
+    #[test]
+    fn a_flush_between_measured_sizes_costs_the_line_between_them() {
+        // Per page 10 a page, full 300 + 2 a page, measured at powers of two up to 512.
+        let c = costs(10, 300);
+        assert_eq!(cost_at(&c, 48, 64), Some(480.0)); // 320 .. 640, halfway
+        assert_eq!(cost_at(&c, 48, 33), Some(396.0)); // 364 .. 428, halfway
+        assert_eq!(cost_at(&c, 64, 64), Some(640.0)); // a measured size: its cost
+        assert_eq!(cost_at(&c, 3, 0), Some(306.0)); // 304 .. 308
+                                                    // Above the largest measured size: a full flush at its cost, whatever the ceiling.
+        assert_eq!(cost_at(&c, 4096, u64::MAX), Some(300.0 + 1024.0));
+        // Above MAX_CEILING a full flush, even where a larger size was measured.
+        let mut wide = c.to_vec();
+        wide.push(RoundCost {
+            pages: 1024,
+            per_page: 10240.0,
+            full: 2348.0,
+        });
+        assert_eq!(cost_at(&wide, 768, u64::MAX), Some((1324.0 + 2348.0) / 2.0));
+        assert_eq!(cost_at(&wide, 512, u64::MAX), Some(5120.0));
+        assert_eq!(cost_at(&[], 1, 1), None);
+    }
+
+    #[test]
+    fn the_expected_cost_weighs_each_size_by_its_flushes() {
+        let c = costs(10, 300);
+        // Three one-page flushes and one of 64 pages, ceiling 33: (3 * 10 + 428) / 4.
+        let w = [at(1, 3), at(64, 1), at(7, 0)];
+        assert_eq!(expected_cost(&c, &w, 33), Some((30.0 + 428.0) / 4.0));
+        assert_eq!(expected_cost(&c, &[at(5, 0)], 33), None);
+        assert_eq!(expected_cost(&[], &w, 33), None);
+    }
+
+    #[test]
+    fn weighted_calibration_picks_the_flushed_size_that_costs_least() {
+        let c = costs(10, 300);
+        // Mostly 40-page flushes, where the full flush is cheaper (380 against 400): the
+        // ceiling stays below 40; the one-page flushes keep it at 1, not 0.
+        let (p, cost) = calibrate_for(&c, &[at(1, 10), at(40, 90)]).unwrap();
+        assert_eq!(p.ceiling, 1);
+        assert_eq!(cost, (10.0 * 10.0 + 90.0 * 380.0) / 100.0);
+        // Where 40 pages are cheaper page by page (per page 5), the ceiling takes them in.
+        assert_eq!(
+            calibrate_for(&costs(5, 300), &[at(1, 10), at(40, 90)])
+                .unwrap()
+                .0
+                .ceiling,
+            40
+        );
+        // Above the largest measured size no ceiling helps: it stays where the rest puts it.
+        assert_eq!(calibrate_for(&c, &[at(4096, 5)]).unwrap().0.ceiling, 0);
+        assert_eq!(calibrate_for(&c, &[]), None);
     }
 
     struct Model {

@@ -75,7 +75,7 @@ pub use allocator::{
 pub use capacity::{layout_regions, predict_tables, Region, RegionError, TableCount, Usage};
 pub use chunk::{Chunk, Chunks};
 pub use fill::Fill;
-pub use flush::{Decision, FlushPolicy, FlushRange, FullFlush, PageFlush};
+pub use flush::{Decision, FlushPolicy, FlushRange, FlushSize, FullFlush, PageFlush};
 pub use mapper::{
     AdoptError, Flushed, MapError, Mapping, PoolMapper, ReleaseError, TranslateError, Translation,
     Unmap, UnmapError,

@@ -16,6 +16,11 @@
 //!                                    `ptplab replay` writes them) with bump and with bitmap (JSON)
 //!   ptp-host layout < RANGES         pool pages a layout needs ("START END" hex byte ranges on
 //!                                    stdin, one per line), predicted and really mapped (JSON)
+//!   ptp-host flush-costs < JSON      per workload, the expected cost per flush of every ceiling
+//!                                    and the one that minimises it (`vystem_ptp::flush::
+//!                                    calibrate_for`), from one CPU's flush + refill rounds:
+//!                                    {"costs": [[PAGES, PER_PAGE, FULL], ...], "ceilings": [N, ...],
+//!                                     "workloads": {NAME: [[PAGES, COUNT], ...], ...}}
 //! Bad arguments: one line on stderr naming the bad value, exit 2. Failed checks: exit 1.
 
 use ptp_lab::config::Config;
@@ -55,6 +60,7 @@ fn main() {
             parse(&args[1..]).map_or(ExitCode::Usage, |cfg| capacity(&mut out, &cfg))
         }
         Some("layout") => layout(&mut out),
+        Some("flush-costs") => flush_costs(&mut out),
         Some("plan") => plan(&mut out, &args[1..]),
         Some("pools") => pools(&mut out, &args[1..]),
         Some("replay") => parse(&args[1..]).map_or(ExitCode::Usage, |cfg| replay(&mut out, &cfg)),
@@ -217,6 +223,125 @@ fn print_record(out: &mut Stdout, record: Value) -> ExitCode {
 /// The pool pages a layout needs, with 4 KiB pages and with 2 MiB pages where aligned: what the
 /// capacity model predicts, and what mapping it for real on simulated memory takes (null when
 /// more than the largest pool: it cannot be mapped to check).
+/// How `flush-costs` costs a flush: said once, here, beside the code that does it.
+fn flush_cost_rule() -> String {
+    format!(
+        "per page up to the ceiling, one full flush above it, each with its refill; a size between \
+two measured sizes costs the line between them; the ceiling goes no higher than {} \
+(vystem_ptp::flush::MAX_CEILING) nor the largest size measured; beyond the largest size \
+measured a flush costs that size's full flush",
+        vystem_ptp::flush::MAX_CEILING
+    )
+}
+
+/// `ptp-host flush-costs`: see the usage above. Bad input: one line naming it, exit 2.
+fn flush_costs(out: &mut Stdout) -> ExitCode {
+    use std::io::Read;
+    use vystem_ptp::flush::{calibrate_for, expected_cost, RoundCost};
+    use vystem_ptp::FlushSize;
+    let fail = |what: String| {
+        eprintln!("ptp-host: flush-costs: {what}");
+        ExitCode::Usage
+    };
+    let mut text = String::new();
+    if std::io::stdin().read_to_string(&mut text).is_err() {
+        return fail("the input is not text (UTF-8)".into());
+    }
+    let input: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("the input is not JSON ({e})")),
+    };
+    let num = |v: &Value| v.as_f64().filter(|x| x.is_finite() && *x >= 0.0);
+    let whole = |v: &Value| v.as_u64();
+    let mut costs: Vec<RoundCost> = Vec::new();
+    for c in input["costs"].as_array().map_or(&[][..], Vec::as_slice) {
+        match c.as_array().map(Vec::as_slice) {
+            Some([p, a, b]) => match (whole(p), num(a), num(b)) {
+                (Some(pages), Some(per_page), Some(full))
+                    if pages > 0 && costs.last().is_none_or(|l| l.pages < pages) =>
+                {
+                    costs.push(RoundCost {
+                        pages,
+                        per_page,
+                        full,
+                    })
+                }
+                _ => return fail(format!(
+                    "cost {c} is not [PAGES, PER_PAGE, FULL] (PAGES > 0, increasing; costs >= 0)"
+                )),
+            },
+            _ => return fail(format!("cost {c} is not [PAGES, PER_PAGE, FULL]")),
+        }
+    }
+    if costs.is_empty() {
+        return fail("no costs: \"costs\" holds [PAGES, PER_PAGE, FULL] rounds".into());
+    }
+    let mut ceilings = Vec::new();
+    for c in input["ceilings"].as_array().map_or(&[][..], Vec::as_slice) {
+        match whole(c) {
+            Some(n) => ceilings.push(n),
+            None => return fail(format!("ceiling {c} is not a whole number")),
+        }
+    }
+    let Some(workloads) = input["workloads"].as_object() else {
+        return fail("no workloads: \"workloads\" maps names to [[PAGES, COUNT], ...]".into());
+    };
+    let top = costs[costs.len() - 1]
+        .pages
+        .min(vystem_ptp::flush::MAX_CEILING);
+    let mut answer = Map::new();
+    for (name, w) in workloads {
+        let mut sizes = Vec::new();
+        for s in w.as_array().map_or(&[][..], Vec::as_slice) {
+            match s.as_array().map(Vec::as_slice) {
+                Some([p, n]) if whole(p).is_some_and(|p| p > 0) && whole(n).is_some() => sizes
+                    .push(FlushSize {
+                        pages: whole(p).unwrap_or(1),
+                        count: whole(n).unwrap_or(0),
+                    }),
+                _ => {
+                    return fail(format!(
+                        "workload {name:?}: size {s} is not [PAGES, COUNT] (PAGES > 0)"
+                    ))
+                }
+            }
+        }
+        sizes.sort_unstable_by_key(|s| s.pages);
+        let flushes: u64 = sizes.iter().map(|s| s.count).sum();
+        let Some((best, cost)) = calibrate_for(&costs, &sizes) else {
+            answer.insert(name.clone(), json!({"flushes": flushes, "best": null}));
+            continue;
+        };
+        // Every ceiling costs what the flushed size at or below it costs (the cost only
+        // changes at sizes flushed): the curve at 0 and at each of them.
+        let mut curve = vec![json!([0, expected_cost(&costs, &sizes, 0)])];
+        for s in sizes.iter().filter(|s| s.count > 0 && s.pages <= top) {
+            curve.push(json!([s.pages, expected_cost(&costs, &sizes, s.pages)]));
+        }
+        curve.dedup();
+        let same_up_to = sizes
+            .iter()
+            .filter(|s| s.count > 0 && s.pages > best.ceiling && s.pages <= top)
+            .map(|s| s.pages - 1)
+            .next()
+            .unwrap_or(top);
+        let at: Map<String, Value> = ceilings
+            .iter()
+            .map(|&c| (c.to_string(), json!(expected_cost(&costs, &sizes, c))))
+            .collect();
+        answer.insert(
+            name.clone(),
+            json!({"flushes": flushes,
+                   "best": {"ceiling": best.ceiling, "same_up_to": same_up_to, "cost": cost},
+                   "at": at, "curve": curve}),
+        );
+    }
+    print_record(
+        out,
+        json!({"type": "flush-costs", "rule": flush_cost_rule(), "largest_ceiling": top, "workloads": answer}),
+    )
+}
+
 fn layout(out: &mut Stdout) -> ExitCode {
     use std::io::BufRead;
     use vystem_ptp::pool::MAX_POOL_PAGES;
