@@ -151,7 +151,7 @@ def ceiling_rows(answer: dict, classes_: list[str]) -> list[list]:
         b = w["best"]
         span = f"{b['ceiling']}" + (f" (to {b['same_up_to']})" if b["same_up_to"] > b["ceiling"] else "")
         extra = lambda n: f"{w['at'][str(n)]:,.0f}, +{100 * (w['at'][str(n)] / b['cost'] - 1):.1f} %"  # noqa: E731
-        out.append([c, w["flushes"], span, f"{b['cost']:,.0f}", extra(LINUX), extra(cal)])
+        out.append([c, f"{w['flushes']:,}", span, f"{b['cost']:,.0f}", extra(LINUX), extra(cal)])
     return out
 
 
