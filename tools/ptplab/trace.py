@@ -396,6 +396,7 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
     # An exit layout belongs to the pid's last exit_group: keyed by pid, matched by line.
     at_exit_line = {(x["pid"], x["line"]): x["ranges"] for x in layouts.get("exit", [])}
     space_of: dict[int, Space] = {}
+    group_of: dict[int, int] = {}  # pid -> its thread group (CLONE_THREAD); absent: its own
     spaces: list[Space] = []
     execs: dict[int, int] = {}
     notes: list[str] = []
@@ -432,10 +433,12 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
             path = a[0].strip('"') if a else ""  # a user's own log keeps it; ours are emptied
             old = space_of.get(pid)
             if old is not None:
-                # exec ends every other thread of the old address space (Linux's de_thread).
-                for p in [p for p, s in space_of.items() if s is old]:
+                # exec ends the other threads of its thread group (Linux's de_thread), not the
+                # other users of the space (a vfork parent): they all leave the old space.
+                group = [p for p in space_of if space_of[p] is old and group_of.get(p, p) == group_of.get(pid, pid)]
+                for p in group:
                     del space_of[p]
-                old.threads = 0
+                old.threads = max(old.threads - len(group), 0)
             sp = new_space(pid, (captured or {}).get("comm") or path.rsplit("/", 1)[-1] or program or "?")
             space_of[pid] = sp
             ranges = None if captured is None else captured["ranges"]
@@ -464,6 +467,7 @@ def lifetimes(items: list[Call | Event], layouts: dict | None = None, program: s
             space_of[child] = sp if shared else sp.copy(f"{child}", c.line)
             if shared:
                 sp.threads += 1
+            group_of[child] = group_of.get(pid, pid) if "CLONE_THREAD" in flags else child
             if not shared:
                 execs[child] = 1
                 spaces.append(space_of[child])

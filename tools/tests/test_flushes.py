@@ -83,6 +83,26 @@ def test_a_flush_counts_the_threads_sharing_the_space_then():
     assert counts["threads"] == {"2": 1, "3": 1}
 
 
+def test_exec_in_a_vfork_child_ends_only_its_own_thread_group():
+    # posix_spawn: the child shares the parent's space (CLONE_VM|CLONE_VFORK) until its exec;
+    # the exec ends the child's own threads, never the parent, whose calls stay in its space.
+    log = f"""\
+1 execve("", [""], 0x1 /* 1 vars */) = 0
+1 clone3({{flags=CLONE_VM|CLONE_VFORK, exit_signal=SIGCHLD}}, 88) = 2
+2 execve("", [""], 0x1 /* 1 vars */) = 0
+1 mmap(NULL, 8192, PROT_READ|PROT_WRITE, {M}, -1, 0) = 0x10000
+1 clone3({{flags=CLONE_VM|CLONE_THREAD, exit_signal=0}}, 88) = 3
+3 munmap(0x10000, 4096) = 0
+1 vfork() = 4
+4 execve("", [""], 0x1 /* 1 vars */) = 0
+3 munmap(0x11000, 4096) = 0
+"""
+    _, sps = model(log)
+    assert sorted(sps) == ["1", "2", "4"]
+    # The parent with its thread: two, once each vfork child has gone to its own program.
+    assert sizes(sps["1"]) == [(1, 1, 2), (1, 1, 2)]
+
+
 # Maps, touches and unmaps ranges of known sizes after a marker (a PROT_NONE mapping of an
 # unusual length), then re-protects, drops and replaces pages of one: its flushes after the
 # marker are exactly these, whatever the C library does before.
