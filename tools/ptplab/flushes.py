@@ -25,6 +25,8 @@ NOT_SEEN = ("what a syscall trace cannot see: page reclaim and swap, copy-on-wri
             "write-protection of the parent), NUMA and compaction migration, the flush at exit, and which pages a "
             "program ever touched (the model maps whole ranges, so a flush counts every page of its range)")
 LINUX = 33
+# The ceilings the text shows a class's expected cost at (the JSON has every one that changes it).
+SHOWN = (0, 1, 2, 4, 8, 16, 32, LINUX, 64, 128, 256, 512)
 # The 2014 measurement behind Linux's 33 (linux-mm, "[RFC][PATCH 6/6] x86: mm: set TLB flush
 # tunable to sane value", 18 February 2014): flush_tlb_mm_range() calls during a kernel compile.
 KERNEL_COMPILE_2014 = {"one_page": 56.92, "what": "flush_tlb_mm_range() calls during a kernel compile (2014), "
@@ -114,7 +116,7 @@ def cpu_of(path: Path, recs: list[dict]) -> dict:
 def ask(cross: dict, work: dict[str, list]) -> dict:
     """ptp-host's answer (vystem_ptp::flush::calibrate_for) for each workload on `cross`'s rounds."""
     question = {"costs": [list(t) for t in zip(cross["sizes"], cross["per_page_costs"], cross["full_costs"])],
-                "ceilings": sorted({LINUX, cross["calibrated_ceiling"]}), "workloads": work}
+                "ceilings": sorted({*SHOWN, cross["calibrated_ceiling"]}), "workloads": work}
     return lab.ask("flush-costs", stdin=json.dumps(question)) | {"calibrated": cross["calibrated_ceiling"],
                                                                    "strategies": [cross["per_page"], cross["full"]]}
 
@@ -219,6 +221,16 @@ def section(rows: list[dict], path: Path, recs: list[dict]) -> tuple[list[str], 
     return L, sentence, plot
 
 
+def curve_rows(answer: dict, classes_: list[str]) -> list[list]:
+    """Per class, the expected cost per flush at each of SHOWN (up to the largest ceiling)."""
+    shown = [c for c in SHOWN if c <= answer["largest_ceiling"]]
+    out = [["class", *map(str, shown)]]
+    for c in classes_:
+        at = answer["workloads"][c].get("at") or {}
+        out.append([c, *(f"{at[str(n)]:,.0f}" if at.get(str(n)) is not None else "-" for n in shown)])
+    return out
+
+
 def main(argv: list[str]) -> int:
     ap = Parser(prog="python3 -m ptplab flushes", description=__doc__.split("\n\n")[0])
     ap.add_argument("traces", nargs="+", metavar="TRACE")
@@ -286,11 +298,15 @@ def main(argv: list[str]) -> int:
         print(f"\nExpected cost per flush (TSC ticks, flush + refill) on {label(cpu)}. Rule: {local['rule']}. "
               f"Ceilings from 0 to {local['largest_ceiling']}; 'to N': every ceiling up to N costs the same.")
         print("\n".join(grid(ceiling_rows(local, list(per_class)), {1})))
+        print("\nExpected cost per flush at each ceiling (TSC ticks; a ceiling costs what the size flushed at or "
+              "below it costs):")
+        print("\n".join(grid(curve_rows(local, list(per_class)), set(range(1, len(SHOWN) + 1)))))
         if shot:
             print(f"\nShootdowns (the flushes made while multi-threaded), costed on the same run's IPI rounds "
                   f"({' / '.join(shot['strategies'])}: the IPI, the target's flush + refill, every acknowledgement; "
                   f"ceilings from 0 to {shot['largest_ceiling']}):")
             print("\n".join(grid(ceiling_rows(shot, list(per_class)), {1})))
+            print("\n".join(grid(curve_rows(shot, list(per_class)), set(range(1, len(SHOWN) + 1)))))
         else:
             print("\nShootdowns: the file has no IPI rounds (one CPU came up; scripts/bench.sh --suite tlb --cpus 2 "
                   "measures them).")
