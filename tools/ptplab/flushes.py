@@ -105,7 +105,7 @@ def cpu_of(path: Path, recs: list[dict]) -> dict:
                               and r.get("bench") == lab.bench(role)), None)
     local = pick("crossover")
     if local is None:
-        raise FlushesError(f"--costs {path}: no 4 KiB crossover record (a kernel run with the tlb suite has one: "
+        raise FlushesError(f"{path}: no 4 KiB crossover record (a kernel run with the tlb suite has one: "
                            "scripts/bench.sh --suite tlb)")
     r0 = recs[0]
     return {"source": results.source(path), "cpu": (r0.get("cpu") or {}).get("brand"),
@@ -164,9 +164,9 @@ def section(rows: list[dict], path: Path, recs: list[dict]) -> tuple[list[str], 
     per_class = classes(rows)
     try:
         cpu = cpu_of(path, recs)
-    except FlushesError as e:
+        answer = costs(cpu, per_class)
+    except (FlushesError, lab.LabError) as e:
         return ["## TLB flush, from your workloads", "", f"Not costed: {e}.", ""], "", None
-    answer = costs(cpu, per_class)
     local, shot = answer["local"], answer["shootdown"]
     cal = local["calibrated"]
     L = ["## TLB flush, from your workloads", "",

@@ -283,6 +283,10 @@ def test_the_workload_section_costs_each_class_on_the_run_and_the_recommendation
     assert (f"Weighted by what {len(traces)} programs flush, take ceiling 1: it costs least ({best:,.0f} ticks per "
             f"flush); Linux's 33 costs +{100 * (linux / best - 1):.1f} %") in rec, rec
     assert "## TLB flush, from your workloads" not in report.render(lay, [], None, (tmp_path / "k.jsonl", recs))
+    # A run without the local crossover: the section says why it is not costed, nothing else.
+    only_ipi = [r for r in recs if r.get("bench") != "tlb_crossover"]
+    text = report.render(lay, [], None, (tmp_path / "k.jsonl", only_ipi), traces)
+    assert f"Not costed: {tmp_path / 'k.jsonl'}: no 4 KiB crossover record" in text and "take ceiling" not in text
 
 
 def test_the_tlb_section_prefers_a_native_run_to_a_newer_emulated_one(tmp_path):
