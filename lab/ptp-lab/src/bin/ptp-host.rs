@@ -266,9 +266,11 @@ fn flush_costs(out: &mut Stdout) -> ExitCode {
                         full,
                     })
                 }
-                _ => return fail(format!(
+                _ => {
+                    return fail(format!(
                     "cost {c} is not [PAGES, PER_PAGE, FULL] (PAGES > 0, increasing; costs >= 0)"
-                )),
+                ))
+                }
             },
             _ => return fail(format!("cost {c} is not [PAGES, PER_PAGE, FULL]")),
         }
