@@ -57,6 +57,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--device", metavar="NAME", help="the device's name (LAVA: its hostname)")
     ap.add_argument("--device-type", metavar="TYPE", help="the device's type (LAVA: its device type)")
     ap.add_argument("--lava-job-id", metavar="ID", help="the LAVA job that ran it")
+    ap.add_argument("--boot", metavar="HOW", help="how the machine booted the kernel (grub-pxe-bios, ipxe-http-uefi, "
+                    "grub-cdrom-bios, ...)")
     try:
         a = ap.parse_args(argv)
         try:
@@ -70,8 +72,8 @@ def main(argv: list[str]) -> int:
             stream.take_line(out, line.rstrip("\r"), time.monotonic())
             at += [i] * (len(out.records) - n)
         out.records = checked(out.records, at, a.log, a.lenient)
-        named = (a.device, a.device_type, a.lava_job_id)
-        device = None if named == (None,) * 3 else dict(zip(("hostname", "device_type", "lava_job_id"), named))
+        named = (a.device, a.device_type, a.lava_job_id, a.boot)
+        device = None if named == (None,) * 4 else dict(zip(schema.DEVICE, named))
         run_rec = results.complete_run_record(out.records, out.boot, a.accel,
                                               {"collected_from": str(a.log), "started_utc": None, "device": device})
         complete = out.end() is not None

@@ -27,7 +27,7 @@ if [ "${{grub_platform}}" = "efi" ]; then insmod efi_gop; insmod efi_uga; fi
 """
 GRUB_ENTRY = """menuentry "{title}" {{
     if [ "${{grub_platform}}" = "pc" ]; then set gfxpayload=text; fi
-    multiboot2 /boot/bench-kernel {cmdline}
+    multiboot2 {kernel} {cmdline}
 {module}    boot
 }}
 """
@@ -37,15 +37,17 @@ class IsoError(Exception):
     pass
 
 
-def grub_cfg(entries: list[tuple[str, str]], timeout: int, module: bool) -> str:
-    """The menu: one entry per (title, kernel command line), the first the default."""
+def grub_cfg(entries: list[tuple[str, str]], timeout: int, module: bool, kernel: str = "/boot/bench-kernel",
+             module_path: str = "/boot/module") -> str:
+    """The menu: one entry per (title, kernel command line), the first the default; the kernel
+    and its module at these GRUB paths (on the image, or `(tftp)/...` on the boot server)."""
     for title, cmdline in entries:
         for what, text in (("menu title", title), ("kernel command line", cmdline)):
             if any(c in text for c in "\n\"'{}$;\\"):
                 raise IsoError(f"{what} {text!r} has characters GRUB would interpret")
-    line = "    module2 /boot/module\n" if module else ""
+    line = f"    module2 {module_path}\n" if module else ""
     return GRUB_HEAD.format(timeout=timeout) + "".join(
-        GRUB_ENTRY.format(title=title, cmdline=cmdline, module=line) for title, cmdline in entries)
+        GRUB_ENTRY.format(title=title, kernel=kernel, cmdline=cmdline, module=line) for title, cmdline in entries)
 
 
 def make_image(kernel: Path, out: Path, entries: list[tuple[str, str]], timeout: int = 5,

@@ -1,15 +1,25 @@
-"""`scripts/lava.sh`: the bench kernel as LAVA jobs. `--local` renders lava-server's stock qemu
-device type with our dictionary (lava/devices/qemu-tcg.jinja2), writes the job
-(lava/jobs/qemu-iso.yaml) for the suite options of scripts/bench.sh, runs it through Debian's
-`lava-run` (as root, no server) under a time limit, says the job's result and its test cases,
-and collects the job's log into a results file, with the job's log and LAVA's results beside it.
-(Server submission, PXE/TFTP and iPXE jobs: not yet.)
+"""`scripts/lava.sh`: the bench kernel as LAVA jobs. `--local --device NAME` renders the device's
+dictionary (lava/devices/NAME.jinja2) on lava-server's stock device types, writes its job
+(lava/jobs/) for the suite options of scripts/bench.sh, runs it through Debian's `lava-run` (as
+root, no server) under a time limit, says the job's result and its test cases, and collects the
+job's log into a results file, with the job's log and LAVA's results beside it.
+
+The devices: `qemu-tcg` (lava-server's qemu type boots the image), and stand-ins for real
+machines booted from the network: `grub-pxe-bios`, `grub-pxe-uefi` (GRUB over PXE and TFTP) and
+`ipxe-bios`, `ipxe-uefi` (iPXE sanboots the image over HTTP). A stand-in is a QEMU (TCG, SeaBIOS
+or OVMF) on QEMU's user-mode network, whose DHCP and TFTP serve LAVA's TFTP directory and
+through which the guest reaches the host's loopback as 10.0.2.2 (the dispatcher's address in
+the job's commands); its power commands start it, bounded, and stop it, and LAVA reaches its
+serial port, a TCP server on 127.0.0.1, through socat. For iPXE, an HTTP server of LAVA's TFTP
+directory on 127.0.0.1 (tools/ptplab/httpd.py) lives as long as the job.
 
 Each check, skip, fault, panic, error and end record is one LAVA test case, named from the
 record: the kernel prints a case line after each (lab/ptp-lab/src/case.rs), which the job's
 monitor reads."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -21,8 +31,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import collect, iso, lab, lavalog, limits
+from . import collect, httpd, iso, lab, lavalog, limits, netboot, qemu
 from .bootmodule import layouts_module
+from .packages import OVMF
 from .plan import Plan, checked, hand_over
 from .cli import BenchError, Exit, door_parser, interrupted, say
 
@@ -34,15 +45,62 @@ UNPACKED = lab.REPO / "target" / "lava-server"
 WORK = lab.REPO / "target" / "lava"
 # Where lava-run keeps a job's files (named by job id): a job id another job has used is refused.
 DISPATCHER_TMP = Path("/var/lib/lava/dispatcher/tmp")
-RENDER = """import sys, jinja2
+RENDER = """import json, sys, jinja2
 env = jinja2.Environment(loader=jinja2.FileSystemLoader(sys.argv[1:3]), trim_blocks=True, autoescape=False)
-sys.stdout.write(env.get_template(sys.argv[3]).render())
+sys.stdout.write(env.get_template(sys.argv[3]).render(**json.loads(sys.argv[4])))
 """
-# The job's device type (lava-server's stock qemu.jinja2) and its monitor's name: LAVA files
-# the kernel's test cases under this suite.
-DEVICE_TYPE, SUITE = "qemu", "ptp-lab"
-# The device: a QEMU of this machine's, named by our dictionary (two dispatchers stay apart).
-DEVICE = f"{socket.gethostname()}-qemu-tcg"
+# The monitor's name: LAVA files the kernel's test cases under this suite.
+SUITE = "ptp-lab"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device `--device` names (ptp-host facts: lava_devices): its job, the lava-server type
+    its dictionary extends, the firmware of its stand-in (None: LAVA's qemu type starts QEMU
+    itself), and how it boots the kernel (the run record's device.boot)."""
+    job: str
+    device_type: str
+    firmware: str | None
+    boot: str
+
+
+DEVICES = {
+    "qemu-tcg": Device("qemu-iso.yaml", "qemu", None, "grub-cdrom-bios"),
+    "grub-pxe-bios": Device("grub-pxe.yaml", "base-grub", "bios", "grub-pxe-bios"),
+    "grub-pxe-uefi": Device("grub-pxe.yaml", "base-grub", "uefi", "grub-pxe-uefi"),
+    "ipxe-bios": Device("ipxe.yaml", "x86", "bios", "ipxe-http-bios"),
+    "ipxe-uefi": Device("ipxe.yaml", "x86", "uefi", "ipxe-http-uefi"),
+}
+# The stand-ins' PXE: GRUB's network directory under LAVA's TFTP directory (its menu waits for
+# LAVA to interrupt it), and the address at which a guest on QEMU's user-mode network reaches
+# this machine (its TFTP, and its loopback: the HTTP server).
+GRUB_NETDIR = "ptplab-grub"
+GUEST_HOST_IP = "10.0.2.2"
+STANDIN_MEMORY_MIB = 1024
+STANDIN_GRUB_CFG = """serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=60
+menuentry "PTP lab stand-in: LAVA interrupts this menu and gives GRUB its commands" {
+    echo "LAVA did not interrupt the menu"
+    halt
+}
+"""
+TFTPD_DEFAULTS = Path("/etc/default/tftpd-hpa")
+
+
+def device_name(name: str) -> str:
+    """The device's hostname: this machine's, with the dictionary's name (dispatchers stay apart)."""
+    return f"{socket.gethostname()}-{name}"
+
+
+def tftp_directory() -> Path:
+    """LAVA's TFTP directory: what its tftp deploy reads from tftpd-hpa's defaults."""
+    try:
+        m = re.search(r'^TFTP_DIRECTORY="?([^"\n]+)"?', TFTPD_DEFAULTS.read_text(), re.M)
+    except OSError:
+        m = None
+    return Path(m.group(1)) if m else Path("/srv/tftp")
 # The test action waits for the run (bench.sh's --timeout); deploy and boot get these.
 DEPLOY_S, BOOT_S = 120, 120
 # lava-run's own timeouts end a hung job; past them by this much, lava-run itself is stopped
@@ -78,11 +136,11 @@ def bounded(cmd: list[str], seconds: float, what: str, **kwargs) -> subprocess.C
         raise BenchError(str(e))
 
 
-def render_device(dictionary: Path) -> str:
-    """The device YAML lava-run takes. Rendered by the system's python3, which has jinja2 (a
-    dependency of lava-dispatcher), not the tools' .venv."""
-    p = bounded(["/usr/bin/python3", "-c", RENDER, str(dictionary.parent), str(templates()), dictionary.name], 60,
-                f"rendering {dictionary}")
+def render_device(dictionary: Path, context: dict | None = None) -> str:
+    """The device YAML lava-run takes, `context` the dictionary's variables. Rendered by the
+    system's python3, which has jinja2 (a dependency of lava-dispatcher), not the tools' .venv."""
+    p = bounded(["/usr/bin/python3", "-c", RENDER, str(dictionary.parent), str(templates()), dictionary.name,
+                 json.dumps(context or {})], 60, f"rendering {dictionary}")
     if p.returncode != 0:
         raise BenchError(f"rendering {dictionary}: {p.stderr.strip()[-400:]}")
     return p.stdout
@@ -96,17 +154,93 @@ def monitor(facts: dict) -> dict[str, str]:
                                + "|".join(line["results"]) + ")"}
 
 
-def job(name: str, iso_url: str, test_s: int, facts: dict) -> str:
-    words = {"DEVICE_TYPE": DEVICE_TYPE, "SUITE": SUITE, "JOB_NAME": name, "ISO_URL": iso_url, "JOB_S": str(job_seconds(test_s)), "DEPLOY_S": str(DEPLOY_S),
-             "BOOT_S": str(BOOT_S), "TEST_S": str(test_s), **monitor(facts)}
-    text = (LAVA / "jobs" / "qemu-iso.yaml").read_text()
-    for k, v in words.items():
+def job(device: Device, name: str, test_s: int, facts: dict, **files: str) -> str:
+    """The device's job (lava/jobs/), its words filled in; `files`: ISO_URL, KERNEL_URL,
+    MODULE_URL (None: no module, its lines left out), CMDLINE, IMAGE_URL, HTTP_PORT."""
+    words = {"DEVICE_TYPE": device.device_type, "SUITE": SUITE, "JOB_NAME": name,
+             "JOB_S": str(job_seconds(test_s)), "DEPLOY_S": str(DEPLOY_S), "BOOT_S": str(BOOT_S),
+             "TEST_S": str(test_s), **monitor(facts)}
+    text = (LAVA / "jobs" / device.job).read_text()
+    if files.get("MODULE_URL", "") is None:
+        text = "".join(line for line in text.splitlines(True)
+                       if not any(w in line for w in ("ramdisk:", "MODULE_URL", "allow_modify", "module2")))
+    for k, v in {**words, **{k: v for k, v in files.items() if v is not None}}.items():
         text = text.replace(k, v.replace("'", "''"))  # every value sits in a single-quoted YAML string
     return text
 
 
 def job_seconds(test_s: int) -> int:
     return DEPLOY_S + BOOT_S + test_s + 30
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for the stand-in's serial port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Standin:
+    """A stand-in machine: its power and connection commands (scripts in the job's folder), and
+    the QEMU they start, bounded by `limit` seconds, its serial port a TCP server on 127.0.0.1."""
+    device: Device
+    work: Path
+    tftp: Path
+    limit: int
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self.port = free_port()
+
+    @property
+    def pidfile(self) -> Path:
+        return self.work / "standin.pid"
+
+    def qemu(self) -> list[str]:
+        # SeaBIOS (and the iPXE ROM it runs) prints on COM1 only when told the port, as a
+        # little-endian integer (a string is not read as one).
+        sercon = self.work / "sercon-port.bin"
+        sercon.write_bytes((0x3F8).to_bytes(2, "little"))
+        fw = ["-bios", str(OVMF)] if self.device.firmware == "uefi" else \
+            ["-fw_cfg", f"name=etc/sercon-port,file={sercon}"]
+        bootfile = (f",bootfile={GRUB_NETDIR}/{netboot.BOOTFILES[self.device.firmware]}"
+                    if self.device.job == "grub-pxe.yaml" else "")
+        net = ["-netdev", f"user,id=n0,tftp={self.tftp}{bootfile}", "-device", "e1000,netdev=n0", "-boot", "n"]
+        return qemu.qemu_args(qemu.QEMU, "tcg", STANDIN_MEMORY_MIB, [*fw, *net, "-pidfile", str(self.pidfile)],
+                              serial=f"tcp:127.0.0.1:{self.port},server=on,wait=on")
+
+    def write(self) -> dict:
+        """The scripts, and the dictionary's variables naming them."""
+        import shlex
+        log = self.work / "standin-qemu.log"
+        on, off = self.work / "power-on.sh", self.work / "power-off.sh"
+        # setsid -f: LAVA's power command returns at once; timeout(1) bounds the machine.
+        on.write_text("#!/bin/sh\n# The stand-in's power switch (tools/ptplab/lava.py)\n"
+                      f"setsid -f timeout -k 5 {self.limit} {shlex.join(self.qemu())} >>{shlex.quote(str(log))} 2>&1 "
+                      "</dev/null\n")
+        off.write_text("#!/bin/sh\n# Stops the stand-in, if it runs\n"
+                       f"pid=$(cat {shlex.quote(str(self.pidfile))} 2>/dev/null) && kill \"$pid\" 2>/dev/null\n"
+                       f"rm -f {shlex.quote(str(self.pidfile))}\nexit 0\n")
+        return {"standin_power_on": f"/bin/sh {on}", "standin_power_off": f"/bin/sh {off}",
+                "standin_hard_reset": f"/bin/sh -c '/bin/sh {off}; sleep 1; /bin/sh {on}'",
+                # socat retries until the stand-in's serial port listens (power-on may come after);
+                # raw: a key LAVA types reaches the machine at once, not at the end of a line.
+                "standin_connect": f"socat STDIO,raw,echo=0 TCP:127.0.0.1:{self.port},retry=600,interval=0.1"}
+
+    def stop(self) -> None:
+        bounded(["/bin/sh", str(self.work / "power-off.sh")], 30, "stopping the stand-in")
+
+
+def grub_netdir(tftp: Path) -> None:
+    """GRUB's network directory for the stand-ins under LAVA's TFTP directory, once."""
+    root = tftp / GRUB_NETDIR
+    if not all((root / f).exists() for f in netboot.BOOTFILES.values()):
+        try:
+            netboot.mknetdir(tftp, subdir=f"{GRUB_NETDIR}/boot/grub")
+        except netboot.NetbootError as e:
+            raise BenchError(str(e))
+    (root / "boot/grub/grub.cfg").write_text(STANDIN_GRUB_CFG)
 
 
 @dataclass
@@ -205,33 +339,58 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         if not lab.KERNEL.exists():
             raise BenchError(f"{lab.KERNEL} not built (scripts/lava.sh builds it)")
         facts = lab.facts()
+        device = DEVICES[plan.device]
         j = Job.new()
-        image = iso.make_iso(plan.kernel, plan.cmdline(), j.work / "bench.iso",
-                             module=layouts_module(plan, j.work))
-        (j.work / "device.yaml").write_text(render_device(LAVA / "devices" / "qemu-tcg.jinja2"))
-        (j.work / "job.yaml").write_text(job(f"ptp-lab {plan.cmdline()}", f"file://{image}", plan.timeout, facts))
         limit = job_seconds(plan.timeout) + limit_margin
-        say(f"lava: job {j.id}: {j.work / 'job.yaml'} through lava-run, at most {limit:.0f} s "
-            f"(its log: {j.log})")
+        context, standin, files = {}, None, {}
+        module = layouts_module(plan, j.work)
+        tftp = tftp_directory()
+        if device.firmware is not None:
+            standin = Standin(device, j.work, tftp, int(limit))
+            context = standin.write()
+            (j.work / "dispatcher.yaml").write_text(f"dispatcher_ip: {GUEST_HOST_IP}\n")
+        if device.job == "qemu-iso.yaml":
+            files["ISO_URL"] = f"file://{iso.make_iso(plan.kernel, plan.cmdline(), j.work / 'bench.iso', module=module)}"
+        elif device.job == "grub-pxe.yaml":
+            grub_netdir(tftp)
+            files.update(KERNEL_URL=f"file://{plan.kernel}", CMDLINE=plan.cmdline(),
+                         MODULE_URL=None if module is None else f"file://{module}")
+        else:  # iPXE: the hybrid image, its GRUB running the job's command line under BIOS or UEFI
+            image = iso.make_image(plan.kernel, j.work / "bench.iso", [("bench-kernel", plan.cmdline())], timeout=0,
+                                   module=module)
+            files.update(IMAGE_URL=f"file://{image}")
+        (j.work / "device.yaml").write_text(render_device(LAVA / "devices" / f"{plan.device}.jinja2", context))
         cmd = ["lava-run", "--job-id", str(j.id), "--output-dir", str(j.work / "output"), "--device",
-               str(j.work / "device.yaml"), str(j.work / "job.yaml")]
+               str(j.work / "device.yaml")]
+        if standin is not None:
+            cmd += ["--dispatcher", str(j.work / "dispatcher.yaml")]
+        serving = httpd.Serving(tftp, limit) if device.job == "ipxe.yaml" else None
+        if serving is not None:
+            files["HTTP_PORT"] = str(serving.port)
+        (j.work / "job.yaml").write_text(job(device, f"ptp-lab {plan.cmdline()}", plan.timeout, facts, **files))
+        cmd.append(str(j.work / "job.yaml"))
+        say(f"lava: job {j.id} on {plan.device}: {j.work / 'job.yaml'} through lava-run, at most {limit:.0f} s "
+            f"(its log: {j.log})" + (f"; its HTTP server on 127.0.0.1:{serving.port}" if serving else ""))
         try:
-            with limits.exits_on_signals():
+            with limits.exits_on_signals(), (serving or contextlib.nullcontext()):
                 status, killed = run_lava(cmd, j.log, limit)
         except (KeyboardInterrupt, SystemExit) as e:  # run_lava stopped lava-run and all it started
             code = interrupted(signal.SIGINT) if isinstance(e, KeyboardInterrupt) else int(e.code)
             say(f"lava: job {j.id}: interrupted by {signal.Signals(code - 128).name}: lava-run and its QEMU stopped")
-            report(j, plan, None, [], limit, facts["case_line"])
+            report(j, plan, device, None, [], limit, facts["case_line"])
             return code
         finally:
+            if standin is not None:
+                standin.stop()  # power-off: whatever LAVA left running
             (j.work / "bench.iso").unlink(missing_ok=True)  # the job's files stay, not its 15 MB image
-        return report(j, plan, status, killed, limit, facts["case_line"])
+        return report(j, plan, device, status, killed, limit, facts["case_line"])
     except (BenchError, iso.IsoError) as e:
         say(f"lava: error: {e}")
         return getattr(e, "code", Exit.USAGE)
 
 
-def report(j: Job, plan: Plan, status: int | None, killed: list, limit: float, case_line: dict) -> int:
+def report(j: Job, plan: Plan, device: Device, status: int | None, killed: list, limit: float,
+           case_line: dict) -> int:
     """Say how the job ended and what its cases were, collect its log (what the kernel printed
     so far, when it did not end) with the job's log and LAVA's results beside it. The exit
     status is scripts/bench.sh's: 4 when the kernel never printed its last line, 5 on a crash
@@ -255,10 +414,12 @@ def report(j: Job, plan: Plan, status: int | None, killed: list, limit: float, c
     out = Path(plan.out)
     before = set(out.glob("*.jsonl"))
     rc = collect.main([str(j.log), "--accel", "tcg", "--out", str(out), "--partial", "--lenient",
-                       "--device", DEVICE, "--device-type", DEVICE_TYPE, "--lava-job-id", str(j.id)])
+                       "--device", device_name(plan.device), "--device-type", device.device_type,
+                       "--lava-job-id", str(j.id), "--boot", device.boot])
     new = sorted(set(out.glob("*.jsonl")) - before)
     if new:
-        header = {"job_id": j.id, "device": DEVICE, "device_type": DEVICE_TYPE, "result": result, "error": error}
+        header = {"job_id": j.id, "device": device_name(plan.device), "device_type": device.device_type,
+                  "boot": device.boot, "result": result, "error": error}
         for p in keep_beside(new[0], j.log, cases, header):
             say(f"lava: kept {p}")
     else:

@@ -43,6 +43,8 @@ class Plan:
     layouts: Path | None = None
     report: Path | None = None
     image: Path | None = None
+    netboot: Path | None = None
+    device: str = "qemu-tcg"
     menu_timeout: int = 5
     validate: bool = False
 
@@ -65,7 +67,8 @@ class Plan:
                    kernel=path("kernel") or lab.KERNEL, host_bin=path("host_bin") or lab.HOST_BIN,
                    qemu=o.get("qemu") or "", bochs=o.get("bochs") or "", extra=o.get("append_extra") or "",
                    words=p["cmdline"], criterion_args=p["criterion_args"], repeat=o.get("repeat") or 1,
-                   layouts=path("layouts"), report=path("report"), image=path("image"),
+                   layouts=path("layouts"), report=path("report"), image=path("image"), netboot=path("netboot"),
+                   device=o.get("device") or "qemu-tcg",
                    menu_timeout=o.get("menu_timeout", 5), validate=o.get("validate", False))
 
     def cmdline(self) -> str:

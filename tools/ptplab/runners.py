@@ -160,6 +160,25 @@ def write_image(plan: Plan) -> int:
     return 0
 
 
+def write_netboot(plan: Plan) -> int:
+    """--netboot DIR: the TFTP and HTTP roots a lab's boot servers hand its machines."""
+    from .netboot import BOOTFILES, IMAGE, SCRIPT, NetbootError, write_roots
+    _need_kernel(plan)
+    try:
+        work = Path(tempfile.mkdtemp(prefix="ptplab-netboot-"))
+        module = layouts_module(dataclasses.replace(plan, suites=lab.facts()["suites"]), work)
+        entries = image_entries(plan, lab.facts())
+        tftp, http = write_roots(plan.netboot, plan.kernel, entries, plan.menu_timeout, module)
+    except NetbootError as e:
+        raise BenchError(f"--netboot: {e}")
+    except OSError as e:
+        raise BenchError(f"--netboot {plan.netboot}: {e.strerror}")
+    say(f"bench: wrote {tftp} (TFTP root; DHCP boot file {BOOTFILES['bios']} for BIOS, {BOOTFILES['uefi']} for "
+        f"UEFI) and {http} (HTTP root; iPXE: chain http://SERVER/{SCRIPT}, which sanboots {IMAGE}); menu, first "
+        f"entry after {plan.menu_timeout} s:\n" + "\n".join(f"  {t}: {c}" for t, c in entries))
+    return 0
+
+
 # The runners the bench job starts, by the name the Rust table gives them.
 STARTS: dict[str, Callable[[Plan], Start]] = {
     "qemu": start_qemu,
@@ -170,4 +189,5 @@ STARTS: dict[str, Callable[[Plan], Start]] = {
 # The runners that write a file instead of running.
 WRITES: dict[str, Callable[[Plan], int]] = {
     "image": write_image,
+    "netboot": write_netboot,
 }

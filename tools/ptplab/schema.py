@@ -14,8 +14,9 @@ from . import lab
 # Added to the run record by the bench job (or collect), which alone knows them
 # (results.complete_run_record), each with the schema version it is required from.
 JOB_FIELDS = {"run_id": 1, "accel": 1, "git_commit": 1, "git_dirty": 1, "device": 7}
-# What the job's `device` holds: null, or where a LAVA job ran (each part null where not known).
-DEVICE = {"hostname": "string?", "device_type": "string?", "lava_job_id": "string?"}
+# What the job's `device` holds: null, or where a LAVA job ran and how it booted the kernel
+# (each part null where not known; `boot` since the network boots, absent before: null).
+DEVICE = {"hostname": "string?", "device_type": "string?", "lava_job_id": "string?", "boot": "string?"}
 ACCEL = {"kvm", "tcg", "bochs", "bare-metal", "none"}
 
 # Each version's record shapes, one file each: written by `ptp-host schema` when the version was

@@ -87,7 +87,7 @@ def test_the_jobs_monitor_is_built_from_the_kernels_case_lines():
     assert found and found.group("test_case_id") == "alloc_bitmap_free_all_pool64" and found.group("result") == "pass"
     assert not re.search(m["MONITOR_PATTERN"], '{"type":"check","suite":"alloc","bench":"x","ok":true}')
     assert re.search(m["MONITOR_START"], "# bench-kernel 0.1.0") and re.search(m["MONITOR_END"], "# halted (failure): x")
-    job = lava.job("ptp-lab x", "file:///i.iso", 20, lab.facts())
+    job = lava.job(lava.DEVICES["qemu-tcg"], "ptp-lab x", 20, lab.facts(), ISO_URL="file:///i.iso")
     assert "MONITOR_" not in job and "{seconds: 20}" in job
 
 
@@ -215,3 +215,39 @@ def test_sigterm_to_lava_sh_stops_lava_run_and_its_qemu_and_keeps_what_was_print
     assert "interrupted by SIGTERM" in err
     assert not [p for p in below if limits._same(p)]  # lava-run and its QEMU: gone
     assert list(out.glob("*.partial.jsonl")) and list(out.glob("*.lava-job.log"))
+
+
+# ---- network boots: the stand-ins for real machines ----------------------------------------
+
+def listening(port: int) -> bool:
+    """Whether anything listens on TCP `port` here (any address)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("device", ["grub-pxe-bios", "grub-pxe-uefi", "ipxe-bios", "ipxe-uefi"])
+def test_a_network_boot_stand_in_runs_the_job_to_every_check_passing(tmp_path, device):
+    # GRUB over PXE and TFTP, or iPXE sanboot over HTTP, under SeaBIOS or OVMF: the LAVA job is
+    # the network-boot test. Its servers (the stand-in's serial port, the HTTP server) listen on
+    # 127.0.0.1 only and are gone when lava.sh ends.
+    _needs_lava()
+    rc, err, out = lava_sh(tmp_path, "--device", device)
+    assert rc == 0, err[-3000:]
+    (f,) = out.glob("*.jsonl")
+    records = [json.loads(line) for line in f.read_text().splitlines()]
+    assert schema.validate(records) == [] and records[-1]["status"] == "ok"
+    d = lava.DEVICES[device]
+    assert records[0]["device"]["boot"] == d.boot and records[0]["device"]["device_type"] == d.device_type
+    assert "result pass; test cases: 20 pass, 0 fail, 5 skip" in err
+    log = next(out.glob("*.lava-job.log")).read_text()
+    assert lava_cases(log) == expected_cases(records)
+    work = lava.WORK / f"job-{records[0]['device']['lava_job_id']}"
+    port = int(re.search(r"TCP:127\.0\.0\.1:(\d+)", (work / "device.yaml").read_text()).group(1))
+    assert "tcp:127.0.0.1:" in (work / "power-on.sh").read_text()
+    assert not listening(port) and not (work / "standin.pid").exists()
+    http = re.search(r"HTTP server on 127\.0\.0\.1:(\d+)", err)
+    assert (http is not None) == device.startswith("ipxe") and (http is None or not listening(int(http.group(1))))

@@ -69,6 +69,8 @@ pub enum Applies {
     GuestRam,
     /// Boots the bench kernel (a file it is handed).
     Kernel,
+    /// Writes a GRUB menu for real machines: `--menu-timeout`.
+    Menu,
     Only(&'static str),
 }
 

@@ -18,6 +18,7 @@ impl Opt {
             Applies::Guest => r.guest,
             Applies::GuestRam => r.guest_ram,
             Applies::Kernel => r.kernel,
+            Applies::Menu => r.menu,
             Applies::Only(name) => runner.name() == name,
         }
     }
@@ -34,6 +35,17 @@ const POSITIVE: Kind = Kind::Number {
 };
 
 pub const ACCELS: &[&str] = &["auto", "kvm", "tcg", "bochs"];
+
+/// The LAVA devices `scripts/lava.sh --local` runs a job on (lava/devices/NAME.jinja2): the
+/// qemu type, and stand-ins for real machines booted from the network (a bounded QEMU with
+/// SeaBIOS or OVMF under QEMU's user-mode network).
+pub const LAVA_DEVICES: &[&str] = &[
+    "qemu-tcg",
+    "grub-pxe-bios",
+    "grub-pxe-uefi",
+    "ipxe-bios",
+    "ipxe-uefi",
+];
 
 /// The options, in the order `--help` lists them.
 pub const OPTIONS: &[Opt] = &[
@@ -87,10 +99,16 @@ pub const OPTIONS: &[Opt] = &[
         .metavar("K")
         .default("1")
         .help("run K times (K files), then print the run-to-run spread of every median"),
-    opt("menu_timeout", "--menu-timeout", Kind::Number { min: 0, max: 600 }, Applies::Only("image"))
+    opt("menu_timeout", "--menu-timeout", Kind::Number { min: 0, max: 600 }, Applies::Menu)
         .metavar("S")
         .default("5")
-        .help("with --image: seconds the GRUB menu waits before its first entry"),
+        .help("with --image or --netboot: seconds the GRUB menu waits before its first entry"),
+    opt("device", "--device", Kind::Choice(LAVA_DEVICES), Applies::Only("lava-local"))
+        .metavar("NAME")
+        .default("qemu-tcg")
+        .help("the LAVA device: qemu-tcg (lava-server's qemu type), or a stand-in for a machine booted from the \
+               network (QEMU's user-mode network, bounded): grub-pxe-bios, grub-pxe-uefi (GRUB over PXE and \
+               TFTP), ipxe-bios, ipxe-uefi (iPXE sanboot of the image over HTTP)"),
     opt("validate", "--validate", Kind::Switch, Applies::Every)
         .help("only check the options, and say what the run needs set up (what the scripts do first)"),
     opt("kernel", "--kernel", Kind::Path, Applies::Kernel).hidden(),

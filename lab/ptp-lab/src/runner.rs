@@ -43,6 +43,7 @@ pub enum Runner {
     Host,
     Criterion,
     Image,
+    Netboot,
     LavaLocal,
 }
 
@@ -89,9 +90,11 @@ pub struct Row {
     pub fixed_why: &'static str,
     /// It boots the bench kernel (in an emulator or on a machine), so guest RAM and CPUs apply.
     pub kernel: bool,
+    /// It writes a GRUB menu for real machines (`--menu-timeout`).
+    pub menu: bool,
 }
 
-pub const RUNNERS: [Row; 6] = [
+pub const RUNNERS: [Row; 7] = [
     Row {
         runner: Runner::Qemu,
         door: Door::Bench,
@@ -105,6 +108,7 @@ pub const RUNNERS: [Row; 6] = [
         fixed: &[],
         fixed_why: "",
         kernel: true,
+        menu: false,
     },
     Row {
         runner: Runner::Bochs,
@@ -119,6 +123,7 @@ pub const RUNNERS: [Row; 6] = [
         fixed: &[],
         fixed_why: "",
         kernel: true,
+        menu: false,
     },
     Row {
         runner: Runner::Host,
@@ -136,6 +141,7 @@ pub const RUNNERS: [Row; 6] = [
         fixed: &[],
         fixed_why: "",
         kernel: false,
+        menu: false,
     },
     Row {
         runner: Runner::Criterion,
@@ -153,6 +159,7 @@ pub const RUNNERS: [Row; 6] = [
         fixed: &[],
         fixed_why: "",
         kernel: false,
+        menu: false,
     },
     Row {
         runner: Runner::Image,
@@ -173,6 +180,28 @@ pub const RUNNERS: [Row; 6] = [
         fixed: &[],
         fixed_why: "",
         kernel: true,
+        menu: true,
+    },
+    Row {
+        runner: Runner::Netboot,
+        door: Door::Bench,
+        select: Select::Flag(
+            opt("netboot", "--netboot", Kind::Path, Applies::Only("netboot"))
+                .metavar("DIR")
+                .help("write DIR/tftp (GRUB's network directory for BIOS and UEFI, its menu, the kernel and the \
+                       layouts module: point a DHCP server's boot file at it) and DIR/http (the hybrid image and \
+                       an iPXE script that sanboots it) instead of running; the menu is --image's"),
+        ),
+        runs_here: false,
+        reports: false,
+        guest: false,
+        guest_ram: false,
+        title: "the network-boot roots (--netboot)",
+        needs: &["grub", "kernel"],
+        fixed: &[],
+        fixed_why: "",
+        kernel: true,
+        menu: true,
     },
     Row {
         runner: Runner::LavaLocal,
@@ -186,21 +215,23 @@ pub const RUNNERS: [Row; 6] = [
         guest: true,
         guest_ram: false,
         title: "a LAVA job of the qemu device type (--local)",
-        needs: &["qemu", "grub", "lava", "kernel"],
+        needs: &["qemu", "grub", "ovmf", "lava", "kernel"],
         fixed: &[("accel", "tcg"), ("cpus", "1")],
         fixed_why: "its device dictionary (lava/devices/qemu-tcg.jinja2) runs the kernel under TCG, one CPU, \
                     with the dictionary's memory",
         kernel: true,
+        menu: false,
     },
 ];
 
 impl Runner {
-    pub const ALL: [Runner; 6] = [
+    pub const ALL: [Runner; 7] = [
         Runner::Qemu,
         Runner::Bochs,
         Runner::Host,
         Runner::Criterion,
         Runner::Image,
+        Runner::Netboot,
         Runner::LavaLocal,
     ];
 
@@ -211,6 +242,7 @@ impl Runner {
             Runner::Host => "host",
             Runner::Criterion => "criterion",
             Runner::Image => "image",
+            Runner::Netboot => "netboot",
             Runner::LavaLocal => "lava-local",
         }
     }
