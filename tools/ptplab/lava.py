@@ -426,6 +426,12 @@ def report(j: Job, plan: Plan, device: Device, status: int | None, killed: list,
         say(f"lava: the job's log stays in {j.log}")
     if status is None or not any(case_line["last_line"] in line for line in printed):
         tail = "\n".join(printed[-8:]) or "(nothing)"
+        if not any(case_line["first_line"] in line for line in printed):
+            # Nothing of the kernel: the firmware or the boot loader never got to it (a boot
+            # file the network does not have, a menu LAVA could not interrupt).
+            say(f"lava: job {j.id}: the machine never started the kernel ({error or 'no error given'}); the last "
+                f"lines it printed:\n{tail}")
+            return Exit.HUNG
         say(f"lava: job {j.id}: the kernel never printed its last line within the job's limits (--timeout "
             f"{plan.timeout} s for the run); the last lines it printed:\n{tail}")
         return Exit.HUNG

@@ -251,3 +251,22 @@ def test_a_network_boot_stand_in_runs_the_job_to_every_check_passing(tmp_path, d
     assert not listening(port) and not (work / "standin.pid").exists()
     http = re.search(r"HTTP server on 127\.0\.0\.1:(\d+)", err)
     assert (http is not None) == device.startswith("ipxe") and (http is None or not listening(int(http.group(1))))
+
+
+def test_a_network_boot_that_cannot_find_its_file_ends_within_its_limit_saying_so(tmp_path, monkeypatch, capsys):
+    # The stand-in's PXE asks the TFTP server for a boot file that is not there: the firmware
+    # gives up and waits forever; LAVA's boot action ends the job at its limit, and lava.sh says
+    # so with what the machine printed last.
+    _needs_lava()
+    monkeypatch.setattr(lava, "GRUB_NETDIR", "ptplab-no-such-netdir")
+    monkeypatch.setattr(lava, "grub_netdir", lambda tftp: None)
+    monkeypatch.setattr(lava, "BOOT_S", 25)
+    t0 = time.monotonic()
+    rc = lava.main(["--local", "--device", "grub-pxe-bios", "--selftest", "--suite", "alloc", "--pool-pages", "64",
+                    "--timeout", "6", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 4, err[-3000:]
+    assert time.monotonic() - t0 < 120
+    assert "the machine never started the kernel (bootloader-interrupt timed out" in err, err[-2000:]
+    assert "No bootable device" in err, err[-2000:]  # the firmware's own last words
+    assert not list((tmp_path / "out").glob("*.jsonl")), "nothing ran: no results file"
