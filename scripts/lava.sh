@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The bench kernel as LAVA jobs. For now: --local runs the QEMU device type through Debian's
-# lava-run on this machine (as root, no server), says the job's result and test cases, and
-# collects the job's log into a results file (the job's log and LAVA's results beside it).
-#   scripts/lava.sh --local [--selftest] [--suite LIST] [--pool-pages LIST] [--timeout S] [--out DIR]
+# The bench kernel as LAVA jobs. --local runs a job through Debian's lava-run on this machine
+# (as root, no server) on the QEMU device type or a network-boot stand-in (--device), says the
+# job's result and test cases, and collects the job's log into a results file (the job's log
+# and LAVA's results beside it); --jobs writes jobs for a lab's real machines.
+#   scripts/lava.sh --local [--device NAME] [--selftest] [--suite LIST] [--pool-pages LIST] [--timeout S] [--out DIR]
+#   scripts/lava.sh --jobs DIR --artifacts URL [bench options]
 # Sets up what it needs (QEMU, GRUB for the ISO, LAVA's dispatcher), as scripts/bench.sh does.
 # The logic is in tools/ptplab/lava.py.
 set -euo pipefail

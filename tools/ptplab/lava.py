@@ -19,6 +19,7 @@ monitor reads."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -163,7 +164,7 @@ def job(device: Device, name: str, test_s: int, facts: dict, **files: str) -> st
     text = (LAVA / "jobs" / device.job).read_text()
     if files.get("MODULE_URL", "") is None:
         text = "".join(line for line in text.splitlines(True)
-                       if not any(w in line for w in ("ramdisk:", "MODULE_URL", "allow_modify", "module2")))
+                       if not any(w in line for w in ("ramdisk:", "MODULE_URL", "install_", "module2")))
     for k, v in {**words, **{k: v for k, v in files.items() if v is not None}}.items():
         text = text.replace(k, v.replace("'", "''"))  # every value sits in a single-quoted YAML string
     return text
@@ -321,6 +322,54 @@ def usage() -> str:
                              epilog="--timeout: seconds the test action waits for the kernel's last line.").format_help()
 
 
+# The suite choices a real machine's jobs are written for (runners.suite_choices' keys), and
+# the network boots they use: the device a family's dictionaries are (BIOS and UEFI share a job).
+JOB_CHOICES = ("default", "sweep", "tlb")
+JOB_FAMILIES = {"grub-pxe": "grub-pxe-bios", "ipxe": "ipxe-bios"}
+# Real machines: their own boot loader waits longer, and the runs are the whole suites.
+REAL_TEST_S = 3600
+
+
+def write_jobs(plan: Plan) -> int:
+    """--jobs DIR: DIR/jobs/FAMILY-CHOICE.yaml for each network boot and suite choice, their
+    command lines made by the plan's check (runners.suite_choices), and DIR/artifacts (the
+    kernel, its module, an image per choice) that the lab serves at --artifacts URL."""
+    from .runners import suite_choices
+    if not plan.artifacts:
+        raise BenchError("--jobs: --artifacts URL is needed: where the lab serves DIR/artifacts (the jobs download "
+                         "from there)")
+    out, url = plan.jobs, plan.artifacts.rstrip("/")
+    jobs_dir, art = out / "jobs", out / "artifacts"
+    for d in (jobs_dir, art):
+        if d.exists():
+            raise BenchError(f"--jobs: {d} exists; jobs are not overwritten (remove it or name another DIR)")
+    facts = lab.facts()
+    choices = {key: (title, cmd) for key, title, cmd in suite_choices(plan, facts) if key in JOB_CHOICES}
+    try:
+        jobs_dir.mkdir(parents=True)
+        art.mkdir(parents=True)
+        module = layouts_module(dataclasses.replace(plan, suites=facts["suites"]), art)
+        shutil.copy(plan.kernel, art / "bench-kernel")
+        written = []
+        for key, (title, cmd) in choices.items():
+            image = iso.make_image(plan.kernel, art / f"ptplab-{key}.iso", [(title, cmd)], timeout=0, module=module)
+            for family, device in JOB_FAMILIES.items():
+                text = job(DEVICES[device], f"ptp-lab {key}: {cmd}", REAL_TEST_S, facts,
+                           KERNEL_URL=f"{url}/bench-kernel", CMDLINE=cmd,
+                           MODULE_URL=None if module is None else f"{url}/{module.name}",
+                           IMAGE_URL=f"{url}/{image.name}", HTTP_PORT="80")
+                path = jobs_dir / f"{family}-{key}.yaml"
+                path.write_text(text)
+                written.append(path)
+    except iso.IsoError as e:
+        raise BenchError(f"--jobs: {e}")
+    except OSError as e:
+        raise BenchError(f"--jobs {out}: {e.strerror}")
+    say(f"lava: wrote {len(written)} jobs in {jobs_dir} and what they deploy in {art} (serve it at {url}):\n"
+        + "\n".join(f"  {p.name}" for p in written))
+    return Exit.OK
+
+
 def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
     if "-h" in argv or "--help" in argv:
         print(usage())
@@ -332,6 +381,8 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
             hand_over(made, argv)
             print(" ".join(plan.needs))
             return Exit.OK
+        if plan.runner == "lava-jobs":
+            return write_jobs(plan)
         if shutil.which("lava-run") is None:
             raise BenchError("lava-run is not installed (scripts/lava.sh installs it: `python3 -m ptplab setup lava`)")
         if os.geteuid() != 0:

@@ -45,6 +45,8 @@ class Plan:
     image: Path | None = None
     netboot: Path | None = None
     device: str = "qemu-tcg"
+    jobs: Path | None = None
+    artifacts: str = ""
     menu_timeout: int = 5
     validate: bool = False
 
@@ -68,7 +70,7 @@ class Plan:
                    qemu=o.get("qemu") or "", bochs=o.get("bochs") or "", extra=o.get("append_extra") or "",
                    words=p["cmdline"], criterion_args=p["criterion_args"], repeat=o.get("repeat") or 1,
                    layouts=path("layouts"), report=path("report"), image=path("image"), netboot=path("netboot"),
-                   device=o.get("device") or "qemu-tcg",
+                   device=o.get("device") or "qemu-tcg", jobs=path("jobs"), artifacts=o.get("artifacts") or "",
                    menu_timeout=o.get("menu_timeout", 5), validate=o.get("validate", False))
 
     def cmdline(self) -> str:

@@ -116,22 +116,27 @@ def start_qemu(plan: Plan) -> Start:
                  extra=extra, record_extra=version)
 
 
-def image_entries(plan: Plan, facts: dict) -> list[tuple[str, str]]:
-    """The real-hardware image's menu: this run's options first (the default), then the
-    standard suites, a pool-size sweep, the selftest and the TLB suite on every CPU (each line
-    made by the plan's check, as a run's is)."""
+def suite_choices(plan: Plan, facts: dict) -> list[tuple[str, str, str]]:
+    """The runs a real machine is offered, (key, title, kernel command line): this run's options
+    first (the default), then the standard suites, a pool-size sweep, the selftest and the TLB
+    suite on every CPU, each line made by the plan's check, as a run's is. The image's and the
+    network's menus, and the LAVA jobs for real machines, are made from these."""
     def line(*args: str) -> str:
         keep = ["--seed", str(plan.seed)] + (["--append-extra", plan.extra] if plan.extra else [])
         return checked_plan("bench", ["--image", "menu.iso", *keep, *args])["cmdline"]
     sweep = facts["pool_pages"]["sweep"]
-    entries = [("PTP lab: the default run (as built)", plan.cmdline()),
-               ("PTP lab: every suite, the standard pool", line()),
-               (f"PTP lab: pool-size sweep {sweep[0]} ... {sweep[-1]}",
-                line("--pool-pages", ",".join(map(str, sweep)))),
-               ("PTP lab: selftest (every check, quick)", line("--selftest", "--pool-pages", "64,1024")),
-               ("PTP lab: TLB suite on every CPU", line("--suite", "tlb"))]
+    return [("default", "PTP lab: the default run (as built)", plan.cmdline()),
+            ("standard", "PTP lab: every suite, the standard pool", line()),
+            ("sweep", f"PTP lab: pool-size sweep {sweep[0]} ... {sweep[-1]}",
+             line("--pool-pages", ",".join(map(str, sweep)))),
+            ("selftest", "PTP lab: selftest (every check, quick)", line("--selftest", "--pool-pages", "64,1024")),
+            ("tlb", "PTP lab: TLB suite on every CPU", line("--suite", "tlb"))]
+
+
+def image_entries(plan: Plan, facts: dict) -> list[tuple[str, str]]:
+    """The real-hardware image's menu: `suite_choices`, each command line once."""
     seen, out = set(), []
-    for title, cmd in entries:
+    for _, title, cmd in suite_choices(plan, facts):
         if cmd not in seen:
             seen.add(cmd)
             out.append((title, cmd))

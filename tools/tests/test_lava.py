@@ -123,11 +123,11 @@ def _needs_lava():
         pytest.skip(f"needs {', '.join(missing)}")
 
 
-def lava_sh(tmp_path, *args: str, limit: int = 540) -> tuple[int, str, Path]:
+def lava_sh(tmp_path, *args: str, limit: int = 540, suites: str = "alloc") -> tuple[int, str, Path]:
     """scripts/lava.sh in a session of its own; past `limit` (above the job's own limits) it is
     stopped as lava.sh stops lava-run, so a failing test leaves nothing running."""
     out = tmp_path / "out"
-    proc = subprocess.Popen([str(REPO / "scripts/lava.sh"), "--local", "--selftest", "--suite", "alloc",
+    proc = subprocess.Popen([str(REPO / "scripts/lava.sh"), "--local", "--selftest", "--suite", suites,
                              "--pool-pages", "64", "--out", str(out), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, cwd=REPO,
                             start_new_session=True)
@@ -229,20 +229,23 @@ def listening(port: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("device", ["grub-pxe-bios", "grub-pxe-uefi", "ipxe-bios", "ipxe-uefi"])
-def test_a_network_boot_stand_in_runs_the_job_to_every_check_passing(tmp_path, device):
+@pytest.mark.parametrize("device, suites", [("grub-pxe-bios", "alloc,layouts"), ("grub-pxe-uefi", "alloc"),
+                                            ("ipxe-bios", "alloc"), ("ipxe-uefi", "alloc,layouts")])
+def test_a_network_boot_stand_in_runs_the_job_to_every_check_passing(tmp_path, device, suites):
     # GRUB over PXE and TFTP, or iPXE sanboot over HTTP, under SeaBIOS or OVMF: the LAVA job is
-    # the network-boot test. Its servers (the stand-in's serial port, the HTTP server) listen on
+    # the network-boot test, with and without the layouts module (which LAVA must not take for
+    # a cpio archive). Its servers (the stand-in's serial port, the HTTP server) listen on
     # 127.0.0.1 only and are gone when lava.sh ends.
     _needs_lava()
-    rc, err, out = lava_sh(tmp_path, "--device", device)
+    rc, err, out = lava_sh(tmp_path, "--device", device, suites=suites)
     assert rc == 0, err[-3000:]
     (f,) = out.glob("*.jsonl")
     records = [json.loads(line) for line in f.read_text().splitlines()]
     assert schema.validate(records) == [] and records[-1]["status"] == "ok"
     d = lava.DEVICES[device]
     assert records[0]["device"]["boot"] == d.boot and records[0]["device"]["device_type"] == d.device_type
-    assert "result pass; test cases: 20 pass, 0 fail, 5 skip" in err
+    assert "result pass; test cases: " in err and " 0 fail" in err
+    assert sum(r["type"] == "check" for r in records) > 19 if "layouts" in suites else True
     log = next(out.glob("*.lava-job.log")).read_text()
     assert lava_cases(log) == expected_cases(records)
     work = lava.WORK / f"job-{records[0]['device']['lava_job_id']}"
@@ -270,3 +273,44 @@ def test_a_network_boot_that_cannot_find_its_file_ends_within_its_limit_saying_s
     assert "the machine never started the kernel (bootloader-interrupt timed out" in err, err[-2000:]
     assert "No bootable device" in err, err[-2000:]  # the firmware's own last words
     assert not list((tmp_path / "out").glob("*.jsonl")), "nothing ran: no results file"
+
+
+def test_jobs_for_real_machines_carry_the_planned_command_lines_and_validate_on_their_devices(tmp_path):
+    # One job per network boot and suite choice, each command line the plan's check made
+    # (runners.suite_choices); each validates with lava-run against the real devices'
+    # dictionaries, BIOS and UEFI (their console command swapped for one this machine has).
+    _needs_lava()
+    from ptplab import runners
+    from ptplab.plan import plan_from_args
+    out = tmp_path / "lab"
+    args = ["--selftest", "--suite", "alloc", "--pool-pages", "64"]
+    p = subprocess.run([str(REPO / "scripts/lava.sh"), "--jobs", str(out), *args], capture_output=True, text=True,
+                       timeout=600, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert p.returncode == 2 and "--artifacts URL is needed" in p.stderr, p.stderr[-1000:]
+    p = subprocess.run([str(REPO / "scripts/lava.sh"), "--jobs", str(out), "--artifacts", f"file://{out}/artifacts",
+                        *args], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-2000:]
+    plan = plan_from_args(["--image", "x.iso", *args])
+    lines = {key: cmd for key, _, cmd in runners.suite_choices(plan, lab.facts())}
+    jobs = sorted((out / "jobs").glob("*.yaml"))
+    assert [j.name for j in jobs] == sorted(f"{f}-{k}.yaml" for f in lava.JOB_FAMILIES for k in lava.JOB_CHOICES)
+    for j in jobs:
+        key = j.stem.split("-")[-1]
+        text = j.read_text()
+        assert f"ptp-lab {key}: {lines[key]}" in text
+        if j.name.startswith("grub-pxe"):
+            assert f"/{{KERNEL}} {lines[key]}'" in text  # the multiboot2 line GRUB is given
+    for fw in ("bios", "uefi"):
+        for family in lava.JOB_FAMILIES:
+            dev = tmp_path / f"{family}-{fw}.yaml"
+            dev.write_text(lava.render_device(lava.LAVA / "devices" / f"x86-{family}-{fw}.jinja2",
+                                              {"connection_command": "socat - TCP:127.0.0.1:9"}))
+            for j in [j for j in jobs if j.name.startswith(family + "-")]:
+                n = lava.Job.new()
+                v = subprocess.run(["lava-run", "--validate", "--job-id", str(n.id), "--output-dir",
+                                    str(n.work / "output"), "--device", str(dev), str(j)], capture_output=True,
+                                   text=True, timeout=120, stdin=subprocess.DEVNULL)
+                assert v.returncode == 0, (fw, j.name, v.stderr[-1500:])
+    again = subprocess.run([str(REPO / "scripts/lava.sh"), "--jobs", str(out), "--artifacts", "http://x/"],
+                           capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert again.returncode == 2 and "exists; jobs are not overwritten" in again.stderr

@@ -109,6 +109,10 @@ pub const OPTIONS: &[Opt] = &[
         .help("the LAVA device: qemu-tcg (lava-server's qemu type), or a stand-in for a machine booted from the \
                network (QEMU's user-mode network, bounded): grub-pxe-bios, grub-pxe-uefi (GRUB over PXE and \
                TFTP), ipxe-bios, ipxe-uefi (iPXE sanboot of the image over HTTP)"),
+    opt("artifacts", "--artifacts", Kind::Text, Applies::Only("lava-jobs"))
+        .metavar("URL")
+        .help("with --jobs: the URL at which the lab serves DIR/artifacts (the jobs download the kernel, its \
+               module and the images from there)"),
     opt("validate", "--validate", Kind::Switch, Applies::Every)
         .help("only check the options, and say what the run needs set up (what the scripts do first)"),
     opt("kernel", "--kernel", Kind::Path, Applies::Kernel).hidden(),

@@ -45,6 +45,7 @@ pub enum Runner {
     Image,
     Netboot,
     LavaLocal,
+    LavaJobs,
 }
 
 /// How the arguments choose a runner.
@@ -94,7 +95,7 @@ pub struct Row {
     pub menu: bool,
 }
 
-pub const RUNNERS: [Row; 7] = [
+pub const RUNNERS: [Row; 8] = [
     Row {
         runner: Runner::Qemu,
         door: Door::Bench,
@@ -222,10 +223,31 @@ pub const RUNNERS: [Row; 7] = [
         kernel: true,
         menu: false,
     },
+    Row {
+        runner: Runner::LavaJobs,
+        door: Door::Lava,
+        select: Select::Flag(
+            opt("jobs", "--jobs", Kind::Path, Applies::Only("lava-jobs"))
+                .metavar("DIR")
+                .help("write LAVA jobs for real machines booted from the network (GRUB over PXE, iPXE), one per \
+                       suite choice (these options, the pool-size sweep, the TLB suite on every CPU), in DIR/jobs, \
+                       and what they deploy in DIR/artifacts, to serve at --artifacts"),
+        ),
+        runs_here: false,
+        reports: false,
+        guest: false,
+        guest_ram: false,
+        title: "LAVA jobs for real machines (--jobs)",
+        needs: &["grub", "kernel"],
+        fixed: &[],
+        fixed_why: "",
+        kernel: true,
+        menu: false,
+    },
 ];
 
 impl Runner {
-    pub const ALL: [Runner; 7] = [
+    pub const ALL: [Runner; 8] = [
         Runner::Qemu,
         Runner::Bochs,
         Runner::Host,
@@ -233,6 +255,7 @@ impl Runner {
         Runner::Image,
         Runner::Netboot,
         Runner::LavaLocal,
+        Runner::LavaJobs,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -244,6 +267,7 @@ impl Runner {
             Runner::Image => "image",
             Runner::Netboot => "netboot",
             Runner::LavaLocal => "lava-local",
+            Runner::LavaJobs => "lava-jobs",
         }
     }
 
