@@ -155,6 +155,7 @@ def test_lava_sh_runs_the_job_says_its_result_and_keeps_the_job_log_beside_the_r
     (f,) = out.glob("*.jsonl")
     records = [json.loads(line) for line in f.read_text().splitlines()]
     assert schema.validate(records) == [] and records[-1]["status"] == "ok"
+    assert records[0]["device"]["boot"] == "grub-cdrom-bios" and records[0]["device"]["device_type"] == "qemu"
     assert "result pass; test cases: 20 pass, 0 fail, 5 skip" in err
     stem = f.name.removesuffix(".jsonl")
     log = (out / f"{stem}.lava-job.log").read_text()
