@@ -161,12 +161,14 @@ def test_a_record_whose_type_is_not_a_string_is_named_not_a_traceback(tmp_path, 
 
 
 def test_the_run_record_names_the_device_of_a_lava_job_and_null_without_one(tmp_path):
-    named = collected(tmp_path, LOG, "--device", "qemu-01", "--device-type", "qemu", "--lava-job-id", "42")
-    assert named[0]["device"] == {"hostname": "qemu-01", "device_type": "qemu", "lava_job_id": "42"}
+    named = collected(tmp_path, LOG, "--device", "qemu-01", "--device-type", "qemu", "--lava-job-id", "42",
+                      "--boot", "grub-cdrom-bios")
+    assert named[0]["device"] == {"hostname": "qemu-01", "device_type": "qemu", "lava_job_id": "42",
+                                  "boot": "grub-cdrom-bios"}
     part = tmp_path / "part.log"
     part.write_text(LOG.read_text())
     some = collected(tmp_path, part, "--device", "qemu-01")
-    assert some[0]["device"] == {"hostname": "qemu-01", "device_type": None, "lava_job_id": None}
+    assert some[0]["device"] == {"hostname": "qemu-01", "device_type": None, "lava_job_id": None, "boot": None}
     assert collected(tmp_path, SERIAL)[0]["device"] is None
     assert schema.validate(named) == [] and schema.validate(some) == []
 
