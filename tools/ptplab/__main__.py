@@ -20,6 +20,7 @@ COMMANDS = {
     "layouts": "capture: record the layouts of a set of running programs (results/layouts)",
     "lava": "LAVA jobs of the bench kernel: --local runs the QEMU device type through lava-run and collects its log "
             "(what scripts/lava.sh runs)",
+    "lava-server": "a LAVA server on 127.0.0.1 (start, stop, status): what scripts/lava-server.sh runs",
     "replay": "replay lifetime traces (scripts/capture-traces.sh, or strace -f logs): peak pool pages per process, "
               "bump and bitmap",
     "capture-traces": "record a program's lifetime: strace -f of its memory and process calls, its exec and exit "
@@ -144,6 +145,9 @@ def main(argv: list[str]) -> int:
         if cmd == "lava":
             from .lava import main as lava
             return lava(rest)
+        if cmd == "lava-server":
+            from .lavaserver import main as lava_server
+            return lava_server(rest)
         if cmd == "replay":
             from .replay import main as replay
             return replay(rest)

@@ -370,6 +370,95 @@ def write_jobs(plan: Plan) -> int:
     return Exit.OK
 
 
+# A server's job: how often its state is asked, and what a job's state and health are said as.
+POLL_S = 3
+FINISHED = "Finished"
+
+
+def lavacli(identity: str, *args: str, seconds: float = 60) -> subprocess.CompletedProcess:
+    p = bounded(["lavacli", "-i", identity, *args], seconds, f"lavacli -i {identity} {' '.join(args)}")
+    if p.returncode != 0:
+        raise BenchError(f"lavacli -i {identity} {' '.join(args)}: {(p.stderr or p.stdout).strip()[-400:]}")
+    return p
+
+
+def server_devices(identity: str) -> list[tuple[str, str]]:
+    """(hostname, device type) of the server's devices whose type has a job here, online."""
+    import yaml
+    listed = yaml.safe_load(lavacli(identity, "devices", "list", "--yaml").stdout) or []
+    types = {d.device_type: name for name, d in DEVICES.items() if d.firmware is None}
+    return [(d["hostname"], d["type"]) for d in listed if d.get("type") in types and d.get("health") != "Retired"]
+
+
+def run_server(plan: Plan, limit_margin: float) -> int:
+    """--server IDENTITY: the job on each of the server's devices, submitted, waited for (a
+    bounded poll), its raw log fetched and collected, the devices shown side by side."""
+    import yaml
+    facts = lab.facts()
+    devices = server_devices(plan.server)
+    if not devices:
+        raise BenchError(f"--server {plan.server}: the server has no device of a type these jobs run on "
+                         f"({', '.join(sorted({d.device_type for d in DEVICES.values() if d.firmware is None}))})")
+    j = Job.new()
+    module = layouts_module(plan, j.work)
+    image = iso.make_iso(plan.kernel, plan.cmdline(), j.work / "bench.iso", module=module)
+    device = DEVICES["qemu-tcg"]
+    (j.work / "job.yaml").write_text(job(device, f"ptp-lab {plan.cmdline()}", plan.timeout, facts,
+                                         ISO_URL=f"file://{image}"))
+    ids = {}
+    for host, dtype in devices:
+        out = lavacli(plan.server, "jobs", "submit", str(j.work / "job.yaml")).stdout.split()
+        ids[out[0]] = (host, dtype)
+        say(f"lava: submitted job {out[0]} ({dtype}) to {plan.server}")
+    limit = job_seconds(plan.timeout) + limit_margin
+    deadline = time.monotonic() + limit
+    shown: dict[str, dict] = {}
+    while len(shown) < len(ids):
+        for jid in ids:
+            if jid in shown:
+                continue
+            info = yaml.safe_load(lavacli(plan.server, "jobs", "show", jid, "--yaml").stdout) or {}
+            if info.get("state") == FINISHED:
+                shown[jid] = info
+        if len(shown) < len(ids):
+            if time.monotonic() > deadline:
+                for jid in set(ids) - set(shown):
+                    say(f"lava: job {jid} did not finish within {limit:.0f} s: cancelling it")
+                    lavacli(plan.server, "jobs", "cancel", jid)
+                deadline = time.monotonic() + 60  # the cancellation's own bound
+                limit = 60
+            time.sleep(POLL_S)
+    out_dir = Path(plan.out)
+    files, worst = [], Exit.OK
+    for jid, info in shown.items():
+        host, dtype = ids[jid]
+        log = j.work / f"job-{jid}.log"
+        log.write_text(lavacli(plan.server, "jobs", "logs", "--raw", "--no-follow", jid, seconds=120).stdout)
+        entries = lavalog.entries(log.read_text(errors="replace"), str(log))
+        result, error, cases = outcome(entries, SUITE)
+        say(f"lava: job {jid} on {info.get('device') or host}: {info.get('health')}"
+            + (f" ({error})" if error else "") + f"; test cases: {counts(cases, facts['case_line']['results'])}")
+        for c in cases:
+            if c["result"] == "fail":
+                say(f"lava:   failed: {c['name']}")
+        before = set(out_dir.glob("*.jsonl"))
+        rc = collect.main([str(log), "--accel", "tcg", "--out", str(out_dir), "--partial", "--lenient",
+                           "--device", str(info.get("device") or host), "--device-type", dtype,
+                           "--lava-job-id", jid, "--boot", device.boot])
+        new = sorted(set(out_dir.glob("*.jsonl")) - before)
+        files += new
+        if new:
+            keep_beside(new[0], log, cases, {"job_id": jid, "device": info.get("device") or host, "device_type": dtype,
+                                             "boot": device.boot, "health": info.get("health"), "error": error})
+        worst = max(worst, rc if rc != Exit.OK else (Exit.CHECKS_FAILED if any(c["result"] == "fail" for c in cases)
+                                                    else Exit.OK))
+    (j.work / "bench.iso").unlink(missing_ok=True)
+    if files:
+        from . import aggregate
+        aggregate.main(list(map(str, files)), "machines")
+    return worst
+
+
 def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
     if "-h" in argv or "--help" in argv:
         print(usage())
@@ -383,6 +472,8 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
             return Exit.OK
         if plan.runner == "lava-jobs":
             return write_jobs(plan)
+        if plan.runner == "lava-server":
+            return run_server(plan, limit_margin)
         if shutil.which("lava-run") is None:
             raise BenchError("lava-run is not installed (scripts/lava.sh installs it: `python3 -m ptplab setup lava`)")
         if os.geteuid() != 0:

@@ -66,6 +66,9 @@ NEEDS = {n.name: n for n in [
     # on qemu-system-x86: from QEMU's suite, like ours.
     Need("lava", ("lava-dispatcher", "lavacli", "tftpd-hpa", "socat"), ("lava-run", "lavacli", "in.tftpd", "socat"),
          follows="qemu-", daemons=True),
+    # LAVA's server (Django, gunicorn, its scheduler and the worker's lava-worker come with it),
+    # from Debian's main suite: bookworm-backports' Django is one it was not packaged for.
+    Need("lava-server", ("lava-server",), ("lava-server", "gunicorn3", "lava-worker"), daemons=True),
 ]}
 # Debian's switch that keeps maintainer scripts from starting daemons (invoke-rc.d's policy);
 # PTPLAB_POLICY_RC_D points it elsewhere (the tests of the set-up write theirs in a temporary

@@ -47,6 +47,7 @@ class Plan:
     device: str = "qemu-tcg"
     jobs: Path | None = None
     artifacts: str = ""
+    server: str = ""
     menu_timeout: int = 5
     validate: bool = False
 
@@ -71,6 +72,7 @@ class Plan:
                    words=p["cmdline"], criterion_args=p["criterion_args"], repeat=o.get("repeat") or 1,
                    layouts=path("layouts"), report=path("report"), image=path("image"), netboot=path("netboot"),
                    device=o.get("device") or "qemu-tcg", jobs=path("jobs"), artifacts=o.get("artifacts") or "",
+                   server=o.get("server") or "",
                    menu_timeout=o.get("menu_timeout", 5), validate=o.get("validate", False))
 
     def cmdline(self) -> str:

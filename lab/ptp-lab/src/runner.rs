@@ -46,6 +46,7 @@ pub enum Runner {
     Netboot,
     LavaLocal,
     LavaJobs,
+    LavaServer,
 }
 
 /// How the arguments choose a runner.
@@ -95,7 +96,7 @@ pub struct Row {
     pub menu: bool,
 }
 
-pub const RUNNERS: [Row; 8] = [
+pub const RUNNERS: [Row; 9] = [
     Row {
         runner: Runner::Qemu,
         door: Door::Bench,
@@ -244,10 +245,31 @@ pub const RUNNERS: [Row; 8] = [
         kernel: true,
         menu: false,
     },
+    Row {
+        runner: Runner::LavaServer,
+        door: Door::Lava,
+        select: Select::Flag(
+            opt("server", "--server", Kind::Text, Applies::Only("lava-server"))
+                .metavar("IDENTITY")
+                .help("submit the job to each device of a LAVA server with lavacli's IDENTITY (the loopback \
+                       server of scripts/lava-server.sh is ptplab-local), wait for them, fetch and collect each \
+                       job's log, and show the devices side by side"),
+        ),
+        runs_here: true,
+        reports: false,
+        guest: false,
+        guest_ram: false,
+        title: "LAVA jobs on a server (--server)",
+        needs: &["grub", "lava", "kernel"],
+        fixed: &[],
+        fixed_why: "",
+        kernel: true,
+        menu: false,
+    },
 ];
 
 impl Runner {
-    pub const ALL: [Runner; 8] = [
+    pub const ALL: [Runner; 9] = [
         Runner::Qemu,
         Runner::Bochs,
         Runner::Host,
@@ -256,6 +278,7 @@ impl Runner {
         Runner::Netboot,
         Runner::LavaLocal,
         Runner::LavaJobs,
+        Runner::LavaServer,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -268,6 +291,7 @@ impl Runner {
             Runner::Netboot => "netboot",
             Runner::LavaLocal => "lava-local",
             Runner::LavaJobs => "lava-jobs",
+            Runner::LavaServer => "lava-server",
         }
     }
 
