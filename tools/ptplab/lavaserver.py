@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -152,11 +151,10 @@ def start() -> int:
         token = details.stdout
     token = next(line.split(":", 1)[1].strip() for line in token.splitlines() if line.lower().startswith("token"))
     DEVICES_DIR.mkdir(parents=True, exist_ok=True)
-    from . import lava
     for name, (dtype, hostname) in DEVICES.items():
         if manage("device-types", "details", dtype, check=False).returncode != 0:
             manage("device-types", "add", dtype)
-        (DEVICES_DIR / f"{hostname}.jinja2").write_text((lava.LAVA / "devices" / f"{name}.jinja2").read_text())
+        (DEVICES_DIR / f"{hostname}.jinja2").write_text((lab.REPO / "lava" / "devices" / f"{name}.jinja2").read_text())
         if manage("devices", "details", hostname, check=False).returncode != 0:
             manage("devices", "add", "--device-type", dtype, "--worker", WORKER, hostname)
     spawn("worker", ["lava-worker", "--url", url, "--token", token, "--name", WORKER, "--log-file",
@@ -231,6 +229,3 @@ def main(argv: list[str]) -> int:
         say(f"lava-server: error: {e}")
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

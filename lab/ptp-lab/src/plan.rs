@@ -556,7 +556,7 @@ mod tests {
         assert!(err(Door::Lava, "--local --memory 512").starts_with("unknown option \"--memory\""));
         assert_eq!(
             err(Door::Lava, "--selftest"),
-            "scripts/lava.sh: give --local, --jobs or --server (what to run)"
+            "scripts/lava.sh: give --local or --jobs or --server (what to run)"
         );
         assert!(err(Door::Lava, "--local --host").starts_with("unknown option \"--host\""));
         assert_eq!(
