@@ -174,12 +174,6 @@ def job_seconds(test_s: int) -> int:
     return DEPLOY_S + BOOT_S + test_s + 30
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for the stand-in's serial port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @dataclass
 class Standin:
@@ -192,7 +186,7 @@ class Standin:
     port: int = 0
 
     def __post_init__(self) -> None:
-        self.port = free_port()
+        self.port = limits.free_port()
 
     @property
     def pidfile(self) -> Path:

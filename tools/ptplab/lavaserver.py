@@ -108,11 +108,6 @@ def wait_http(url: str, seconds: float, st: dict) -> None:
     raise ServerError(f"the server's web front did not answer {url} within {seconds:.0f} s (its log: {RUN / 'web.log'})")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start() -> int:
     if os.geteuid() != 0:
@@ -136,7 +131,7 @@ def start() -> int:
     if db.stdout.strip() != "1":
         run(["dpkg-reconfigure", "-f", "noninteractive", "lava-server"], CONFIGURE_S,
             what="dpkg-reconfigure lava-server (database, migrations)")
-    port = free_port()
+    port = limits.free_port()
     url = f"http://127.0.0.1:{port}/"
     st.update(url=url, port=port)
     spawn("web", ["gunicorn3", "lava_server.wsgi", "--worker-class", "eventlet", "--bind", f"127.0.0.1:{port}",

@@ -286,3 +286,11 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (a stand-in's serial port, the loopback server)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
