@@ -2,9 +2,11 @@
 # The bench kernel as LAVA jobs. --local runs a job through Debian's lava-run on this machine
 # (as root, no server) on the QEMU device type or a network-boot stand-in (--device), says the
 # job's result and test cases, and collects the job's log into a results file (the job's log
-# and LAVA's results beside it); --jobs writes jobs for a lab's real machines.
+# and LAVA's results beside it); --jobs writes jobs for a lab's real machines; --server submits
+# a job per device and suite choice to a LAVA server, waits, collects and compares them.
 #   scripts/lava.sh --local [--device NAME] [--selftest] [--suite LIST] [--pool-pages LIST] [--timeout S] [--out DIR]
 #   scripts/lava.sh --jobs DIR --artifacts URL [bench options]
+#   scripts/lava.sh --server IDENTITY [--choices KEY,...] [bench options] [--out DIR]
 # Sets up what it needs (QEMU, GRUB for the ISO, LAVA's dispatcher), as scripts/bench.sh does.
 # The logic is in tools/ptplab/lava.py.
 set -euo pipefail

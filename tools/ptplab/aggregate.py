@@ -126,14 +126,16 @@ def read(paths: list[Path], lenient: bool = False) -> tuple[list[show.Run], list
 
 def machine(r: show.Run) -> str:
     """Where a run's figures come from: the CPU, and where/accel/execution; and the device when
-    the run names one (a LAVA job), so two servers with the same CPU stay two machines."""
+    the run names one (a LAVA job), with its type and how it booted, so two servers with the
+    same CPU stay two machines."""
     brand = (r.run.get("cpu") or {}).get("brand") or "unknown CPU"
     name = f"{brand.strip()} {r.run.get('where')}/{r.run.get('accel')}/{r.run.get('execution')}"
     device = r.run.get("device") or {}
     if device.get("hostname"):
         name += f" on {device['hostname']}"
-        if device.get("device_type"):
-            name += f" ({device['device_type']})"
+        kind = ", ".join(str(device[k]) for k in ("device_type", "boot") if device.get(k))
+        if kind:
+            name += f" ({kind})"
     return name
 
 

@@ -88,3 +88,22 @@ class Serving:
     def __exit__(self, *_exc) -> None:
         self._stop.cancel()
         self.close()
+
+
+def main(argv: list[str]) -> int:
+    """`python3 -m ptplab.httpd DIR PORT`: serve DIR on 127.0.0.1:PORT until stopped (the
+    loopback LAVA server's HTTP of its TFTP directory; its time limit is the caller's)."""
+    import sys
+    if len(argv) != 2 or not argv[1].isdigit() or not Path(argv[0]).is_dir():
+        print(f"usage: python3 -m ptplab.httpd DIR PORT (got {' '.join(map(repr, argv))})", file=sys.stderr)
+        return 2
+    handler = functools.partial(RangeHandler, directory=argv[0])
+    with http.server.ThreadingHTTPServer(("127.0.0.1", int(argv[1])), handler) as server:
+        server.daemon_threads = True
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))

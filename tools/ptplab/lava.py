@@ -13,6 +13,12 @@ the job's commands); its power commands start it, bounded, and stop it, and LAVA
 serial port, a TCP server on 127.0.0.1, through socat. For iPXE, an HTTP server of LAVA's TFTP
 directory on 127.0.0.1 (tools/ptplab/httpd.py) lives as long as the job.
 
+`--server IDENTITY` submits the same jobs to a LAVA server through lavacli: one per device in
+service (its tag names which of the devices above it is) and suite choice (`--choices`), waits
+for them (a bounded poll), fetches each job's raw log however it ended (cancelled and
+infrastructure errors named), collects one results file per job and shows the devices side by
+side. The loopback server of scripts/lava-server.sh (tools/ptplab/lavaserver.py) has all five.
+
 Each check, skip, fault, panic, error and end record is one LAVA test case, named from the
 record: the kernel prints a case line after each (lab/ptp-lab/src/case.rs), which the job's
 monitor reads."""
@@ -25,16 +31,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import collect, httpd, iso, lab, lavalog, limits, netboot, qemu
+from . import collect, httpd, iso, lab, lavalog, limits
 from .bootmodule import layouts_module
-from .packages import OVMF
+from .lavadevice import DEVICES, GUEST_HOST_IP, Device, Standin, device_name, grub_netdir, tftp_directory
 from .plan import Plan, checked, hand_over
 from .cli import BenchError, Exit, door_parser, interrupted, say
 
@@ -54,54 +59,6 @@ sys.stdout.write(env.get_template(sys.argv[3]).render(**json.loads(sys.argv[4]))
 SUITE = "ptp-lab"
 
 
-@dataclass(frozen=True)
-class Device:
-    """A device `--device` names (ptp-host facts: lava_devices): its job, the lava-server type
-    its dictionary extends, the firmware of its stand-in (None: LAVA's qemu type starts QEMU
-    itself), and how it boots the kernel (the run record's device.boot)."""
-    job: str
-    device_type: str
-    firmware: str | None
-    boot: str
-
-
-DEVICES = {
-    "qemu-tcg": Device("qemu-iso.yaml", "qemu", None, "grub-cdrom-bios"),
-    "grub-pxe-bios": Device("grub-pxe.yaml", "base-grub", "bios", "grub-pxe-bios"),
-    "grub-pxe-uefi": Device("grub-pxe.yaml", "base-grub", "uefi", "grub-pxe-uefi"),
-    "ipxe-bios": Device("ipxe.yaml", "x86", "bios", "ipxe-http-bios"),
-    "ipxe-uefi": Device("ipxe.yaml", "x86", "uefi", "ipxe-http-uefi"),
-}
-# The stand-ins' PXE: GRUB's network directory under LAVA's TFTP directory (its menu waits for
-# LAVA to interrupt it), and the address at which a guest on QEMU's user-mode network reaches
-# this machine (its TFTP, and its loopback: the HTTP server).
-GRUB_NETDIR = "ptplab-grub"
-GUEST_HOST_IP = "10.0.2.2"
-STANDIN_MEMORY_MIB = 1024
-STANDIN_GRUB_CFG = """serial --unit=0 --speed=115200
-terminal_input serial console
-terminal_output serial console
-set timeout=60
-menuentry "PTP lab stand-in: LAVA interrupts this menu and gives GRUB its commands" {
-    echo "LAVA did not interrupt the menu"
-    halt
-}
-"""
-TFTPD_DEFAULTS = Path("/etc/default/tftpd-hpa")
-
-
-def device_name(name: str) -> str:
-    """The device's hostname: this machine's, with the dictionary's name (dispatchers stay apart)."""
-    return f"{socket.gethostname()}-{name}"
-
-
-def tftp_directory() -> Path:
-    """LAVA's TFTP directory: what its tftp deploy reads from tftpd-hpa's defaults."""
-    try:
-        m = re.search(r'^TFTP_DIRECTORY="?([^"\n]+)"?', TFTPD_DEFAULTS.read_text(), re.M)
-    except OSError:
-        m = None
-    return Path(m.group(1)) if m else Path("/srv/tftp")
 # The test action waits for the run (bench.sh's --timeout); deploy and boot get these.
 DEPLOY_S, BOOT_S = 120, 120
 # lava-run's own timeouts end a hung job; past them by this much, lava-run itself is stopped
@@ -155,9 +112,10 @@ def monitor(facts: dict) -> dict[str, str]:
                                + "|".join(line["results"]) + ")"}
 
 
-def job(device: Device, name: str, test_s: int, facts: dict, **files: str) -> str:
+def job(device: Device, name: str, test_s: int, facts: dict, tag: str | None = None, **files: str | None) -> str:
     """The device's job (lava/jobs/), its words filled in; `files`: ISO_URL, KERNEL_URL,
-    MODULE_URL (None: no module, its lines left out), CMDLINE, IMAGE_URL, HTTP_PORT."""
+    MODULE_URL (None: no module, its lines left out), CMDLINE, IMAGE_URL, HTTP_PORT. `tag`: a
+    server runs it only on a device with that tag (the lab's device name: how it boots)."""
     words = {"DEVICE_TYPE": device.device_type, "SUITE": SUITE, "JOB_NAME": name,
              "JOB_S": str(job_seconds(test_s)), "DEPLOY_S": str(DEPLOY_S), "BOOT_S": str(BOOT_S),
              "TEST_S": str(test_s), **monitor(facts)}
@@ -167,75 +125,14 @@ def job(device: Device, name: str, test_s: int, facts: dict, **files: str) -> st
                        if not any(w in line for w in ("ramdisk:", "MODULE_URL", "install_", "module2")))
     for k, v in {**words, **{k: v for k, v in files.items() if v is not None}}.items():
         text = text.replace(k, v.replace("'", "''"))  # every value sits in a single-quoted YAML string
+    if tag:
+        text = re.sub(r"^(job_name: .*\n)", lambda m: m.group(1) + f"tags: ['{tag}']\n", text, count=1, flags=re.M)
     return text
 
 
 def job_seconds(test_s: int) -> int:
     return DEPLOY_S + BOOT_S + test_s + 30
 
-
-
-@dataclass
-class Standin:
-    """A stand-in machine: its power and connection commands (scripts in the job's folder), and
-    the QEMU they start, bounded by `limit` seconds, its serial port a TCP server on 127.0.0.1."""
-    device: Device
-    work: Path
-    tftp: Path
-    limit: int
-    port: int = 0
-
-    def __post_init__(self) -> None:
-        self.port = limits.free_port()
-
-    @property
-    def pidfile(self) -> Path:
-        return self.work / "standin.pid"
-
-    def qemu(self) -> list[str]:
-        # SeaBIOS (and the iPXE ROM it runs) prints on COM1 only when told the port, as a
-        # little-endian integer (a string is not read as one).
-        sercon = self.work / "sercon-port.bin"
-        sercon.write_bytes((0x3F8).to_bytes(2, "little"))
-        fw = ["-bios", str(OVMF)] if self.device.firmware == "uefi" else \
-            ["-fw_cfg", f"name=etc/sercon-port,file={sercon}"]
-        bootfile = (f",bootfile={GRUB_NETDIR}/{netboot.BOOTFILES[self.device.firmware]}"
-                    if self.device.job == "grub-pxe.yaml" else "")
-        net = ["-netdev", f"user,id=n0,tftp={self.tftp}{bootfile}", "-device", "e1000,netdev=n0", "-boot", "n"]
-        return qemu.qemu_args(qemu.QEMU, "tcg", STANDIN_MEMORY_MIB, [*fw, *net, "-pidfile", str(self.pidfile)],
-                              serial=f"tcp:127.0.0.1:{self.port},server=on,wait=on")
-
-    def write(self) -> dict:
-        """The scripts, and the dictionary's variables naming them."""
-        import shlex
-        log = self.work / "standin-qemu.log"
-        on, off = self.work / "power-on.sh", self.work / "power-off.sh"
-        # setsid -f: LAVA's power command returns at once; timeout(1) bounds the machine.
-        on.write_text("#!/bin/sh\n# The stand-in's power switch (tools/ptplab/lava.py)\n"
-                      f"setsid -f timeout -k 5 {self.limit} {shlex.join(self.qemu())} >>{shlex.quote(str(log))} 2>&1 "
-                      "</dev/null\n")
-        off.write_text("#!/bin/sh\n# Stops the stand-in, if it runs\n"
-                       f"pid=$(cat {shlex.quote(str(self.pidfile))} 2>/dev/null) && kill \"$pid\" 2>/dev/null\n"
-                       f"rm -f {shlex.quote(str(self.pidfile))}\nexit 0\n")
-        return {"standin_power_on": f"/bin/sh {on}", "standin_power_off": f"/bin/sh {off}",
-                "standin_hard_reset": f"/bin/sh -c '/bin/sh {off}; sleep 1; /bin/sh {on}'",
-                # socat retries until the stand-in's serial port listens (power-on may come after);
-                # raw: a key LAVA types reaches the machine at once, not at the end of a line.
-                "standin_connect": f"socat STDIO,raw,echo=0 TCP:127.0.0.1:{self.port},retry=600,interval=0.1"}
-
-    def stop(self) -> None:
-        bounded(["/bin/sh", str(self.work / "power-off.sh")], 30, "stopping the stand-in")
-
-
-def grub_netdir(tftp: Path) -> None:
-    """GRUB's network directory for the stand-ins under LAVA's TFTP directory, once."""
-    root = tftp / GRUB_NETDIR
-    if not all((root / f).exists() for f in netboot.BOOTFILES.values()):
-        try:
-            netboot.mknetdir(tftp, subdir=f"{GRUB_NETDIR}/boot/grub")
-        except netboot.NetbootError as e:
-            raise BenchError(str(e))
-    (root / "boot/grub/grub.cfg").write_text(STANDIN_GRUB_CFG)
 
 
 @dataclass
@@ -279,10 +176,11 @@ def run_lava(cmd: list[str], log: Path, limit: float) -> tuple[int | None, list]
             raise
 
 
-def outcome(entries: list[tuple[int, dict]], suite: str) -> tuple[str, str | None, list[dict]]:
+def outcome(entries: list[tuple[int, dict]], suite: str) -> tuple[str, str | None, str | None, list[dict]]:
     """The job's result (pass, fail, or 'unfinished' when the log has none), LAVA's error
-    message, and the test cases of our monitor (LAVA's `results` entries of `suite`)."""
-    result, error, cases = "unfinished", None, []
+    message and its kind (Infrastructure, Job, Test, Bootloader, Canceled, ...), and the test
+    cases of our monitor (LAVA's `results` entries of `suite`)."""
+    result, error, kind, cases = "unfinished", None, None, []
     for _, e in entries:
         msg = e.get("msg")
         if e.get("lvl") != "results" or not isinstance(msg, dict):
@@ -290,9 +188,10 @@ def outcome(entries: list[tuple[int, dict]], suite: str) -> tuple[str, str | Non
         if msg.get("definition") == "lava" and msg.get("case") == "job":
             result = str(msg.get("result"))
             error = msg.get("error_msg")
+            kind = msg.get("error_type")
         elif msg.get("definition") == suite:
             cases.append({"name": str(msg.get("case")), "result": str(msg.get("result"))})
-    return result, error, cases
+    return result, error, kind, cases
 
 
 def counts(cases: list[dict], results: list[str]) -> str:
@@ -364,9 +263,15 @@ def write_jobs(plan: Plan) -> int:
     return Exit.OK
 
 
-# A server's job: how often its state is asked, and what a job's state and health are said as.
+# A server's job: how often its state is asked; the device healths LAVA schedules jobs on.
 POLL_S = 3
 FINISHED = "Finished"
+IN_SERVICE = ("Good", "Unknown")
+# Seconds a job cancelled past its limit may take to end.
+CANCEL_S = 60
+# The HTTP port of a lab's dispatcher serving its TFTP directory, for iPXE (docs/fleet.md); the
+# loopback server says its own.
+LAB_HTTP_PORT = 80
 
 
 def lavacli(identity: str, *args: str, seconds: float = 60) -> subprocess.CompletedProcess:
@@ -376,80 +281,140 @@ def lavacli(identity: str, *args: str, seconds: float = 60) -> subprocess.Comple
     return p
 
 
-def server_devices(identity: str) -> list[tuple[str, str]]:
-    """(hostname, device type) of the server's devices whose type has a job here, online."""
+def server_devices(identity: str) -> list[tuple[str, str, bool]]:
+    """(hostname, the lab's device name, whether a tag says it) of the server's devices in
+    service that a job here runs on: the name is the device's tag naming one of DEVICES (how it
+    boots), or, untagged, the one device of its type (qemu). A device it cannot place is said
+    and left out."""
     import yaml
     listed = yaml.safe_load(lavacli(identity, "devices", "list", "--yaml").stdout) or []
-    types = {d.device_type: name for name, d in DEVICES.items() if d.firmware is None}
-    return [(d["hostname"], d["type"]) for d in listed if d.get("type") in types and d.get("health") != "Retired"]
+    by_type: dict[str, list[str]] = {}
+    for name, d in DEVICES.items():
+        by_type.setdefault(d.device_type, []).append(name)
+    found = []
+    for d in listed:
+        host, dtype = d.get("hostname"), d.get("type")
+        if dtype not in by_type:
+            continue
+        if d.get("health") not in IN_SERVICE:
+            say(f"lava: {host} ({dtype}) is {d.get('health')}: no job for it")
+            continue
+        shown = yaml.safe_load(lavacli(identity, "devices", "show", str(host), "--yaml").stdout) or {}
+        tagged = [t for t in shown.get("tags") or [] if t in by_type[dtype]]
+        if tagged or len(by_type[dtype]) == 1:
+            found.append((str(host), (tagged or by_type[dtype])[0], bool(tagged)))
+        else:
+            say(f"lava: {host} ({dtype}): no tag says how it boots ({' or '.join(by_type[dtype])}); no job for it")
+    return found
+
+
+def server_choices(plan: Plan, facts: dict) -> list[tuple[str, str]]:
+    """--choices: (key, kernel command line) of each suite choice asked for, from the image
+    menu's (runners.suite_choices); a key it does not offer is refused, named."""
+    from .runners import suite_choices
+    offered = {key: cmd for key, _, cmd in suite_choices(plan, facts)}
+    keys = [k.strip() for k in plan.choices.split(",")]
+    bad = [k for k in keys if k not in offered]
+    if bad:
+        raise BenchError(f"--choices {plan.choices!r}: {', '.join(map(repr, bad))} is not a suite choice (they are: "
+                         f"{', '.join(offered)})", code=Exit.USAGE)
+    return [(k, offered[k]) for k in dict.fromkeys(keys)]
+
+
+@dataclass
+class Submitted:
+    """A job on the server: the device it was written for and the suite choice it runs."""
+    host: str
+    name: str
+    choice: str
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+def submit_matrix(plan: Plan, facts: dict, j: Job, devices: list[tuple[str, str, bool]],
+                  choices: list[tuple[str, str]]) -> dict[str, Submitted]:
+    """One job per device and suite choice, each for the device's tag (when it has one), its
+    files where the worker (this machine's) downloads them."""
+    from . import lavaserver
+    module = layouts_module(plan, j.work)
+    http_port = lavaserver.http_port(plan.server) or LAB_HTTP_PORT
+    ids: dict[str, Submitted] = {}
+    for key, cmd in choices:
+        for host, name, tagged in devices:
+            device = DEVICES[name]
+            files = artifacts(device, plan.kernel, cmd, j.work / f"{key}-{name}.iso", module)
+            if device.job == "ipxe.yaml":
+                files["HTTP_PORT"] = str(http_port)
+            path = j.work / f"{key}-{name}.yaml"
+            path.write_text(job(device, f"ptp-lab {key} on {name}: {cmd}", plan.timeout, facts,
+                                 tag=name if tagged else None, **files))
+            jid = lavacli(plan.server, "jobs", "submit", str(path)).stdout.split()[0]
+            ids[jid] = Submitted(host, name, key)
+            say(f"lava: submitted job {jid} ({key} on {name}) to {plan.server}")
+    return ids
 
 
 def run_server(plan: Plan, limit_margin: float) -> int:
-    """--server IDENTITY: the job on each of the server's devices, submitted, waited for (a
-    bounded poll), its raw log fetched and collected, the devices shown side by side."""
+    """--server IDENTITY: the job matrix (the server's devices in service by the run's suite
+    choice) submitted, waited for with a bounded poll (cancelled past the jobs' limit), each
+    job's raw log fetched when it ends, however it ended, and collected, one results file per
+    device; then the devices side by side (ptplab machines)."""
     import yaml
     facts = lab.facts()
     devices = server_devices(plan.server)
     if not devices:
-        raise BenchError(f"--server {plan.server}: the server has no device of a type these jobs run on "
-                         f"({', '.join(sorted({d.device_type for d in DEVICES.values() if d.firmware is None}))})")
+        raise BenchError(f"--server {plan.server}: the server has no device in service that these jobs run on "
+                         f"(types {', '.join(sorted({d.device_type for d in DEVICES.values()}))})")
     j = Job.new()
-    module = layouts_module(plan, j.work)
-    image = iso.make_iso(plan.kernel, plan.cmdline(), j.work / "bench.iso", module=module)
-    device = DEVICES["qemu-tcg"]
-    (j.work / "job.yaml").write_text(job(device, f"ptp-lab {plan.cmdline()}", plan.timeout, facts,
-                                         ISO_URL=f"file://{image}"))
-    ids = {}
-    for host, dtype in devices:
-        out = lavacli(plan.server, "jobs", "submit", str(j.work / "job.yaml")).stdout.split()
-        ids[out[0]] = (host, dtype)
-        say(f"lava: submitted job {out[0]} ({dtype}) to {plan.server}")
-    limit = job_seconds(plan.timeout) + limit_margin
-    deadline = time.monotonic() + limit
-    shown: dict[str, dict] = {}
-    while len(shown) < len(ids):
-        for jid in ids:
-            if jid in shown:
-                continue
-            info = yaml.safe_load(lavacli(plan.server, "jobs", "show", jid, "--yaml").stdout) or {}
-            if info.get("state") == FINISHED:
-                shown[jid] = info
-        if len(shown) < len(ids):
-            if time.monotonic() > deadline:
-                for jid in set(ids) - set(shown):
-                    say(f"lava: job {jid} did not finish within {limit:.0f} s: cancelling it")
+    choices = server_choices(plan, facts)
+    ids = submit_matrix(plan, facts, j, devices, choices)
+    # A job waits for the one before it on a worker that runs one at a time: each job's limit,
+    # one after the other.
+    limit = len(ids) * job_seconds(plan.timeout) + limit_margin
+    deadline, cancelled = time.monotonic() + limit, set()
+    ended: dict[str, Submitted] = {}
+    while len(ended) < len(ids):
+        for jid, sub in ids.items():
+            if jid not in ended:
+                sub.info = yaml.safe_load(lavacli(plan.server, "jobs", "show", jid, "--yaml").stdout) or {}
+                if sub.info.get("state") == FINISHED:
+                    ended[jid] = sub
+        if len(ended) < len(ids):
+            if time.monotonic() > deadline and not cancelled:
+                for jid in sorted(set(ids) - set(ended)):
+                    say(f"lava: job {jid} did not end within {limit:.0f} s: cancelling it")
                     lavacli(plan.server, "jobs", "cancel", jid)
-                deadline = time.monotonic() + 60  # the cancellation's own bound
-                limit = 60
+                    cancelled.add(jid)
+                deadline = time.monotonic() + CANCEL_S
+            elif cancelled and time.monotonic() > deadline:
+                raise BenchError(f"--server {plan.server}: jobs {', '.join(sorted(set(ids) - set(ended)))} did not "
+                                 f"end within {CANCEL_S} s of their cancellation (see the server's web page)")
             time.sleep(POLL_S)
-    out_dir = Path(plan.out)
-    files, worst = [], Exit.OK
-    for jid, info in shown.items():
-        host, dtype = ids[jid]
+    out, files, worst = Path(plan.out), [], Exit.OK
+    for jid, sub in ids.items():
         log = j.work / f"job-{jid}.log"
-        log.write_text(lavacli(plan.server, "jobs", "logs", "--raw", "--no-follow", jid, seconds=120).stdout)
-        entries = lavalog.entries(log.read_text(errors="replace"), str(log))
-        result, error, cases = outcome(entries, SUITE)
-        say(f"lava: job {jid} on {info.get('device') or host}: {info.get('health')}"
-            + (f" ({error})" if error else "") + f"; test cases: {counts(cases, facts['case_line']['results'])}")
-        for c in cases:
-            if c["result"] == "fail":
-                say(f"lava:   failed: {c['name']}")
-        before = set(out_dir.glob("*.jsonl"))
-        rc = collect.main([str(log), "--accel", "tcg", "--out", str(out_dir), "--partial", "--lenient",
-                           "--device", str(info.get("device") or host), "--device-type", dtype,
-                           "--lava-job-id", jid, "--boot", device.boot])
-        new = sorted(set(out_dir.glob("*.jsonl")) - before)
+        try:
+            log.write_text(lavacli(plan.server, "jobs", "logs", "--raw", "--no-follow", jid, seconds=120).stdout)
+        except BenchError as e:  # a job cancelled before it started has no log
+            say(f"lava: job {jid}: no log ({e})")
+            log.write_text("")
+        health = str(sub.info.get("health"))
+        stopped = None
+        if health == "Canceled":
+            stopped = "cancelled" + (" by lava.sh (past its limit)" if jid in cancelled else " on the server")
+        say(f"lava: job {jid} ({sub.choice} on {sub.info.get('device') or sub.host}): {health}")
+        new, rc = report(Ended(log, jid, str(sub.info.get("device") or sub.host), DEVICES[sub.name], stopped),
+                         plan, facts["case_line"], out)
         files += new
-        if new:
-            keep_beside(new[0], log, cases, {"job_id": jid, "device": info.get("device") or host, "device_type": dtype,
-                                             "boot": device.boot, "health": info.get("health"), "error": error})
-        worst = max(worst, rc if rc != Exit.OK else (Exit.CHECKS_FAILED if any(c["result"] == "fail" for c in cases)
-                                                    else Exit.OK))
-    (j.work / "bench.iso").unlink(missing_ok=True)
-    if files:
+        worst = max(worst, rc)
+    for image in j.work.glob("*.iso"):
+        image.unlink()  # the jobs' files stay, not their images
+    whole = [f for f in files if not f.name.endswith(".partial.jsonl")]
+    if len(whole) < len(files):
+        say(f"lava: left out of the table (partial: the kernel's run did not end): "
+            f"{', '.join(f.name for f in files if f not in whole)}")
+    if whole:
         from . import aggregate
-        aggregate.main(list(map(str, files)), "machines")
+        aggregate.main(list(map(str, whole)), "machines")
     return worst
 
 
@@ -461,6 +426,8 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         made = checked(argv, door="lava")
         plan = Plan.from_checked(made)
         if plan.validate:  # what scripts/lava.sh checks before it sets anything up, and its needs
+            if plan.runner == "lava-server":
+                server_choices(plan, lab.facts())
             hand_over(made, argv)
             print(" ".join(plan.needs))
             return Exit.OK
@@ -478,23 +445,14 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         device = DEVICES[plan.device]
         j = Job.new()
         limit = job_seconds(plan.timeout) + limit_margin
-        context, standin, files = {}, None, {}
+        context, standin = {}, None
         module = layouts_module(plan, j.work)
         tftp = tftp_directory()
         if device.firmware is not None:
             standin = Standin(device, j.work, tftp, int(limit))
             context = standin.write()
             (j.work / "dispatcher.yaml").write_text(f"dispatcher_ip: {GUEST_HOST_IP}\n")
-        if device.job == "qemu-iso.yaml":
-            files["ISO_URL"] = f"file://{iso.make_iso(plan.kernel, plan.cmdline(), j.work / 'bench.iso', module=module)}"
-        elif device.job == "grub-pxe.yaml":
-            grub_netdir(tftp)
-            files.update(KERNEL_URL=f"file://{plan.kernel}", CMDLINE=plan.cmdline(),
-                         MODULE_URL=None if module is None else f"file://{module}")
-        else:  # iPXE: the hybrid image, its GRUB running the job's command line under BIOS or UEFI
-            image = iso.make_image(plan.kernel, j.work / "bench.iso", [("bench-kernel", plan.cmdline())], timeout=0,
-                                   module=module)
-            files.update(IMAGE_URL=f"file://{image}")
+        files = artifacts(device, plan.kernel, plan.cmdline(), j.work / "bench.iso", module)
         (j.work / "device.yaml").write_text(render_device(LAVA / "devices" / f"{plan.device}.jinja2", context))
         cmd = ["lava-run", "--job-id", str(j.id), "--output-dir", str(j.work / "output"), "--device",
                str(j.work / "device.yaml")]
@@ -507,78 +465,113 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
         cmd.append(str(j.work / "job.yaml"))
         say(f"lava: job {j.id} on {plan.device}: {j.work / 'job.yaml'} through lava-run, at most {limit:.0f} s "
             f"(its log: {j.log})" + (f"; its HTTP server on 127.0.0.1:{serving.port}" if serving else ""))
+        ended = Ended(j.log, j.id, device_name(plan.device), device)
         try:
             with limits.exits_on_signals(), (serving or contextlib.nullcontext()):
                 status, killed = run_lava(cmd, j.log, limit)
         except (KeyboardInterrupt, SystemExit) as e:  # run_lava stopped lava-run and all it started
             code = interrupted(signal.SIGINT) if isinstance(e, KeyboardInterrupt) else int(e.code)
-            say(f"lava: job {j.id}: interrupted by {signal.Signals(code - 128).name}: lava-run and its QEMU stopped")
-            report(j, plan, device, None, [], limit, facts["case_line"])
+            name = signal.Signals(code - 128).name
+            say(f"lava: job {j.id}: interrupted by {name}: lava-run and its QEMU stopped")
+            report(dataclasses.replace(ended, stopped=f"interrupted by {name}"), plan, facts["case_line"],
+                   Path(plan.out))
             return code
         finally:
             if standin is not None:
                 standin.stop()  # power-off: whatever LAVA left running
             (j.work / "bench.iso").unlink(missing_ok=True)  # the job's files stay, not its 15 MB image
-        return report(j, plan, device, status, killed, limit, facts["case_line"])
+        if status is None:
+            ended.stopped = f"lava-run stopped past {limit:.0f} s (SIGTERM, then {len(killed)} process(es) it left killed)"
+        return report(ended, plan, facts["case_line"], Path(plan.out))[1]
     except (BenchError, iso.IsoError) as e:
         say(f"lava: error: {e}")
         return getattr(e, "code", Exit.USAGE)
 
 
-def report(j: Job, plan: Plan, device: Device, status: int | None, killed: list, limit: float,
-           case_line: dict) -> int:
-    """Say how the job ended and what its cases were, collect its log (what the kernel printed
-    so far, when it did not end) with the job's log and LAVA's results beside it. The exit
-    status is scripts/bench.sh's: 4 when the kernel never printed its last line, 5 on a crash
-    (a fault, a panic) or when LAVA itself failed the job, 1 when a check failed."""
-    entries = lavalog.entries(j.log.read_text(errors="replace"), str(j.log))
-    result, error, cases = outcome(entries, SUITE)
-    if status is None:
-        say(f"lava: job {j.id}: lava-run stopped before it ended (SIGTERM, then {len(killed)} process(es) it "
-            "left killed)")
-    say(f"lava: job {j.id}: result {result}" + (f" ({error})" if error else "")
-        + f"; test cases: {counts(cases, case_line['results'])}")
+def artifacts(device: Device, kernel: Path, cmdline: str, image: Path, module: Path | None) -> dict[str, str | None]:
+    """What the device's job deploys for one kernel command line, as file:// URLs on this
+    machine (`image`: where an image is made, when the device boots one)."""
+    if device.job == "qemu-iso.yaml":
+        return {"ISO_URL": f"file://{iso.make_iso(kernel, cmdline, image, module=module)}"}
+    if device.job == "grub-pxe.yaml":
+        grub_netdir(tftp_directory())
+        return {"KERNEL_URL": f"file://{kernel}", "CMDLINE": cmdline,
+                "MODULE_URL": None if module is None else f"file://{module}"}
+    # iPXE: the hybrid image, its GRUB running the job's command line under BIOS or UEFI.
+    return {"IMAGE_URL": f"file://{iso.make_image(kernel, image, [('bench-kernel', cmdline)], timeout=0, module=module)}"}
+
+
+@dataclass
+class Ended:
+    """A job that ended, to report: its log, its id, the device it ran on (its hostname, and the
+    lab's device), and how it was stopped when it did not end by itself."""
+    log: Path
+    job_id: int | str
+    host: str
+    device: Device
+    stopped: str | None = None
+
+
+def report(ended: Ended, plan: Plan, case_line: dict, out: Path) -> tuple[list[Path], int]:
+    """Say how the job ended (its result, LAVA's error and its kind: a job cancelled or ended by
+    an infrastructure error is named) and what its cases were; collect its log (what the kernel
+    printed so far, when it did not end) into a results file in `out`, the job's log and LAVA's
+    results beside it. (the results files, the exit status): scripts/bench.sh's, 4 when the
+    kernel never printed its last line, 5 on a crash (a fault, a panic) or when LAVA itself
+    failed the job, 1 when a check failed."""
+    jid, device = ended.job_id, ended.device
+    entries = lavalog.entries(ended.log.read_text(errors="replace"), str(ended.log))
+    result, error, kind, cases = outcome(entries, SUITE)
+    why = f" ({kind + ' error: ' if kind else ''}{error})" if error else ""
+    if ended.stopped:
+        say(f"lava: job {jid}: {ended.stopped}")
+    say(f"lava: job {jid}: result {result}{why}; test cases: {counts(cases, case_line['results'])}")
     for c in cases:
         if c["result"] == "fail":
             say(f"lava:   failed: {c['name']}")
     printed = [line for _, line in lavalog.target_lines(entries)]
-    if not printed and status is not None:
+    if not printed and not ended.stopped:
         # LAVA stopped before the machine said anything: its own failure (a job or device it
-        # refused, a deploy that failed), not the kernel's.
-        raise BenchError(f"lava-run exited {status} with job result {result}: {error or 'no error given'} "
-                         f"(its log: {j.log})", code=Exit.CRASHED)
-    out = Path(plan.out)
+        # refused, a deploy or a power switch that failed), not the kernel's.
+        say(f"lava: job {jid}: LAVA ended it before the machine printed anything: result {result}{why or ' (no error given)'} "
+            f"(its log: {ended.log})")
+        return [], Exit.CRASHED
     before = set(out.glob("*.jsonl"))
-    rc = collect.main([str(j.log), "--accel", "tcg", "--out", str(out), "--partial", "--lenient",
-                       "--device", device_name(plan.device), "--device-type", device.device_type,
-                       "--lava-job-id", str(j.id), "--boot", device.boot])
+    rc = collect.main([str(ended.log), "--accel", "tcg", "--out", str(out), "--partial", "--lenient",
+                       "--device", ended.host, "--device-type", device.device_type,
+                       "--lava-job-id", str(jid), "--boot", device.boot])
     new = sorted(set(out.glob("*.jsonl")) - before)
     if new:
-        header = {"job_id": j.id, "device": device_name(plan.device), "device_type": device.device_type,
-                  "boot": device.boot, "result": result, "error": error}
-        for p in keep_beside(new[0], j.log, cases, header):
+        header = {"job_id": jid, "device": ended.host, "device_type": device.device_type, "boot": device.boot,
+                  "result": result, "error": error, "error_type": kind, "stopped": ended.stopped}
+        for p in keep_beside(new[0], ended.log, cases, header):
             say(f"lava: kept {p}")
     else:
-        say(f"lava: the job's log stays in {j.log}")
-    if status is None or not any(case_line["last_line"] in line for line in printed):
+        say(f"lava: the job's log stays in {ended.log}")
+    finished = any(case_line["last_line"] in line for line in printed)
+    if ended.stopped and finished:
+        say(f"lava: job {jid}: {ended.stopped} after the kernel's last line: what it measured is complete")
+    if not finished:
         tail = "\n".join(printed[-8:]) or "(nothing)"
         if not any(case_line["first_line"] in line for line in printed):
             # Nothing of the kernel: the firmware or the boot loader never got to it (a boot
             # file the network does not have, a menu LAVA could not interrupt).
-            say(f"lava: job {j.id}: the machine never started the kernel ({error or 'no error given'}); the last "
-                f"lines it printed:\n{tail}")
-            return Exit.HUNG
-        say(f"lava: job {j.id}: the kernel never printed its last line within the job's limits (--timeout "
-            f"{plan.timeout} s for the run); the last lines it printed:\n{tail}")
-        return Exit.HUNG
+            say(f"lava: job {jid}: the machine never started the kernel ({error or ended.stopped or 'no error given'}); "
+                f"the last lines it printed:\n{tail}")
+            return new, Exit.HUNG
+        say(f"lava: job {jid}: the kernel never printed its last line"
+            + (f" before it was {ended.stopped}" if ended.stopped else
+               f" within the job's limits (--timeout {plan.timeout} s for the run)")
+            + f"; the last lines it printed:\n{tail}")
+        return new, Exit.HUNG
     if rc != Exit.OK:
-        return rc
+        return new, rc
     if any(c["result"] == "fail" for c in cases):
-        return Exit.CHECKS_FAILED
+        return new, Exit.CHECKS_FAILED
     if result != "pass":
-        say(f"lava: job {j.id}: the kernel's run ended, but LAVA failed the job: {error or 'no error given'}")
-        return Exit.CRASHED
-    return Exit.OK
+        say(f"lava: job {jid}: the kernel's run ended, but LAVA failed the job{why or ': no error given'}")
+        return new, Exit.CRASHED
+    return new, Exit.OK
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class Plan:
     jobs: Path | None = None
     artifacts: str = ""
     server: str = ""
+    choices: str = "default"
     menu_timeout: int = 5
     validate: bool = False
 
@@ -72,7 +73,7 @@ class Plan:
                    words=p["cmdline"], criterion_args=p["criterion_args"], repeat=o.get("repeat") or 1,
                    layouts=path("layouts"), report=path("report"), image=path("image"), netboot=path("netboot"),
                    device=o.get("device") or "qemu-tcg", jobs=path("jobs"), artifacts=o.get("artifacts") or "",
-                   server=o.get("server") or "",
+                   server=o.get("server") or "", choices=o.get("choices") or "default",
                    menu_timeout=o.get("menu_timeout", 5), validate=o.get("validate", False))
 
     def cmdline(self) -> str:

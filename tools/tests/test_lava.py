@@ -57,7 +57,7 @@ def expected_cases(records: list[dict]) -> list[tuple[str, str]]:
 
 
 def lava_cases(log_text: str) -> list[tuple[str, str]]:
-    _, _, cases = lava.outcome(lavalog.entries(log_text), lava.SUITE)
+    _, _, _, cases = lava.outcome(lavalog.entries(log_text), lava.SUITE)
     return sorted((c["name"], c["result"]) for c in cases)
 
 
@@ -89,6 +89,32 @@ def test_the_jobs_monitor_is_built_from_the_kernels_case_lines():
     assert re.search(m["MONITOR_START"], "# bench-kernel 0.1.0") and re.search(m["MONITOR_END"], "# halted (failure): x")
     job = lava.job(lava.DEVICES["qemu-tcg"], "ptp-lab x", 20, lab.facts(), ISO_URL="file:///i.iso")
     assert "MONITOR_" not in job and "{seconds: 20}" in job
+
+
+def test_a_server_job_asks_for_the_device_by_its_tag():
+    import yaml
+    for name, device in lava.DEVICES.items():
+        files = {"ISO_URL": "file:///i.iso", "KERNEL_URL": "file:///k", "MODULE_URL": "file:///m", "CMDLINE": "x",
+                 "IMAGE_URL": "file:///i.iso", "HTTP_PORT": "80"}
+        tagged = yaml.safe_load(lava.job(device, "ptp-lab x", 20, lab.facts(), tag=name, **files))
+        plain = yaml.safe_load(lava.job(device, "ptp-lab x", 20, lab.facts(), **files))
+        assert tagged["tags"] == [name] and "tags" not in plain
+        assert {k: v for k, v in tagged.items() if k != "tags"} == plain
+
+
+def test_a_servers_suite_choices_are_the_image_menus_and_a_bad_one_is_refused_by_name(tmp_path):
+    from ptplab.plan import plan_from_args
+    from ptplab.runners import suite_choices
+    plan = plan_from_args(["--server", "x", "--selftest", "--choices", "default,tlb,default"], door="lava")
+    got = lava.server_choices(plan, lab.facts())
+    assert [k for k, _ in got] == ["default", "tlb"] and got[0][1] == plan.cmdline()
+    keys = [k for k, _, _ in suite_choices(plan, lab.facts())]
+    help_text = next(o for o in lab.facts()["options"] if o["name"] == "choices")["help"]
+    assert re.findall(r"\b(" + "|".join(keys) + r")\b", help_text) == keys, "the help lists the choices, in order"
+    p = subprocess.run([str(REPO / "scripts/lava.sh"), "--server", "x", "--choices", "tlb,n\u00f6pe", "--out",
+                        str(tmp_path)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2 and "'nöpe' is not a suite choice" in p.stderr, p.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_stop_tree_kills_what_a_process_left_in_a_session_of_its_own(tmp_path):

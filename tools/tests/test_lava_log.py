@@ -209,6 +209,11 @@ def test_machines_keeps_two_servers_with_the_same_cpu_apart_by_device(tmp_path):
     assert "Same CPU kernel/kvm/native on server-2 (x86) (m1.jsonl)" in p.stdout, p.stdout
     row = next(line for line in p.stdout.splitlines() if " lab-bump " in line).split()
     assert row[-2:] == ["5.000", "6.000"] and "older run" not in p.stderr
+    # How each booted, when the record says it.
+    p = machines(tmp_path, [{"hostname": "s", "device_type": "base-grub", "lava_job_id": "1", "boot": b}
+                            for b in ("grub-pxe-bios", "grub-pxe-uefi")])
+    assert "on s (base-grub, grub-pxe-bios) (m0.jsonl)" in p.stdout, p.stdout
+    assert "on s (base-grub, grub-pxe-uefi) (m1.jsonl)" in p.stdout, p.stdout
     # Without a device the two runs are one machine: the latest kept, as before.
     (tmp_path / "none").mkdir()
     p = machines(tmp_path / "none", [None, None])

@@ -109,6 +109,11 @@ pub const OPTIONS: &[Opt] = &[
         .help("the LAVA device: qemu-tcg (lava-server's qemu type), or a stand-in for a machine booted from the \
                network (QEMU's user-mode network, bounded): grub-pxe-bios, grub-pxe-uefi (GRUB over PXE and \
                TFTP), ipxe-bios, ipxe-uefi (iPXE sanboot of the image over HTTP)"),
+    opt("choices", "--choices", Kind::Text, Applies::Only("lava-server"))
+        .metavar("KEY,...")
+        .default("default")
+        .help("with --server: the suite choices each device runs, one job per device and choice: default (these \
+               options), standard, sweep, selftest, tlb (the image menu's runs)"),
     opt("artifacts", "--artifacts", Kind::Text, Applies::Only("lava-jobs"))
         .metavar("URL")
         .help("with --jobs: the URL at which the lab serves DIR/artifacts (the jobs download the kernel, its \

@@ -251,9 +251,9 @@ pub const RUNNERS: [Row; 9] = [
         select: Select::Flag(
             opt("server", "--server", Kind::Text, Applies::Only("lava-server"))
                 .metavar("IDENTITY")
-                .help("submit the job to each device of a LAVA server with lavacli's IDENTITY (the loopback \
-                       server of scripts/lava-server.sh is ptplab-local), wait for them, fetch and collect each \
-                       job's log, and show the devices side by side"),
+                .help("submit a job per device in service and suite choice (--choices) to a LAVA server with \
+                       lavacli's IDENTITY (the loopback server of scripts/lava-server.sh is ptplab-local), wait for \
+                       them, fetch and collect each job's log however it ended, and show the devices side by side"),
         ),
         runs_here: true,
         reports: false,
