@@ -9,6 +9,7 @@ started. Every wait is bounded; a service that does not come up is an error nami
 log."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -49,7 +50,7 @@ PG_CLUSTER = ("15", "main")
 # Debian's own python3 first: lava-server's scripts need its Django, not another python on PATH.
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 # Seconds each step may take before it counts as failed (and is killed).
-STEP_S, CONFIGURE_S, UP_S = 120, 600, 90
+STEP_S, CONFIGURE_S, UP_S, STOP_S = 120, 600, 90, 20
 
 
 class ServerError(BenchError):
@@ -82,16 +83,7 @@ def state() -> dict:
 
 
 def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+    return bool(pid) and limits.alive(pid)
 
 
 def spawn(name: str, cmd: list[str], st: dict) -> None:
@@ -244,30 +236,25 @@ def start() -> int:
 
 
 def stop() -> int:
+    """SIGTERM to every service's process group, SIGKILL to what of them runs 20 s later."""
     st = state()
-    left = []
-    for name, pid in reversed(list(st.get("pids", {}).items())):
-        if alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-    deadline = time.monotonic() + 20
-    for name, pid in st.get("pids", {}).items():
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if alive(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            left.append(name)
+    groups = dict(st.get("pids", {}))  # each service leads its own group (a session of its own)
+    for pgid in groups.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_S
+    while time.monotonic() < deadline and any(limits.group_alive(g) for g in groups.values()):
+        time.sleep(0.2)
+    left = [name for name, pgid in groups.items() if limits.group_alive(pgid)]
+    for name in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(groups[name], signal.SIGKILL)
     if st.get("pg_started") and pg_running():
         run(["pg_ctlcluster", *PG_CLUSTER, "stop"], what="stopping PostgreSQL")
     SETTINGS.unlink(missing_ok=True)  # the event stream's settings name ports nothing listens on now
     if STATE.exists():
         STATE.unlink()
-    say("lava-server: stopped" + (f" (killed after 20 s: {', '.join(left)})" if left else ""))
+    say("lava-server: stopped" + (f" (killed after {STOP_S} s: {', '.join(left)})" if left else ""))
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from ptplab import lab, lavadevice, lavaserver, schema
+from ptplab import lab, lavadevice, lavaserver, limits, schema
 
 REPO = lab.REPO
 
@@ -128,7 +128,7 @@ def test_stop_leaves_nothing_running(server):
     assert pids and all(lavaserver.alive(p) for p in pids.values())
     p = sh(str(REPO / "scripts/lava-server.sh"), "stop", limit=180)
     assert p.returncode == 0, p.stderr[-2000:]
-    assert not [n for n, pid in pids.items() if lavaserver.alive(pid)]
+    assert not [n for n, pgid in pids.items() if limits.group_alive(pgid)]  # nor anything they started
     assert sh(str(REPO / "scripts/lava-server.sh"), "status").returncode == 3  # not running
     if server.get("pg_started"):
         assert not lavaserver.pg_running()
