@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ptplab import collect, lab, lava, lavalog, limits, schema
+from ptplab import collect, lab, lava, lavadevice, lavalog, limits, schema
 
 DATA = Path(__file__).resolve().parent / "data"
 LOG = DATA / "lava-run-qemu-selftest.log"
@@ -288,7 +288,7 @@ def test_a_network_boot_that_cannot_find_its_file_ends_within_its_limit_saying_s
     # gives up and waits forever; LAVA's boot action ends the job at its limit, and lava.sh says
     # so with what the machine printed last.
     _needs_lava()
-    monkeypatch.setattr(lava, "GRUB_NETDIR", "ptplab-no-such-netdir")
+    monkeypatch.setattr(lavadevice, "GRUB_NETDIR", "ptplab-no-such-netdir")
     monkeypatch.setattr(lava, "grub_netdir", lambda tftp: None)
     monkeypatch.setattr(lava, "BOOT_S", 25)
     t0 = time.monotonic()
