@@ -60,14 +60,20 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self._left = None
 
 
+def server(folder: Path, port: int) -> http.server.ThreadingHTTPServer:
+    """The server of `folder` on 127.0.0.1:`port` (0: a free one), not yet serving."""
+    handler = functools.partial(RangeHandler, directory=os.fspath(folder))
+    made = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    made.daemon_threads = True
+    return made
+
+
 class Serving:
     """`with Serving(folder) as s:` s.port is where it listens on 127.0.0.1; it stops at the
     block's end, or by itself after `limit` seconds, whichever comes first."""
 
     def __init__(self, folder: Path, limit: float):
-        handler = functools.partial(RangeHandler, directory=os.fspath(folder))
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = server(folder, 0)
         self.port = self.server.server_address[1]
         self.limit = limit
         self._stop = threading.Timer(limit, self.close)
@@ -97,10 +103,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit() or not Path(argv[0]).is_dir():
         print(f"usage: python3 -m ptplab.httpd DIR PORT (got {' '.join(map(repr, argv))})", file=sys.stderr)
         return 2
-    handler = functools.partial(RangeHandler, directory=argv[0])
-    with http.server.ThreadingHTTPServer(("127.0.0.1", int(argv[1])), handler) as server:
-        server.daemon_threads = True
-        server.serve_forever()
+    with server(Path(argv[0]), int(argv[1])) as serving:
+        serving.serve_forever()
     return 0
 
 

@@ -452,6 +452,8 @@ def main(argv: list[str], limit_margin: float = LIMIT_MARGIN_S) -> int:
             standin = Standin(device, j.work, tftp, int(limit))
             context = standin.write()
             (j.work / "dispatcher.yaml").write_text(f"dispatcher_ip: {GUEST_HOST_IP}\n")
+        if device.job == "grub-pxe.yaml":
+            grub_netdir(tftp)  # this dispatcher's GRUB for PXE (a server's worker has its own)
         files = artifacts(device, plan.kernel, plan.cmdline(), j.work / "bench.iso", module)
         (j.work / "device.yaml").write_text(render_device(LAVA / "devices" / f"{plan.device}.jinja2", context))
         cmd = ["lava-run", "--job-id", str(j.id), "--output-dir", str(j.work / "output"), "--device",
@@ -494,7 +496,6 @@ def artifacts(device: Device, kernel: Path, cmdline: str, image: Path, module: P
     if device.job == "qemu-iso.yaml":
         return {"ISO_URL": f"file://{iso.make_iso(kernel, cmdline, image, module=module)}"}
     if device.job == "grub-pxe.yaml":
-        grub_netdir(tftp_directory())
         return {"KERNEL_URL": f"file://{kernel}", "CMDLINE": cmdline,
                 "MODULE_URL": None if module is None else f"file://{module}"}
     # iPXE: the hybrid image, its GRUB running the job's command line under BIOS or UEFI.

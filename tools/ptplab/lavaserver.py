@@ -118,7 +118,6 @@ def wait_http(url: str, seconds: float, st: dict) -> None:
     raise ServerError(f"the server's web front did not answer {url} within {seconds:.0f} s (its log: {RUN / 'web.log'})")
 
 
-
 def events(st: dict) -> None:
     """The server's event stream, on 127.0.0.1: without it the scheduler looks at the queue every
     20 s; with it a job is scheduled when it is submitted (lava-publisher; settings.d)."""
